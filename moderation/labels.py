@@ -1,0 +1,68 @@
+"""The five moderation labels, their severity order, and parsing of generated text."""
+
+LABELS = (
+    "casual",
+    "needs caution",
+    "needs intervention",
+    "possibly needs caution",
+    "probably needs caution",
+)
+"""The labels in the model card's order (the order the prompt lists them in)."""
+
+SEVERITY = (
+    "casual",
+    "possibly needs caution",
+    "probably needs caution",
+    "needs caution",
+    "needs intervention",
+)
+"""The labels from least to most severe."""
+
+NEVER = "never"
+"""Intervention threshold that never intervenes (observe only)."""
+
+DEFAULT_THRESHOLD = "needs caution"
+
+
+def check_label(label: str) -> str:
+    """Return ``label`` if it is one of the five labels, else raise ValueError naming them."""
+    if label not in LABELS:
+        raise ValueError(f"Unknown label {label!r}: choose one of {', '.join(LABELS)}.")
+    return label
+
+
+def severity(label: str) -> int:
+    """Rank of ``label`` from 0 (casual) to 4 (needs intervention)."""
+    return SEVERITY.index(check_label(label))
+
+
+def check_threshold(threshold: str) -> str:
+    """Return ``threshold`` if it is a label or ``"never"``, else raise ValueError."""
+    if threshold != NEVER and threshold not in LABELS:
+        raise ValueError(
+            f"Unknown intervention threshold {threshold!r}: choose a label "
+            f"({', '.join(SEVERITY)}) or {NEVER!r}."
+        )
+    return threshold
+
+
+def is_flagged(label: str) -> bool:
+    """A result is flagged when its label is anything but ``casual``."""
+    return check_label(label) != "casual"
+
+
+def intervenes(label: str, threshold: str = DEFAULT_THRESHOLD) -> bool:
+    """Whether ``label`` reaches the intervention ``threshold`` (``"never"`` never does)."""
+    if check_threshold(threshold) == NEVER:
+        return False
+    return severity(label) >= severity(threshold)
+
+
+def parse_label(generated: str) -> str | None:
+    """The label that generated text names, or None when it names no label.
+
+    The model continues ``Output:`` with `` <label>\\n``; only the first line counts, and
+    it must be exactly one label (surrounding spaces and case aside).
+    """
+    first_line = generated.strip().split("\n", 1)[0].strip().lower()
+    return first_line if first_line in LABELS else None
