@@ -1,0 +1,81 @@
+"""Command line: ``python -m feedback export|stats`` on a feedback database."""
+
+import argparse
+import json
+import os
+import sys
+
+from .export import FORMATS, export_jsonl
+from .store import STATUSES, FeedbackStore
+
+
+def main(argv=None) -> int:
+    """Run the command line and return its exit code."""
+    parser = argparse.ArgumentParser(prog="python -m feedback", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="write verdicts as jsonl")
+    export.add_argument("out", metavar="OUT.jsonl", help="file to write, or - for stdout")
+    export.add_argument("--format", choices=FORMATS, default="oig")
+    export.add_argument("--status", choices=STATUSES, help="only verdicts with this status")
+    export.add_argument("--since", metavar="DATE", help="only verdicts given since, like 2026-11-29")
+    stats = commands.add_parser("stats", help="count predictions and verdicts")
+    stats.add_argument("--json", action="store_true", help="print the counts as JSON")
+    for command in (export, stats):
+        command.add_argument("--db", default="feedback.db", help="database file (default feedback.db)")
+    args = parser.parse_args(argv)
+    if not os.path.exists(args.db):
+        print(f"No feedback database at {args.db}: pass --db with the app's database file.", file=sys.stderr)
+        return 2
+    try:
+        with FeedbackStore(args.db) as store:
+            if args.command == "export":
+                run_export(store, args)
+            else:
+                run_stats(store, args)
+    except (ValueError, OSError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_export(store, args):
+    """Export to stdout, or to a file that only appears once it is complete."""
+    options = {"format": args.format, "status": args.status, "since": args.since}
+    if args.out == "-":
+        sys.stdout.reconfigure(encoding="utf-8")
+        count = export_jsonl(store, sys.stdout, **options)
+    else:
+        partial = args.out + ".tmp"
+        try:
+            with open(partial, "w", encoding="utf-8") as out:
+                count = export_jsonl(store, out, **options)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, args.out)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+    print(f"Exported {count} rows to {'stdout' if args.out == '-' else args.out}", file=sys.stderr)
+
+
+def run_stats(store, args):
+    """Print the store's counts, as text or JSON."""
+    stats = store.stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return
+    agreement = "-" if stats["agreement"] is None else f"{stats['agreement']:.0%}"
+    print(f"Predictions: {stats['predictions']}")
+    print(f"Verdicts: {stats['verdicts']} (reviewers agree with the model on {agreement})")
+    for title, key in (
+        ("Model labels", "predictions_by_label"),
+        ("Reviewer labels", "verdicts_by_label"),
+        ("Status", "verdicts_by_status"),
+    ):
+        print(f"\n{title}:")
+        for name, count in stats[key].items():
+            print(f"  {name}: {count}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""The feedback database: every prediction shown, reviewers' verdicts on them, and curation."""
+
+import datetime
+import json
+import numbers
+import pathlib
+import sqlite3
+import threading
+
+import sqlite_utils
+from sqlite_utils.db import NotFoundError
+
+from moderation.labels import LABELS, check_label
+
+from .migrations import migrations
+
+VERDICTS = ("right", "wrong")
+STATUSES = ("pending", "accepted", "discarded")
+MODES = ("score", "generate")
+
+_JOINED = """
+select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdicts.status,
+  verdicts.verdict, verdicts.label, predictions.label as model_label, verdicts.note,
+  verdicts.prediction_id, predictions.text, predictions.scores, predictions.model,
+  predictions.mode, predictions.template, predictions.prompt, predictions.created as prediction_created
+from verdicts join predictions on predictions.id = verdicts.prediction_id
+"""
+
+
+class FeedbackStore:
+    """A SQLite file of predictions and verdicts, safe to share between threads."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
+        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+            self.db.execute(f"PRAGMA {pragma}")
+        migrations.apply(self.db)
+        self._lock = threading.Lock()
+
+    def close(self):
+        """Close the database connection."""
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def save_template(self, template_id: str, text: str) -> None:
+        """Store a prompt template under ``template_id``; saving the same id again does nothing."""
+        if not template_id:
+            raise ValueError("Empty template id: pass the template's short hash.")
+        with self._lock, self.db.atomic():
+            self.db["templates"].insert(
+                {"id": template_id, "text": text, "created": now()}, ignore=True
+            )
+
+    def record_prediction(
+        self, *, text, label, scores, prompt, model, template=None, mode="score"
+    ) -> int:
+        """Record a prediction shown to a reviewer and return its id."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("Empty text: enter a text to moderate.")
+        check_label(label)
+        scores = _probabilities(scores)
+        _choice(mode, MODES, "mode")
+        with self._lock:
+            if template is not None and not self.db["templates"].count_where("id = ?", [template]):
+                raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
+            with self.db.atomic():
+                table = self.db["predictions"].insert(
+                    {
+                        "created": now(),
+                        "text": text,
+                        "label": label,
+                        "scores": json.dumps(scores),
+                        "prompt": prompt,
+                        "model": model,
+                        "template": template,
+                        "mode": mode,
+                    }
+                )
+            return table.last_pk
+
+    def add_verdict(self, prediction_id: int, *, verdict, label=None, note="", reviewer) -> dict:
+        """Record a reviewer's verdict on a prediction and return the stored verdict row.
+
+        ``"right"`` keeps the model's label; ``"wrong"`` needs the correct ``label``.
+        """
+        _choice(verdict, VERDICTS, "verdict")
+        reviewer = (reviewer or "").strip()
+        if not reviewer:
+            raise ValueError("Enter your name as reviewer, so your verdicts can be told apart.")
+        with self._lock:
+            model_label = self._model_label(prediction_id)
+            if verdict == "right":
+                if label not in (None, model_label):
+                    raise ValueError(
+                        f"The model said {model_label!r}: choose 'Label is wrong' to give {label!r}."
+                    )
+                label = model_label
+            else:
+                if label is None:
+                    raise ValueError(f"Choose the correct label: one of {', '.join(LABELS)}.")
+                check_label(label)
+                if label == model_label:
+                    raise ValueError(
+                        f"{label!r} is the model's own label: use 'Label is right' instead."
+                    )
+            created = now()
+            with self.db.atomic():
+                table = self.db["verdicts"].insert(
+                    {
+                        "prediction_id": prediction_id,
+                        "verdict": verdict,
+                        "label": label,
+                        "note": note or "",
+                        "reviewer": reviewer,
+                        "created": created,
+                        "status": "pending",
+                        "updated": created,
+                    }
+                )
+            return table.get(table.last_pk)
+
+    def set_status(self, verdict_id: int, status: str) -> dict:
+        """Set a verdict's curation status (pending, accepted or discarded); return the row."""
+        _choice(status, STATUSES, "status")
+        with self._lock:
+            self._verdict(verdict_id)
+            return self._update_verdict(verdict_id, status=status)
+
+    def relabel(self, verdict_id: int, label: str) -> dict:
+        """Give a verdict another correct label; it becomes "right" when that is the model's label."""
+        check_label(label)
+        with self._lock:
+            model_label = self._model_label(self._verdict(verdict_id)["prediction_id"])
+            verdict = "right" if label == model_label else "wrong"
+            return self._update_verdict(verdict_id, label=label, verdict=verdict)
+
+    def verdicts(self, *, status=None, label=None, disagree=False, search=None, limit=200) -> list[dict]:
+        """Verdicts joined with their predictions, newest first.
+
+        ``label`` filters on the reviewer's label, ``disagree`` keeps verdicts whose label differs
+        from the model's, ``search`` finds a phrase in the text.
+        """
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"Bad limit {limit!r}: pass a positive number of rows.")
+        clauses, params = _filters(status=status, label=label, disagree=disagree, search=search)
+        sql = _JOINED + _where(clauses) + " order by verdicts.id desc limit ?"
+        with self._lock:
+            return [_decode(row) for row in self.db.query(sql, params + [limit])]
+
+    def count_verdicts(self, *, status=None, label=None, disagree=False, search=None) -> int:
+        """How many verdicts match the filters of :meth:`verdicts`."""
+        clauses, params = _filters(status=status, label=label, disagree=disagree, search=search)
+        sql = "select count(*) from (" + _JOINED + _where(clauses) + ")"
+        with self._lock:
+            return self.db.execute(sql, params).fetchone()[0]
+
+    def stats(self) -> dict:
+        """Counts of predictions and verdicts by label and status, and the reviewers' agreement."""
+        with self._lock:
+            predictions_by_label = self._counts("select label, count(*) from predictions group by label")
+            verdicts_by_label = self._counts("select label, count(*) from verdicts group by label")
+            by_status = self._counts("select status, count(*) from verdicts group by status")
+            agreed = self.db.execute(
+                "select count(*) from verdicts where verdict = 'right'"
+            ).fetchone()[0]
+        verdicts = sum(by_status.values())
+        return {
+            "predictions": sum(predictions_by_label.values()),
+            "predictions_by_label": {label: predictions_by_label.get(label, 0) for label in LABELS},
+            "verdicts": verdicts,
+            "verdicts_by_label": {label: verdicts_by_label.get(label, 0) for label in LABELS},
+            "verdicts_by_status": {status: by_status.get(status, 0) for status in STATUSES},
+            "agreement": agreed / verdicts if verdicts else None,
+        }
+
+    def iter_export_rows(self, *, status=None, since=None, batch_size=1000):
+        """Stream verdicts joined with their predictions in id order, ``batch_size`` rows at a time.
+
+        ``since`` (a date or ISO datetime, UTC unless it says otherwise) keeps verdicts given at or
+        after it. Arguments are checked on the call, before any row is read.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"Bad batch_size {batch_size!r}: pass a positive number of rows.")
+        clauses, params = _filters(status=status, since=since)
+        sql = _JOINED + _where(clauses + ["verdicts.id > ?"]) + " order by verdicts.id limit ?"
+        return self._batches(sql, params, batch_size)
+
+    def _batches(self, sql, params, batch_size):
+        last_id = 0
+        while True:
+            with self._lock:
+                batch = list(self.db.query(sql, params + [last_id, batch_size]))
+            yield from map(_decode, batch)
+            if len(batch) < batch_size:
+                return
+            last_id = batch[-1]["id"]
+            del batch  # free this batch before fetching the next one
+
+    def _model_label(self, prediction_id):
+        row = self.db.execute("select label from predictions where id = ?", [prediction_id]).fetchone()
+        if row is None:
+            raise ValueError(
+                f"No prediction {prediction_id}: moderate the text first, then give your verdict on it."
+            )
+        return row[0]
+
+    def _verdict(self, verdict_id):
+        try:
+            return self.db["verdicts"].get(verdict_id)
+        except NotFoundError:
+            raise ValueError(f"No verdict {verdict_id}: pick one from the list of verdicts.") from None
+
+    def _update_verdict(self, verdict_id, **changes):
+        with self.db.atomic():
+            self.db["verdicts"].update(verdict_id, {**changes, "updated": now()})
+        return self.db["verdicts"].get(verdict_id)
+
+    def _counts(self, sql):
+        return dict(self.db.execute(sql).fetchall())
+
+
+def now() -> str:
+    """The current time in UTC, as stored in ``created`` and ``updated``."""
+    return _iso(datetime.datetime.now(datetime.timezone.utc))
+
+
+def parse_since(since: str) -> str:
+    """The stored-time form of ``since``, a date or ISO datetime (UTC unless it says otherwise)."""
+    try:
+        moment = datetime.datetime.fromisoformat(since)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Bad date {since!r}: use a date like 2026-11-29 or a time like 2026-11-29T14:30."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return _iso(moment)
+
+
+def _iso(moment):
+    return moment.astimezone(datetime.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _choice(value, choices, what):
+    if value not in choices:
+        raise ValueError(f"Unknown {what} {value!r}: choose one of {', '.join(choices)}.")
+    return value
+
+
+def _probabilities(scores):
+    if not isinstance(scores, dict) or set(scores) != set(LABELS):
+        raise ValueError(f"Bad scores {scores!r}: give a probability for each of {', '.join(LABELS)}.")
+    for label, score in scores.items():
+        if isinstance(score, bool) or not isinstance(score, numbers.Real) or not 0 <= score <= 1:
+            raise ValueError(f"Bad score {score!r} for {label!r}: give a probability from 0 to 1.")
+    return {label: float(scores[label]) for label in LABELS}
+
+
+def _filters(*, status=None, label=None, disagree=False, search=None, since=None):
+    clauses, params = [], []
+    if status is not None:
+        clauses.append("verdicts.status = ?")
+        params.append(_choice(status, STATUSES, "status"))
+    if label is not None:
+        clauses.append("verdicts.label = ?")
+        params.append(check_label(label))
+    if disagree:
+        clauses.append("verdicts.label != predictions.label")
+    if search is not None and search.strip():
+        clauses.append(
+            "predictions.id in (select rowid from predictions_fts where predictions_fts match ?)"
+        )
+        params.append('"' + search.replace('"', '""') + '"')
+    if since is not None:
+        clauses.append("verdicts.created >= ?")
+        params.append(parse_since(since))
+    return clauses, params
+
+
+def _where(clauses):
+    return " where " + " and ".join(clauses) if clauses else ""
+
+
+def _decode(row):
+    return {**row, "scores": json.loads(row["scores"])}

@@ -1,0 +1,250 @@
+import json
+import threading
+
+import pytest
+import sqlite_utils
+
+from feedback.migrations import migrations
+from feedback.store import FeedbackStore
+from moderation.labels import LABELS
+
+SCORES = {label: 0.2 for label in LABELS}
+
+
+@pytest.fixture
+def store(tmp_path):
+    with FeedbackStore(tmp_path / "data" / "feedback.db") as store:
+        yield store
+
+
+def predict(store, text="I hate my job", label="possibly needs caution", **extra):
+    return store.record_prediction(
+        text=text, label=label, scores=SCORES, prompt=f"Input: {text}\nOutput:", model="demo", **extra
+    )
+
+
+def counts(store):
+    return {name: store.db[name].count for name in ("templates", "predictions", "verdicts")}
+
+
+def test_migrations_create_schema_once(tmp_path):
+    path = tmp_path / "new" / "feedback.db"
+    FeedbackStore(path).close()
+    db = sqlite_utils.Database(path)
+    assert {"templates", "predictions", "verdicts", "predictions_fts", "_sqlite_migrations"} <= set(
+        db.table_names()
+    )
+    triggers = {trigger.name for trigger in db["predictions"].triggers}
+    assert triggers == {"predictions_ai", "predictions_ad", "predictions_au"}
+    assert {tuple(i.columns) for i in db["verdicts"].indexes} >= {("status",), ("prediction_id",)}
+    assert ("created",) in {tuple(i.columns) for i in db["predictions"].indexes}
+    assert db["verdicts"].foreign_keys[0].other_table == "predictions"
+    rows = db["_sqlite_migrations"].rows_where("migration_set = 'feedback'", order_by="id")
+    applied = [row["name"] for row in rows]
+    assert applied == [
+        "create_templates",
+        "create_predictions",
+        "create_verdicts",
+        "search_prediction_text",
+        "create_indexes",
+    ]
+    assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+    FeedbackStore(path).close()
+    db = sqlite_utils.Database(path)
+    assert db["_sqlite_migrations"].count == len(applied)
+    assert migrations.pending(db) == []
+
+
+def test_round_trip(store):
+    store.save_template("t1", '{"examples": []}')
+    store.save_template("t1", '{"examples": []}')
+    prediction_id = predict(store, template="t1")
+    verdict = store.add_verdict(
+        prediction_id, verdict="wrong", label="needs caution", note="threat", reviewer="  ann "
+    )
+    assert verdict["label"] == "needs caution"
+    assert verdict["verdict"] == "wrong"
+    assert verdict["reviewer"] == "ann"
+    assert verdict["status"] == "pending"
+
+    [row] = store.verdicts()
+    assert row["id"] == verdict["id"]
+    assert row["prediction_id"] == prediction_id
+    assert row["model_label"] == "possibly needs caution"
+    assert row["label"] == "needs caution"
+    assert row["text"] == "I hate my job"
+    assert row["scores"] == SCORES
+    assert row["template"] == "t1"
+    assert row["note"] == "threat"
+
+    accepted = store.set_status(verdict["id"], "accepted")
+    assert accepted["status"] == "accepted"
+    assert accepted["updated"] >= verdict["updated"]
+
+    relabelled = store.relabel(verdict["id"], "possibly needs caution")
+    assert (relabelled["label"], relabelled["verdict"]) == ("possibly needs caution", "right")
+    relabelled = store.relabel(verdict["id"], "casual")
+    assert (relabelled["label"], relabelled["verdict"]) == ("casual", "wrong")
+    assert relabelled["status"] == "accepted"
+
+    right = store.add_verdict(prediction_id, verdict="right", reviewer="bob")
+    assert right["label"] == "possibly needs caution"
+    assert counts(store) == {"templates": 1, "predictions": 1, "verdicts": 2}
+
+
+def test_scores_stored_as_floats_in_label_order(store):
+    import numpy
+
+    scores = {label: numpy.float32(0.2) for label in reversed(LABELS)}
+    prediction_id = store.record_prediction(
+        text="hi", label="casual", scores=scores, prompt="Input: hi\nOutput:", model="demo"
+    )
+    stored = store.db["predictions"].get(prediction_id)["scores"]
+    assert list(json.loads(stored)) == list(LABELS)
+    assert json.loads(stored)["casual"] == pytest.approx(0.2)
+
+
+def test_filters_and_stats(store):
+    rows = [
+        ("I want to call in sick", "casual", "right", None),
+        ("I hate this job and I want to quit", "possibly needs caution", "wrong", "needs caution"),
+        ("you are sitting in the wrong section", "needs caution", "wrong", "needs intervention"),
+        ("lovely weather", "casual", "right", None),
+    ]
+    ids = []
+    for text, model_label, verdict, label in rows:
+        prediction_id = predict(store, text=text, label=model_label)
+        ids.append(store.add_verdict(prediction_id, verdict=verdict, label=label, reviewer="ann")["id"])
+    predict(store, text="never reviewed", label="casual")
+    store.set_status(ids[1], "accepted")
+    store.set_status(ids[3], "discarded")
+
+    assert [r["id"] for r in store.verdicts()] == ids[::-1]
+    assert [r["id"] for r in store.verdicts(limit=2)] == ids[:1:-1]
+    assert [r["id"] for r in store.verdicts(status="accepted")] == [ids[1]]
+    assert [r["id"] for r in store.verdicts(label="casual")] == [ids[3], ids[0]]
+    assert [r["id"] for r in store.verdicts(disagree=True)] == [ids[2], ids[1]]
+    assert [r["id"] for r in store.verdicts(search="job")] == [ids[1]]
+    assert [r["id"] for r in store.verdicts(search="wrong section")] == [ids[2]]
+    assert store.verdicts(search="section wrong") == []
+    assert store.count_verdicts(disagree=True, status="accepted") == 1
+    assert store.count_verdicts() == 4
+
+    stats = store.stats()
+    assert stats["predictions"] == 5
+    assert stats["predictions_by_label"]["casual"] == 3
+    assert stats["verdicts"] == 4
+    assert stats["verdicts_by_label"] == {
+        "casual": 2,
+        "needs caution": 1,
+        "needs intervention": 1,
+        "possibly needs caution": 0,
+        "probably needs caution": 0,
+    }
+    assert stats["verdicts_by_status"] == {"pending": 2, "accepted": 1, "discarded": 1}
+    assert stats["agreement"] == 0.5
+
+
+def test_empty_stats(store):
+    stats = store.stats()
+    assert (stats["predictions"], stats["verdicts"], stats["agreement"]) == (0, 0, None)
+
+
+@pytest.mark.parametrize("query", ['"', "*", "a OR", "-x", ":", '"unbalanced', "NEAR(", "AND", "  "])
+def test_hostile_search(store, query):
+    predict(store, text="a OR -x: * some text")
+    store.add_verdict(1, verdict="right", reviewer="ann")
+    assert isinstance(store.verdicts(search=query), list)
+    assert isinstance(store.count_verdicts(search=query), int)
+
+
+def test_concurrent_writers(store):
+    errors = []
+
+    def work(worker):
+        try:
+            for n in range(50):
+                prediction_id = predict(store, text=f"worker {worker} text {n}")
+                store.add_verdict(prediction_id, verdict="right", reviewer=f"reviewer {worker}")
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+    ids = [row["id"] for row in store.db["verdicts"].rows]
+    assert len(ids) == len(set(ids)) == 400
+    with FeedbackStore(store.path) as other:
+        assert other.count_verdicts() == 400
+        assert other.stats()["predictions"] == 400
+        assert len(list(other.iter_export_rows(batch_size=64))) == 400
+
+
+REFUSALS = {
+    "unknown label": (lambda s, p, v: predict(s, label="spam"), "choose one of casual"),
+    "empty text": (lambda s, p, v: predict(s, text="  \n"), "enter a text"),
+    "scores missing a label": (
+        lambda s, p, v: s.record_prediction(
+            text="x", label="casual", scores={"casual": 1.0}, prompt="p", model="m"
+        ),
+        "for each of",
+    ),
+    "scores not a probability": (
+        lambda s, p, v: s.record_prediction(
+            text="x", label="casual", scores={**SCORES, "casual": 1.5}, prompt="p", model="m"
+        ),
+        "from 0 to 1",
+    ),
+    "unknown mode": (lambda s, p, v: predict(s, mode="guess"), "score, generate"),
+    "unknown template": (lambda s, p, v: predict(s, template="nope"), "save_template"),
+    "unknown prediction": (
+        lambda s, p, v: s.add_verdict(999, verdict="right", reviewer="ann"),
+        "moderate the text first",
+    ),
+    "empty reviewer": (lambda s, p, v: s.add_verdict(p, verdict="right", reviewer=""), "Enter your name"),
+    "whitespace reviewer": (
+        lambda s, p, v: s.add_verdict(p, verdict="right", reviewer=" \t"),
+        "Enter your name",
+    ),
+    "bad verdict": (lambda s, p, v: s.add_verdict(p, verdict="maybe", reviewer="ann"), "right, wrong"),
+    "wrong without label": (
+        lambda s, p, v: s.add_verdict(p, verdict="wrong", reviewer="ann"),
+        "Choose the correct label",
+    ),
+    "wrong with the model's label": (
+        lambda s, p, v: s.add_verdict(p, verdict="wrong", label="possibly needs caution", reviewer="ann"),
+        "Label is right",
+    ),
+    "wrong with unknown label": (
+        lambda s, p, v: s.add_verdict(p, verdict="wrong", label="bad", reviewer="ann"),
+        "choose one of",
+    ),
+    "right with another label": (
+        lambda s, p, v: s.add_verdict(p, verdict="right", label="casual", reviewer="ann"),
+        "Label is wrong",
+    ),
+    "bad status": (lambda s, p, v: s.set_status(v, "done"), "pending, accepted, discarded"),
+    "unknown verdict id": (lambda s, p, v: s.set_status(999, "accepted"), "No verdict 999"),
+    "relabel unknown label": (lambda s, p, v: s.relabel(v, "nice"), "choose one of"),
+    "relabel unknown verdict id": (lambda s, p, v: s.relabel(999, "casual"), "No verdict 999"),
+    "bad filter status": (lambda s, p, v: s.verdicts(status="done"), "choose one of"),
+    "bad since": (lambda s, p, v: s.iter_export_rows(since="last week"), "2026-11-29"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_refusals_write_nothing(store, case):
+    call, hint = REFUSALS[case]
+    prediction_id = predict(store)
+    verdict = store.add_verdict(prediction_id, verdict="right", reviewer="ann")
+    before = counts(store)
+    with pytest.raises(ValueError, match=hint):
+        call(store, prediction_id, verdict["id"])
+    assert counts(store) == before
+    assert store.db["verdicts"].get(verdict["id"]) == verdict
