@@ -64,5 +64,5 @@ def parse_label(generated: str) -> str | None:
     The model continues ``Output:`` with `` <label>\\n``; only the first line counts, and
     it must be exactly one label (surrounding spaces and case aside).
     """
-    first_line = generated.strip().split("\n", 1)[0].strip().lower()
+    first_line = generated.split("\n", 1)[0].strip().lower()
     return first_line if first_line in LABELS else None

@@ -1,0 +1,173 @@
+"""The demo model: a small GPT-J trained on the project's seed examples, for machines that cannot run the 6B.
+
+It is built once, deterministically, into a cache folder (``MODERATION_CACHE`` or
+``~/.cache/moderation-playground``): a byte-level BPE tokenizer trained on the seed texts, a GPT-J
+initialised from a fixed seed, and :func:`moderation.train.train` on 85% of the seed set (plus the
+card's four examples). The other 15% is held out, and the accuracy on it is saved beside the model
+in ``metrics.json``.
+"""
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import GPTJConfig, GPTJForCausalLM, PreTrainedTokenizerFast
+
+from .engine import Moderator
+from .prompt import CARD_EXAMPLES, HEADER
+from .train import read_records, train
+
+SEED_FILE = Path(__file__).parent / "data" / "seed.jsonl"
+DEMO_NAME = "demo-gptj (small GPT-J trained on the seed examples, not GPT-JT-Moderation-6B)"
+EOS = "<|endoftext|>"
+
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    """Everything that decides the demo model; a different recipe builds into a different folder."""
+
+    vocab_size: int = 512
+    n_embd: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+    rotary_dim: int = 16
+    n_positions: int = 2048
+    steps: int = 400
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    warmup_steps: int = 50
+    held_out: float = 0.15
+    dropout: float = 0.1
+    seed: int = 0
+
+    def key(self) -> str:
+        """A hash of the recipe and the records it trains and tests on."""
+        content = json.dumps([asdict(self), split_seed(self)], sort_keys=True)
+        return hashlib.sha256(content.encode()).hexdigest()[:12]
+
+
+def cache_dir() -> Path:
+    """Where built demo models live."""
+    default = Path.home() / ".cache" / "moderation-playground"
+    return Path(os.environ.get("MODERATION_CACHE", default))
+
+
+def ensure_demo_model(recipe: DemoRecipe = DemoRecipe(), *, progress: bool = True) -> Path:
+    """The folder of the demo model for ``recipe``, built first if it is not in the cache yet."""
+    target = cache_dir() / f"demo-{recipe.key()}"
+    if not (target / "metrics.json").exists():
+        build_demo_model(target, recipe, progress=progress)
+    return target
+
+
+def split_seed(recipe: DemoRecipe = DemoRecipe()) -> tuple[list, list]:
+    """(train, held-out) records of the seed set, split the same way every time; the card's examples train too."""
+    records = read_records(SEED_FILE)
+    random.Random(recipe.seed).shuffle(records)
+    cut = round(len(records) * (1 - recipe.held_out))
+    card = [(example.text, example.label) for example in CARD_EXAMPLES]
+    return card + records[:cut], records[cut:]
+
+
+def build_demo_model(target: Path, recipe: DemoRecipe = DemoRecipe(), *, progress: bool = True) -> dict:
+    """Train the demo model into ``target`` (written whole or not at all); returns its metrics."""
+    train_records, held_out = split_seed(recipe)
+    tokenizer = train_tokenizer(train_records, recipe.vocab_size)
+    model = new_gptj(
+        tokenizer,
+        n_embd=recipe.n_embd,
+        n_layer=recipe.n_layer,
+        n_head=recipe.n_head,
+        rotary_dim=recipe.rotary_dim,
+        n_positions=recipe.n_positions,
+        dropout=recipe.dropout,
+        seed=recipe.seed,
+    )
+    loss = train(
+        model,
+        tokenizer,
+        train_records,
+        steps=recipe.steps,
+        batch_size=recipe.batch_size,
+        learning_rate=recipe.learning_rate,
+        warmup_steps=recipe.warmup_steps,
+        seed=recipe.seed,
+        progress=progress,
+    )
+    metrics = {
+        "train_records": len(train_records),
+        "held_out_records": len(held_out),
+        "held_out_accuracy": _accuracy(model, tokenizer, held_out),
+        "final_loss": round(loss, 4),
+        "recipe": asdict(recipe),
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+    try:
+        model.save_pretrained(building)
+        tokenizer.save_pretrained(building)
+        (building / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        shutil.rmtree(target, ignore_errors=True)
+        building.rename(target)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return metrics
+
+
+def new_gptj(tokenizer, *, n_embd, n_layer, n_head, rotary_dim, n_positions=2048, dropout=0.0, seed=0):
+    """A randomly initialised GPT-J (the architecture of GPT-JT-Moderation-6B) sized for ``tokenizer``."""
+    torch.manual_seed(seed)
+    eos = tokenizer.eos_token_id
+    config = GPTJConfig(
+        vocab_size=len(tokenizer),
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        rotary_dim=rotary_dim,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
+    return GPTJForCausalLM(config)
+
+
+def train_tokenizer(records, vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE over the header and (text, label) records; newlines are always tokens of their own."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split("\n", behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    corpus = [HEADER] + [f"Input: {text}\nOutput: {label}" for text, label in records]
+    corpus += [f"Input: {e.text}\nOutput: {e.label}" for e in CARD_EXAMPLES]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=EOS)
+
+
+def _accuracy(model, tokenizer, records) -> float:
+    """Share of ``records`` the model labels right when prompted with the card's template."""
+    moderator = Moderator(model, tokenizer, DEMO_NAME)
+    results = moderator.moderate([text for text, _ in records])
+    right = sum(result.label == label for result, (_, label) in zip(results, records))
+    return round(right / len(records), 4)

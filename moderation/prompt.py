@@ -1,0 +1,137 @@
+"""The card's few-shot prompt: header, examples, and the text to label.
+
+The model was trained on records ``Input: <text>\\nOutput: <label>`` joined by blank lines under a
+header that lists the labels, so :class:`PromptTemplate` assembles exactly that layout, byte for byte.
+"""
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from .labels import LABELS, check_label
+
+HEADER = "Possible labels:\n" + "".join(f"{n}. {label}\n" for n, label in enumerate(LABELS, 1))
+INPUT = "Input:"
+OUTPUT = "\nOutput:"
+TRUNCATION_MARKER = " [...]"
+
+_RECORD = re.compile(r"\AInput: (?P<text>.*)\nOutput: (?P<label>.*)\Z", re.DOTALL)
+_LINE_BREAKS = re.compile(r"\s*[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+\s*")
+
+
+def normalize_text(text: str) -> str:
+    """The text as the model sees it: on one line, without control characters, trimmed.
+
+    Line breaks (with the spaces around them) fold into one space and tabs become spaces, so a
+    text can never start a line of its own and forge an ``Input:`` or ``Output:`` record.
+    Raises ValueError when nothing is left to moderate.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"Text must be a string, not {type(text).__name__}.")
+    folded = _LINE_BREAKS.sub(" ", text).replace("\t", " ")
+    cleaned = "".join(ch for ch in folded if unicodedata.category(ch) not in ("Cc", "Cs"))
+    cleaned = cleaned.strip()
+    if not cleaned:
+        raise ValueError("The text is empty: type the message you want to moderate.")
+    return cleaned
+
+
+def format_record(text: str, label: str) -> str:
+    """One training record in the card's layout: ``Input: <text>\\nOutput: <label>``."""
+    return f"{INPUT} {normalize_text(text)}{OUTPUT} {check_label(label)}"
+
+
+def parse_record(record: str) -> tuple[str, str]:
+    """The (text, label) of an ``Input: ...\\nOutput: ...`` record; ValueError if it is not one."""
+    match = _RECORD.match(record)
+    if not match:
+        raise ValueError(
+            f"Not a record of the form 'Input: <text>\\nOutput: <label>': {record[:80]!r}"
+        )
+    return normalize_text(match["text"]), check_label(match["label"].strip())
+
+
+@dataclass(frozen=True)
+class Example:
+    """One few-shot example: a text and its label."""
+
+    text: str
+    label: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "text", normalize_text(self.text))
+        check_label(self.label)
+
+
+CARD_EXAMPLES = (
+    Example("I want to call in sick", "casual"),
+    Example("I hate my job and I don't want to go there.", "possibly needs caution"),
+    Example(
+        "It's so hard to deal with this. I hate this job and I want to quit.",
+        "possibly needs caution",
+    ),
+    Example(
+        "Something tells me that you're sitting in the wrong section of the Stormfront bus.",
+        "needs caution",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """The header and few-shot examples that precede every text (the card's four by default)."""
+
+    examples: tuple[Example, ...] = CARD_EXAMPLES
+
+    @property
+    def prefix(self) -> str:
+        """Everything before the text: header, examples, and the final ``Input:``."""
+        records = "".join(format_record(e.text, e.label) + "\n\n" for e in self.examples)
+        return f"{HEADER}\n{records}{INPUT}"
+
+    @staticmethod
+    def request(text: str) -> str:
+        """The part of the prompt that belongs to one text: `` <text>\\nOutput:``."""
+        return f" {normalize_text(text)}{OUTPUT}"
+
+    def assemble(self, text: str) -> str:
+        """The exact prompt for ``text``: the model continues it with `` <label>\\n``."""
+        return self.prefix + self.request(text)
+
+    @property
+    def id(self) -> str:
+        """A short, stable hash of the template's content."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    def to_json(self) -> str:
+        """The examples as a JSON list of ``{"text", "label"}`` objects."""
+        return json.dumps([{"text": e.text, "label": e.label} for e in self.examples], ensure_ascii=False)
+
+    @classmethod
+    def from_examples(cls, items) -> "PromptTemplate":
+        """A template from ``{"text", "label"}`` dicts or ``{"text": "Input: ...\\nOutput: ..."}`` records."""
+        return cls(tuple(_example(item) for item in items))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "PromptTemplate":
+        """Load examples from a JSON list or a jsonl file (one object per line)."""
+        content = Path(path).read_text(encoding="utf-8")
+        try:
+            if content.lstrip().startswith("["):
+                items = json.loads(content)
+            else:
+                items = [json.loads(line) for line in content.splitlines() if line.strip()]
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON or jsonl: {error}") from None
+        return cls.from_examples(items)
+
+
+def _example(item) -> Example:
+    if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+        raise ValueError(f'An example must be an object with a "text" string: {item!r:.80}')
+    if "label" in item:
+        return Example(item["text"], item["label"])
+    return Example(*parse_record(item["text"]))
