@@ -23,9 +23,10 @@ def create_predictions(db):
             "model": str,
             "template": str,
             "mode": str,
+            "generated": str,
         },
         pk="id",
-        not_null={"created", "text", "label", "scores", "prompt", "model", "mode"},
+        not_null={"created", "text", "scores", "prompt", "model", "mode"},
         foreign_keys=[("template", "templates", "id")],
     )
 

@@ -22,7 +22,7 @@ _JOINED = """
 select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdicts.status,
   verdicts.verdict, verdicts.label, predictions.label as model_label, verdicts.note,
   verdicts.prediction_id, predictions.text, predictions.scores, predictions.model,
-  predictions.mode, predictions.template, predictions.prompt, predictions.created as prediction_created
+  predictions.mode, predictions.generated, predictions.template, predictions.prompt, predictions.created as prediction_created
 from verdicts join predictions on predictions.id = verdicts.prediction_id
 """
 
@@ -60,14 +60,19 @@ class FeedbackStore:
             )
 
     def record_prediction(
-        self, *, text, label, scores, prompt, model, template=None, mode="score"
+        self, *, text, label, scores, prompt, model, template=None, mode="score", generated=None
     ) -> int:
-        """Record a prediction shown to a reviewer and return its id."""
+        """Record a prediction shown to a reviewer and return its id.
+
+        Score mode gives a label and the five probabilities; generate mode gives the ``generated``
+        text, the label it names (or None), and no scores.
+        """
         if not isinstance(text, str) or not text.strip():
             raise ValueError("Empty text: enter a text to moderate.")
-        check_label(label)
-        scores = _probabilities(scores)
         _choice(mode, MODES, "mode")
+        if mode == "score" or label is not None:
+            check_label(label)
+        scores = _probabilities(scores) if mode == "score" else {}
         with self._lock:
             if template is not None and not self.db["templates"].count_where("id = ?", [template]):
                 raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
@@ -82,6 +87,7 @@ class FeedbackStore:
                         "model": model,
                         "template": template,
                         "mode": mode,
+                        "generated": generated,
                     }
                 )
             return table.last_pk
@@ -98,6 +104,8 @@ class FeedbackStore:
         with self._lock:
             model_label = self._model_label(prediction_id)
             if verdict == "right":
+                if model_label is None:
+                    raise ValueError("The model gave no label: choose the correct label and save a correction.")
                 if label not in (None, model_label):
                     raise ValueError(
                         f"The model said {model_label!r}: choose 'Label is wrong' to give {label!r}."
@@ -273,7 +281,7 @@ def _filters(*, status=None, label=None, disagree=False, search=None, since=None
         clauses.append("verdicts.label = ?")
         params.append(check_label(label))
     if disagree:
-        clauses.append("verdicts.label != predictions.label")
+        clauses.append("verdicts.label is not predictions.label")
     if search is not None and search.strip():
         clauses.append(
             "predictions.id in (select rowid from predictions_fts where predictions_fts match ?)"
