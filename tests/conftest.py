@@ -1,10 +1,17 @@
 """Shared fixtures: small GPT-J checkpoints built by the tests themselves, offline."""
 
+import contextlib
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
+ROOT = Path(__file__).parent.parent
 CACHES = Path(tempfile.mkdtemp(prefix="moderation-tests-"))
 os.environ.update(
     HF_HUB_OFFLINE="1",
@@ -51,3 +58,42 @@ def demo_model_dir():
 @pytest.fixture(scope="session")
 def demo_moderator(demo_model_dir):
     return Moderator.load(str(demo_model_dir))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(model_dir, db_path, *extra):
+    """``python app.py`` on a free port, as a reviewer starts it; yields its URL once /healthz answers."""
+    port = free_port()
+    command = [sys.executable, "app.py", "--model", str(model_dir), "--db", str(db_path), "--port", str(port), *extra]
+    log = open(Path(db_path).with_suffix(".log"), "w")
+    server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url + "healthz", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"app.py did not start: {Path(log.name).read_text()}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def app_server(demo_model_dir, tmp_path_factory):
+    """The playground on the demo model (built once by ``demo_model_dir``) with its own database: (url, db path)."""
+    db_path = tmp_path_factory.mktemp("app") / "feedback.db"
+    with running_app("demo", db_path) as url:
+        yield url, db_path

@@ -1,0 +1,313 @@
+"""Moderation Playground: moderate texts in the browser, flag wrong labels, curate and export them.
+
+    python app.py [--model M] [--db feedback.db] [--host 127.0.0.1] [--port 7860]
+"""
+
+import argparse
+import functools
+import html
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+
+from feedback.export import FORMATS, export_jsonl
+from feedback.store import STATUSES, FeedbackStore
+from moderation.labels import LABELS, NEVER, SEVERITY
+from moderation.loading import ModelLoadError
+from moderation.models import open_moderator
+from moderation.prompt import CARD_EXAMPLES, PromptTemplate
+
+ANY = "any"
+REVIEW_COLUMNS = ["id", "time", "text", "model label", "reviewer label", "verdict", "status", "reviewer", "note"]
+CARD_TEXTS = [[example.text] for example in CARD_EXAMPLES] + [
+    [
+        "Yes I am. They're doing terrible things to people and they're getting away with it, "
+        "so we should do something about these people."
+    ]
+]
+DEMO_NOTICE = (
+    "**Demo model in use.** This machine runs a small GPT-J trained on the project's seed examples, "
+    "not GPT-JT-Moderation-6B: its labels show how the playground works, not what the real model says. "
+    "Start the app with `--model togethercomputer/GPT-JT-Moderation-6B` on a GPU for real labels."
+)
+
+
+def user_errors(handler):
+    """Show a ValueError as a message in the page (as text, never as HTML), not as a traceback."""
+
+    @functools.wraps(handler)
+    def wrapper(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except ValueError as error:
+            raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
+
+    return wrapper
+
+
+class Playground:
+    """What the page does, as plain functions of its inputs: one Moderator, one FeedbackStore."""
+
+    def __init__(self, moderator, store: FeedbackStore, export_dir: Path):
+        self.moderator = moderator
+        self.store = store
+        self.export_dir = export_dir
+
+    @user_errors
+    def moderate(self, text: str, mode: str = "score", progress=gr.Progress()):
+        """Label a text and record the prediction; returns label, decision, prompt and prediction id."""
+        progress(0, desc="Moderating")
+        template = self.moderator.template
+        (result,) = self.moderator.moderate([text], mode=mode)
+        self.store.save_template(template.id, template.to_json())
+        prediction_id = self.store.record_prediction(
+            text=result.text,
+            label=result.label,
+            scores=result.scores,
+            prompt=result.prompt,
+            model=result.model,
+            template=template.id,
+            mode=result.mode,
+            generated=result.generated,
+        )
+        return self._label_value(result), self._decision(result), result.prompt, prediction_id
+
+    @user_errors
+    def confirm(self, prediction_id, note: str, reviewer: str):
+        """Record that the model's label is right."""
+        return self._verdict(prediction_id, verdict="right", note=note, reviewer=reviewer)
+
+    @user_errors
+    def flag(self, prediction_id, correct_label: str, note: str, reviewer: str):
+        """Record that the model's label is wrong, with the correct label."""
+        if not correct_label:
+            raise ValueError("Choose the correct label before saving a correction.")
+        return self._verdict(prediction_id, verdict="wrong", label=correct_label, note=note, reviewer=reviewer)
+
+    @user_errors
+    def review(self, status: str, label: str, disagree: bool, search: str):
+        """The verdicts matching the filters, newest first, as table rows."""
+        rows = self.store.verdicts(
+            status=None if status == ANY else status,
+            label=None if label == ANY else label,
+            disagree=disagree,
+            search=search or None,
+        )
+        return [[row["id"], row["created"][:19].replace("T", " "), row["text"], row["model_label"] or "",
+                 row["label"], row["verdict"], row["status"], row["reviewer"], row["note"]] for row in rows]
+
+    @user_errors
+    def accept(self, verdict_id) -> str:
+        """Accept the selected verdict for training."""
+        return self._curate(verdict_id, "accepted")
+
+    @user_errors
+    def discard(self, verdict_id) -> str:
+        """Keep the selected verdict out of training."""
+        return self._curate(verdict_id, "discarded")
+
+    @user_errors
+    def relabel(self, verdict_id, label: str) -> str:
+        """Give the selected verdict another correct label."""
+        if not label:
+            raise ValueError("Choose the new label first.")
+        row = self.store.relabel(_verdict_id(verdict_id), label)
+        return f"Verdict #{row['id']} now says {row['label']} ({row['verdict']})."
+
+    @user_errors
+    def export(self, format: str, status: str, since: str, progress=gr.Progress()):
+        """Write the verdicts as jsonl; returns the file to download and what it holds."""
+        progress(0, desc="Exporting")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        path = self.export_dir / f"feedback-{format}-{stamp}.jsonl"
+        with open(path, "w", encoding="utf-8") as out:
+            count = export_jsonl(
+                self.store, out, format=format, status=None if status == ANY else status, since=since or None
+            )
+        return str(path), f"{count} verdicts exported as {format}."
+
+    @user_errors
+    def set_prompt(self, examples, threshold: str):
+        """Use these few-shot examples and intervention threshold from the next moderation on."""
+        rows = [row for row in examples if row and str(row[0]).strip()]
+        template = PromptTemplate.from_examples([{"text": str(text), "label": str(label)} for text, label in rows])
+        self.moderator.threshold = _threshold(threshold)
+        self.moderator.template = template
+        self.store.save_template(template.id, template.to_json())
+        message = f"Template {template.id}: {len(template.examples)} examples; intervene at {threshold}."
+        return template.prefix + " <text>\nOutput:", message
+
+    def _curate(self, verdict_id, status: str) -> str:
+        row = self.store.set_status(_verdict_id(verdict_id), status)
+        return f"Verdict #{row['id']} is now {row['status']}."
+
+    def _verdict(self, prediction_id, **verdict):
+        if prediction_id is None:
+            raise ValueError("Moderate a text first, then give your verdict on its label.")
+        row = self.store.add_verdict(int(prediction_id), **verdict)
+        return f"Saved verdict #{row['id']} on prediction #{row['prediction_id']}: {row['verdict']}, {row['label']}."
+
+    def _label_value(self, result):
+        if result.mode == "score":
+            return result.scores
+        return result.label or "no label"
+
+    def _decision(self, result) -> str:
+        parts = [
+            f"**Flagged:** {'yes' if result.flagged else 'no'}",
+            f"**Would intervene:** {'yes' if result.intervene else 'no'} (threshold: {self.moderator.threshold})",
+        ]
+        if result.mode == "generate":
+            parts.append("**Generated:** see the prompt's continuation below" if result.label else
+                         "**Generated:** no label (the model's text is not one of the five)")
+        return " · ".join(parts)
+
+
+def _verdict_id(value) -> int:
+    if value is None or value == "":
+        raise ValueError("Select a verdict in the table first.")
+    return int(value)
+
+
+def _threshold(value: str) -> str:
+    if value not in SEVERITY + (NEVER,):
+        raise ValueError(f"Unknown threshold {value!r}: choose a label or never.")
+    return value
+
+
+def build_ui(playground: Playground) -> gr.Blocks:
+    """The page: Moderate, Review, Export and Prompt tabs, every event with an api_name."""
+    moderator = playground.moderator
+    with gr.Blocks(title="Moderation Playground") as ui:
+        gr.Markdown(f"# Moderation Playground\nModel: `{moderator.name}`")
+        if moderator.demo:
+            gr.Markdown(DEMO_NOTICE, elem_id="demo-notice")
+        with gr.Tab("Moderate"):
+            with gr.Row():
+                with gr.Column():
+                    text = gr.Textbox(label="Text", lines=4, placeholder="A message to moderate")
+                    mode = gr.Radio(["score", "generate"], value="score", label="Mode",
+                                    info="score: probability of each label; generate: the card's greedy decoding")
+                    moderate_button = gr.Button("Moderate", variant="primary")
+                    gr.Examples(CARD_TEXTS, inputs=[text], label="The card's examples")
+                with gr.Column():
+                    label = gr.Label(label="Label", num_top_classes=len(LABELS))
+                    decision = gr.Markdown()
+                    prediction_id = gr.Number(label="Prediction", precision=0, interactive=False)
+            prompt = gr.Code(label="Prompt sent to the model", language=None, interactive=False)
+            with gr.Group():
+                with gr.Row():
+                    correct_label = gr.Dropdown(list(LABELS), label="Correct label", value=None)
+                    reviewer = gr.Textbox(label="Reviewer", placeholder="Your name")
+                note = gr.Textbox(label="Note", placeholder="Why the label is right or wrong (optional)")
+                with gr.Row():
+                    right_button = gr.Button("Label is right")
+                    correction_button = gr.Button("Save correction", variant="primary")
+                saved = gr.Textbox(label="Saved", interactive=False)
+        with gr.Tab("Review"):
+            with gr.Row():
+                status_filter = gr.Dropdown([ANY, *STATUSES], value=ANY, label="Status")
+                label_filter = gr.Dropdown([ANY, *LABELS], value=ANY, label="Reviewer label")
+                disagree = gr.Checkbox(label="Model label differs from reviewer label")
+                search = gr.Textbox(label="Search texts")
+            refresh = gr.Button("Refresh")
+            table = gr.Dataframe(headers=REVIEW_COLUMNS, datatype="str", interactive=False, wrap=True,
+                                 label="Verdicts")
+            with gr.Row():
+                verdict_id = gr.Number(label="Selected verdict", precision=0)
+                new_label = gr.Dropdown(list(LABELS), label="New label", value=None)
+            with gr.Row():
+                accept = gr.Button("Accept", variant="primary")
+                discard = gr.Button("Discard", variant="stop")
+                relabel = gr.Button("Relabel")
+            curated = gr.Textbox(label="Result", interactive=False)
+        with gr.Tab("Export"):
+            with gr.Row():
+                export_format = gr.Radio(list(FORMATS), value="oig", label="Format",
+                                         info="oig: training records with the reviewer's label; full: every field")
+                export_status = gr.Dropdown([ANY, *STATUSES], value="accepted", label="Status")
+                since = gr.Textbox(label="Since", placeholder="2026-11-29 (optional)")
+            export_button = gr.Button("Export", variant="primary")
+            exported = gr.Textbox(label="Rows", interactive=False)
+            download = gr.File(label="jsonl file")
+        with gr.Tab("Prompt"):
+            examples = gr.Dataframe(
+                value=[[e.text, e.label] for e in moderator.template.examples],
+                headers=["text", "label"], datatype="str", type="array", interactive=True,
+                column_count=(2, "fixed"), label="Few-shot examples (label: one of the five)",
+            )
+            threshold = gr.Dropdown(list(SEVERITY) + [NEVER], value=moderator.threshold,
+                                    label="Intervene from this label up (never: observe only)")
+            apply = gr.Button("Apply", variant="primary")
+            applied = gr.Textbox(label="Template", interactive=False)
+            preview = gr.Code(value=moderator.template.prefix + " <text>\nOutput:", label="Prompt layout",
+                              language=None, interactive=False)
+
+        moderate_event = dict(fn=playground.moderate, inputs=[text, mode], outputs=[label, decision, prompt, prediction_id])
+        moderate_button.click(**moderate_event, api_name="moderate")
+        text.submit(**moderate_event, api_visibility="private")
+        right_button.click(playground.confirm, [prediction_id, note, reviewer], saved, api_name="confirm")
+        correction_button.click(playground.flag, [prediction_id, correct_label, note, reviewer], saved, api_name="flag")
+        filters = [status_filter, label_filter, disagree, search]
+        refresh.click(playground.review, filters, table, api_name="review")
+        ui.load(playground.review, filters, table, api_visibility="private")
+        table.select(_selected_id, None, verdict_id, api_visibility="private")
+        for button, action, inputs in (
+            (accept, playground.accept, [verdict_id]),
+            (discard, playground.discard, [verdict_id]),
+            (relabel, playground.relabel, [verdict_id, new_label]),
+        ):
+            button.click(action, inputs, curated, api_name=action.__name__).success(
+                playground.review, filters, table, api_visibility="private"
+            )
+        export_button.click(playground.export, [export_format, export_status, since], [download, exported],
+                            api_name="export")
+        apply.click(playground.set_prompt, [examples, threshold], [preview, applied], api_name="set_prompt")
+    return ui
+
+
+def _selected_id(event: gr.SelectData):
+    return event.row_value[0]
+
+
+def create_app(playground: Playground) -> FastAPI:
+    """One FastAPI app serving the page at / and a health check at /healthz."""
+    app = FastAPI(title="Moderation Playground")
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "model": playground.moderator.name}
+
+    return gr.mount_gradio_app(app, build_ui(playground), path="/", allowed_paths=[str(playground.export_dir)])
+
+
+def main(argv=None) -> int:
+    """Load the model, open the database and serve the playground."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="Hugging Face id or folder, or 'demo' (default: $MODERATION_MODEL, "
+                        "else GPT-JT-Moderation-6B on a GPU or from the local cache, else the demo model)")
+    parser.add_argument("--db", default="feedback.db", help="SQLite file for predictions and verdicts")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    args = parser.parse_args(argv)
+    try:
+        moderator = open_moderator(args.model)
+    except ModelLoadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    store = FeedbackStore(args.db)
+    export_dir = Path(tempfile.mkdtemp(prefix="moderation-exports-"))
+    app = create_app(Playground(moderator, store, export_dir))
+    print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

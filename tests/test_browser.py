@@ -1,0 +1,103 @@
+"""A reviewer's session in a real browser (Debian chromium through Playwright), with a screenshot per step."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).parent.parent / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture
+def page(app_server):
+    url, _ = app_server
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+        page.goto(url)
+        yield page
+        browser.close()
+
+
+def snap(page, name):
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def choose(page, dropdown_label, option):
+    page.get_by_label(dropdown_label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_reviewer_moderates_corrects_curates_and_exports(page, tmp_path):
+    text = "Honestly the referee tonight was a blind clown"
+    expect(page.get_by_text("Demo model in use.")).to_be_visible()
+    snap(page, "01-opened")
+
+    page.get_by_label("Text", exact=True).fill(text)
+    page.get_by_role("button", name="Moderate", exact=True).click()
+    prompt = page.locator(".cm-content")
+    expect(prompt).to_contain_text(f"Input: {text}")
+    expect(prompt).to_contain_text("Possible labels:")
+    shown = page.get_by_test_id("label-output-value")
+    expect(shown).not_to_be_empty()
+    model_label = shown.inner_text().strip()
+    assert model_label in {"casual", "needs caution", "needs intervention", "possibly needs caution",
+                           "probably needs caution"}
+    snap(page, "02-moderated")
+
+    correct = "probably needs caution" if model_label != "probably needs caution" else "possibly needs caution"
+    choose(page, "Correct label", correct)
+    page.get_by_label("Reviewer", exact=True).fill("dana")
+    page.get_by_label("Note", exact=True).fill("insult aimed at a person")
+    page.get_by_role("button", name="Save correction").click()
+    saved = page.get_by_label("Saved", exact=True)
+    expect(saved).to_have_value(re.compile(rf"Saved verdict #\d+ on prediction #\d+: wrong, {correct}\."))
+    verdict_id = saved.input_value().split("#")[1].split()[0]
+    snap(page, "03-correction-saved")
+
+    page.get_by_role("tab", name="Review").click()
+    page.get_by_role("button", name="Refresh").click()
+    row = page.get_by_role("row").filter(has_text=text)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(correct)
+    row.get_by_text(text).click()
+    expect(page.get_by_label("Selected verdict", exact=True)).to_have_value(verdict_id)
+    page.get_by_role("button", name="Accept").click()
+    expect(page.get_by_label("Result", exact=True)).to_have_value(f"Verdict #{verdict_id} is now accepted.")
+    expect(row).to_contain_text("accepted")
+    snap(page, "04-reviewed")
+
+    page.get_by_role("tab", name="Export").click()
+    page.get_by_role("button", name="Export", exact=True).click()
+    expect(page.get_by_label("Rows", exact=True)).to_have_value("1 verdicts exported as oig.")
+    snap(page, "05-exported")
+    with page.expect_download() as download:
+        page.locator("a[download$='.jsonl']").click()
+    path = tmp_path / "export.jsonl"
+    download.value.save_as(path)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines == [{"text": f"Input: {text}\nOutput: {correct}"}]
+
+
+def test_user_text_shows_as_text_and_never_runs(page):
+    attack = '<img src=x onerror="window.__pwned = 1"><script>window.__pwned = 2</script><b>bold</b>'
+    page.get_by_label("Text", exact=True).fill(attack)
+    page.get_by_role("button", name="Moderate", exact=True).click()
+    expect(page.locator(".cm-content")).to_contain_text('Input: <img src=x onerror="window.__pwned = 1">')
+    page.get_by_label("Reviewer", exact=True).fill('<img src=y onerror="window.__pwned = 3">')
+    page.get_by_role("button", name="Label is right").click()
+    expect(page.get_by_label("Saved", exact=True)).to_have_value(re.compile(r"Saved verdict #\d+ .*: right, .+\."))
+    page.get_by_role("tab", name="Review").click()
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.get_by_role("row").filter(has_text="<b>bold</b>")).to_have_count(1)
+    snap(page, "06-hostile-text")
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src='x'], img[src='y']").count() == 0
+
