@@ -17,12 +17,14 @@ from fastapi import FastAPI
 
 from feedback.export import FORMATS, export_jsonl
 from feedback.store import STATUSES, FeedbackStore
+from moderation.batcher import Busy, MicroBatcher
 from moderation.labels import LABELS, NEVER, SEVERITY
 from moderation.loading import ModelLoadError
 from moderation.models import open_moderator
-from moderation.prompt import CARD_EXAMPLES, PromptTemplate
+from moderation.prompt import CARD_EXAMPLES, PromptTemplate, normalize_text
 
 ANY = "any"
+MAX_CONCURRENT = 64
 REVIEW_COLUMNS = ["id", "time", "text", "model label", "reviewer label", "verdict", "status", "reviewer", "note"]
 CARD_TEXTS = [[example.text] for example in CARD_EXAMPLES] + [
     [
@@ -38,32 +40,39 @@ DEMO_NOTICE = (
 
 
 def user_errors(handler):
-    """Show a ValueError as a message in the page (as text, never as HTML), not as a traceback."""
+    """Show bad input or a full queue as a message in the page (as text, never HTML), not a traceback."""
 
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
         try:
             return handler(*args, **kwargs)
-        except ValueError as error:
+        except (ValueError, Busy) as error:
             raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
 
     return wrapper
 
 
 class Playground:
-    """What the page does, as plain functions of its inputs: one Moderator, one FeedbackStore."""
+    """What the page does, as plain functions of its inputs: one Moderator, one FeedbackStore.
 
-    def __init__(self, moderator, store: FeedbackStore, export_dir: Path):
+    Score-mode requests go through a micro-batcher, so requests that arrive together share passes.
+    """
+
+    def __init__(self, moderator, store: FeedbackStore, export_dir: Path, *, max_batch_size=32, max_wait=0.005):
         self.moderator = moderator
         self.store = store
         self.export_dir = export_dir
+        self.batcher = MicroBatcher(moderator.moderate, max_batch_size=max_batch_size, max_wait=max_wait)
 
     @user_errors
     def moderate(self, text: str, mode: str = "score", progress=gr.Progress()):
         """Label a text and record the prediction; returns label, decision, prompt and prediction id."""
         progress(0, desc="Moderating")
         template = self.moderator.template
-        (result,) = self.moderator.moderate([text], mode=mode)
+        if mode == "score":
+            (result,) = self.batcher.submit([normalize_text(text)])
+        else:
+            (result,) = self.moderator.moderate([text], mode=mode)
         self.store.save_template(template.id, template.to_json())
         prediction_id = self.store.record_prediction(
             text=result.text,
@@ -249,8 +258,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
                               language=None, interactive=False)
 
         moderate_event = dict(fn=playground.moderate, inputs=[text, mode], outputs=[label, decision, prompt, prediction_id])
-        moderate_button.click(**moderate_event, api_name="moderate")
-        text.submit(**moderate_event, api_visibility="private")
+        moderate_button.click(**moderate_event, api_name="moderate", concurrency_limit=MAX_CONCURRENT)
+        text.submit(**moderate_event, api_visibility="private", concurrency_limit=MAX_CONCURRENT)
         right_button.click(playground.confirm, [prediction_id, note, reviewer], saved, api_name="confirm")
         correction_button.click(playground.flag, [prediction_id, correct_label, note, reviewer], saved, api_name="flag")
         filters = [status_filter, label_filter, disagree, search]
@@ -294,6 +303,8 @@ def main(argv=None) -> int:
     parser.add_argument("--db", default="feedback.db", help="SQLite file for predictions and verdicts")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--max-batch-size", type=int, default=32, help="texts per forward pass at most")
+    parser.add_argument("--max-wait-ms", type=float, default=5, help="how long a request waits for company")
     args = parser.parse_args(argv)
     try:
         moderator = open_moderator(args.model)
@@ -302,7 +313,10 @@ def main(argv=None) -> int:
         return 2
     store = FeedbackStore(args.db)
     export_dir = Path(tempfile.mkdtemp(prefix="moderation-exports-"))
-    app = create_app(Playground(moderator, store, export_dir))
+    playground = Playground(
+        moderator, store, export_dir, max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000
+    )
+    app = create_app(playground)
     print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

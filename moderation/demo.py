@@ -39,7 +39,7 @@ class DemoRecipe:
     n_head: int = 4
     rotary_dim: int = 16
     n_positions: int = 2048
-    steps: int = 400
+    steps: int = 800
     batch_size: int = 8
     learning_rate: float = 1e-3
     warmup_steps: int = 50

@@ -1,5 +1,6 @@
 """The Moderator: texts in, labels with probabilities out."""
 
+import threading
 from dataclasses import asdict, dataclass
 import torch
 
@@ -7,7 +8,8 @@ from .generation import MAX_NEW_TOKENS, generate_greedy
 from .labels import DEFAULT_THRESHOLD, LABELS, check_threshold, intervenes, is_flagged, parse_label
 from .loading import load_model
 from .prompt import OUTPUT, TRUNCATION_MARKER, PromptTemplate, normalize_text
-from .scoring import continuation_logprobs
+from .packing import LabelTrie
+from .scoring import continuation_logprobs, packed_label_logprobs, prefix_key_values
 
 MODES = ("score", "generate")
 
@@ -47,7 +49,8 @@ class Moderator:
         *,
         template: PromptTemplate | None = None,
         threshold: str = DEFAULT_THRESHOLD,
-        batch_size: int = 8,
+        batch_size: int = 32,
+        prefix_cache: bool = True,
         demo: bool = False,
     ):
         self.model = model
@@ -56,11 +59,14 @@ class Moderator:
         self.template = template or PromptTemplate()
         self.threshold = check_threshold(threshold)
         self.batch_size = batch_size
+        self.prefix_cache = prefix_cache
         self.demo = demo
         self._label_ids = [self._encode(f" {label}\n") for label in LABELS]
+        self._trie = LabelTrie.build(self._label_ids)
         self._output_ids = self._encode(OUTPUT)
         self._marker_ids = self._encode(TRUNCATION_MARKER)
-        self._prefix_cache: dict[str, list[int]] = {}
+        self._prefix: tuple[str, list[int], list | None] = ("", [], None)
+        self._model_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -93,11 +99,12 @@ class Moderator:
         results = []
         for start in range(0, len(fitted), self.batch_size):
             batch = fitted[start : start + self.batch_size]
-            prompts = [prefix_ids + self.request_ids(text) for text in batch]
-            if mode == "score":
-                outcomes = self._score(prompts)
-            else:
-                outcomes = self._generate(prompts)
+            requests = [self.request_ids(text) for text in batch]
+            with self._model_lock:
+                if mode == "generate":
+                    outcomes = self._generate([prefix_ids + request for request in requests])
+                else:
+                    outcomes = self._score(template.prefix, requests)
             for text, (label, scores, generated) in zip(batch, outcomes):
                 results.append(
                     ModerationResult(
@@ -122,8 +129,12 @@ class Moderator:
         """Token ids of one text's part of the prompt (`` <text>\\nOutput:``), text already normalised."""
         return self._encode(f" {text}") + self._output_ids
 
-    def _score(self, prompts):
-        logprobs = continuation_logprobs(self.model, prompts, self._label_ids, self.tokenizer.pad_token_id)
+    def _score(self, prefix: str, requests: list[list[int]]):
+        if self.prefix_cache:
+            logprobs = packed_label_logprobs(self.model, self._prefix_key_values(prefix), requests, self._trie)
+        else:
+            prompts = [self._prefix_ids(prefix) + request for request in requests]
+            logprobs = continuation_logprobs(self.model, prompts, self._label_ids, self.tokenizer.pad_token_id)
         probabilities = torch.softmax(logprobs, dim=-1)
         outcomes = []
         for row in probabilities.tolist():
@@ -152,9 +163,16 @@ class Moderator:
             keep -= 1
 
     def _prefix_ids(self, prefix: str) -> list[int]:
-        if prefix not in self._prefix_cache:
-            self._prefix_cache = {prefix: self._encode(prefix)}
-        return self._prefix_cache[prefix]
+        if self._prefix[0] != prefix:
+            self._prefix = (prefix, self._encode(prefix), None)
+        return self._prefix[1]
+
+    def _prefix_key_values(self, prefix: str):
+        """The prefix's key/value cache, computed once per template (under the model lock)."""
+        ids = self._prefix_ids(prefix)
+        if self._prefix[2] is None:
+            self._prefix = (prefix, ids, prefix_key_values(self.model, ids))
+        return self._prefix[2]
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]

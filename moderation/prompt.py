@@ -9,6 +9,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .labels import LABELS, check_label
@@ -86,7 +87,7 @@ class PromptTemplate:
 
     examples: tuple[Example, ...] = CARD_EXAMPLES
 
-    @property
+    @cached_property
     def prefix(self) -> str:
         """Everything before the text: header, examples, and the final ``Input:``."""
         records = "".join(format_record(e.text, e.label) + "\n\n" for e in self.examples)
@@ -101,7 +102,7 @@ class PromptTemplate:
         """The exact prompt for ``text``: the model continues it with `` <label>\\n``."""
         return self.prefix + self.request(text)
 
-    @property
+    @cached_property
     def id(self) -> str:
         """A short, stable hash of the template's content."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]

@@ -1,6 +1,13 @@
-"""Log-likelihood of label continuations, scored like lm-evaluation-harness scores answer choices."""
+"""Log-likelihood of label continuations, scored like lm-evaluation-harness scores answer choices.
+
+:func:`continuation_logprobs` is the plain way (one padded row per text and label, the whole prompt
+each time); :func:`packed_label_logprobs` computes the same numbers from a cached prompt prefix.
+"""
 
 import torch
+from transformers import DynamicCache
+
+from .packing import LabelTrie, pack
 
 
 @torch.inference_mode()
@@ -36,3 +43,33 @@ def continuation_logprobs(model, prompts: list[list[int]], continuations: list[l
     logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
     picked = logprobs.gather(-1, targets[..., None])[..., 0] * target_mask
     return picked.sum(-1).view(len(prompts), len(continuations))
+
+
+@torch.inference_mode()
+def prefix_key_values(model, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The key/value cache of ``prefix`` (batch 1), one (keys, values) pair per layer."""
+    cache = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True).past_key_values
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+@torch.inference_mode()
+def packed_label_logprobs(model, prefix_kv, requests: list[list[int]], trie: LabelTrie) -> torch.Tensor:
+    """Sum of token log-probabilities of each label after each request: a [requests, labels] tensor.
+
+    One forward pass over all requests packed into a single sequence (see :mod:`moderation.packing`),
+    attending to the prefix's cached keys and values, which every request shares and none copies.
+    """
+    prefix_length = prefix_kv[0][0].shape[-2]
+    packed = pack(requests, trie, prefix_length, dtype=model.dtype)
+    device = model.device
+    logits = model(
+        input_ids=packed.input_ids.to(device),
+        position_ids=packed.position_ids.to(device),
+        attention_mask=packed.attention_mask.to(device),
+        past_key_values=DynamicCache(ddp_cache_data=prefix_kv),
+        use_cache=True,
+        logits_to_keep=packed.keep.to(device),
+    ).logits[0]
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    picked = logprobs[packed.sources.to(device), packed.targets.to(device)] * packed.valid.to(device)
+    return picked.sum(-1).cpu()

@@ -1,0 +1,72 @@
+"""The fast path (cached prefix, packed texts, label trie) gives the plain path's numbers."""
+
+import pytest
+
+from moderation.engine import Moderator
+from moderation.labels import LABELS
+from moderation.packing import REQUEST_END, LabelTrie, pack
+from moderation.prompt import CARD_EXAMPLES, Example, PromptTemplate
+
+TEMPLATES = {
+    "card": PromptTemplate(),
+    "one example": PromptTemplate(CARD_EXAMPLES[:1]),
+    "no examples": PromptTemplate(()),
+    "six examples": PromptTemplate(
+        CARD_EXAMPLES
+        + (Example("Let's meet at the station at five", "casual"), Example("I will find you and hurt you", "needs intervention"))
+    ),
+}
+TEXTS = [
+    "hi",
+    "I want to call in sick",
+    "You are a worthless piece of garbage and everyone at school knows it, so just stop talking to me forever",
+    "Nobody would care if I just disappeared tonight.",
+    "word " * 400,
+]
+
+
+def assert_same_results(fast, plain):
+    assert [r.text for r in fast] == [r.text for r in plain]
+    assert [r.label for r in fast] == [r.label for r in plain]
+    for a, b in zip(fast, plain):
+        for label in LABELS:
+            assert a.scores[label] == pytest.approx(b.scores[label], abs=1e-4)
+
+
+@pytest.mark.parametrize("template", TEMPLATES.values(), ids=TEMPLATES.keys())
+@pytest.mark.parametrize("model", ["tiny_model_dir", "demo_model_dir"])
+def test_cached_equals_uncached(request, model, template):
+    path = str(request.getfixturevalue(model))
+    fast = Moderator.load(path, template=template, batch_size=3)
+    plain = Moderator.load(path, template=template, prefix_cache=False)
+    assert_same_results(fast.moderate(TEXTS), plain.moderate(TEXTS))
+
+
+def test_a_template_change_invalidates_the_cache(demo_model_dir):
+    fast = Moderator.load(str(demo_model_dir))
+    before = fast.moderate(TEXTS[:4])
+    fast.template = TEMPLATES["six examples"]
+    after = fast.moderate(TEXTS[:4])
+    plain = Moderator.load(str(demo_model_dir), template=TEMPLATES["six examples"], prefix_cache=False)
+    assert_same_results(after, plain.moderate(TEXTS[:4]))
+    assert [a.scores for a in after] != [b.scores for b in before]
+
+
+def test_labels_share_first_tokens_in_the_trie():
+    # casual = [5, 9]; needs caution = [1, 2, 9]; needs intervention = [1, 3, 9]
+    trie = LabelTrie.build([[5, 9], [1, 2, 9], [1, 3, 9]])
+    assert trie.tokens == (5, 1, 2, 3)  # " needs" once; no label's last token
+    assert trie.parents == (REQUEST_END, REQUEST_END, 1, 1)
+    assert trie.steps == (((REQUEST_END, 5), (0, 9)), ((REQUEST_END, 1), (1, 2), (2, 9)), ((REQUEST_END, 1), (1, 3), (3, 9)))
+
+
+def test_packed_sequence_feeds_each_text_and_the_trie_once():
+    trie = LabelTrie.build([[5, 9], [1, 2, 9], [1, 3, 9]])
+    packed = pack([[7, 8], [6]], trie, prefix_length=10)
+    assert packed.input_ids.tolist() == [[7, 8, 5, 1, 2, 3, 6, 5, 1, 2, 3]]
+    assert packed.position_ids.tolist() == [[10, 11, 12, 12, 13, 13, 10, 11, 11, 12, 12]]
+    allowed = packed.attention_mask[0, 0] == 0
+    assert allowed[:, :10].all()  # every token sees the prefix
+    assert allowed[4, 10:].tolist() == [True, True, False, True, True, False, False, False, False, False, False]
+    assert not allowed[6, 10:16].any()  # the second text sees nothing of the first
+    assert packed.keep.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
