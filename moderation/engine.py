@@ -62,7 +62,7 @@ class Moderator:
         self.prefix_cache = prefix_cache
         self.demo = demo
         self._label_ids = [self._encode(f" {label}\n") for label in LABELS]
-        self._trie = LabelTrie.build(self._label_ids)
+        self.label_trie = LabelTrie.build(self._label_ids)
         self._output_ids = self._encode(OUTPUT)
         self._marker_ids = self._encode(TRUNCATION_MARKER)
         self._prefix: tuple[str, list[int], list | None] = ("", [], None)
@@ -131,7 +131,7 @@ class Moderator:
 
     def _score(self, prefix: str, requests: list[list[int]]):
         if self.prefix_cache:
-            logprobs = packed_label_logprobs(self.model, self._prefix_key_values(prefix), requests, self._trie)
+            logprobs = packed_label_logprobs(self.model, self._prefix_key_values(prefix), requests, self.label_trie)
         else:
             prompts = [self._prefix_ids(prefix) + request for request in requests]
             logprobs = continuation_logprobs(self.model, prompts, self._label_ids, self.tokenizer.pad_token_id)

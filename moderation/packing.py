@@ -66,58 +66,89 @@ class LabelTrie:
 
 @dataclass
 class Packed:
-    """One packed sequence: model inputs, plus where each text's label scores come from."""
+    """Packed rows: model inputs, plus where each text's label scores come from."""
 
-    input_ids: torch.Tensor  # [1, Q]
-    position_ids: torch.Tensor  # [1, Q]
-    attention_mask: torch.Tensor  # [1, 1, Q, prefix + Q], additive
-    keep: torch.Tensor  # [K] positions whose logits are needed
-    sources: torch.Tensor  # [texts, labels, steps] index into keep (padded steps point anywhere)
+    input_ids: torch.Tensor  # [rows, Q]
+    position_ids: torch.Tensor  # [rows, Q]
+    attention_mask: torch.Tensor  # [rows, 1, Q, prefix + Q], additive
+    keep: torch.Tensor  # [rows, K] positions whose logits are needed
+    sources: torch.Tensor  # [texts, labels, steps] index into the [rows * K] kept logits
     targets: torch.Tensor  # [texts, labels, steps] token ids
     valid: torch.Tensor  # [texts, labels, steps] bool
 
 
-def pack(requests: list[list[int]], trie: LabelTrie, prefix_length: int, dtype=torch.float32) -> Packed:
-    """Pack each request's tokens followed by the trie's nodes after a cached prefix of ``prefix_length``."""
+def pack(requests: list[list[int]], trie: LabelTrie, prefix_length: int, *, row_tokens: int = 128,
+         dtype=torch.float32) -> Packed:
+    """Pack requests, each followed by the trie's nodes, into rows of about ``row_tokens`` tokens.
+
+    Several short rows instead of one long one keep the attention (quadratic in a row's length, and
+    mostly masked between texts) small, while the matrix products still see every token at once.
+    """
+    rows = _split_rows(requests, len(trie.tokens), row_tokens)
+    width = max(sum(len(r) + len(trie.tokens) for r in row) for row in rows)
+    per_row = max(len(row) for row in rows) * (len(trie.tokens) + 1)
+    shape = (len(rows), width)
+    input_ids = torch.zeros(shape, dtype=torch.long)
+    position_ids = torch.full(shape, prefix_length, dtype=torch.long)
+    allowed = torch.zeros((len(rows), width, prefix_length + width), dtype=torch.bool)
+    allowed[:, :, :prefix_length] = True
+    keep = torch.zeros((len(rows), per_row), dtype=torch.long)
+    starts = []
+    for number, row in enumerate(rows):
+        ids, positions, kept = _fill_row(row, trie, prefix_length, allowed[number])
+        input_ids[number, : len(ids)] = torch.tensor(ids)
+        position_ids[number, : len(ids)] = torch.tensor(positions)
+        keep[number, : len(kept)] = torch.tensor(kept)
+        starts += [number * per_row + i * (len(trie.tokens) + 1) for i in range(len(row))]
+    sources, targets, valid = _label_steps(trie, torch.tensor(starts))
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+    return Packed(input_ids, position_ids, mask[:, None], keep, sources, targets, valid)
+
+
+def _split_rows(requests, nodes: int, row_tokens: int) -> list[list[list[int]]]:
+    rows, size = [], row_tokens
+    for request in requests:
+        length = len(request) + nodes
+        if size + length > row_tokens:
+            rows.append([])
+            size = 0
+        rows[-1].append(request)
+        size += length
+    return rows
+
+
+def _fill_row(row, trie: LabelTrie, prefix_length: int, allowed: torch.Tensor):
+    """Token ids, positions and kept positions of one row; fills the row's ``allowed`` [Q, prefix + Q]."""
     nodes = len(trie.tokens)
     depths = torch.tensor(trie.depths(), dtype=torch.long)
     ancestry = trie.ancestry()
-    total = sum(len(r) for r in requests) + nodes * len(requests)
-    allowed = torch.zeros((total, prefix_length + total), dtype=torch.bool)
-    allowed[:, :prefix_length] = True
-    input_ids, position_ids, keep = [], [], []
+    ids, positions, kept = [], [], []
     offset = 0
-    for request in requests:
+    for request in row:
         length = len(request)
         text = slice(prefix_length + offset, prefix_length + offset + length)
-        rows = slice(offset, offset + length)
-        allowed[rows, text] = torch.ones((length, length), dtype=torch.bool).tril()
-        tree_rows = slice(offset + length, offset + length + nodes)
-        allowed[tree_rows, text] = True
-        allowed[tree_rows, prefix_length + offset + length : prefix_length + offset + length + nodes] = ancestry
-        input_ids += request + list(trie.tokens)
-        position_ids += list(range(prefix_length, prefix_length + length))
-        position_ids += (prefix_length + length - 1 + depths).tolist()
-        keep.append(offset + length - 1)
-        keep += range(offset + length, offset + length + nodes)
+        allowed[offset : offset + length, text] = torch.ones((length, length), dtype=torch.bool).tril()
+        tree = slice(offset + length, offset + length + nodes)
+        allowed[tree, text] = True
+        allowed[tree, prefix_length + offset + length : prefix_length + offset + length + nodes] = ancestry
+        ids += request + list(trie.tokens)
+        positions += list(range(prefix_length, prefix_length + length))
+        positions += (prefix_length + length - 1 + depths).tolist()
+        kept += [offset + length - 1, *range(offset + length, offset + length + nodes)]
         offset += length + nodes
+    return ids, positions, kept
+
+
+def _label_steps(trie: LabelTrie, starts: torch.Tensor):
+    """For each text (kept logits from ``starts``), label and step: logit index, target token, validity."""
     longest = max(len(steps) for steps in trie.steps)
-    shape = (len(requests), len(trie.steps), longest)
+    shape = (len(starts), len(trie.steps), longest)
     sources = torch.zeros(shape, dtype=torch.long)
     targets = torch.zeros(shape, dtype=torch.long)
     valid = torch.zeros(shape, dtype=torch.bool)
     for label, steps in enumerate(trie.steps):
         for step, (source, token) in enumerate(steps):
-            sources[:, label, step] = torch.arange(len(requests)) * (nodes + 1) + source + 1
+            sources[:, label, step] = starts + source + 1
             targets[:, label, step] = token
             valid[:, label, step] = True
-    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
-    return Packed(
-        input_ids=torch.tensor([input_ids]),
-        position_ids=torch.tensor([position_ids]),
-        attention_mask=mask[None, None],
-        keep=torch.tensor(keep),
-        sources=sources,
-        targets=targets,
-        valid=valid,
-    )
+    return sources, targets, valid

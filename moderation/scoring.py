@@ -56,20 +56,22 @@ def prefix_key_values(model, prefix: list[int]) -> list[tuple[torch.Tensor, torc
 def packed_label_logprobs(model, prefix_kv, requests: list[list[int]], trie: LabelTrie) -> torch.Tensor:
     """Sum of token log-probabilities of each label after each request: a [requests, labels] tensor.
 
-    One forward pass over all requests packed into a single sequence (see :mod:`moderation.packing`),
-    attending to the prefix's cached keys and values, which every request shares and none copies.
+    One forward pass over all requests packed into a few rows (see :mod:`moderation.packing`), attending
+    to the prefix's cached keys and values, broadcast to the rows rather than computed or stored again.
     """
     prefix_length = prefix_kv[0][0].shape[-2]
     packed = pack(requests, trie, prefix_length, dtype=model.dtype)
     device = model.device
+    rows = packed.input_ids.shape[0]
+    shared_prefix = [(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)) for keys, values in prefix_kv]
     logits = model(
         input_ids=packed.input_ids.to(device),
         position_ids=packed.position_ids.to(device),
         attention_mask=packed.attention_mask.to(device),
-        past_key_values=DynamicCache(ddp_cache_data=prefix_kv),
+        past_key_values=DynamicCache(ddp_cache_data=shared_prefix),
         use_cache=True,
         logits_to_keep=packed.keep.to(device),
-    ).logits[0]
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    ).logits
+    logprobs = torch.log_softmax(logits.flatten(0, 1).float(), dim=-1)
     picked = logprobs[packed.sources.to(device), packed.targets.to(device)] * packed.valid.to(device)
     return picked.sum(-1).cpu()

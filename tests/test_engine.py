@@ -9,6 +9,7 @@ from moderation.engine import Moderator
 from moderation.labels import LABELS, parse_label
 from moderation.loading import ModelLoadError
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
+from moderation.scoring import continuation_logprobs
 
 TEXTS = [
     "I want to call in sick",
@@ -65,14 +66,21 @@ def test_generate_mode_reports_what_it_generated(tiny_moderator):
         assert result.mode == "generate"
 
 
-def test_score_and_generate_agree_wherever_generate_yields_a_label(demo_moderator):
+def test_greedy_decoding_yields_every_label_the_model_is_sure_of(demo_moderator):
+    """A label whose whole continuation has probability > 1/2 wins every greedy step, so both modes agree."""
     _, held_out = split_seed()
     texts = [e.text for e in CARD_EXAMPLES] + [text for text, _ in held_out]
     scored = demo_moderator.moderate(texts)
     generated = demo_moderator.moderate(texts, mode="generate")
+    label_ids = [demo_moderator.tokenizer(f" {label}\n", add_special_tokens=False)["input_ids"] for label in LABELS]
+    prompts = [demo_moderator.prompt_ids(result.text) for result in scored]
+    logprobs = continuation_logprobs(demo_moderator.model, prompts, label_ids, demo_moderator.tokenizer.pad_token_id)
+    sure = [i for i, result in enumerate(scored) if logprobs[i, LABELS.index(result.label)].exp() > 0.5]
+    assert len(sure) >= len(texts) / 2
+    assert [generated[i].label for i in sure] == [scored[i].label for i in sure]
     labelled = [(s.label, g.label) for s, g in zip(scored, generated) if g.label is not None]
-    assert len(labelled) >= 0.9 * len(texts)
-    assert all(score == greedy for score, greedy in labelled)
+    agreement = sum(a == b for a, b in labelled) / len(labelled)
+    assert len(labelled) >= 0.9 * len(texts) and agreement >= 0.95
 
 
 def test_threshold_decides_intervention(tiny_model_dir):

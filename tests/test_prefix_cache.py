@@ -60,7 +60,7 @@ def test_labels_share_first_tokens_in_the_trie():
     assert trie.steps == (((REQUEST_END, 5), (0, 9)), ((REQUEST_END, 1), (1, 2), (2, 9)), ((REQUEST_END, 1), (1, 3), (3, 9)))
 
 
-def test_packed_sequence_feeds_each_text_and_the_trie_once():
+def test_packed_row_feeds_each_text_and_the_trie_once():
     trie = LabelTrie.build([[5, 9], [1, 2, 9], [1, 3, 9]])
     packed = pack([[7, 8], [6]], trie, prefix_length=10)
     assert packed.input_ids.tolist() == [[7, 8, 5, 1, 2, 3, 6, 5, 1, 2, 3]]
@@ -69,4 +69,15 @@ def test_packed_sequence_feeds_each_text_and_the_trie_once():
     assert allowed[:, :10].all()  # every token sees the prefix
     assert allowed[4, 10:].tolist() == [True, True, False, True, True, False, False, False, False, False, False]
     assert not allowed[6, 10:16].any()  # the second text sees nothing of the first
-    assert packed.keep.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert packed.keep.tolist() == [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]
+    assert packed.sources[1, 1].tolist() == [5, 7, 8]  # needs caution: from text 2's end, " needs", " caution"
+
+
+def test_long_batches_split_into_rows():
+    trie = LabelTrie.build([[5, 9], [1, 2, 9], [1, 3, 9]])
+    packed = pack([[7, 8], [6], [4, 4, 4]], trie, prefix_length=10, row_tokens=12)
+    assert packed.input_ids.tolist() == [[7, 8, 5, 1, 2, 3, 6, 5, 1, 2, 3], [4, 4, 4, 5, 1, 2, 3, 0, 0, 0, 0]]
+    assert packed.position_ids[1].tolist() == [10, 11, 12, 13, 13, 14, 14, 10, 10, 10, 10]
+    assert packed.keep.shape == (2, 10)
+    assert packed.sources[2, 0].tolist() == [10, 11, 0]  # casual: row 2's first kept logits (padded step)
+    assert packed.valid[2, 0].tolist() == [True, True, False]
