@@ -42,7 +42,8 @@ from moderation.batcher import MicroBatcher  # noqa: E402
 from moderation.demo import ensure_demo_model, new_gptj, split_seed, train_tokenizer  # noqa: E402
 from moderation.engine import Moderator  # noqa: E402
 from moderation.labels import parse_label  # noqa: E402
-from moderation.prompt import PromptTemplate, normalize_text  # noqa: E402
+from moderation.local import LocalBackend, encode  # noqa: E402
+from moderation.prompt import PromptTemplate  # noqa: E402
 
 SIZES = {
     "medium": dict(n_embd=768, n_layer=12, n_head=12, rotary_dim=64),
@@ -209,11 +210,11 @@ def useful_work(moderator: Moderator, texts: list[str]) -> dict:
     request's last token and at each node. FLOPs are 2 per parameter per token (attention's own work,
     which grows with the prefix, is not counted).
     """
-    nodes = len(moderator.label_trie.tokens)
-    request_tokens = sum(len(moderator.request_ids(normalize_text(text))) for text in texts)
+    nodes = len(moderator.backend.label_trie.tokens)
+    request_tokens = sum(len(encode(moderator.tokenizer, PromptTemplate.request(text))) for text in texts)
     tokens = request_tokens + nodes * len(texts)
     logit_positions = (1 + nodes) * len(texts)
-    counts = parameter_counts(moderator.model)
+    counts = parameter_counts(moderator.backend.model)
     flops = 2 * counts["body"] * tokens + 2 * counts["lm_head"] * logit_positions
     return {
         "request_tokens_mean": request_tokens / len(texts),
@@ -257,7 +258,7 @@ def same_prompt_tokens(moderator: Moderator, texts: list[str]) -> int:
 def demo_agreement(texts: list[str]) -> dict:
     """Agreement of the pipeline's greedy labels and scored labels on the trained demo model."""
     moderator = Moderator.load(str(ensure_demo_model(progress=False)))
-    baseline, _ = run_baseline(moderator.model, moderator.tokenizer, texts)
+    baseline, _ = run_baseline(moderator.backend.model, moderator.tokenizer, texts)
     scored = [result.label for result in moderator.moderate(texts)]
     return agreement(baseline, scored) | {"same_prompt_tokens": same_prompt_tokens(moderator, texts)}
 
@@ -318,7 +319,7 @@ def measure(args) -> dict:
         checkpoint = args.model or folder
         vocab = None if args.model else build_checkpoint(args.size, folder)
         moderator = Moderator.load(checkpoint, name=args.model or f"random GPT-J ({args.size})")
-        model, tokenizer = moderator.model, moderator.tokenizer
+        model, tokenizer = moderator.backend.model, moderator.tokenizer
         figures["checkpoint"] = {
             "name": moderator.name,
             "vocab_trained": vocab,
@@ -336,7 +337,7 @@ def measure(args) -> dict:
         rows = {"baseline": latency_row(len(latencies), sum(latencies), latencies)}
         figures["memory"]["baseline"] = peak_memory()
 
-        uncached = Moderator(model, tokenizer, moderator.name, prefix_cache=False)
+        uncached = Moderator(LocalBackend(model, tokenizer, prefix_cache=False), moderator.name)
         rows["uncached"] = run_uncached(uncached, texts)
         figures["memory"]["uncached"] = peak_memory()
 

@@ -21,11 +21,12 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTJConfig, GPTJForCausalLM, PreTrainedTokenizerFast
 
 from .engine import Moderator
+from .local import LocalBackend
 from .prompt import CARD_EXAMPLES, HEADER
 from .train import read_records, train
 
 SEED_FILE = Path(__file__).parent / "data" / "seed.jsonl"
-DEMO_NAME = "demo-gptj (small GPT-J trained on the seed examples, not GPT-JT-Moderation-6B)"
+DEMO_NAME = "playground-demo-gptj"
 EOS = "<|endoftext|>"
 
 
@@ -167,7 +168,7 @@ def train_tokenizer(records, vocab_size: int) -> PreTrainedTokenizerFast:
 
 def _accuracy(model, tokenizer, records) -> float:
     """Share of ``records`` the model labels right when prompted with the card's template."""
-    moderator = Moderator(model, tokenizer, DEMO_NAME)
+    moderator = Moderator(LocalBackend(model, tokenizer), DEMO_NAME)
     results = moderator.moderate([text for text, _ in records])
     right = sum(result.label == label for result, (_, label) in zip(results, records))
     return round(right / len(records), 4)

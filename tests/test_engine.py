@@ -26,7 +26,7 @@ def full_prompt_logprob(moderator, text, label):
     continuation = moderator.tokenizer(f" {label}\n", add_special_tokens=False)["input_ids"]
     ids = torch.tensor([prompt + continuation])
     with torch.no_grad():
-        logprobs = torch.log_softmax(moderator.model(ids).logits[0].float(), -1)
+        logprobs = torch.log_softmax(moderator.backend.model(ids).logits[0].float(), -1)
     return sum(logprobs[len(prompt) - 1 + i, token].item() for i, token in enumerate(continuation))
 
 
@@ -74,7 +74,7 @@ def test_greedy_decoding_yields_every_label_the_model_is_sure_of(demo_moderator)
     generated = demo_moderator.moderate(texts, mode="generate")
     label_ids = [demo_moderator.tokenizer(f" {label}\n", add_special_tokens=False)["input_ids"] for label in LABELS]
     prompts = [demo_moderator.prompt_ids(result.text) for result in scored]
-    logprobs = continuation_logprobs(demo_moderator.model, prompts, label_ids, demo_moderator.tokenizer.pad_token_id)
+    logprobs = continuation_logprobs(demo_moderator.backend.model, prompts, label_ids, demo_moderator.tokenizer.pad_token_id)
     sure = [i for i, result in enumerate(scored) if logprobs[i, LABELS.index(result.label)].exp() > 0.5]
     assert len(sure) >= len(texts) / 2
     assert [generated[i].label for i in sure] == [scored[i].label for i in sure]
@@ -144,3 +144,23 @@ def test_non_causal_checkpoint_is_a_clear_error(tmp_path):
     DistilBertModel(config).save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="'distilbert' model, which cannot generate text"):
         Moderator.load(str(tmp_path))
+
+
+@pytest.mark.parametrize("threshold", ["casual", "possibly needs caution", "needs caution", "needs intervention", "never"])
+def test_a_chat_turn_replaces_the_reply_exactly_when_a_side_intervenes(demo_model_dir, threshold):
+    moderator = Moderator.load(str(demo_model_dir), threshold=threshold, intervention="[removed]")
+    turns = [
+        ("How do I bake bread?", "Mix flour, water, yeast and salt, then let it rise."),
+        ("I'm going to kill my neighbour tonight", "Sounds like a plan."),
+        ("Tell me a joke", "People from that country are all thieves."),
+    ]
+    for user_message, bot_reply in turns:
+        turn = moderator.moderate_turn(user_message, bot_reply)
+        triggered = [role for role, result in (("user", turn.user), ("bot", turn.bot)) if result.intervene]
+        assert turn.triggered_by == triggered
+        assert turn.reply == ("[removed]" if triggered else bot_reply)
+        assert turn.intervened == bool(triggered)
+        if threshold == "casual":
+            assert triggered == ["user", "bot"]
+        if threshold == "never":
+            assert not triggered

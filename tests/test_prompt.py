@@ -2,7 +2,14 @@ import json
 
 import pytest
 
-from moderation.prompt import CARD_EXAMPLES, Example, PromptTemplate, format_record, normalize_text, parse_record
+from moderation.prompt import (
+    CARD_EXAMPLES,
+    Example,
+    PromptTemplate,
+    format_record,
+    normalize_text,
+    parse_record,
+)
 
 CARD_PROMPT = """Possible labels:
 1. casual
