@@ -8,6 +8,7 @@ from .labels import DEFAULT_THRESHOLD, NEVER, SEVERITY
 from .loading import ModelLoadError
 from .models import open_moderator
 from .prompt import PromptTemplate
+from .remote import RemoteError
 
 
 def main(argv=None) -> int:
@@ -16,6 +17,9 @@ def main(argv=None) -> int:
     parser.add_argument("texts", nargs="+", metavar="TEXT", help="texts to moderate")
     parser.add_argument("--model", help="Hugging Face id or folder, or 'demo' (default: $MODERATION_MODEL, "
                         "else GPT-JT-Moderation-6B on a GPU or from the local cache, else the demo model)")
+    parser.add_argument("--backend", choices=("local", "vllm"), default="local",
+                        help="local: the model runs here; vllm: on the completions server at --base-url")
+    parser.add_argument("--base-url", help="the vLLM server, like http://HOST:8000 (default: $MODERATION_BASE_URL)")
     parser.add_argument("--mode", choices=("score", "generate"), default="score",
                         help="score: probability of each label (default); generate: the card's greedy decoding")
     parser.add_argument("--threshold", choices=SEVERITY + (NEVER,), default=DEFAULT_THRESHOLD,
@@ -25,9 +29,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         template = PromptTemplate.from_file(args.examples) if args.examples else PromptTemplate()
-        moderator = open_moderator(args.model, template=template, threshold=args.threshold)
+        moderator = open_moderator(args.model, backend=args.backend, base_url=args.base_url,
+                                   template=template, threshold=args.threshold)
         results = moderator.moderate(args.texts, mode=args.mode)
-    except (ModelLoadError, ValueError, OSError) as error:
+    except (ModelLoadError, RemoteError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if moderator.demo:
