@@ -62,3 +62,8 @@ def create_indexes(db):
     db["verdicts"].create_index(["status"])
     db["verdicts"].create_index(["prediction_id"])
     db["predictions"].create_index(["created"])
+
+
+@migrations()
+def add_prediction_role(db):
+    db["predictions"].add_column("role", str)

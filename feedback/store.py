@@ -17,12 +17,13 @@ from .migrations import migrations
 VERDICTS = ("right", "wrong")
 STATUSES = ("pending", "accepted", "discarded")
 MODES = ("score", "generate")
+ROLES = ("user", "bot")
 
 _JOINED = """
 select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdicts.status,
   verdicts.verdict, verdicts.label, predictions.label as model_label, verdicts.note,
   verdicts.prediction_id, predictions.text, predictions.scores, predictions.model,
-  predictions.mode, predictions.generated, predictions.template, predictions.prompt, predictions.created as prediction_created
+  predictions.mode, predictions.generated, predictions.role, predictions.template, predictions.prompt, predictions.created as prediction_created
 from verdicts join predictions on predictions.id = verdicts.prediction_id
 """
 
@@ -60,16 +61,19 @@ class FeedbackStore:
             )
 
     def record_prediction(
-        self, *, text, label, scores, prompt, model, template=None, mode="score", generated=None
+        self, *, text, label, scores, prompt, model, template=None, mode="score", generated=None, role=None
     ) -> int:
         """Record a prediction shown to a reviewer and return its id.
 
         Score mode gives a label and the five probabilities; generate mode gives the ``generated``
-        text, the label it names (or None), and no scores.
+        text, the label it names (or None), and no scores. ``role`` is "user" or "bot" for the two
+        sides of a chat turn.
         """
         if not isinstance(text, str) or not text.strip():
             raise ValueError("Empty text: enter a text to moderate.")
         _choice(mode, MODES, "mode")
+        if role is not None:
+            _choice(role, ROLES, "role")
         if mode == "score" or label is not None:
             check_label(label)
         scores = _probabilities(scores) if mode == "score" else {}
@@ -88,6 +92,7 @@ class FeedbackStore:
                         "template": template,
                         "mode": mode,
                         "generated": generated,
+                        "role": role,
                     }
                 )
             return table.last_pk

@@ -47,6 +47,7 @@ def test_migrations_create_schema_once(tmp_path):
         "create_verdicts",
         "search_prediction_text",
         "create_indexes",
+        "add_prediction_role",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()
@@ -55,6 +56,20 @@ def test_migrations_create_schema_once(tmp_path):
     db = sqlite_utils.Database(path)
     assert db["_sqlite_migrations"].count == len(applied)
     assert migrations.pending(db) == []
+
+
+def test_an_older_database_upgrades_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    migrations.apply(db, stop_before="add_prediction_role")
+    db["predictions"].insert({"created": "2026-01-01T00:00:00", "text": "old text", "label": "casual",
+                              "scores": "{}", "prompt": "p", "model": "m", "mode": "score"})
+    db.close()
+    with FeedbackStore(path) as store:
+        new_id = store.record_prediction(text="new", label="casual", scores=SCORES, prompt="p", model="m", role="bot")
+        rows = list(store.db.query("select text, role from predictions order by id"))
+    assert rows == [{"text": "old text", "role": None}, {"text": "new", "role": "bot"}]
+    assert new_id == 2
 
 
 def test_round_trip(store):
