@@ -1,11 +1,13 @@
-"""Command line: ``python -m feedback export|stats`` on a feedback database."""
+"""Command line: ``python -m feedback export|stats`` on a feedback database, ``reviewers add`` for logins."""
 
 import argparse
+import getpass
 import json
 import os
 import sys
 
 from .export import FORMATS, export_jsonl
+from .reviewers import add_reviewer
 from .store import STATUSES, FeedbackStore
 
 
@@ -22,7 +24,13 @@ def main(argv=None) -> int:
     stats.add_argument("--json", action="store_true", help="print the counts as JSON")
     for command in (export, stats):
         command.add_argument("--db", default="feedback.db", help="database file (default feedback.db)")
+    reviewers = commands.add_parser("reviewers", help="manage the reviewers who may log in")
+    reviewers.add_argument("action", choices=["add"], help="add a reviewer, or set a reviewer's new password")
+    reviewers.add_argument("name")
+    reviewers.add_argument("--file", required=True, help="the reviewers file given to app.py --auth")
     args = parser.parse_args(argv)
+    if args.command == "reviewers":
+        return run_reviewers(args)
     if not os.path.exists(args.db):
         print(f"No feedback database at {args.db}: pass --db with the app's database file.", file=sys.stderr)
         return 2
@@ -35,6 +43,24 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def run_reviewers(args) -> int:
+    """Ask for the password (twice at a terminal, once from a pipe) and store its hash."""
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Again: ") != password:
+            print("The passwords differ: nothing was changed.", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        add_reviewer(args.file, args.name, password)
+    except (ValueError, OSError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    print(f"Reviewer {args.name} can now log in (file: {args.file}).", file=sys.stderr)
     return 0
 
 
