@@ -12,7 +12,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-CACHES = Path(tempfile.mkdtemp(prefix="moderation-tests-"))
+# MODERATION_TEST_CACHE keeps the built models between runs while developing; CI leaves it unset.
+KEEP_CACHES = bool(os.environ.get("MODERATION_TEST_CACHE"))
+CACHES = Path(os.environ.get("MODERATION_TEST_CACHE") or tempfile.mkdtemp(prefix="moderation-tests-"))
 os.environ.update(
     HF_HUB_OFFLINE="1",
     HF_DATASETS_OFFLINE="1",
@@ -29,7 +31,8 @@ from moderation.engine import Moderator  # noqa: E402
 
 def pytest_sessionfinish(session):
     """Model caches live in the test session's own folder (set above, before transformers loads)."""
-    shutil.rmtree(CACHES, ignore_errors=True)
+    if not KEEP_CACHES:
+        shutil.rmtree(CACHES, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,8 @@ def other_label(label):
 
 def test_every_event_is_in_the_api(client):
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    expected = {"/moderate", "/confirm", "/flag", "/review", "/accept", "/discard", "/relabel", "/export", "/set_prompt"}
+    expected = {"/moderate", "/confirm", "/flag", "/check_turn", "/confirm_side", "/flag_side", "/review", "/accept",
+                "/discard", "/relabel", "/export", "/set_prompt"}
     assert expected <= endpoints
 
 
@@ -144,3 +145,20 @@ def test_prompt_tab_changes_the_next_moderation(client, app_server):
     finally:
         card = [[e.text, e.label] for e in CARD_EXAMPLES]
         client.predict({"headers": ["text", "label"], "data": card}, "needs caution", api_name="/set_prompt")
+
+
+def test_chat_check_flags_either_side_with_its_role(client, app_server):
+    _, db_path = app_server
+    user_label, bot_label, decision, reply, user_id, bot_id = client.predict(
+        "Where can I buy a cheap bike?", "Try the second-hand market on Sundays.", api_name="/check_turn"
+    )
+    intervened = decision.startswith("**Intervened")
+    assert (reply == "Try the second-hand market on Sundays.") != intervened
+    db = sqlite_utils.Database(db_path)
+    assert db["predictions"].get(int(user_id))["role"] == "user"
+    assert db["predictions"].get(int(bot_id))["role"] == "bot"
+    saved = client.predict("bot", user_id, bot_id, other_label(bot_label["label"]), "", "eve", api_name="/flag_side")
+    verdict_id = int(saved.split("#")[1].split()[0])
+    assert db["verdicts"].get(verdict_id)["prediction_id"] == int(bot_id)
+    saved = client.predict("user", user_id, bot_id, "", "eve", api_name="/confirm_side")
+    assert f"on prediction #{int(user_id)}: right, {user_label['label']}" in saved
