@@ -1,0 +1,174 @@
+"""A small OpenAI-compatible completions server on a transformers checkpoint, for the remote backend's tests.
+
+    python tests/completions_server.py --model PATH --port N [--delay SECONDS] [--garbage]
+                                       [--fail-first N] [--reject-zero-max-tokens]
+
+It answers ``POST /v1/completions`` in vLLM's response shape: the prompt is tokenized whole, ``echo``
+returns its tokens with ``token_logprobs`` (None first), ``top_logprobs`` and ``text_offset`` (the
+cumulative lengths of the tokens decoded one by one, as vLLM counts them), and ``max_tokens: 0`` with
+``echo`` returns the prompt alone. Decoding is always greedy (``temperature`` is not read), stopped at
+``max_tokens``, the end-of-text token or the first of the ``stop`` strings.
+
+For the failure tests: ``--delay`` waits before answering, ``--garbage`` answers 200 with an HTML page,
+``--fail-first N`` answers the first N completion requests with HTTP 503, and ``--reject-zero-max-tokens``
+refuses ``max_tokens: 0`` with HTTP 400 as vLLM's SamplingParams do. ``GET /attempts`` counts the
+completion requests received.
+"""
+
+import argparse
+import time
+import uuid
+from itertools import accumulate
+
+import torch
+import uvicorn
+from fastapi import Body, FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+def create_app(
+    model_path: str, *, delay=0.0, garbage=False, fail_first=0, reject_zero_max_tokens=False
+) -> FastAPI:
+    """The app serving the checkpoint at ``model_path`` under that name (as ``vllm serve PATH`` does)."""
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+    app = FastAPI()
+    attempts = [0]
+
+    @app.get("/v1/models")
+    def models():
+        card = {
+            "id": model_path,
+            "object": "model",
+            "owned_by": "tests",
+            "max_model_len": model.config.n_positions,
+        }
+        return {"object": "list", "data": [card]}
+
+    @app.get("/attempts")
+    def count():
+        return {"completions": attempts[0]}
+
+    @app.post("/v1/completions")
+    def completions(request: dict = Body(...)):
+        attempts[0] += 1
+        if attempts[0] <= fail_first:
+            return error(503, "ServiceUnavailableError", "The server is warming up, try again.")
+        time.sleep(delay)
+        if garbage:
+            return HTMLResponse("<html><body><h1>Welcome to nginx!</h1></body></html>")
+        if request.get("model") != model_path:
+            return error(404, "NotFoundError", f"The model `{request.get('model')}` does not exist.")
+        if reject_zero_max_tokens and request.get("max_tokens") == 0:
+            return error(400, "BadRequestError", "max_tokens must be at least 1, got 0.")
+        prompts = request["prompt"] if isinstance(request["prompt"], list) else [request["prompt"]]
+        choices, prompt_tokens, completion_tokens = [], 0, 0
+        for index, prompt in enumerate(prompts):
+            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            choice, new_ids = complete(model, tokenizer, prompt, prompt_ids, request)
+            choices.append({"index": index, **choice})
+            prompt_tokens += len(prompt_ids)
+            completion_tokens += len(new_ids)
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model_path,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    return app
+
+
+def error(status: int, kind: str, message: str) -> JSONResponse:
+    """An error answer in the OpenAI shape that vLLM uses."""
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": status}}, status)
+
+
+def complete(model, tokenizer, prompt: str, prompt_ids: list[int], request: dict) -> tuple[dict, list[int]]:
+    """The choice (without its index) that answers ``request`` for ``prompt``, and the ids it generated."""
+    stop = request.get("stop") or []
+    stop = [stop] if isinstance(stop, str) else stop
+    new_ids = generate(model, tokenizer, prompt_ids, request.get("max_tokens", 16), stop)
+    text = tokenizer.decode(new_ids, skip_special_tokens=True)
+    cut = min((text.index(s) for s in stop if s in text), default=None)
+    stopped = cut is not None or new_ids[-1:] == [tokenizer.eos_token_id]
+    text = text[:cut]
+    logprobs = None
+    if request.get("logprobs") is not None:
+        shown = len(prompt_ids) + len(new_ids) if request.get("echo") else len(new_ids)
+        logprobs = token_logprobs(model, tokenizer, prompt_ids + new_ids, request["logprobs"], shown)
+    choice = {
+        "text": prompt + text if request.get("echo") else text,
+        "logprobs": logprobs,
+        "finish_reason": "stop" if stopped else "length",
+    }
+    return choice, new_ids
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompt_ids: list[int], max_tokens: int, stop: list[str]) -> list[int]:
+    """Greedy continuation of ``prompt_ids``: up to ``max_tokens`` ids, ending at end-of-text or a stop."""
+    if not max_tokens:
+        return []
+    output = model.generate(
+        input_ids=torch.tensor([prompt_ids]),
+        attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long),
+        max_new_tokens=max_tokens,
+        do_sample=False,
+        stop_strings=stop or None,
+        tokenizer=tokenizer,
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    return output[0, len(prompt_ids) :].tolist()
+
+
+@torch.inference_mode()
+def token_logprobs(model, tokenizer, ids: list[int], top: int, shown: int) -> dict:
+    """vLLM's ``logprobs`` object for the last ``shown`` of ``ids``, each scored after those before it."""
+    logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), dim=-1)
+    tokens, values, tops = [], [], []
+    for position in range(len(ids) - shown, len(ids)):
+        tokens.append(tokenizer.decode([ids[position]]))
+        if position == 0:
+            values.append(None)
+            tops.append(None)
+            continue
+        row = logprobs[position - 1]
+        values.append(row[ids[position]].item())
+        best = torch.topk(row, top)
+        entries = [(ids[position], values[-1]), *zip(best.indices.tolist(), best.values.tolist())]
+        tops.append({tokenizer.decode([token]): value for token, value in entries})
+    offsets = list(accumulate(map(len, tokens), initial=0))[:-1]
+    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a checkpoint folder (saved by save_pretrained)")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before each answer")
+    parser.add_argument("--garbage", action="store_true", help="answer 200 with a body that is no completion")
+    parser.add_argument("--fail-first", type=int, default=0, help="answer the first N requests with HTTP 503")
+    parser.add_argument(
+        "--reject-zero-max-tokens", action="store_true", help="refuse max_tokens 0 with HTTP 400"
+    )
+    args = parser.parse_args()
+    app = create_app(
+        args.model,
+        delay=args.delay,
+        garbage=args.garbage,
+        fail_first=args.fail_first,
+        reject_zero_max_tokens=args.reject_zero_max_tokens,
+    )
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
