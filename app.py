@@ -394,7 +394,7 @@ def create_app(
     app.include_router(feedback_router(playground.store, reviewers))
     return gr.mount_gradio_app(
         app,
-        build_ui(playground),
+        build_ui(playground).queue(max_size=limits.max_waiting),
         path="/",
         allowed_paths=[str(playground.export_dir)],
         auth=reviewers.check if reviewers else None,
@@ -421,6 +421,8 @@ def main(argv=None) -> int:
                         help="the reply a user sees instead of the bot's when a turn intervenes")
     parser.add_argument("--max-inputs", type=int, default=Limits.max_inputs, help="texts per API request at most")
     parser.add_argument("--max-chars", type=int, default=Limits.max_chars, help="characters per API text at most")
+    parser.add_argument("--max-waiting", type=int, default=Limits.max_waiting,
+                        help="requests that may wait at once; past it the answer is 'busy, retry' (HTTP 503)")
     parser.add_argument("--no-record-api", action="store_true", help="don't keep the API's predictions")
     parser.add_argument("--auth", default=os.environ.get("MODERATION_AUTH"), metavar="FILE",
                         help="reviewers file (python -m feedback reviewers add NAME --file FILE): log in to review")
@@ -444,7 +446,7 @@ def main(argv=None) -> int:
     export_dir = Path(tempfile.mkdtemp(prefix="moderation-exports-"))
     playground = Playground(moderator, store, export_dir, logins=reviewers is not None,
                             max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000)
-    limits = Limits(args.max_inputs, args.max_chars)
+    limits = Limits(args.max_inputs, args.max_chars, args.max_waiting)
     app = create_app(playground, reviewers=reviewers, record_api=not args.no_record_api, limits=limits)
     print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
           flush=True)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batcher import Busy
@@ -23,10 +24,33 @@ from .remote import RemoteError
 
 @dataclass(frozen=True)
 class Limits:
-    """How much one request may ask for."""
+    """How much one request may ask for, and how many requests may wait at once."""
 
     max_inputs: int = 64
     max_chars: int = 20_000
+    max_waiting: int = 128
+
+
+class Admission:
+    """Counts the requests in flight; past ``limit`` a request is answered 503 "busy, retry" at once.
+
+    Used from the event loop only (the routes are async and hand their work to worker threads),
+    so the count needs no lock and is taken before a request waits for a thread.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.waiting = 0
+
+    async def run(self, work, *args):
+        """``work(*args)`` in a worker thread, or ApiError(503) when too many requests are in flight."""
+        if self.waiting >= self.limit:
+            raise ApiError(503, f"Busy: {self.waiting} requests are waiting; retry in a moment.")
+        self.waiting += 1
+        try:
+            return await run_in_threadpool(work, *args)
+        finally:
+            self.waiting -= 1
 
 
 class ModerationRequest(BaseModel):
@@ -157,16 +181,24 @@ def moderation_router(
             intervene=result.intervene,
         )
 
+    admission = Admission(limits.max_waiting)
+
     @router.post("/v1/moderations", response_model=ModerationResponse, tags=["moderation"])
-    def moderations(request: ModerationRequest) -> ModerationResponse:
+    async def moderations(request: ModerationRequest) -> ModerationResponse:
         """Label one text or a list of texts with the five moderation labels."""
+        return await admission.run(moderate_texts, request)
+
+    def moderate_texts(request: ModerationRequest) -> ModerationResponse:
         texts = check([request.input] if isinstance(request.input, str) else request.input, request.model)
         results = [keep(result) for result in label(texts)]
         return ModerationResponse(id=f"modr-{uuid.uuid4().hex}", model=moderator.name, results=results)
 
     @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"])
-    def chat(request: ChatRequest) -> ChatResponse:
+    async def chat(request: ChatRequest) -> ChatResponse:
         """Check a user's message and the bot's reply; the reply is replaced when either intervenes."""
+        return await admission.run(check_turn, request)
+
+    def check_turn(request: ChatRequest) -> ChatResponse:
         check([request.user, request.bot], request.model)
         turn = TurnResult.of(*label([request.user, request.bot]), request.bot, moderator.intervention)
         return ChatResponse(

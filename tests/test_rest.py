@@ -2,11 +2,13 @@
 
 import json
 import math
+import threading
 import urllib.request
 
 import openai
 import pytest
 import sqlite_utils
+from conftest import running_app
 
 from moderation.labels import LABELS
 
@@ -119,3 +121,21 @@ def test_models_health_and_schema(app_server):
         paths = json.loads(response.read())["paths"]
     assert {"/v1/moderations", "/v1/moderations/chat", "/v1/models", "/healthz"} <= set(paths)
     assert "requestBody" in paths["/v1/moderations"]["post"]
+
+
+def test_past_the_waiting_limit_requests_are_told_to_retry(demo_model_dir, tmp_path):
+    with running_app("demo", tmp_path / "busy.db", "--max-waiting", "2", "--max-wait-ms", "200") as url:
+        answers = []
+
+        def call(i):
+            answers.append(post(url + "v1/moderations", {"input": [f"message {i} " * 40] * 16}))
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    codes = sorted(code for code, _ in answers)
+    assert len(codes) == 12 and set(codes) == {200, 503}
+    busy = [answer for code, answer in answers if code == 503]
+    assert all("retry" in answer["error"]["message"] for answer in busy)
