@@ -187,8 +187,9 @@ class Playground:
     @user_errors
     def set_prompt(self, examples, threshold: str):
         """Use these few-shot examples and intervention threshold from the next moderation on."""
-        rows = [row for row in examples if row and str(row[0]).strip()]
-        template = PromptTemplate.from_examples([{"text": str(text), "label": str(label)} for text, label in rows])
+        rows = [row for row in examples if row and row[0] is not None and str(row[0]).strip()]
+        items = [{"text": str(text), "label": "" if label is None else str(label)} for text, label in rows]
+        template = self.moderator.check_template(PromptTemplate.from_examples(items))
         self.moderator.threshold = _threshold(threshold)
         self.moderator.template = template
         self.store.save_template(template.id, template.to_json())
@@ -390,8 +391,8 @@ def create_app(
     app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.")
     install_error_handlers(app)
     record = playground.record if record_api else None
-    app.include_router(moderation_router(playground.moderator, playground.label, record, limits))
     app.include_router(feedback_router(playground.store, reviewers))
+    app.include_router(moderation_router(playground.moderator, playground.label, record, limits))
     return gr.mount_gradio_app(
         app,
         build_ui(playground).queue(max_size=limits.max_waiting),

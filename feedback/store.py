@@ -6,11 +6,13 @@ import numbers
 import pathlib
 import sqlite3
 import threading
+import unicodedata
 
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
 from moderation.labels import LABELS, check_label
+from moderation.prompt import is_blank
 
 from .migrations import migrations
 
@@ -104,7 +106,7 @@ class FeedbackStore:
         """
         _choice(verdict, VERDICTS, "verdict")
         reviewer = (reviewer or "").strip()
-        if not reviewer:
+        if is_blank(reviewer):
             raise ValueError("Enter your name as reviewer, so your verdicts can be told apart.")
         with self._lock:
             model_label = self._model_label(prediction_id)
@@ -218,6 +220,8 @@ class FeedbackStore:
             del batch  # free this batch before fetching the next one
 
     def _model_label(self, prediction_id):
+        if not _storable_id(prediction_id):
+            raise ValueError(f"No prediction {prediction_id}: moderate the text first, then give your verdict on it.")
         row = self.db.execute("select label from predictions where id = ?", [prediction_id]).fetchone()
         if row is None:
             raise ValueError(
@@ -226,6 +230,8 @@ class FeedbackStore:
         return row[0]
 
     def _verdict(self, verdict_id):
+        if not _storable_id(verdict_id):
+            raise ValueError(f"No verdict {verdict_id}: pick one from the list of verdicts.")
         try:
             return self.db["verdicts"].get(verdict_id)
         except NotFoundError:
@@ -249,17 +255,22 @@ def parse_since(since: str) -> str:
     """The stored-time form of ``since``, a date or ISO datetime (UTC unless it says otherwise)."""
     try:
         moment = datetime.datetime.fromisoformat(since)
-    except (TypeError, ValueError):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        return _iso(moment)
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(
             f"Bad date {since!r}: use a date like 2026-11-29 or a time like 2026-11-29T14:30."
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return _iso(moment)
 
 
 def _iso(moment):
     return moment.astimezone(datetime.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _storable_id(value) -> bool:
+    """Whether ``value`` is an id SQLite can hold (a positive 64-bit integer)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
 
 
 def _choice(value, choices, what):
@@ -291,7 +302,8 @@ def _filters(*, status=None, label=None, disagree=False, search=None, since=None
         clauses.append(
             "predictions.id in (select rowid from predictions_fts where predictions_fts match ?)"
         )
-        params.append('"' + search.replace('"', '""') + '"')
+        visible = "".join(ch for ch in search if unicodedata.category(ch) != "Cc")
+        params.append('"' + visible.replace('"', '""') + '"')
     if since is not None:
         clauses.append("verdicts.created >= ?")
         params.append(parse_since(since))

@@ -11,6 +11,7 @@ from .local import LocalBackend, encode
 from .prompt import OUTPUT, TRUNCATION_MARKER, PromptTemplate, normalize_text
 
 MODES = ("score", "generate")
+MIN_TEXT_TOKENS = 32
 
 
 @dataclass
@@ -158,6 +159,14 @@ class Moderator:
                     )
                 )
         return results
+
+    def check_template(self, template: PromptTemplate) -> PromptTemplate:
+        """``template`` if its examples leave room for a text in the context, else ValueError."""
+        used = len(self._encode(template.prefix)) + len(self._output_ids) + MAX_NEW_TOKENS
+        if used + MIN_TEXT_TOKENS > self.context_length:
+            raise ValueError(f"The examples take {used} of the model's {self.context_length} tokens, leaving no "
+                             "room for the text: shorten or remove some.")
+        return template
 
     def moderate_turn(self, user_message: str, bot_reply: str) -> TurnResult:
         """Check a user's message and the bot's reply together; replace the reply if either intervenes."""

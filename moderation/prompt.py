@@ -19,6 +19,7 @@ INPUT = "Input:"
 OUTPUT = "\nOutput:"
 TRUNCATION_MARKER = " [...]"
 
+_INVISIBLE = {"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"}
 _RECORD = re.compile(r"\AInput: (?P<text>.*)\nOutput: (?P<label>.*)\Z", re.DOTALL)
 _LINE_BREAKS = re.compile(r"\s*[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+\s*")
 
@@ -35,9 +36,14 @@ def normalize_text(text: str) -> str:
     folded = _LINE_BREAKS.sub(" ", text).replace("\t", " ")
     cleaned = "".join(ch for ch in folded if unicodedata.category(ch) not in ("Cc", "Cs"))
     cleaned = cleaned.strip()
-    if not cleaned:
+    if is_blank(cleaned):
         raise ValueError("The text is empty: type the message you want to moderate.")
     return cleaned
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only spaces, line breaks, control or zero-width characters."""
+    return all(unicodedata.category(ch) in _INVISIBLE for ch in text)
 
 
 def format_record(text: str, label: str) -> str:
@@ -114,7 +120,10 @@ class PromptTemplate:
     @classmethod
     def from_examples(cls, items) -> "PromptTemplate":
         """A template from ``{"text", "label"}`` dicts or ``{"text": "Input: ...\\nOutput: ..."}`` records."""
-        return cls(tuple(_example(item) for item in items))
+        examples = tuple(_example(item) for item in items)
+        if not examples:
+            raise ValueError('No examples: give at least one example (a text and its label).')
+        return cls(examples)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "PromptTemplate":
@@ -124,7 +133,7 @@ class PromptTemplate:
             if content.lstrip().startswith("["):
                 items = json.loads(content)
             else:
-                items = [json.loads(line) for line in content.splitlines() if line.strip()]
+                items = [json.loads(line) for line in content.split("\n") if line.strip()]
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON or jsonl: {error}") from None
         return cls.from_examples(items)

@@ -144,7 +144,7 @@ def moderation_router(
     """The routes, labelling through ``submit`` (a batcher's) and keeping each result with ``record``."""
     router = APIRouter()
 
-    def check(texts: list[str], model: str | None) -> list[str]:
+    def check(texts: list[str], model: str | None, fields: list[str] | None = None) -> list[str]:
         if model not in (None, moderator.name):
             raise ApiError(404, f"The model {model!r} is not served here: use {moderator.name!r} or leave it out.", "model")
         if not texts:
@@ -152,12 +152,13 @@ def moderation_router(
         if len(texts) > limits.max_inputs:
             raise ApiError(400, f"input has {len(texts)} texts; send at most {limits.max_inputs} per request.", "input")
         for number, text in enumerate(texts):
+            field = fields[number] if fields else f"input[{number}]"
             if len(text) > limits.max_chars:
-                raise ApiError(400, f"input[{number}] has {len(text)} characters; the limit is {limits.max_chars}.", "input")
+                raise ApiError(400, f"{field} has {len(text)} characters; the limit is {limits.max_chars}.", field)
             try:
                 normalize_text(text)
             except ValueError as error:
-                raise ApiError(400, f"input[{number}]: {error}", "input") from None
+                raise ApiError(400, f"{field}: {error}", field) from None
         return texts
 
     def label(texts: list[str]) -> list[ModerationResult]:
@@ -199,7 +200,7 @@ def moderation_router(
         return await admission.run(check_turn, request)
 
     def check_turn(request: ChatRequest) -> ChatResponse:
-        check([request.user, request.bot], request.model)
+        check([request.user, request.bot], request.model, ["user", "bot"])
         turn = TurnResult.of(*label([request.user, request.bot]), request.bot, moderator.intervention)
         return ChatResponse(
             id=f"modr-{uuid.uuid4().hex}",
@@ -220,5 +221,9 @@ def moderation_router(
     def healthz() -> dict:
         """The server is up and its model is loaded."""
         return {"status": "ok", "model": moderator.name}
+
+    @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def unknown(path: str):
+        raise ApiError(404, f"No route /v1/{path} for this method: see /docs for the API.")
 
     return router
