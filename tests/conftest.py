@@ -70,28 +70,40 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(model_dir, db_path, *extra):
-    """``python app.py`` on a free port, as a reviewer starts it; yields its URL once /healthz answers."""
+def serving(command, ready_url, log_path):
+    """The server that ``command`` starts (its output in ``log_path``); yields the process once
+    ``ready_url`` answers, and stops it afterwards if it still runs."""
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(ready_url, timeout=2)
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"{command[1]} did not start: {Path(log_path).read_text()}") from None
+                    time.sleep(0.3)
+            yield server
+        finally:
+            if server.poll() is None:
+                server.terminate()
+            server.wait(timeout=30)
+
+
+def app_command(model, db_path, port, *extra):
+    """``python app.py`` on ``model`` and ``db_path``, as a reviewer starts it."""
+    return [sys.executable, "app.py", "--model", str(model), "--db", str(db_path), "--port", str(port), *extra]
+
+
+@contextlib.contextmanager
+def running_app(model, db_path, *extra):
+    """``python app.py`` on a free port; yields its URL once /healthz answers."""
     port = free_port()
-    command = [sys.executable, "app.py", "--model", str(model_dir), "--db", str(db_path), "--port", str(port), *extra]
-    log = open(Path(db_path).with_suffix(".log"), "w")
-    server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "healthz", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"app.py did not start: {Path(log.name).read_text()}") from None
-                time.sleep(0.3)
+    with serving(app_command(model, db_path, port, *extra), url + "healthz", Path(db_path).with_suffix(".log")):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,11 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 
-from conftest import ROOT, free_port, running_app
+from conftest import app_command, free_port, running_app, serving
 from gradio_client import Client
 
 from moderation.labels import LABELS
@@ -35,26 +33,6 @@ TEXTS = [
     "What time does the shop open?",
     "Get lost, nobody wants you here",
 ]
-
-
-def start_app(db_path):
-    """``python app.py`` on the demo model as a subprocess; returns (process, url) once /healthz answers."""
-    port = free_port()
-    log = db_path.with_name("first-run.log")
-    command = [sys.executable, "app.py", "--model", "demo", "--db", str(db_path), "--port", str(port)]
-    with open(log, "w") as out:
-        server = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "healthz", timeout=2)
-            return server, url
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError(f"app.py did not start: {log.read_text()}") from None
-            time.sleep(0.3)
 
 
 class FlagStream:
@@ -134,8 +112,9 @@ def exported_verdicts(url):
 
 def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_model_dir, tmp_path):
     db_path = tmp_path / "feedback.db"
-    server, url = start_app(db_path)
-    try:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with serving(app_command("demo", db_path, port), url + "healthz", tmp_path / "first-run.log") as server:
         stream = FlagStream(url, moderate_texts(url))
         threads = [threading.Thread(target=stream.run, args=(number,), daemon=True) for number in range(THREADS)]
         for thread in threads:
@@ -146,10 +125,6 @@ def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_model_dir, tmp_pa
         os.kill(server.pid, signal.SIGKILL)
         stream.killed.set()
         server.wait(timeout=10)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait(timeout=10)
     for thread in threads:
         thread.join(timeout=30)
         assert not thread.is_alive(), "a flag call hung after the server was killed"

@@ -5,14 +5,14 @@ shape; a Moderator on the remote backend must label every text as the local back
 """
 
 import contextlib
-import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, free_port
+from conftest import free_port, serving
 from transformers import AutoConfig, AutoTokenizer
 
 from moderation.engine import Moderator
@@ -35,25 +35,11 @@ TEXTS = [
 def completions_server(model_dir, *flags):
     """``tests/completions_server.py`` on a free port; yields its URL once ``/v1/models`` answers."""
     port = free_port()
-    command = [sys.executable, "tests/completions_server.py", "--model", str(model_dir), "--port", str(port)]
-    with tempfile.TemporaryFile("w+") as log:
-        server = subprocess.Popen([*command, *flags], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    httpx.get(f"{url}/v1/models", timeout=2).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        log.seek(0)
-                        raise RuntimeError(f"The completions server did not start: {log.read()}") from None
-                    time.sleep(0.3)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    command = [sys.executable, "tests/completions_server.py", "--model", str(model_dir), "--port", str(port), *flags]
+    url = f"http://127.0.0.1:{port}"
+    log = Path(tempfile.gettempdir()) / f"completions-server-{port}.log"
+    with serving(command, f"{url}/v1/models", log):
+        yield url
 
 
 @pytest.fixture(scope="module")
