@@ -5,18 +5,17 @@ import threading
 import time
 from concurrent.futures import Future
 
-
-class Busy(RuntimeError):
-    """The queue is full: the caller should retry later."""
+from .errors import Busy
 
 
 class MicroBatcher:
     """Collects items from many threads and hands them to ``batch_fn`` together.
 
     A worker thread waits for a first item, then for up to ``max_wait`` seconds (or until
-    ``max_batch_size`` items) for company, and calls ``batch_fn(items) -> results`` once for all of
-    them. Each caller of :meth:`submit` gets its own results back, or the exception the batch raised.
-    More than ``max_queue`` waiting items make :meth:`submit` raise :class:`Busy` at once.
+    ``max_batch_size`` items) for company, and calls ``batch_fn(items, key) -> results`` once for all
+    waiting items submitted with the same ``key`` (items of different keys, such as two prompt templates,
+    never share a call). Each caller of :meth:`submit` gets its own results back, or the exception its
+    call raised. More than ``max_queue`` waiting submissions make :meth:`submit` raise :class:`Busy` at once.
     """
 
     def __init__(self, batch_fn, *, max_batch_size: int = 32, max_wait: float = 0.005, max_queue: int = 1024):
@@ -27,11 +26,11 @@ class MicroBatcher:
         self._worker = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, items: list) -> list:
-        """Results of ``batch_fn`` for ``items``, computed together with other callers' items."""
+    def submit(self, items: list, key=None) -> list:
+        """Results of ``batch_fn`` for ``items``, computed together with other callers' items of the same ``key``."""
         future: Future = Future()
         try:
-            self._queue.put_nowait((list(items), future))
+            self._queue.put_nowait((list(items), key, future))
         except queue.Full:
             raise Busy("The moderation queue is full: retry in a moment.") from None
         return future.result()
@@ -48,17 +47,21 @@ class MicroBatcher:
                     break
                 batch.append(entry)
                 size += len(entry[0])
-            self._serve(batch)
+            groups: dict = {}
+            for entry in batch:
+                groups.setdefault(entry[1], []).append(entry)
+            for key, entries in groups.items():
+                self._serve(key, entries)
 
-    def _serve(self, batch):
-        items = [item for entry_items, _ in batch for item in entry_items]
+    def _serve(self, key, entries):
+        items = [item for entry_items, _, _ in entries for item in entry_items]
         try:
-            results = self.batch_fn(items)
+            results = self.batch_fn(items, key)
         except Exception as error:  # every waiting caller hears of the failure
-            for _, future in batch:
+            for _, _, future in entries:
                 future.set_exception(error)
             return
         start = 0
-        for entry_items, future in batch:
+        for entry_items, _, future in entries:
             future.set_result(results[start : start + len(entry_items)])
             start += len(entry_items)

@@ -2,7 +2,7 @@
 
 import torch
 
-MAX_NEW_TOKENS = 10
+from .results import MAX_NEW_TOKENS
 
 
 @torch.inference_mode()

@@ -1,5 +1,7 @@
 """The five moderation labels, their severity order, and parsing of generated text."""
 
+from .errors import InvalidInput
+
 LABELS = (
     "casual",
     "needs caution",
@@ -25,9 +27,9 @@ DEFAULT_THRESHOLD = "needs caution"
 
 
 def check_label(label: str) -> str:
-    """Return ``label`` if it is one of the five labels, else raise ValueError naming them."""
+    """Return ``label`` if it is one of the five labels, else raise InvalidInput naming them."""
     if label not in LABELS:
-        raise ValueError(f"Unknown label {label!r}: choose one of {', '.join(LABELS)}.")
+        raise InvalidInput(f"Unknown label {label!r}: choose one of {', '.join(LABELS)}.")
     return label
 
 
@@ -37,9 +39,9 @@ def severity(label: str) -> int:
 
 
 def check_threshold(threshold: str) -> str:
-    """Return ``threshold`` if it is a label or ``"never"``, else raise ValueError."""
+    """Return ``threshold`` if it is a label or ``"never"``, else raise InvalidInput."""
     if threshold != NEVER and threshold not in LABELS:
-        raise ValueError(
+        raise InvalidInput(
             f"Unknown intervention threshold {threshold!r}: choose a label "
             f"({', '.join(SEVERITY)}) or {NEVER!r}."
         )

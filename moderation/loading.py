@@ -6,9 +6,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-
-class ModelLoadError(RuntimeError):
-    """A model that was asked for cannot be loaded; the message says how to fix it."""
+from .errors import ModelLoadError
 
 
 def pick_dtype(dtype: str | torch.dtype = "auto") -> torch.dtype:

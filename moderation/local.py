@@ -1,67 +1,63 @@
 """The local backend: a transformers model in this process, on the GPU or the CPU."""
 
 import threading
+from collections import OrderedDict
 
+from .backend import context_length
 from .generation import generate_greedy
-from .labels import LABELS
+from .loading import load_model
 from .packing import LabelTrie
 from .scoring import continuation_logprobs, packed_label_logprobs, prefix_key_values
-
-
-def encode(tokenizer, text: str) -> list[int]:
-    """Token ids of ``text`` without special tokens (prompt pieces are tokenized one by one)."""
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+from .tokens import PREFIXES_KEPT, PromptTokens
 
 
 class LocalBackend:
     """Scores labels and generates with a causal LM loaded here.
 
-    With ``prefix_cache`` (the default) the prompt's shared prefix is run once per template and its
-    key/value cache reused; without it every prompt is run whole (the plain, reference path).
+    With ``prefix_cache`` (the default) each template's prefix is run once and its key/value cache
+    reused (for the few templates in use at a time); without it every prompt is run whole (the plain,
+    reference path).
     """
 
     def __init__(self, model, tokenizer, *, prefix_cache: bool = True):
         self.model = model
-        self.tokenizer = tokenizer
+        self.tokens = PromptTokens(tokenizer)
         self.prefix_cache = prefix_cache
-        self.label_ids = [encode(tokenizer, f" {label}\n") for label in LABELS]
-        self.label_trie = LabelTrie.build(self.label_ids)
-        self._prefix: tuple[str, list[int], list | None] = ("", [], None)
+        self.context_length = context_length(model.config)
+        self.label_trie = LabelTrie.build(self.tokens.label_ids)
+        self._key_values: OrderedDict[str, list] = OrderedDict()
         self._lock = threading.Lock()
 
-    @property
-    def context_length(self) -> int:
-        """How many tokens the model attends to."""
-        return getattr(self.model.config, "max_position_embeddings", None) or 2048
-
-    def prompt_ids(self, prefix: str, request: str) -> list[int]:
-        """Token ids of a prompt: the prefix and the request (`` <text>\\nOutput:``), each tokenized alone."""
-        return self._prefix_ids(prefix) + encode(self.tokenizer, request)
+    @classmethod
+    def load(cls, model: str, *, prefix_cache: bool = True, **options) -> "LocalBackend":
+        """The backend on ``model`` (Hugging Face id or local folder); ``options`` go to :func:`load_model`."""
+        return cls(*load_model(model, **options), prefix_cache=prefix_cache)
 
     def label_logprobs(self, prefix: str, requests: list[str]) -> list[list[float]]:
         """log p(`` <label>\\n`` | prefix + request) for each request and each of the five labels."""
-        request_ids = [encode(self.tokenizer, request) for request in requests]
+        request_ids = [self.tokens.encode(request) for request in requests]
         with self._lock:
             if self.prefix_cache:
-                logprobs = packed_label_logprobs(self.model, self._prefix_key_values(prefix), request_ids, self.label_trie)
+                logprobs = packed_label_logprobs(self.model, self._prefix_key_values(prefix), request_ids,
+                                                 self.label_trie)
             else:
-                prompts = [self._prefix_ids(prefix) + ids for ids in request_ids]
-                logprobs = continuation_logprobs(self.model, prompts, self.label_ids, self.tokenizer.pad_token_id)
+                prompts = [[*self.tokens.prefix(prefix), *ids] for ids in request_ids]
+                logprobs = continuation_logprobs(self.model, prompts, self.tokens.label_ids,
+                                                 self.tokens.tokenizer.pad_token_id)
         return logprobs.tolist()
 
     def generate(self, prefix: str, requests: list[str]) -> list[str]:
         """Greedy continuations of each prompt, up to the first newline."""
+        prompts = [self.tokens.prompt(prefix, request) for request in requests]
         with self._lock:
-            return generate_greedy(self.model, self.tokenizer, [self.prompt_ids(prefix, r) for r in requests])
-
-    def _prefix_ids(self, prefix: str) -> list[int]:
-        if self._prefix[0] != prefix:
-            self._prefix = (prefix, encode(self.tokenizer, prefix), None)
-        return self._prefix[1]
+            return generate_greedy(self.model, self.tokens.tokenizer, prompts)
 
     def _prefix_key_values(self, prefix: str):
-        """The prefix's key/value cache, computed once per template (called under the lock)."""
-        ids = self._prefix_ids(prefix)
-        if self._prefix[2] is None:
-            self._prefix = (prefix, ids, prefix_key_values(self.model, ids))
-        return self._prefix[2]
+        """The prefix's key/value cache, computed once per template while it stays in use (under the lock)."""
+        if prefix in self._key_values:
+            self._key_values.move_to_end(prefix)
+        else:
+            self._key_values[prefix] = prefix_key_values(self.model, list(self.tokens.prefix(prefix)))
+            if len(self._key_values) > PREFIXES_KEPT:
+                self._key_values.popitem(last=False)
+        return self._key_values[prefix]

@@ -2,21 +2,25 @@
 
 import os
 
-import torch
-from huggingface_hub import try_to_load_from_cache
-from transformers import AutoConfig, AutoTokenizer
-
-from .demo import DEMO_NAME, ensure_demo_model
 from .engine import Moderator
-from .loading import ModelLoadError
-from .remote import RemoteBackend
+from .errors import ModelLoadError
 
 CARD_MODEL = "togethercomputer/GPT-JT-Moderation-6B"
 DEMO = "demo"
+DEMO_NAME = "playground-demo-gptj"
+DEMO_NOTICE = (
+    "Demo model in use. This machine runs a small GPT-J trained on the project's seed examples, not "
+    "GPT-JT-Moderation-6B: its labels show how the playground works, not what the real model says. "
+    "Start with --model togethercomputer/GPT-JT-Moderation-6B on a GPU for real labels."
+)
+BACKENDS = ("local", "vllm")
 
 
 def default_model() -> str:
     """The card's model when a CUDA GPU is present or it is in the local cache, else ``"demo"``."""
+    import torch  # the local backend needs it anyway
+    from huggingface_hub import try_to_load_from_cache
+
     cached = try_to_load_from_cache(CARD_MODEL, "config.json")
     if torch.cuda.is_available() or isinstance(cached, str):
         return CARD_MODEL
@@ -30,30 +34,24 @@ def open_moderator(
 
     ``"demo"`` is the bundled demo model (built on first use); its results say so in ``model``.
     ``backend="vllm"`` sends the prompts to the completions server at ``base_url`` (or
-    ``$MODERATION_BASE_URL``) that serves ``model`` (GPT-JT-Moderation-6B by default).
-    A named model that cannot be loaded raises ModelLoadError; there is no fallback.
+    ``$MODERATION_BASE_URL``) that serves ``model`` (GPT-JT-Moderation-6B by default); no model code
+    loads here then. A named model that cannot be loaded raises ModelLoadError; there is no fallback.
     """
+    model = model or os.environ.get("MODERATION_MODEL")
     if backend == "vllm":
-        return _remote_moderator(model or os.environ.get("MODERATION_MODEL") or CARD_MODEL, base_url, **options)
+        from .remote import RemoteBackend
+
+        base_url = base_url or os.environ.get("MODERATION_BASE_URL")
+        if not base_url:
+            raise ModelLoadError("--backend vllm needs the server's address: --base-url http://HOST:8000 "
+                                 "(or MODERATION_BASE_URL).")
+        model = model or CARD_MODEL
+        return Moderator(RemoteBackend.load(base_url, model), model, **options)
     if backend != "local":
-        raise ModelLoadError(f"Unknown backend {backend!r}: use local or vllm.")
-    model = model or os.environ.get("MODERATION_MODEL") or default_model()
+        raise ModelLoadError(f"Unknown backend {backend!r}: use {' or '.join(BACKENDS)}.")
+    model = model or default_model()
     if model == DEMO:
+        from .demo import ensure_demo_model
+
         return Moderator.load(str(ensure_demo_model(progress=progress)), name=DEMO_NAME, demo=True, **options)
     return Moderator.load(model, **options)
-
-
-def _remote_moderator(model: str, base_url: str | None, **options) -> Moderator:
-    """A Moderator whose model runs on a vLLM server; the tokenizer (for fitting texts) loads here."""
-    base_url = base_url or os.environ.get("MODERATION_BASE_URL")
-    if not base_url:
-        raise ModelLoadError("--backend vllm needs the server's address: --base-url http://HOST:8000 "
-                             "(or MODERATION_BASE_URL).")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model)
-        config = AutoConfig.from_pretrained(model)
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"Could not load the tokenizer of {model!r} (needed to fit texts into the "
-                             f"context): {error}. Give a model id in the local cache or a local folder.") from None
-    context = getattr(config, "max_position_embeddings", None) or 2048
-    return Moderator(RemoteBackend(base_url, model, tokenizer, context_length=context), model, **options)

@@ -10,8 +10,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
+from .errors import InvalidInput
 from .labels import LABELS, check_label
 
 HEADER = "Possible labels:\n" + "".join(f"{n}. {label}\n" for n, label in enumerate(LABELS, 1))
@@ -24,21 +24,27 @@ _RECORD = re.compile(r"\AInput: (?P<text>.*)\nOutput: (?P<label>.*)\Z", re.DOTAL
 _LINE_BREAKS = re.compile(r"\s*[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+\s*")
 
 
-def normalize_text(text: str) -> str:
+class NormalizedText(str):
+    """A text as the model sees it. Only :func:`normalize_text` makes one (and the engine, when it cuts one),
+    so a text that is already one is never checked or folded again."""
+
+
+def normalize_text(text: str) -> NormalizedText:
     """The text as the model sees it: on one line, without control characters, trimmed.
 
     Line breaks (with the spaces around them) fold into one space and tabs become spaces, so a
     text can never start a line of its own and forge an ``Input:`` or ``Output:`` record.
-    Raises ValueError when nothing is left to moderate.
+    Raises InvalidInput when nothing is left to moderate.
     """
+    if isinstance(text, NormalizedText):
+        return text
     if not isinstance(text, str):
-        raise ValueError(f"Text must be a string, not {type(text).__name__}.")
+        raise InvalidInput(f"Text must be a string, not {type(text).__name__}.")
     folded = _LINE_BREAKS.sub(" ", text).replace("\t", " ")
-    cleaned = "".join(ch for ch in folded if unicodedata.category(ch) not in ("Cc", "Cs"))
-    cleaned = cleaned.strip()
+    cleaned = "".join(ch for ch in folded if unicodedata.category(ch) not in ("Cc", "Cs")).strip()
     if is_blank(cleaned):
-        raise ValueError("The text is empty: type the message you want to moderate.")
-    return cleaned
+        raise InvalidInput("The text is empty: type the message you want to moderate.")
+    return NormalizedText(cleaned)
 
 
 def is_blank(text: str) -> bool:
@@ -51,13 +57,11 @@ def format_record(text: str, label: str) -> str:
     return f"{INPUT} {normalize_text(text)}{OUTPUT} {check_label(label)}"
 
 
-def parse_record(record: str) -> tuple[str, str]:
-    """The (text, label) of an ``Input: ...\\nOutput: ...`` record; ValueError if it is not one."""
+def parse_record(record: str) -> tuple[NormalizedText, str]:
+    """The (text, label) of an ``Input: ...\\nOutput: ...`` record; InvalidInput if it is not one."""
     match = _RECORD.match(record)
     if not match:
-        raise ValueError(
-            f"Not a record of the form 'Input: <text>\\nOutput: <label>': {record[:80]!r}"
-        )
+        raise InvalidInput(f"Not a record of the form 'Input: <text>\\nOutput: <label>': {record[:80]!r}")
     return normalize_text(match["text"]), check_label(match["label"].strip())
 
 
@@ -108,6 +112,10 @@ class PromptTemplate:
         """The exact prompt for ``text``: the model continues it with `` <label>\\n``."""
         return self.prefix + self.request(text)
 
+    def layout(self) -> str:
+        """The prompt with a placeholder where each text goes (what the Prompt tab previews)."""
+        return self.prefix + " <text>" + OUTPUT
+
     @cached_property
     def id(self) -> str:
         """A short, stable hash of the template's content."""
@@ -120,28 +128,19 @@ class PromptTemplate:
     @classmethod
     def from_examples(cls, items) -> "PromptTemplate":
         """A template from ``{"text", "label"}`` dicts or ``{"text": "Input: ...\\nOutput: ..."}`` records."""
-        examples = tuple(_example(item) for item in items)
+        examples = tuple(Example(*labelled_item(item)) for item in items)
         if not examples:
-            raise ValueError('No examples: give at least one example (a text and its label).')
+            raise InvalidInput("No examples: give at least one example (a text and its label).")
         return cls(examples)
 
-    @classmethod
-    def from_file(cls, path: str | Path) -> "PromptTemplate":
-        """Load examples from a JSON list or a jsonl file (one object per line)."""
-        content = Path(path).read_text(encoding="utf-8")
-        try:
-            if content.lstrip().startswith("["):
-                items = json.loads(content)
-            else:
-                items = [json.loads(line) for line in content.split("\n") if line.strip()]
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON or jsonl: {error}") from None
-        return cls.from_examples(items)
 
-
-def _example(item) -> Example:
+def labelled_item(item) -> tuple[NormalizedText, str]:
+    """(text, label) of ``{"text", "label"}`` or of a ``{"text": "Input: ...\\nOutput: ..."}`` record."""
     if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-        raise ValueError(f'An example must be an object with a "text" string: {item!r:.80}')
+        raise InvalidInput(
+            'An example must be an object with a "text" string and a "label", or a "text" record '
+            f"'Input: ...\\nOutput: ...': {item!r:.80}"
+        )
     if "label" in item:
-        return Example(item["text"], item["label"])
-    return Example(*parse_record(item["text"]))
+        return normalize_text(item["text"]), check_label(item["label"])
+    return parse_record(item["text"])

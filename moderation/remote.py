@@ -1,37 +1,28 @@
-"""The remote backend: the same prompts, scored by a vLLM (or any OpenAI-compatible) completions server.
+"""The remote backend: the same prompts, as token ids, scored by a vLLM (or any OpenAI-compatible) completions server.
 
-Label scoring asks ``/v1/completions`` to echo each prompt with its log-probabilities (``echo`` +
-``logprobs``, no new tokens), one prompt per text and label, all in one request; generate mode asks
-for a plain greedy completion. Both are features of the OpenAI completions API that vLLM serves.
+Prompts are tokenized here exactly as the local backend tokenizes them (:mod:`moderation.tokens`) and
+sent as token ids. Label scoring asks ``/v1/completions`` to echo each prompt followed by a label's
+continuation with its log-probabilities (``echo`` + ``logprobs``, no new tokens), one prompt per text
+and label, all in one request, and sums the last tokens' log-probabilities by their count, as
+lm-evaluation-harness does; generate mode asks for a plain greedy completion.
 """
 
 import time
+from itertools import cycle
 
 import httpx
 
-from .generation import MAX_NEW_TOKENS
-from .labels import LABELS
-
-CONTINUATIONS = tuple(f" {label}\n" for label in LABELS)
-"""What the model continues a prompt with, one per label (the label, then the newline)."""
-
-
-class RemoteError(RuntimeError):
-    """The completions server cannot be reached or did not answer as expected; the message says what to do.
-
-    ``status`` is the HTTP status of the server's answer, when there was one.
-    """
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
+from .backend import DEFAULT_CONTEXT, context_length
+from .errors import ModelLoadError, RemoteError
+from .results import MAX_NEW_TOKENS
+from .tokens import PromptTokens
 
 
 class RemoteBackend:
     """Scores labels and generates through a completions server that serves ``model``.
 
     ``base_url`` is the server's root (``http://host:8000``) or its OpenAI base URL (``.../v1``);
-    ``tokenizer`` is the served checkpoint's, for fitting texts into ``context_length`` tokens.
+    ``tokenizer`` is the served checkpoint's: prompts are tokenized with it and sent as token ids.
     A request that cannot connect, times out (after ``timeout`` seconds), or gets HTTP 429 or 5xx is
     tried ``retries`` times in all, waiting ``backoff`` seconds, then twice that, and so on.
     """
@@ -42,7 +33,7 @@ class RemoteBackend:
         model: str,
         tokenizer,
         *,
-        context_length: int = 2048,
+        context_length: int = DEFAULT_CONTEXT,
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.5,
@@ -52,7 +43,7 @@ class RemoteBackend:
         base = base_url.rstrip("/")
         self.url = base + ("/completions" if base.endswith("/v1") else "/v1/completions")
         self.model = model
-        self.tokenizer = tokenizer
+        self.tokens = PromptTokens(tokenizer)
         self.context_length = context_length
         self.timeout = timeout
         self.retries = retries
@@ -60,24 +51,38 @@ class RemoteBackend:
         self._echo_max_tokens = 0
         self._client = httpx.Client(timeout=timeout)
 
+    @classmethod
+    def load(cls, base_url: str, model: str, **options) -> "RemoteBackend":
+        """The backend for ``model`` served at ``base_url``; its tokenizer and config load here."""
+        from transformers import AutoConfig, AutoTokenizer  # the tokenizer only: no model code loads
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model)
+            config = AutoConfig.from_pretrained(model)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"Could not load the tokenizer of {model!r} (prompts are tokenized here): "
+                                 f"{error}. Give a model id in the local cache or a local folder.") from None
+        return cls(base_url, model, tokenizer, context_length=context_length(config), **options)
+
     def label_logprobs(self, prefix: str, requests: list[str]) -> list[list[float]]:
         """log p(`` <label>\\n`` | prefix + request) for each request and each of the five labels."""
-        prompts = [prefix + request + continuation for request in requests for continuation in CONTINUATIONS]
+        labels = self.tokens.label_ids
+        prompts = [self.tokens.prompt(prefix, request) + label for request in requests for label in labels]
         body, generated = self._echo(prompts)
         try:
             choices = ordered_choices(body, len(prompts))
             flat = [
-                continuation_logprob(c, cont, generated)
-                for c, cont in zip(choices, CONTINUATIONS * len(requests))
+                continuation_logprob(choice, len(prompt), len(label), generated)
+                for choice, prompt, label in zip(choices, prompts, cycle(labels))
             ]
         except (ValueError, TypeError) as error:
             raise self._shape_error(f"{error}", "the OpenAI completions shape with echo + logprobs") from None
-        return [flat[start : start + len(LABELS)] for start in range(0, len(flat), len(LABELS))]
+        return [flat[start : start + len(labels)] for start in range(0, len(flat), len(labels))]
 
     def generate(self, prefix: str, requests: list[str]) -> list[str]:
         """Greedy continuations of each prompt, up to the first newline."""
         payload = {
-            "prompt": [prefix + request for request in requests],
+            "prompt": [self.tokens.prompt(prefix, request) for request in requests],
             "temperature": 0,
             "max_tokens": MAX_NEW_TOKENS,
             "stop": ["\n"],
@@ -92,8 +97,8 @@ class RemoteBackend:
         """Close the connections to the server."""
         self._client.close()
 
-    def _echo(self, prompts: list[str]) -> tuple[dict, int]:
-        """The server's echo of ``prompts`` with log-probabilities, and how many tokens it added to each.
+    def _echo(self, prompts: list[list[int]]) -> tuple[dict, int]:
+        """The server's echo of ``prompts`` with log-probabilities, and how many tokens it may add to each.
 
         ``max_tokens: 0`` asks for the prompt alone; a server that refuses it is asked for one token
         (which is then left out), as lm-evaluation-harness does, from then on.
@@ -190,30 +195,22 @@ def ordered_choices(body, count: int) -> list[dict]:
     return sorted(choices, key=lambda choice: choice["index"])
 
 
-def continuation_logprob(choice: dict, continuation: str, generated: int) -> float:
-    """Sum of the log-probabilities of the tokens of ``continuation``, the end of the prompt a choice echoes.
+def continuation_logprob(choice: dict, prompt_length: int, continuation_length: int, generated: int) -> float:
+    """Sum of the log-probabilities of the last ``continuation_length`` of the ``prompt_length`` tokens a choice echoes.
 
-    The last ``generated`` tokens are the server's own and left out. The continuation's tokens are found
-    from the end of the prompt: servers such as vLLM decode each token alone and count ``text_offset``
-    in those pieces, so a character split across tokens (an emoji) counts twice and offsets drift from the
-    prompt's characters, but only before the continuation, whose tokens must spell it exactly.
+    The echo holds one log-probability a token: the prompt's, then at most ``generated`` of the server's
+    own (left out). The label's tokens are found by counting, never by matching text.
     """
     logprobs = choice.get("logprobs")
-    if not isinstance(logprobs, dict):
-        raise ValueError("a choice has no logprobs")
-    tokens, values, offsets = (logprobs.get(key) for key in ("tokens", "token_logprobs", "text_offset"))
-    if not all(isinstance(field, list) for field in (tokens, values, offsets)) or not (
-        len(tokens) == len(values) == len(offsets)
-    ):
-        raise ValueError("a choice's logprobs lack tokens, token_logprobs or text_offset of one length")
-    end = len(tokens) - generated
-    if end < 1:
-        raise ValueError("a choice echoes no prompt tokens")
-    start = offsets[end - 1] + len(tokens[end - 1]) - len(continuation)
-    picked = [i for i in range(end) if offsets[i] >= start]
-    if "".join(tokens[i] for i in picked) != continuation or None in (values[i] for i in picked):
-        raise ValueError(f"the echoed tokens do not end with {continuation!r} and its log-probabilities")
-    return float(sum(values[i] for i in picked))
+    if not isinstance(logprobs, dict) or not isinstance(logprobs.get("token_logprobs"), list):
+        raise ValueError("a choice has no logprobs with token_logprobs")
+    values = logprobs["token_logprobs"]
+    if not prompt_length <= len(values) <= prompt_length + generated:
+        raise ValueError(f"a choice echoes {len(values)} tokens for a prompt of {prompt_length}")
+    picked = values[prompt_length - continuation_length : prompt_length]
+    if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in picked):
+        raise ValueError("the echo lacks log-probabilities for the label's tokens")
+    return float(sum(picked))
 
 
 def completion_text(choice: dict) -> str:

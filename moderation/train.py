@@ -8,33 +8,18 @@ model learns exactly the format it is prompted with; the loss counts only the la
 """
 
 import argparse
-import json
 import random
-from pathlib import Path
+import sys
 
 import torch
 from tqdm.auto import tqdm
 
-from .loading import ModelLoadError, load_model
-from .prompt import HEADER, INPUT, OUTPUT, parse_record
+from .errors import USER_ERRORS
+from .loading import load_model
+from .prompt import HEADER, INPUT, OUTPUT
+from .records import read_labelled
 
 IGNORE = -100
-
-
-def read_records(path: str | Path) -> list[tuple[str, str]]:
-    """(text, label) pairs from a jsonl file of ``{"text": "Input: ...\\nOutput: ..."}`` lines."""
-    records = []
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(parse_record(json.loads(line)["text"]))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"{path}:{number}: not a moderation record ({error})") from None
-    if not records:
-        raise ValueError(f"{path} holds no records.")
-    return records
 
 
 def encode_sequence(tokenizer, records: list[tuple[str, str]]) -> tuple[list[int], list[int]]:
@@ -111,7 +96,8 @@ def train(
     return loss.item()
 
 
-def main(argv=None):
+def main(argv=None) -> int:
+    """Fine-tune the checkpoint on the data file and save it; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m moderation.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="checkpoint to start from (Hugging Face id or folder)")
     parser.add_argument("--data", required=True, help="jsonl of {\"text\": \"Input: ...\\nOutput: <label>\"}")
@@ -122,10 +108,11 @@ def main(argv=None):
     parser.add_argument("--warmup-steps", type=int, default=100)
     args = parser.parse_args(argv)
     try:
-        records = read_records(args.data)
+        records = read_labelled(args.data)
         model, tokenizer = load_model(args.model, dtype="float32")
-    except (OSError, ValueError, ModelLoadError) as error:
-        parser.exit(2, f"error: {error}\n")
+    except (*USER_ERRORS, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     loss = train(
         model,
         tokenizer,
@@ -138,7 +125,8 @@ def main(argv=None):
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
     print(f"Trained on {len(records)} records, final loss {loss:.3f}; saved to {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

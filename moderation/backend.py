@@ -1,0 +1,25 @@
+"""Where the model runs: the protocol the Moderator talks to (a local transformers model, or a vLLM server)."""
+
+from typing import Protocol
+
+from .tokens import PromptTokens
+
+DEFAULT_CONTEXT = 2048
+
+
+class Backend(Protocol):
+    """Scores the five labels after prompts, and generates greedily, for one model."""
+
+    tokens: PromptTokens
+    context_length: int
+
+    def label_logprobs(self, prefix: str, requests: list[str]) -> list[list[float]]:
+        """log p(`` <label>\\n`` | prefix + request) for each request and each label, in the card's order."""
+
+    def generate(self, prefix: str, requests: list[str]) -> list[str]:
+        """The greedy continuation of each prompt, up to (not including) the first newline."""
+
+
+def context_length(config) -> int:
+    """How many tokens a model with this (transformers) config attends to."""
+    return getattr(config, "max_position_embeddings", None) or DEFAULT_CONTEXT

@@ -1,0 +1,41 @@
+"""The command-line options that the playground and ``python -m moderation`` share, each defined once."""
+
+import argparse
+
+from .labels import DEFAULT_THRESHOLD, NEVER, SEVERITY
+from .models import BACKENDS, open_moderator
+from .prompt import PromptTemplate
+from .records import read_template
+from .settings import DEFAULT_INTERVENTION, Settings
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--backend`` and ``--base-url``: which model labels, and where it runs."""
+    parser.add_argument("--model", help="Hugging Face id or folder, or 'demo' (default: $MODERATION_MODEL, "
+                        "else GPT-JT-Moderation-6B on a GPU or from the local cache, else the demo model)")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="local: the model runs here; vllm: on the completions server at --base-url")
+    parser.add_argument("--base-url", help="the vLLM server, like http://HOST:8000 (default: $MODERATION_BASE_URL)")
+
+
+def add_settings_options(parser: argparse.ArgumentParser, *, chat: bool = False) -> None:
+    """``--examples`` and ``--threshold`` (and ``--intervention`` where chat turns are checked)."""
+    parser.add_argument("--examples", metavar="FILE", help="few-shot examples, JSON or jsonl (default: the card's)")
+    parser.add_argument("--threshold", choices=SEVERITY + (NEVER,), default=DEFAULT_THRESHOLD,
+                        help="least severe label that intervenes (default: %(default)s)")
+    if chat:
+        parser.add_argument("--intervention", default=DEFAULT_INTERVENTION,
+                            help="the reply a user sees instead of the bot's when a turn intervenes")
+    else:
+        parser.set_defaults(intervention=DEFAULT_INTERVENTION)
+
+
+def open_model(args: argparse.Namespace, **options):
+    """The Moderator that the model options of ``args`` name."""
+    return open_moderator(args.model, backend=args.backend, base_url=args.base_url, **options)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The Settings that the settings options of ``args`` give."""
+    template = read_template(args.examples) if args.examples else PromptTemplate()
+    return Settings(template, args.threshold, args.intervention)

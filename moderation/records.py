@@ -1,0 +1,48 @@
+"""Files of labelled texts: few-shot examples, training data and gold sets all share one reader.
+
+A file is jsonl (one object per line) or a JSON list; each object is ``{"text", "label"}`` or a record
+``{"text": "Input: <text>\\nOutput: <label>"}``. Every error names the file and the line.
+"""
+
+import json
+from pathlib import Path
+
+from .errors import InvalidInput
+from .prompt import Example, NormalizedText, PromptTemplate, labelled_item
+
+
+def read_labelled(path: str | Path) -> list[tuple[NormalizedText, str]]:
+    """The (text, label) pairs of ``path``, in file order; InvalidInput naming the file and line otherwise."""
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"{path} is not UTF-8 text ({error}): save it as utf-8.") from None
+    if content.lstrip().startswith("["):
+        items = enumerate(_json(content, path, "the list"), 1)
+        where = "item"
+    else:
+        items = ((number, _json(line, path, f"line {number}")) for number, line in enumerate(content.split("\n"), 1)
+                 if line.strip())
+        where = "line"
+    pairs = []
+    for number, item in items:
+        try:
+            pairs.append(labelled_item(item))
+        except InvalidInput as error:
+            raise InvalidInput(f"{path}: {where} {number}: {error}") from None
+    if not pairs:
+        raise InvalidInput(f"{path} holds no labelled texts: give one example a line, like "
+                           '{"text": "I want to call in sick", "label": "casual"}.')
+    return pairs
+
+
+def _json(text: str, path, where: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"{path}: {where}: not valid JSON ({error}).") from None
+
+
+def read_template(path: str | Path) -> PromptTemplate:
+    """A prompt template whose few-shot examples are the labelled texts of ``path``."""
+    return PromptTemplate(tuple(Example(text, label) for text, label in read_labelled(path)))

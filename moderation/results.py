@@ -1,0 +1,51 @@
+"""What a moderation returns: one text's result, and a chat turn checked on both sides."""
+
+from dataclasses import dataclass
+
+MODES = ("score", "generate")
+"""score: a probability for each label; generate: the card's greedy decoding."""
+
+MAX_NEW_TOKENS = 10
+"""Generate mode reads at most this many tokens, as the card's users do."""
+
+ROLES = ("user", "bot")
+"""The two sides of a chat turn."""
+
+
+@dataclass(frozen=True)
+class ModerationResult:
+    """What the model says of one text.
+
+    ``text`` is the text as the model saw it (normalised, and cut with a marker if it was too long);
+    ``scores`` maps each label to its probability (empty in generate mode); ``label`` is None only
+    when generate mode produced no label, and ``generated`` then holds what it produced;
+    ``template`` is the id of the prompt template used.
+    """
+
+    text: str
+    label: str | None
+    scores: dict[str, float]
+    flagged: bool
+    intervene: bool
+    prompt: str
+    model: str
+    mode: str = "score"
+    generated: str | None = None
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """A chat turn checked on both sides: the verdicts, and the reply the user gets to see."""
+
+    user: ModerationResult
+    bot: ModerationResult
+    reply: str
+    intervened: bool
+    triggered_by: list[str]
+
+    @classmethod
+    def of(cls, user: ModerationResult, bot: ModerationResult, bot_reply: str, intervention: str) -> "TurnResult":
+        """The bot's reply, or ``intervention`` when either side reaches the intervention threshold."""
+        triggered = [role for role, result in zip(ROLES, (user, bot)) if result.intervene]
+        return cls(user, bot, intervention if triggered else bot_reply, bool(triggered), triggered)
