@@ -6,7 +6,9 @@ import json
 import os
 import sys
 
-from .export import FORMATS, export_jsonl
+from moderation.errors import InvalidInput
+
+from .export import FORMATS, export_jsonl, write_export
 from .reviewers import add_reviewer
 from .store import STATUSES, FeedbackStore
 
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
                 run_export(store, args)
             else:
                 run_stats(store, args)
-    except (ValueError, OSError) as error:
+    except (InvalidInput, OSError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     return 0
@@ -57,7 +59,7 @@ def run_reviewers(args) -> int:
         password = sys.stdin.readline().rstrip("\n")
     try:
         add_reviewer(args.file, args.name, password)
-    except (ValueError, OSError) as error:
+    except (InvalidInput, OSError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     print(f"Reviewer {args.name} can now log in (file: {args.file}).", file=sys.stderr)
@@ -71,16 +73,7 @@ def run_export(store, args):
         sys.stdout.reconfigure(encoding="utf-8")
         count = export_jsonl(store, sys.stdout, **options)
     else:
-        partial = args.out + ".tmp"
-        try:
-            with open(partial, "w", encoding="utf-8") as out:
-                count = export_jsonl(store, out, **options)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, args.out)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+        count = write_export(store, args.out, **options)
     print(f"Exported {count} rows to {'stdout' if args.out == '-' else args.out}", file=sys.stderr)
 
 

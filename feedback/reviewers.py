@@ -10,6 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
+from moderation.errors import InvalidInput
+
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 8
 
@@ -41,11 +43,11 @@ def load_reviewers(path: str | Path) -> dict[str, str]:
             continue
         name, separator, stored = line.partition(":")
         if not separator or not name or not stored.startswith("scrypt$"):
-            raise ValueError(f"{path}:{number}: not 'name:scrypt$...'; add reviewers with "
+            raise InvalidInput(f"{path}:{number}: not 'name:scrypt$...'; add reviewers with "
                              "'python -m feedback reviewers add NAME --file FILE'.")
         reviewers[name] = stored
     if not reviewers:
-        raise ValueError(f"{path} lists no reviewers: add one with 'python -m feedback reviewers add NAME --file {path}'.")
+        raise InvalidInput(f"{path} lists no reviewers: add one with 'python -m feedback reviewers add NAME --file {path}'.")
     return reviewers
 
 
@@ -53,9 +55,9 @@ def add_reviewer(path: str | Path, name: str, password: str) -> None:
     """Add ``name`` (or give it a new password) in the reviewers file, written whole or not at all."""
     name = name.strip()
     if not name or ":" in name or any(ch.isspace() or not ch.isprintable() for ch in name):
-        raise ValueError(f"Bad reviewer name {name!r}: use letters, digits and punctuation other than ':'.")
+        raise InvalidInput(f"Bad reviewer name {name!r}: use letters, digits and punctuation other than ':'.")
     if len(password) < MIN_PASSWORD:
-        raise ValueError(f"The password is too short: use at least {MIN_PASSWORD} characters.")
+        raise InvalidInput(f"The password is too short: use at least {MIN_PASSWORD} characters.")
     path = Path(path)
     reviewers = load_reviewers(path) if path.exists() and path.read_text(encoding="utf-8").strip() else {}
     reviewers[name] = hash_password(password)

@@ -11,15 +11,15 @@ import unicodedata
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
+from moderation.errors import InvalidInput
 from moderation.labels import LABELS, check_label
 from moderation.prompt import is_blank
+from moderation.results import MODES, ROLES
 
 from .migrations import migrations
 
 VERDICTS = ("right", "wrong")
 STATUSES = ("pending", "accepted", "discarded")
-MODES = ("score", "generate")
-ROLES = ("user", "bot")
 
 _JOINED = """
 select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdicts.status,
@@ -107,23 +107,23 @@ class FeedbackStore:
         _choice(verdict, VERDICTS, "verdict")
         reviewer = (reviewer or "").strip()
         if is_blank(reviewer):
-            raise ValueError("Enter your name as reviewer, so your verdicts can be told apart.")
+            raise InvalidInput("Enter your name as reviewer, so your verdicts can be told apart.")
         with self._lock:
             model_label = self._model_label(prediction_id)
             if verdict == "right":
                 if model_label is None:
-                    raise ValueError("The model gave no label: choose the correct label and save a correction.")
+                    raise InvalidInput("The model gave no label: choose the correct label and save a correction.")
                 if label not in (None, model_label):
-                    raise ValueError(
+                    raise InvalidInput(
                         f"The model said {model_label!r}: choose 'Label is wrong' to give {label!r}."
                     )
                 label = model_label
             else:
                 if label is None:
-                    raise ValueError(f"Choose the correct label: one of {', '.join(LABELS)}.")
+                    raise InvalidInput(f"Choose the correct label: one of {', '.join(LABELS)}.")
                 check_label(label)
                 if label == model_label:
-                    raise ValueError(
+                    raise InvalidInput(
                         f"{label!r} is the model's own label: use 'Label is right' instead."
                     )
             created = now()
@@ -170,13 +170,6 @@ class FeedbackStore:
         with self._lock:
             return [_decode(row) for row in self.db.query(sql, params + [limit])]
 
-    def count_verdicts(self, *, status=None, label=None, disagree=False, search=None) -> int:
-        """How many verdicts match the filters of :meth:`verdicts`."""
-        clauses, params = _filters(status=status, label=label, disagree=disagree, search=search)
-        sql = "select count(*) from (" + _JOINED + _where(clauses) + ")"
-        with self._lock:
-            return self.db.execute(sql, params).fetchone()[0]
-
     def stats(self) -> dict:
         """Counts of predictions and verdicts by label and status, and the reviewers' agreement."""
         with self._lock:
@@ -221,21 +214,21 @@ class FeedbackStore:
 
     def _model_label(self, prediction_id):
         if not _storable_id(prediction_id):
-            raise ValueError(f"No prediction {prediction_id}: moderate the text first, then give your verdict on it.")
+            raise InvalidInput(f"No prediction {prediction_id}: moderate the text first, then give your verdict on it.")
         row = self.db.execute("select label from predictions where id = ?", [prediction_id]).fetchone()
         if row is None:
-            raise ValueError(
+            raise InvalidInput(
                 f"No prediction {prediction_id}: moderate the text first, then give your verdict on it."
             )
         return row[0]
 
     def _verdict(self, verdict_id):
         if not _storable_id(verdict_id):
-            raise ValueError(f"No verdict {verdict_id}: pick one from the list of verdicts.")
+            raise InvalidInput(f"No verdict {verdict_id}: pick one from the list of verdicts.")
         try:
             return self.db["verdicts"].get(verdict_id)
         except NotFoundError:
-            raise ValueError(f"No verdict {verdict_id}: pick one from the list of verdicts.") from None
+            raise InvalidInput(f"No verdict {verdict_id}: pick one from the list of verdicts.") from None
 
     def _update_verdict(self, verdict_id, **changes):
         with self.db.atomic():
@@ -259,7 +252,7 @@ def parse_since(since: str) -> str:
             moment = moment.replace(tzinfo=datetime.timezone.utc)
         return _iso(moment)
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(
+        raise InvalidInput(
             f"Bad date {since!r}: use a date like 2026-11-29 or a time like 2026-11-29T14:30."
         ) from None
 
@@ -275,7 +268,7 @@ def _storable_id(value) -> bool:
 
 def _choice(value, choices, what):
     if value not in choices:
-        raise ValueError(f"Unknown {what} {value!r}: choose one of {', '.join(choices)}.")
+        raise InvalidInput(f"Unknown {what} {value!r}: choose one of {', '.join(choices)}.")
     return value
 
 
