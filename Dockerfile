@@ -46,6 +46,7 @@ sys.exit(torch.__version__.split('+')[0] != sys.argv[1] or torch.version.cuda is
 COPY app.py ./
 COPY moderation/ moderation/
 COPY feedback/ feedback/
+COPY playground/ playground/
 
 # app (numeric, so that a runtime checking for a non-root user can tell without /etc/passwd).
 USER 1000:1000

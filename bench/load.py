@@ -39,11 +39,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the client must no
 
 from gradio_client import Client  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from moderation.demo import split_seed  # noqa: E402
 from moderation.labels import LABELS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 KINDS = ("moderate", "flag", "rest")
 LOCAL_HOSTS = ("127.0.0.1", "localhost")

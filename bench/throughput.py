@@ -12,7 +12,7 @@ It also reports how often the scored labels agree with the pipeline's greedy lab
 demo model, and on the benchmark checkpoint), the machine's own matmul FLOP/s against the model
 FLOP/s the 32-queued run achieves on useful work, peak memory, and whether the targets are met.
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. .venv/bin/python bench/throughput.py [--model M] [--size small|medium] \\
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/throughput.py [--model M] [--size small|medium] \\
         [--texts N] [--json]
 
 Without ``--model`` the checkpoint is a GPT-J with random weights (seed 0) and a byte-level BPE trained
@@ -36,14 +36,12 @@ import numpy as np
 import torch
 import transformers
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from moderation.batcher import MicroBatcher  # noqa: E402
-from moderation.demo import ensure_demo_model, new_gptj, split_seed, train_tokenizer  # noqa: E402
-from moderation.engine import Moderator  # noqa: E402
-from moderation.labels import parse_label  # noqa: E402
-from moderation.local import LocalBackend, encode  # noqa: E402
-from moderation.prompt import PromptTemplate  # noqa: E402
+from moderation.batcher import MicroBatcher
+from moderation.demo import ensure_demo_model, new_gptj, split_seed, train_tokenizer
+from moderation.engine import Moderator
+from moderation.labels import parse_label
+from moderation.local import LocalBackend
+from moderation.prompt import PromptTemplate
 
 SIZES = {
     "medium": dict(n_embd=768, n_layer=12, n_head=12, rotary_dim=64),
@@ -136,9 +134,9 @@ def counting_batcher(moderator: Moderator) -> tuple[MicroBatcher, list[int]]:
     """A MicroBatcher in front of ``moderator.moderate``, and the list of the batch sizes it served."""
     sizes: list[int] = []
 
-    def batch_fn(texts):
+    def batch_fn(texts, settings):
         sizes.append(len(texts))
-        return moderator.moderate(texts)
+        return moderator.moderate(texts, settings)
 
     return MicroBatcher(batch_fn, max_batch_size=CONCURRENCY, max_wait=MAX_WAIT), sizes
 
@@ -211,7 +209,7 @@ def useful_work(moderator: Moderator, texts: list[str]) -> dict:
     which grows with the prefix, is not counted).
     """
     nodes = len(moderator.backend.label_trie.tokens)
-    request_tokens = sum(len(encode(moderator.tokenizer, PromptTemplate.request(text))) for text in texts)
+    request_tokens = sum(len(moderator.backend.tokens.encode(PromptTemplate.request(text))) for text in texts)
     tokens = request_tokens + nodes * len(texts)
     logit_positions = (1 + nodes) * len(texts)
     counts = parameter_counts(moderator.backend.model)
@@ -251,14 +249,15 @@ def agreement(baseline: list[str | None], scored: list[str]) -> dict:
 
 def same_prompt_tokens(moderator: Moderator, texts: list[str]) -> int:
     """How many texts' full prompts the pipeline's tokenizer splits exactly as the scoring path does."""
-    tokenizer, template = moderator.tokenizer, PromptTemplate()
-    return sum(tokenizer(template.assemble(t))["input_ids"] == moderator.prompt_ids(t) for t in texts)
+    tokens, template = moderator.backend.tokens, PromptTemplate()
+    return sum(tokens.encode(template.assemble(t)) == tokens.prompt(template.prefix, template.request(t))
+               for t in texts)
 
 
 def demo_agreement(texts: list[str]) -> dict:
     """Agreement of the pipeline's greedy labels and scored labels on the trained demo model."""
     moderator = Moderator.load(str(ensure_demo_model(progress=False)))
-    baseline, _ = run_baseline(moderator.backend.model, moderator.tokenizer, texts)
+    baseline, _ = run_baseline(moderator.backend.model, moderator.backend.tokens.tokenizer, texts)
     scored = [result.label for result in moderator.moderate(texts)]
     return agreement(baseline, scored) | {"same_prompt_tokens": same_prompt_tokens(moderator, texts)}
 
@@ -319,7 +318,7 @@ def measure(args) -> dict:
         checkpoint = args.model or folder
         vocab = None if args.model else build_checkpoint(args.size, folder)
         moderator = Moderator.load(checkpoint, name=args.model or f"random GPT-J ({args.size})")
-        model, tokenizer = moderator.backend.model, moderator.tokenizer
+        model, tokenizer = moderator.backend.model, moderator.backend.tokens.tokenizer
         figures["checkpoint"] = {
             "name": moderator.name,
             "vocab_trained": vocab,

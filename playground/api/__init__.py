@@ -1,0 +1,1 @@
+"""The REST API: protocol models, thin routes over the service, and the error handlers."""

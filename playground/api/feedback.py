@@ -1,0 +1,45 @@
+"""``GET /v1/feedback/export`` (jsonl, streamed) and ``GET /v1/feedback/stats``: for reviewers only, when logins
+are on."""
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+from feedback.export import export_lines
+from feedback.reviewers import Reviewers
+from feedback.store import FeedbackStore
+
+basic = HTTPBasic(auto_error=False, description="A reviewer's name and password (see --auth).")
+
+
+def feedback_router(store: FeedbackStore, reviewers: Reviewers | None) -> APIRouter:
+    """The feedback routes; with ``reviewers``, each needs a reviewer's HTTP Basic login."""
+
+    def reviewer(credentials: HTTPBasicCredentials | None = Depends(basic)) -> str | None:
+        if reviewers is None:
+            return None
+        if credentials is None or not reviewers.check(credentials.username, credentials.password):
+            raise HTTPException(401, "Log in as a reviewer (HTTP Basic) to read feedback.",
+                                headers={"WWW-Authenticate": 'Basic realm="moderation-playground"'})
+        return credentials.username
+
+    router = APIRouter(prefix="/v1/feedback", tags=["feedback"], dependencies=[Depends(reviewer)])
+
+    @router.get("/export")
+    def export(
+        format: Literal["oig", "full"] = Query("oig", description="oig: training records; full: every field"),
+        status: Literal["pending", "accepted", "discarded"] | None = Query(None, description="only this status"),
+        since: str | None = Query(None, description="only verdicts given since, like 2026-11-29"),
+    ) -> StreamingResponse:
+        """The verdicts as jsonl, streamed row by row."""
+        return StreamingResponse(export_lines(store, format=format, status=status, since=since),
+                                 media_type="application/x-ndjson")
+
+    @router.get("/stats")
+    def stats() -> dict:
+        """Counts of predictions and verdicts by label and status, and the reviewers' agreement."""
+        return store.stats()
+
+    return router

@@ -1,0 +1,95 @@
+"""One server: the Gradio page at /, the OpenAI-compatible moderation API under /v1, and /healthz.
+
+    python app.py [--model M] [--db feedback.db] [--host 127.0.0.1] [--port 7860] [--auth FILE]
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+
+from feedback.reviewers import Reviewers
+from feedback.store import FeedbackStore
+from moderation.errors import USER_ERRORS
+from moderation.options import add_model_options, add_settings_options, open_model, settings_from
+
+from .api.errors import install_error_handlers
+from .api.feedback import feedback_router
+from .api.moderations import moderation_router
+from .service import Limits, PlaygroundService
+from .ui.page import build_page
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+GRACEFUL_SHUTDOWN_S = 3
+"""At shutdown, requests in flight get this long to finish; open page streams are then cut."""
+
+
+def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True) -> FastAPI:
+    """The REST API under /v1 and /healthz, and the page at / (behind a login with ``reviewers``)."""
+    app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.")
+    install_error_handlers(app)
+    app.include_router(feedback_router(service.store, reviewers))
+    app.include_router(moderation_router(service, record=record_api))
+    return gr.mount_gradio_app(
+        app,
+        build_page(service, logins=reviewers is not None).queue(max_size=service.limits.max_waiting),
+        path="/",
+        allowed_paths=[str(service.export_dir)],
+        auth=reviewers.check if reviewers else None,
+        auth_message="Log in with your reviewer name and password.",
+    )
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line of ``python app.py``."""
+    parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.split("\n\n")[0])
+    add_model_options(parser)
+    add_settings_options(parser, chat=True)
+    parser.add_argument("--db", default="feedback.db", help="SQLite file for predictions and verdicts")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--max-batch-size", type=int, default=32, help="texts per forward pass at most")
+    parser.add_argument("--max-wait-ms", type=float, default=5, help="how long a request waits for company")
+    parser.add_argument("--max-inputs", type=int, default=Limits.max_inputs, help="texts per API request at most")
+    parser.add_argument("--max-chars", type=int, default=Limits.max_chars, help="characters per text at most")
+    parser.add_argument("--max-waiting", type=int, default=Limits.max_waiting,
+                        help="requests that may wait at once; past it the answer is 'busy, retry' (HTTP 503)")
+    parser.add_argument("--no-record-api", action="store_true", help="don't keep the API's predictions")
+    parser.add_argument("--auth", default=os.environ.get("MODERATION_AUTH"), metavar="FILE",
+                        help="reviewers file (python -m feedback reviewers add NAME --file FILE): log in to review")
+    parser.add_argument("--insecure", action="store_true", help="serve another address than localhost without --auth")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Load the model, open the database and serve the playground; returns the exit code."""
+    args = parse_args(argv)
+    if not args.auth and args.host not in LOCAL_HOSTS:
+        if not args.insecure:
+            print(f"error: without --auth anyone who reaches {args.host} could read and change the feedback. "
+                  "Add reviewers and pass --auth FILE, or --insecure to serve without logins.", file=sys.stderr)
+            return 2
+        print(f"warning: serving {args.host} without logins (--insecure): anyone who reaches it can read and "
+              "change the feedback.", file=sys.stderr)
+    try:
+        reviewers = Reviewers(args.auth) if args.auth else None
+        settings = settings_from(args)
+        moderator = open_model(args)
+        store = FeedbackStore(args.db)
+        service = PlaygroundService(
+            moderator, store, tempfile.mkdtemp(prefix="moderation-exports-"), settings=settings,
+            limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),
+            max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000,
+        )
+    except (*USER_ERRORS, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app = create_app(service, reviewers=reviewers, record_api=not args.no_record_api)
+    print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    return 0

@@ -1,0 +1,90 @@
+"""What the tabs share: the page's context, errors shown as messages, and the verdict form."""
+
+import functools
+import html
+import logging
+from dataclasses import dataclass
+
+import gradio as gr
+
+from moderation.errors import USER_ERRORS
+from moderation.labels import LABELS
+from moderation.settings import Settings
+
+from ..service import PlaygroundService
+
+log = logging.getLogger("playground.ui")
+
+ANY = "any"
+INTERNAL = "Something went wrong on the server, and its log has the details. Try again, or tell whoever runs it."
+
+
+@dataclass(frozen=True)
+class Page:
+    """What every tab builds on: the service, whether reviewers log in, and this browser session's draft
+    settings (a ``gr.State``: None while the session follows the server's default)."""
+
+    service: PlaygroundService
+    logins: bool
+    draft: gr.State
+
+    def settings(self, draft: Settings | None) -> Settings:
+        """The settings a moderation from this session uses: its draft, else the server's default."""
+        return draft or self.service.settings
+
+    def reviewer(self, typed: str, request: gr.Request) -> str:
+        """Who gives a verdict: the logged-in reviewer when logins are on, else the name typed."""
+        return request.username if self.logins else typed
+
+
+def shown_errors(handler):
+    """``handler`` with its failures shown in the page as text (never HTML): the user's mistakes as they are,
+    anything else as a failure of the server, whose traceback goes to the log."""
+
+    @functools.wraps(handler)
+    def wrapper(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except USER_ERRORS as error:
+            raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
+        except Exception:
+            log.exception("The page's %s failed", handler.__name__)
+            raise gr.Error(INTERNAL, print_exception=False) from None
+
+    return wrapper
+
+
+def optional(choice: str) -> str | None:
+    """A filter's value: None for "any"."""
+    return None if choice == ANY else choice
+
+
+def saved(row: dict) -> str:
+    """What the page says once a verdict is on disk."""
+    return f"Saved verdict #{row['id']} on prediction #{row['prediction_id']}: {row['verdict']}, {row['label']}."
+
+
+@dataclass
+class VerdictForm:
+    """The controls with which a reviewer judges a label."""
+
+    label: gr.Dropdown
+    reviewer: gr.Textbox
+    note: gr.Textbox
+    right: gr.Button
+    correction: gr.Button
+    saved: gr.Textbox
+
+
+def verdict_form(page: Page) -> VerdictForm:
+    """Correct label, reviewer (unless logged in), note, the two buttons and the confirmation, as one group."""
+    with gr.Group():
+        with gr.Row():
+            label = gr.Dropdown(list(LABELS), label="Correct label", value=None)
+            reviewer = gr.Textbox(label="Reviewer", placeholder="Your name", visible=not page.logins)
+        note = gr.Textbox(label="Note", placeholder="Why the label is right or wrong (optional)")
+        with gr.Row():
+            right = gr.Button("Label is right")
+            correction = gr.Button("Save correction", variant="primary")
+        saved_box = gr.Textbox(label="Saved", interactive=False)
+    return VerdictForm(label, reviewer, note, right, correction, saved_box)

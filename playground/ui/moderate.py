@@ -1,0 +1,78 @@
+"""The Moderate tab: a text, its label with the five probabilities, the decision, the prompt, and a verdict."""
+
+import gradio as gr
+
+from moderation.labels import LABELS
+from moderation.prompt import CARD_EXAMPLES
+from moderation.results import MODES, ModerationResult
+from moderation.settings import Settings
+
+from .common import Page, saved, shown_errors, verdict_form
+
+MAX_CONCURRENT = 64
+CARD_TEXTS = [[example.text] for example in CARD_EXAMPLES] + [
+    [
+        "Yes I am. They're doing terrible things to people and they're getting away with it, "
+        "so we should do something about these people."
+    ]
+]
+
+
+def build(page: Page) -> None:
+    """The tab and its events: /moderate, /confirm and /flag."""
+    with gr.Tab("Moderate"):
+        with gr.Row():
+            with gr.Column():
+                text = gr.Textbox(label="Text", lines=4, placeholder="A message to moderate")
+                mode = gr.Radio(list(MODES), value="score", label="Mode",
+                                info="score: probability of each label; generate: the card's greedy decoding")
+                button = gr.Button("Moderate", variant="primary")
+                gr.Examples(CARD_TEXTS, inputs=[text], label="The card's examples")
+            with gr.Column():
+                label = gr.Label(label="Label", num_top_classes=len(LABELS))
+                decision_box = gr.Markdown()
+                prediction_id = gr.Number(label="Prediction", interactive=False)
+        prompt = gr.Code(label="Prompt sent to the model", language=None, interactive=False)
+        form = verdict_form(page)
+
+    @shown_errors
+    def moderate(text: str, mode: str, draft: Settings | None, progress=gr.Progress()):
+        """Label a text and record the prediction; returns label, decision, prompt and prediction id."""
+        progress(0, desc="Moderating")
+        settings = page.settings(draft)
+        (shown,) = page.service.moderate([text], fields=["Text"], settings=settings, mode=mode)
+        return label_value(shown.result), decision(shown.result, settings), shown.result.prompt, shown.id
+
+    @shown_errors
+    def confirm(prediction, note: str, reviewer: str, request: gr.Request):
+        """Record that the model's label is right."""
+        return saved(page.service.confirm(prediction, note=note, reviewer=page.reviewer(reviewer, request)))
+
+    @shown_errors
+    def flag(prediction, correct: str, note: str, reviewer: str, request: gr.Request):
+        """Record that the model's label is wrong, with the correct label."""
+        return saved(page.service.flag(prediction, correct, note=note, reviewer=page.reviewer(reviewer, request)))
+
+    event = dict(fn=moderate, inputs=[text, mode, page.draft], outputs=[label, decision_box, prompt, prediction_id],
+                 concurrency_limit=MAX_CONCURRENT)
+    button.click(**event, api_name="moderate")
+    text.submit(**event, api_visibility="private")
+    form.right.click(confirm, [prediction_id, form.note, form.reviewer], form.saved, api_name="confirm")
+    form.correction.click(flag, [prediction_id, form.label, form.note, form.reviewer], form.saved, api_name="flag")
+
+
+def label_value(result: ModerationResult):
+    """What the Label component shows: the five probabilities, or the generated label."""
+    return result.scores if result.mode == "score" else (result.label or "no label")
+
+
+def decision(result: ModerationResult, settings: Settings) -> str:
+    """Flagged, would intervene (at which threshold), and in generate mode what was generated."""
+    parts = [
+        f"**Flagged:** {'yes' if result.flagged else 'no'}",
+        f"**Would intervene:** {'yes' if result.intervene else 'no'} (threshold: {settings.threshold})",
+    ]
+    if result.mode == "generate":
+        parts.append("**Generated:** see the prompt's continuation below" if result.label else
+                     "**Generated:** no label (the model's text is not one of the five)")
+    return " · ".join(parts)
