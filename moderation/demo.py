@@ -12,6 +12,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,11 +23,12 @@ from transformers import GPTJConfig, GPTJForCausalLM, PreTrainedTokenizerFast
 
 from .engine import Moderator
 from .local import LocalBackend
+from .models import DEMO_NAME
 from .prompt import CARD_EXAMPLES, HEADER
-from .train import read_records, train
+from .records import read_labelled
+from .train import train
 
 SEED_FILE = Path(__file__).parent / "data" / "seed.jsonl"
-DEMO_NAME = "playground-demo-gptj"
 EOS = "<|endoftext|>"
 
 
@@ -40,10 +42,10 @@ class DemoRecipe:
     n_head: int = 4
     rotary_dim: int = 16
     n_positions: int = 2048
-    steps: int = 800
+    steps: int = 250
     batch_size: int = 8
-    learning_rate: float = 1e-3
-    warmup_steps: int = 50
+    learning_rate: float = 2e-3
+    warmup_steps: int = 20
     held_out: float = 0.15
     dropout: float = 0.1
     seed: int = 0
@@ -70,7 +72,7 @@ def ensure_demo_model(recipe: DemoRecipe = DemoRecipe(), *, progress: bool = Tru
 
 def split_seed(recipe: DemoRecipe = DemoRecipe()) -> tuple[list, list]:
     """(train, held-out) records of the seed set, split the same way every time; the card's examples train too."""
-    records = read_records(SEED_FILE)
+    records = read_labelled(SEED_FILE)
     random.Random(recipe.seed).shuffle(records)
     cut = round(len(records) * (1 - recipe.held_out))
     card = [(example.text, example.label) for example in CARD_EXAMPLES]
@@ -172,3 +174,13 @@ def _accuracy(model, tokenizer, records) -> float:
     results = moderator.moderate([text for text, _ in records])
     right = sum(result.label == label for result, (_, label) in zip(results, records))
     return round(right / len(records), 4)
+
+
+def main() -> int:
+    """``python -m moderation.demo``: build the demo model into the cache now (if it is not there yet)."""
+    print(ensure_demo_model())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
