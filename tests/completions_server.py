@@ -3,7 +3,8 @@
     python tests/completions_server.py --model PATH --port N [--delay SECONDS] [--garbage]
                                        [--fail-first N] [--reject-zero-max-tokens]
 
-It answers ``POST /v1/completions`` in vLLM's response shape: the prompt is tokenized whole, ``echo``
+It answers ``POST /v1/completions`` in vLLM's response shape: a prompt is a text (tokenized whole) or a
+list of token ids (taken as they are; a list of such lists is many prompts), ``echo``
 returns its tokens with ``token_logprobs`` (None first), ``top_logprobs`` and ``text_offset`` (the
 cumulative lengths of the tokens decoded one by one, as vLLM counts them), and ``max_tokens: 0`` with
 ``echo`` returns the prompt alone. Decoding is always greedy (``temperature`` is not read), stopped at
@@ -16,6 +17,7 @@ completion requests received.
 """
 
 import argparse
+import asyncio
 import time
 import uuid
 from itertools import accumulate
@@ -24,6 +26,7 @@ import torch
 import uvicorn
 from fastapi import Body, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
@@ -51,21 +54,26 @@ def create_app(
         return {"completions": attempts[0]}
 
     @app.post("/v1/completions")
-    def completions(request: dict = Body(...)):
+    async def completions(request: dict = Body(...)):
         attempts[0] += 1
         if attempts[0] <= fail_first:
             return error(503, "ServiceUnavailableError", "The server is warming up, try again.")
-        time.sleep(delay)
+        await asyncio.sleep(delay)  # a server stopped meanwhile never starts the work
+        return await run_in_threadpool(answer, request)
+
+    def answer(request: dict):
         if garbage:
             return HTMLResponse("<html><body><h1>Welcome to nginx!</h1></body></html>")
         if request.get("model") != model_path:
             return error(404, "NotFoundError", f"The model `{request.get('model')}` does not exist.")
         if reject_zero_max_tokens and request.get("max_tokens") == 0:
             return error(400, "BadRequestError", "max_tokens must be at least 1, got 0.")
-        prompts = request["prompt"] if isinstance(request["prompt"], list) else [request["prompt"]]
         choices, prompt_tokens, completion_tokens = [], 0, 0
-        for index, prompt in enumerate(prompts):
-            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        for index, prompt in enumerate(prompts_of(request["prompt"])):
+            if isinstance(prompt, str):
+                prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            else:
+                prompt_ids, prompt = prompt, tokenizer.decode(prompt)
             choice, new_ids = complete(model, tokenizer, prompt, prompt_ids, request)
             choices.append({"index": index, **choice})
             prompt_tokens += len(prompt_ids)
@@ -84,6 +92,13 @@ def create_app(
         }
 
     return app
+
+
+def prompts_of(prompt) -> list:
+    """The prompts of a request: texts, or lists of token ids (OpenAI's four shapes of ``prompt``)."""
+    if isinstance(prompt, str) or (prompt and all(isinstance(token, int) for token in prompt)):
+        return [prompt]
+    return prompt
 
 
 def error(status: int, kind: str, message: str) -> JSONResponse:

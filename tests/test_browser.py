@@ -1,4 +1,5 @@
-"""A reviewer's session in a real browser (Debian chromium through Playwright), with a screenshot per step."""
+"""A reviewer's session in a real browser (Debian chromium through Playwright) on the demo model, served in this
+process, with a screenshot per step."""
 
 import json
 import re
@@ -15,8 +16,8 @@ SCREENSHOTS = Path(__file__).parent.parent / "test-artifacts" / "screenshots"
 
 
 @pytest.fixture
-def page(app_server):
-    url, _ = app_server
+def page(demo_app):
+    url = demo_app.url
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)

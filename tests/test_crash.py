@@ -3,7 +3,7 @@
 Three gradio_client threads flag predictions through ``/flag`` on a real ``python app.py``; once 30
 verdicts are acknowledged the server is killed with SIGKILL. The database must then pass
 ``PRAGMA integrity_check`` and hold every acknowledged verdict with the fields it was acknowledged with,
-both read directly with sqlite3 and through a server restarted on the same file.
+both read directly with sqlite3 and through the app reopened on the same file (served in this process).
 """
 
 import json
@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.request
 
-from conftest import app_command, free_port, running_app, serving
+from conftest import app_command, free_port, running_in_process, serving
 from gradio_client import Client
 
 from moderation.labels import LABELS
@@ -139,12 +139,12 @@ def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_model_dir, tmp_pa
     assert integrity == "ok"
     assert {verdict_id: stored.get(verdict_id) for verdict_id in acked} == acked
 
-    with running_app("demo", db_path) as restarted:
-        exported = exported_verdicts(restarted)
+    with running_in_process(tmp_path) as reopened:
+        exported = exported_verdicts(reopened.url)
         assert {verdict_id: exported.get(verdict_id) for verdict_id in acked} == acked
         prediction_id, model_label = stream.predictions[0]
         label = next(other for other in LABELS if other != model_label)
-        client = Client(restarted, verbose=False)
+        client = Client(reopened.url, verbose=False)
         try:
             reply = client.predict(prediction_id, label, "after restart", "crash-check", api_name="/flag")
         finally:

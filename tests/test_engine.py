@@ -10,6 +10,7 @@ from moderation.labels import LABELS, parse_label
 from moderation.loading import ModelLoadError
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
 from moderation.scoring import continuation_logprobs
+from moderation.settings import Settings
 
 TEXTS = [
     "I want to call in sick",
@@ -20,10 +21,15 @@ TEXTS = [
 ]
 
 
+def prompt_ids(moderator, text, template=PromptTemplate()):
+    """The prompt's token ids, tokenized as every backend tokenizes it."""
+    return moderator.backend.tokens.prompt(template.prefix, template.request(text))
+
+
 def full_prompt_logprob(moderator, text, label):
     """log p(' <label>\\n' | prompt), computed the plain way: one sequence, all logits."""
-    prompt = moderator.prompt_ids(text)
-    continuation = moderator.tokenizer(f" {label}\n", add_special_tokens=False)["input_ids"]
+    prompt = prompt_ids(moderator, text)
+    continuation = moderator.backend.tokens.encode(f" {label}\n")
     ids = torch.tensor([prompt + continuation])
     with torch.no_grad():
         logprobs = torch.log_softmax(moderator.backend.model(ids).logits[0].float(), -1)
@@ -69,12 +75,13 @@ def test_generate_mode_reports_what_it_generated(tiny_moderator):
 def test_greedy_decoding_yields_every_label_the_model_is_sure_of(demo_moderator):
     """A label whose whole continuation has probability > 1/2 wins every greedy step, so both modes agree."""
     _, held_out = split_seed()
-    texts = [e.text for e in CARD_EXAMPLES] + [text for text, _ in held_out]
+    texts = [e.text for e in CARD_EXAMPLES] + [text for text, _ in held_out[:60]]
     scored = demo_moderator.moderate(texts)
     generated = demo_moderator.moderate(texts, mode="generate")
-    label_ids = [demo_moderator.tokenizer(f" {label}\n", add_special_tokens=False)["input_ids"] for label in LABELS]
-    prompts = [demo_moderator.prompt_ids(result.text) for result in scored]
-    logprobs = continuation_logprobs(demo_moderator.backend.model, prompts, label_ids, demo_moderator.tokenizer.pad_token_id)
+    tokens = demo_moderator.backend.tokens
+    prompts = [prompt_ids(demo_moderator, result.text) for result in scored]
+    logprobs = continuation_logprobs(demo_moderator.backend.model, prompts, tokens.label_ids,
+                                     tokens.tokenizer.pad_token_id)
     sure = [i for i, result in enumerate(scored) if logprobs[i, LABELS.index(result.label)].exp() > 0.5]
     assert len(sure) >= len(texts) / 2
     assert [generated[i].label for i in sure] == [scored[i].label for i in sure]
@@ -83,23 +90,23 @@ def test_greedy_decoding_yields_every_label_the_model_is_sure_of(demo_moderator)
     assert len(labelled) >= 0.9 * len(texts) and agreement >= 0.95
 
 
-def test_threshold_decides_intervention(tiny_model_dir):
+def test_threshold_decides_intervention(tiny_moderator):
     for threshold in ("casual", "needs intervention", "never"):
-        moderator = Moderator.load(str(tiny_model_dir), threshold=threshold)
-        for result in moderator.moderate(TEXTS):
+        for result in tiny_moderator.moderate(TEXTS, Settings(threshold=threshold)):
             expected = {"casual": True, "never": False}.get(threshold, result.label == "needs intervention")
             assert result.intervene == expected
     with pytest.raises(ValueError, match="threshold"):
-        Moderator.load(str(tiny_model_dir), threshold="sometimes")
+        Settings(threshold="sometimes")
 
 
-def test_template_change_is_used_by_the_next_call(tiny_model_dir):
-    moderator = Moderator.load(str(tiny_model_dir))
-    before = moderator.moderate(["hello"])[0]
-    moderator.template = PromptTemplate(CARD_EXAMPLES[:1])
-    after = moderator.moderate(["hello"])[0]
-    assert after.prompt == PromptTemplate(CARD_EXAMPLES[:1]).assemble("hello") != before.prompt
+def test_each_call_uses_its_own_settings(tiny_moderator):
+    one_example = Settings(PromptTemplate(CARD_EXAMPLES[:1]))
+    before = tiny_moderator.moderate(["hello"])[0]
+    after = tiny_moderator.moderate(["hello"], one_example)[0]
+    assert after.prompt == one_example.template.assemble("hello") != before.prompt
+    assert (after.template, before.template) == (one_example.template.id, PromptTemplate().id)
     assert after.scores != before.scores
+    assert tiny_moderator.moderate(["hello"])[0].scores == pytest.approx(before.scores)
 
 
 @pytest.mark.parametrize("mode", ["score", "generate"])
@@ -109,7 +116,7 @@ def test_text_longer_than_the_context_is_cut_with_a_marker(tiny_moderator, mode)
     assert result.text.endswith(TRUNCATION_MARKER)
     assert "THE END" not in result.prompt
     room = 10 if mode == "generate" else 3
-    assert len(tiny_moderator.prompt_ids(result.text)) + room <= tiny_moderator.context_length
+    assert len(prompt_ids(tiny_moderator, result.text)) + room <= tiny_moderator.context_length
 
 
 def test_forged_records_stay_inside_the_text(tiny_moderator):
@@ -129,6 +136,12 @@ def test_unknown_mode_is_refused(tiny_moderator):
         tiny_moderator.moderate(["hi"], mode="guess")
 
 
+def test_examples_that_fill_the_context_are_refused(tiny_moderator):
+    crowded = Settings(PromptTemplate.from_examples([{"text": "word " * 300, "label": "casual"}]))
+    with pytest.raises(ValueError, match="leaving no room for the text"):
+        tiny_moderator.check_settings(crowded)
+
+
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="folder holding config.json"):
         Moderator.load(str(tmp_path / "no-such-model"))
@@ -144,23 +157,3 @@ def test_non_causal_checkpoint_is_a_clear_error(tmp_path):
     DistilBertModel(config).save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="'distilbert' model, which cannot generate text"):
         Moderator.load(str(tmp_path))
-
-
-@pytest.mark.parametrize("threshold", ["casual", "possibly needs caution", "needs caution", "needs intervention", "never"])
-def test_a_chat_turn_replaces_the_reply_exactly_when_a_side_intervenes(demo_model_dir, threshold):
-    moderator = Moderator.load(str(demo_model_dir), threshold=threshold, intervention="[removed]")
-    turns = [
-        ("How do I bake bread?", "Mix flour, water, yeast and salt, then let it rise."),
-        ("I'm going to kill my neighbour tonight", "Sounds like a plan."),
-        ("Tell me a joke", "People from that country are all thieves."),
-    ]
-    for user_message, bot_reply in turns:
-        turn = moderator.moderate_turn(user_message, bot_reply)
-        triggered = [role for role, result in (("user", turn.user), ("bot", turn.bot)) if result.intervene]
-        assert turn.triggered_by == triggered
-        assert turn.reply == ("[removed]" if triggered else bot_reply)
-        assert turn.intervened == bool(triggered)
-        if threshold == "casual":
-            assert triggered == ["user", "bot"]
-        if threshold == "never":
-            assert not triggered

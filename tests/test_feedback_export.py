@@ -2,18 +2,16 @@ import io
 import json
 import pathlib
 import re
-import subprocess
-import sys
 import tracemalloc
 
 import pytest
 import sqlite_utils
 
+from feedback.__main__ import main as feedback_main
 from feedback.export import export_jsonl
 from feedback.store import FeedbackStore
 from moderation.labels import LABELS
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCORES = {label: 0.2 for label in LABELS}
 OIG_LINE = re.compile(r"^Input: [^\n]+\nOutput: (" + "|".join(map(re.escape, LABELS)) + r")$")
 
@@ -40,7 +38,7 @@ def store(tmp_path):
 
 @pytest.fixture(scope="module")
 def big_db(tmp_path_factory):
-    """A database of 50,000 verdicts, filled in bulk through sqlite-utils."""
+    """A database of 20,000 verdicts, filled in bulk through sqlite-utils."""
     path = tmp_path_factory.mktemp("big") / "feedback.db"
     FeedbackStore(path).close()
     filler = "some words to make the text longer " * 6
@@ -58,7 +56,7 @@ def big_db(tmp_path_factory):
                 "model": "demo",
                 "mode": "score",
             }
-            for n in range(1, 50_001)
+            for n in range(1, 20_001)
         )
         db["verdicts"].insert_all(
             {
@@ -70,7 +68,7 @@ def big_db(tmp_path_factory):
                 "created": "2026-11-02T00:00:00.000000+00:00",
                 "updated": "2026-11-02T00:00:00.000000+00:00",
             }
-            for n in range(1, 50_001)
+            for n in range(1, 20_001)
         )
     db.close()
     return path
@@ -80,10 +78,10 @@ def read_lines(path):
     return [json.loads(line) for line in pathlib.Path(path).read_text(encoding="utf-8").splitlines()]
 
 
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "feedback", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+@pytest.fixture
+def run_cli(cli):
+    """``python -m feedback ARGS``, run in this process."""
+    return lambda *args: cli(feedback_main, *args)
 
 
 @pytest.mark.parametrize("format", ["full", "oig"])
@@ -97,10 +95,10 @@ def test_export_streams_with_bounded_memory(big_db, tmp_path, format):
         finally:
             tracemalloc.stop()
     size = out_path.stat().st_size
-    assert count == 50_000
-    assert sum(1 for _ in open(out_path, encoding="utf-8")) == 50_000
-    assert size > 10_000_000
-    assert peak < 5_000_000, f"peak {peak} bytes for a {size} byte export"
+    assert count == 20_000
+    assert sum(1 for _ in open(out_path, encoding="utf-8")) == 20_000
+    assert size > 5_000_000, size
+    assert peak < 3_000_000, f"peak {peak} bytes for a {size} byte export"
 
 
 def test_full_export_has_every_field(store):
@@ -185,7 +183,7 @@ def test_bad_export_arguments_write_nothing(store, filters, hint):
     assert out.getvalue() == ""
 
 
-def test_cli_export(store, tmp_path):
+def test_cli_export(run_cli, store, tmp_path):
     store.set_status(1, "accepted")
     path = tmp_path / "out" / "train.jsonl"
     path.parent.mkdir()
@@ -202,7 +200,7 @@ def test_cli_export(store, tmp_path):
     assert "Exported 1 rows to stdout" in result.stderr
 
 
-def test_cli_stats(store):
+def test_cli_stats(run_cli, store):
     result = run_cli("stats", "--db", str(store.path), "--json")
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
@@ -212,7 +210,7 @@ def test_cli_stats(store):
     assert "Verdicts: 5" in result.stdout
 
 
-def test_cli_missing_db(tmp_path):
+def test_cli_missing_db(run_cli, tmp_path):
     missing = tmp_path / "missing.db"
     export = ["export", "--db", str(missing), str(tmp_path / "out.jsonl")]
     for args in (export, ["stats", "--db", str(missing)]):
@@ -223,7 +221,7 @@ def test_cli_missing_db(tmp_path):
         assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_bad_since(store, tmp_path):
+def test_cli_bad_since(run_cli, store, tmp_path):
     path = tmp_path / "out.jsonl"
     result = run_cli("export", "--db", str(store.path), "--since", "last week", str(path))
     assert result.returncode == 2
@@ -231,15 +229,3 @@ def test_cli_bad_since(store, tmp_path):
     assert "Traceback" not in result.stderr
     assert not path.exists()
     assert not pathlib.Path(f"{path}.tmp").exists()
-
-
-def test_feedback_does_not_import_torch():
-    code = (
-        "import sys, feedback.store, feedback.export, feedback.__main__; "
-        "print(sorted(m for m in ('torch', 'transformers', 'gradio') if m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"

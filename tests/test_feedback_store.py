@@ -144,8 +144,7 @@ def test_filters_and_stats(store):
     assert [r["id"] for r in store.verdicts(search="job")] == [ids[1]]
     assert [r["id"] for r in store.verdicts(search="wrong section")] == [ids[2]]
     assert store.verdicts(search="section wrong") == []
-    assert store.count_verdicts(disagree=True, status="accepted") == 1
-    assert store.count_verdicts() == 4
+    assert [r["id"] for r in store.verdicts(disagree=True, status="accepted")] == [ids[1]]
 
     stats = store.stats()
     assert stats["predictions"] == 5
@@ -172,7 +171,6 @@ def test_hostile_search(store, query):
     predict(store, text="a OR -x: * some text")
     store.add_verdict(1, verdict="right", reviewer="ann")
     assert isinstance(store.verdicts(search=query), list)
-    assert isinstance(store.count_verdicts(search=query), int)
 
 
 def test_concurrent_writers(store):
@@ -196,7 +194,7 @@ def test_concurrent_writers(store):
     ids = [row["id"] for row in store.db["verdicts"].rows]
     assert len(ids) == len(set(ids)) == 400
     with FeedbackStore(store.path) as other:
-        assert other.count_verdicts() == 400
+        assert len(other.verdicts(limit=1000)) == 400
         assert other.stats()["predictions"] == 400
         assert len(list(other.iter_export_rows(batch_size=64))) == 400
 

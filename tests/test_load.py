@@ -1,18 +1,20 @@
-"""A short run of bench/load.py: it starts the app, loads both APIs, and finds every verdict in the database."""
+"""A short run of bench/load.py against the app served in this process: both APIs are loaded, and every
+acknowledged verdict is found in the database."""
 
 import json
-import subprocess
-import sys
 
-from conftest import ROOT
+from conftest import running_in_process
+
+from bench.load import main as load_main
 
 
-def test_load_bench_smoke(demo_model_dir):
-    command = [sys.executable, "bench/load.py", "--clients", "2", "--seconds", "3", "--burst", "4", "--json"]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+def test_load_bench_smoke(cli, tmp_path):
+    with running_in_process(tmp_path) as app:
+        run = cli(load_main, "--url", app.url, "--db", app.db_path, "--clients", "2", "--seconds", "2",
+                  "--burst", "4", "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     figures = json.loads(run.stdout)
-    assert figures["errors"] == 0 and figures["model"] == "playground-demo-gptj"
+    assert figures["errors"] == 0 and figures["model"] == "fake-moderation"
     assert all(figures["kinds"][kind]["requests"] > 0 for kind in ("moderate", "flag", "rest"))
     verdicts = figures["verdicts"]
     assert verdicts["acknowledged"] == figures["kinds"]["flag"]["requests"] > 0

@@ -6,6 +6,8 @@ from moderation.engine import Moderator
 from moderation.labels import LABELS
 from moderation.packing import REQUEST_END, LabelTrie, pack
 from moderation.prompt import CARD_EXAMPLES, Example, PromptTemplate
+from moderation.settings import Settings
+from moderation.tokens import PREFIXES_KEPT
 
 TEMPLATES = {
     "card": PromptTemplate(),
@@ -33,23 +35,27 @@ def assert_same_results(fast, plain):
             assert a.scores[label] == pytest.approx(b.scores[label], abs=1e-4)
 
 
-@pytest.mark.parametrize("template", TEMPLATES.values(), ids=TEMPLATES.keys())
-@pytest.mark.parametrize("model", ["tiny_model_dir", "demo_model_dir"])
+@pytest.mark.parametrize(
+    "model, template",
+    [("tiny_model_dir", name) for name in TEMPLATES] + [("demo_model_dir", "card"), ("demo_model_dir", "six examples")],
+)
 def test_cached_equals_uncached(request, model, template):
+    settings = Settings(TEMPLATES[template])
     path = str(request.getfixturevalue(model))
-    fast = Moderator.load(path, template=template, batch_size=3)
-    plain = Moderator.load(path, template=template, prefix_cache=False)
-    assert_same_results(fast.moderate(TEXTS), plain.moderate(TEXTS))
+    texts = TEXTS if model == "tiny_model_dir" else TEXTS[:4]  # the long text is cut only by tiny's short context
+    fast = Moderator.load(path, batch_size=3)
+    plain = Moderator.load(path, prefix_cache=False)
+    assert_same_results(fast.moderate(texts, settings), plain.moderate(texts, settings))
 
 
-def test_a_template_change_invalidates_the_cache(demo_model_dir):
+def test_templates_used_in_turn_each_keep_their_own_cache(demo_model_dir):
+    """Drafts and the default alternate: each template's cached prefix gives the plain path's numbers."""
     fast = Moderator.load(str(demo_model_dir))
-    before = fast.moderate(TEXTS[:4])
-    fast.template = TEMPLATES["six examples"]
-    after = fast.moderate(TEXTS[:4])
-    plain = Moderator.load(str(demo_model_dir), template=TEMPLATES["six examples"], prefix_cache=False)
-    assert_same_results(after, plain.moderate(TEXTS[:4]))
-    assert [a.scores for a in after] != [b.scores for b in before]
+    plain = Moderator.load(str(demo_model_dir), prefix_cache=False)
+    for name in [*TEMPLATES, *reversed(TEMPLATES)]:
+        settings = Settings(TEMPLATES[name])
+        assert_same_results(fast.moderate(TEXTS[:4], settings), plain.moderate(TEXTS[:4], settings))
+    assert len(fast.backend._key_values) == len(TEMPLATES) <= PREFIXES_KEPT
 
 
 def test_labels_share_first_tokens_in_the_trie():

@@ -1,11 +1,25 @@
-"""The project's promises about itself: the README's commands, CI, and the one-way flow of imports."""
+"""The project's promises about itself: the README's commands, CI, pinned requirements, and the one-way flow
+of imports (text -> moderation -> playground -> feedback; the libraries know nothing of the web)."""
 
+import ast
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
+WEB = {"gradio", "gradio_client", "fastapi", "starlette", "uvicorn"}
+MODEL = {"torch", "transformers", "accelerate", "peft", "safetensors", "tokenizers"}
+FORBIDDEN = {
+    "moderation": WEB | {"feedback", "playground", "sqlite_utils"},
+    "feedback": WEB | MODEL | {"playground"},
+    "playground/service.py": WEB | MODEL,
+    "playground/api": {"gradio", "gradio_client"} | MODEL,
+    "playground/ui": {"fastapi", "starlette", "uvicorn"} | MODEL,
+}
+"""What each package (or module) may never import, at the top or inside a function."""
 
 
 def test_readme_starts_with_two_commands_and_ci_runs_the_test_one():
@@ -22,18 +36,52 @@ def test_pinned_requirements():
     assert "torch==2.13.0" in (ROOT / "requirements.txt").read_text().splitlines()
 
 
-def imported_modules(statement):
-    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
-    return set(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.split())
+def imports_of(path: Path) -> set[str]:
+    """The top-level names of every package ``path`` imports (relative imports resolved to our packages)."""
+    names = set()
+    package = path.relative_to(ROOT).parts[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add(package if node.level else node.module.split(".")[0])
+    return names
 
 
-def test_moderation_never_imports_feedback_or_gradio():
-    modules = imported_modules("import moderation.engine, moderation.models, moderation.__main__")
-    assert "torch" in modules
-    assert not {"feedback", "gradio", "sqlite_utils"} & modules
+@pytest.mark.parametrize("place", FORBIDDEN)
+def test_each_layer_imports_only_what_it_may(place):
+    target = ROOT / place
+    files = [target] if target.is_file() else sorted(target.rglob("*.py"))
+    assert files
+    for path in files:
+        wrong = imports_of(path) & FORBIDDEN[place]
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
 
 
-def test_feedback_never_imports_torch():
-    modules = imported_modules("import feedback.store, feedback.export, feedback.__main__")
-    assert not {"torch", "transformers", "gradio"} & modules
+def loaded_modules(*statements: str) -> list[set[str]]:
+    """The modules each statement leaves loaded, each run in a fresh interpreter (all at once)."""
+    runs = [subprocess.Popen([sys.executable, "-c", f"import sys; {statement}; print(' '.join(sys.modules))"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for statement in statements]
+    loaded = []
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        loaded.append(set(out.split()))
+    return loaded
+
+
+def test_what_each_entry_loads(tiny_model_dir):
+    remote = (f"from moderation.models import open_moderator; "
+              f"open_moderator({str(tiny_model_dir)!r}, backend='vllm', base_url='http://127.0.0.1:9')")
+    engine, service, feedback, vllm = loaded_modules(
+        "import moderation.engine, moderation.settings, moderation.records",
+        "import playground.service",
+        "import feedback.store, feedback.export, feedback.reviewers, feedback.__main__",
+        remote,
+    )
+    assert not {"torch", "transformers"} & engine, "the Moderator runs on a backend and imports no torch"
+    assert not {"torch", "gradio", "fastapi"} & service
+    assert not {"torch", "transformers", "gradio", "fastapi"} & feedback
+    model_code = {name for name in vllm if re.fullmatch(r"transformers\.models\.(?!auto\.)\w+\.modeling_\w+", name)}
+    assert not model_code and "moderation.local" not in vllm, "--backend vllm loads no model code"

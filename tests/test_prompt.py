@@ -10,6 +10,7 @@ from moderation.prompt import (
     normalize_text,
     parse_record,
 )
+from moderation.records import read_labelled, read_template
 
 CARD_PROMPT = """Possible labels:
 1. casual
@@ -96,9 +97,9 @@ def test_examples_load_from_json_and_jsonl(tmp_path):
     listed.write_text(json.dumps([{"text": "hello there", "label": "casual"}]))
     lines = tmp_path / "examples.jsonl"
     lines.write_text(json.dumps({"text": "Input: you fool\nOutput: probably needs caution"}) + "\n\n")
-    assert PromptTemplate.from_file(listed).examples == (Example("hello there", "casual"),)
-    assert PromptTemplate.from_file(lines).examples == (Example("you fool", "probably needs caution"),)
-    assert PromptTemplate.from_file(lines).assemble("hi") == (
+    assert read_template(listed).examples == (Example("hello there", "casual"),)
+    assert read_template(lines).examples == (Example("you fool", "probably needs caution"),)
+    assert read_template(lines).assemble("hi") == (
         "Possible labels:\n1. casual\n2. needs caution\n3. needs intervention\n4. possibly needs caution\n"
         "5. probably needs caution\n\nInput: you fool\nOutput: probably needs caution\n\nInput: hi\nOutput:"
     )
@@ -107,17 +108,27 @@ def test_examples_load_from_json_and_jsonl(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("[{\"text\": \"hi\", \"label\": \"fine\"}]", "Unknown label"),
-        ("{not json", "not valid JSON"),
-        ("[{\"label\": \"casual\"}]", "\"text\" string"),
-        ("[\"just a string\"]", "\"text\" string"),
+        ('[{"text": "hi", "label": "fine"}]', "examples.jsonl: item 1: Unknown label 'fine'"),
+        ('{"text": "ok", "label": "casual"}\n{not json', "examples.jsonl: line 2: not valid JSON"),
+        ('[{"label": "casual"}]', 'examples.jsonl: item 1: An example must be an object with a "text" string'),
+        ('["just a string"]', 'item 1: An example must be an object with a "text" string'),
+        ('\n\n{"text": "Input: a\\nOutput: maybe"}', "examples.jsonl: line 3: Unknown label 'maybe'"),
+        ("\n \n", "holds no labelled texts"),
     ],
 )
-def test_bad_example_files_are_clear_errors(tmp_path, content, message):
+def test_bad_example_files_are_clear_errors_naming_file_and_line(tmp_path, content, message):
     path = tmp_path / "examples.jsonl"
     path.write_text(content)
-    with pytest.raises(ValueError, match=message):
-        PromptTemplate.from_file(path)
+    with pytest.raises(ValueError) as refused:
+        read_template(path)
+    assert message in str(refused.value)
+
+
+def test_a_file_in_another_encoding_is_refused(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"text": "café", "label": "casual"}'.encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.jsonl is not UTF-8 text"):
+        read_labelled(path)
 
 
 def test_template_id_follows_its_examples():

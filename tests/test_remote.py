@@ -1,22 +1,22 @@
 """The remote backend against a real OpenAI-compatible completions server (``tests/completions_server.py``).
 
-The server runs the same checkpoint through transformers in its own process and answers in vLLM's
-shape; a Moderator on the remote backend must label every text as the local backend does.
+The server runs the same checkpoint through transformers (served in this process by uvicorn) and answers
+in vLLM's shape; a Moderator on the remote backend sends token ids and must label every text as the local
+backend does.
 """
 
 import contextlib
-import sys
-import tempfile
+import json
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, serving
+from completions_server import create_app
+from conftest import free_port, serving_in_thread
 from transformers import AutoConfig, AutoTokenizer
 
 from moderation.engine import Moderator
-from moderation.prompt import TRUNCATION_MARKER
+from moderation.prompt import TRUNCATION_MARKER, PromptTemplate
 from moderation.remote import RemoteBackend, RemoteError, continuation_logprob, ordered_choices
 
 LONG = "I hate this job and everyone in it, " * 60
@@ -32,14 +32,10 @@ TEXTS = [
 
 
 @contextlib.contextmanager
-def completions_server(model_dir, *flags):
-    """``tests/completions_server.py`` on a free port; yields its URL once ``/v1/models`` answers."""
-    port = free_port()
-    command = [sys.executable, "tests/completions_server.py", "--model", str(model_dir), "--port", str(port), *flags]
-    url = f"http://127.0.0.1:{port}"
-    log = Path(tempfile.gettempdir()) / f"completions-server-{port}.log"
-    with serving(command, f"{url}/v1/models", log):
-        yield url
+def completions_server(model_dir, **options):
+    """``tests/completions_server.py``'s app on ``model_dir``, served in this process; yields its URL."""
+    with serving_in_thread(create_app(str(model_dir), **options)) as url:
+        yield url.rstrip("/")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +69,7 @@ def assert_same_results(remote, local):
         assert (mine.text, mine.label, mine.generated) == (theirs.text, theirs.label, theirs.generated)
         assert mine.scores.keys() == theirs.scores.keys()
         for label in mine.scores:
-            assert mine.scores[label] == pytest.approx(theirs.scores[label], abs=1e-3)
+            assert mine.scores[label] == pytest.approx(theirs.scores[label], abs=1e-4)
 
 
 @pytest.fixture(params=["tiny", "demo"])
@@ -97,9 +93,21 @@ def test_remote_scores_equal_local_scores(checkpoint):
         assert results[-1].text.endswith(TRUNCATION_MARKER)
 
 
+def test_prompts_travel_as_the_local_token_ids(tiny_server, tiny_model_dir, tiny_moderator):
+    """What reaches the server is the ids the local backend scores: prefix and request tokenized apart, then
+    each label's continuation."""
+    remote = remote_moderator(tiny_server, tiny_model_dir)
+    sent = []
+    remote.backend._client.event_hooks["request"].append(lambda request: sent.append(json.loads(request.read())))
+    remote.moderate(TEXTS[5:6])
+    template, tokens = PromptTemplate(), tiny_moderator.backend.tokens
+    prompt = tokens.prompt(template.prefix, template.request(TEXTS[5]))
+    assert [body["prompt"] for body in sent] == [[prompt + label for label in tokens.label_ids]]
+
+
 def test_the_demo_model_is_confident_so_the_comparison_means_something(demo_server, demo_model_dir):
     results = remote_moderator(demo_server, demo_model_dir).moderate(TEXTS[:4])
-    assert max(max(result.scores.values()) for result in results) > 0.9
+    assert max(max(result.scores.values()) for result in results) > 0.6
     assert len({result.label for result in results}) > 1
 
 
@@ -158,7 +166,7 @@ def test_server_down_is_a_clear_error_quickly(tiny_model_dir):
 
 
 def test_a_slow_server_times_out(tiny_model_dir):
-    with completions_server(tiny_model_dir, "--delay", "3") as url:
+    with completions_server(tiny_model_dir, delay=3) as url:
         remote = remote_moderator(url, tiny_model_dir, timeout=0.5, retries=2, backoff=0.05)
         started = time.monotonic()
         with pytest.raises(RemoteError, match="did not answer within the 0.5 s timeout"):
@@ -167,7 +175,7 @@ def test_a_slow_server_times_out(tiny_model_dir):
 
 
 def test_a_garbage_answer_is_a_clear_error(tiny_model_dir):
-    with completions_server(tiny_model_dir, "--garbage") as url:
+    with completions_server(tiny_model_dir, garbage=True) as url:
         remote = remote_moderator(url, tiny_model_dir, retries=1)
         for mode in ("score", "generate"):
             with pytest.raises(RemoteError, match="was not in the OpenAI completions shape.*not JSON"):
@@ -191,48 +199,28 @@ def test_answers_without_one_choice_per_prompt_are_refused(body, problem):
     "logprobs, problem",
     [
         (None, "has no logprobs"),
-        (
-            {"tokens": ["a", " casual", "\n"], "token_logprobs": [None, -1.0, -2.0]},
-            "lack tokens, token_logprobs or text_offset",
-        ),
-        (
-            {"tokens": ["a", " cas", "ual\n"], "token_logprobs": [None, -1.0], "text_offset": [0, 1, 5]},
-            "lack tokens, token_logprobs or text_offset",
-        ),
-        (
-            {"tokens": ["a", " needs", "\n"], "token_logprobs": [None, -1.0, -2.0], "text_offset": [0, 1, 7]},
-            "do not end",
-        ),
-        (
-            {
-                "tokens": ["a", " casual", "\n"],
-                "token_logprobs": [None, None, -2.0],
-                "text_offset": [0, 1, 8],
-            },
-            "do not end",
-        ),
-        (
-            {"tokens": ["Output: c", "asual\n"], "token_logprobs": [None, -1.0], "text_offset": [0, 9]},
-            "do not end",
-        ),
+        ({"tokens": ["a", "b", "c"]}, "has no logprobs"),
+        ({"token_logprobs": [None, -1.0]}, "echoes 2 tokens for a prompt of 3"),
+        ({"token_logprobs": [None, -1.0, -2.0, -3.0, -4.0]}, "echoes 5 tokens for a prompt of 3"),
+        ({"token_logprobs": [None, None, -2.0]}, "lacks log-probabilities"),
+        ({"token_logprobs": [None, "x", -2.0]}, "lacks log-probabilities"),
     ],
 )
 def test_echoes_that_do_not_cover_the_label_are_refused(logprobs, problem):
     with pytest.raises(ValueError, match=problem):
-        continuation_logprob({"index": 0, "logprobs": logprobs}, " casual\n", 0)
+        continuation_logprob({"index": 0, "logprobs": logprobs}, 3, 2, 1)
 
 
-def test_label_tokens_are_found_from_the_end_of_the_prompt():
-    echo = {
-        "tokens": ["\ufffd", "\ufffd", ":", " cas", "ual", "\n", " x"],
-        "token_logprobs": [None, -1, -1, -2, -3, -4, -9],
-        "text_offset": [0, 1, 2, 3, 7, 10, 11],
-    }
-    assert continuation_logprob({"logprobs": echo}, " casual\n", 1) == -9.0
+def test_label_tokens_are_counted_from_the_end_of_the_prompt():
+    """As lm-evaluation-harness slices them: by token counts, whatever the tokens' text."""
+    echo = {"tokens": ["\ufffd", "\ufffd", ":", " cas", "ual", "\n", " x"],
+            "token_logprobs": [None, -1, -1, -2, -3, -4, -9]}
+    assert continuation_logprob({"logprobs": echo}, 6, 3, 1) == -9.0
+    assert continuation_logprob({"logprobs": {"token_logprobs": echo["token_logprobs"][:6]}}, 6, 3, 1) == -9.0
 
 
 def test_5xx_answers_are_retried_then_reported(tiny_model_dir, tiny_moderator):
-    with completions_server(tiny_model_dir, "--fail-first", "3") as url:
+    with completions_server(tiny_model_dir, fail_first=3) as url:
         impatient = remote_moderator(url, tiny_model_dir, retries=2, backoff=0.05)
         with pytest.raises(RemoteError, match=r"HTTP 503 \(after 2 attempts\): The server is warming up"):
             impatient.moderate(TEXTS[:1])
@@ -254,7 +242,7 @@ def test_4xx_answers_are_reported_at_once(tiny_server, tiny_model_dir):
 
 
 def test_a_server_that_refuses_max_tokens_0_is_asked_for_one_token(tiny_model_dir, tiny_moderator):
-    with completions_server(tiny_model_dir, "--reject-zero-max-tokens") as url:
+    with completions_server(tiny_model_dir, reject_zero_max_tokens=True) as url:
         remote = remote_moderator(url, tiny_model_dir)
         texts = [TEXTS[1], TEXTS[5]]
         assert_same_results(remote.moderate(texts), tiny_moderator.moderate(texts))
