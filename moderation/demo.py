@@ -2,15 +2,14 @@
 
 It is built once, deterministically, into a cache folder (``MODERATION_CACHE`` or
 ``~/.cache/moderation-playground``): a byte-level BPE tokenizer trained on the seed texts, a GPT-J
-initialised from a fixed seed, and :func:`moderation.train.train` on 85% of the seed set (plus the
-card's four examples). The other 15% is held out, and the accuracy on it is saved beside the model
+initialised from a fixed seed, and :func:`moderation.train.train` on the seed set (plus the card's four
+examples). The shipped held-out set is never trained on; the accuracy on it is saved beside the model
 in ``metrics.json``.
 """
 
 import hashlib
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -25,10 +24,9 @@ from .engine import Moderator
 from .local import LocalBackend
 from .models import DEMO_NAME
 from .prompt import CARD_EXAMPLES, HEADER
-from .records import read_labelled
+from .records import HELDOUT_FILE, SEED_FILE, read_labelled
 from .train import train
 
-SEED_FILE = Path(__file__).parent / "data" / "seed.jsonl"
 EOS = "<|endoftext|>"
 
 
@@ -46,13 +44,12 @@ class DemoRecipe:
     batch_size: int = 8
     learning_rate: float = 2e-3
     warmup_steps: int = 20
-    held_out: float = 0.15
     dropout: float = 0.1
     seed: int = 0
 
     def key(self) -> str:
         """A hash of the recipe and the records it trains and tests on."""
-        content = json.dumps([asdict(self), split_seed(self)], sort_keys=True)
+        content = json.dumps([asdict(self), split_seed()], sort_keys=True)
         return hashlib.sha256(content.encode()).hexdigest()[:12]
 
 
@@ -70,18 +67,15 @@ def ensure_demo_model(recipe: DemoRecipe = DemoRecipe(), *, progress: bool = Tru
     return target
 
 
-def split_seed(recipe: DemoRecipe = DemoRecipe()) -> tuple[list, list]:
-    """(train, held-out) records of the seed set, split the same way every time; the card's examples train too."""
-    records = read_labelled(SEED_FILE)
-    random.Random(recipe.seed).shuffle(records)
-    cut = round(len(records) * (1 - recipe.held_out))
+def split_seed() -> tuple[list, list]:
+    """(train, held-out) records: the card's examples and the seed set, then the shipped held-out set."""
     card = [(example.text, example.label) for example in CARD_EXAMPLES]
-    return card + records[:cut], records[cut:]
+    return card + read_labelled(SEED_FILE), read_labelled(HELDOUT_FILE)
 
 
 def build_demo_model(target: Path, recipe: DemoRecipe = DemoRecipe(), *, progress: bool = True) -> dict:
     """Train the demo model into ``target`` (written whole or not at all); returns its metrics."""
-    train_records, held_out = split_seed(recipe)
+    train_records, held_out = split_seed()
     tokenizer = train_tokenizer(train_records, recipe.vocab_size)
     model = new_gptj(
         tokenizer,

@@ -10,6 +10,12 @@ from pathlib import Path
 from .errors import InvalidInput
 from .prompt import Example, NormalizedText, PromptTemplate, labelled_item
 
+DATA = Path(__file__).parent / "data"
+SEED_FILE = DATA / "seed.jsonl"
+"""The project's own labelled examples, written for it: what the demo model trains on."""
+HELDOUT_FILE = DATA / "heldout.jsonl"
+"""The project's held-out set: never trained on, the set every model and prompt is measured on."""
+
 
 def read_labelled(path: str | Path) -> list[tuple[NormalizedText, str]]:
     """The (text, label) pairs of ``path``, in file order; InvalidInput naming the file and line otherwise."""
