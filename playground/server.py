@@ -32,7 +32,7 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     """The REST API under /v1 and /healthz, and the page at / (behind a login with ``reviewers``)."""
     app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.")
     install_error_handlers(app)
-    app.include_router(feedback_router(service.store, reviewers))
+    app.include_router(feedback_router(service, reviewers))
     app.include_router(moderation_router(service, record=record_api))
     return gr.mount_gradio_app(
         app,

@@ -8,11 +8,12 @@ replaces whole, after saving it.
 
 import math
 import numbers
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from feedback.export import write_export
+from feedback.export import export_lines, write_export
 from feedback.store import FeedbackStore
 from moderation.batcher import MicroBatcher
 from moderation.engine import Moderator
@@ -168,6 +169,14 @@ class PlaygroundService:
         if not label:
             raise InvalidInput("Choose the new label first.", "label")
         return self.store.relabel(whole_number(verdict_id, "verdict", "Select a verdict in the table first."), label)
+
+    def export_lines(self, *, format: str = "oig", status=None, since=None) -> Iterator[str]:
+        """The verdicts as jsonl lines, streamed (arguments are checked before the first line)."""
+        return export_lines(self.store, format=format, status=status, since=since or None)
+
+    def stats(self) -> dict:
+        """Counts of predictions and verdicts by label and status, and the reviewers' agreement."""
+        return self.store.stats()
 
     def export(self, *, format: str = "oig", status=None, since=None) -> tuple[Path, int]:
         """Write the verdicts as a jsonl file in the export folder; returns its path and how many it holds."""

@@ -7,14 +7,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from feedback.export import export_lines
 from feedback.reviewers import Reviewers
-from feedback.store import FeedbackStore
+
+from ..service import PlaygroundService
 
 basic = HTTPBasic(auto_error=False, description="A reviewer's name and password (see --auth).")
 
 
-def feedback_router(store: FeedbackStore, reviewers: Reviewers | None) -> APIRouter:
+def feedback_router(service: PlaygroundService, reviewers: Reviewers | None) -> APIRouter:
     """The feedback routes; with ``reviewers``, each needs a reviewer's HTTP Basic login."""
 
     def reviewer(credentials: HTTPBasicCredentials | None = Depends(basic)) -> str | None:
@@ -34,12 +34,12 @@ def feedback_router(store: FeedbackStore, reviewers: Reviewers | None) -> APIRou
         since: str | None = Query(None, description="only verdicts given since, like 2026-11-29"),
     ) -> StreamingResponse:
         """The verdicts as jsonl, streamed row by row."""
-        return StreamingResponse(export_lines(store, format=format, status=status, since=since),
+        return StreamingResponse(service.export_lines(format=format, status=status, since=since),
                                  media_type="application/x-ndjson")
 
     @router.get("/stats")
     def stats() -> dict:
         """Counts of predictions and verdicts by label and status, and the reviewers' agreement."""
-        return store.stats()
+        return service.stats()
 
     return router
