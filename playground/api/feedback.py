@@ -9,6 +9,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from feedback.export import export_lines
 from feedback.reviewers import Reviewers
+from feedback.stats import summary
 from feedback.store import FeedbackStore
 
 basic = HTTPBasic(auto_error=False, description="A reviewer's name and password (see --auth).")
@@ -39,7 +40,8 @@ def feedback_router(store: FeedbackStore, reviewers: Reviewers | None) -> APIRou
 
     @router.get("/stats")
     def stats() -> dict:
-        """Counts of predictions and verdicts by label and status, and the reviewers' agreement."""
-        return store.stats()
+        """Counts, the model's labels against the reviewers', agreement between reviewers, daily figures, the queue
+        (the figures of ``python -m feedback stats --json``)."""
+        return summary(store)
 
     return router
