@@ -336,7 +336,7 @@ class FeedbackStore:
         clauses, params = _filters(status=status, since=since)
         sql = _CURATED.format(where=_where(clauses))
         return self._batches(sql, params, batch_size, key="first",
-                             decode=lambda row: {"text": row["text"], "label": row["label"], "verdicts": row["verdicts"]})
+                             decode=lambda row: {key: row[key] for key in ("text", "label", "verdicts")})
 
     def disagreements(self, *, limit: int = 200) -> list[dict]:
         """Texts whose (not discarded) verdicts give different labels, unsettled ones first, then the latest:
