@@ -10,7 +10,7 @@ from moderation.errors import InvalidInput
 
 from .export import FORMATS, export_jsonl, write_export
 from .reviewers import add_reviewer
-from .stats import summary
+from .stats import as_figure, as_share, summary
 from .store import STATUSES, FeedbackStore
 
 
@@ -86,11 +86,11 @@ def run_stats(store, args):
         return
     agreement = stats["agreement"]
     print(f"Predictions: {stats['predictions']} ({stats['queue']} awaiting a first verdict)")
-    print(f"Verdicts: {stats['verdicts']} (reviewers agree with the model on {_share(stats['model_agreement'])})")
-    print(f"Agreement between reviewers: Krippendorff's alpha (ordinal) {_figure(agreement['krippendorff_alpha'])} "
+    print(f"Verdicts: {stats['verdicts']} (reviewers agree with the model on {as_share(stats['model_agreement'])})")
+    print(f"Agreement between reviewers: Krippendorff's alpha (ordinal) {as_figure(agreement['krippendorff_alpha'])} "
           f"on {agreement['items']} predictions judged by several")
     for pair in agreement["pairs"]:
-        print(f"  {pair['a']} and {pair['b']}: Cohen's kappa {_figure(pair['cohen_kappa'])} on {pair['n']}")
+        print(f"  {pair['a']} and {pair['b']}: Cohen's kappa {as_figure(pair['cohen_kappa'])} on {pair['n']}")
     for title, counts in (
         ("Model labels", stats["predictions_by_label"]),
         ("Reviewer labels", stats["verdicts_by_label"]),
@@ -100,14 +100,6 @@ def run_stats(store, args):
         print(f"\n{title}:")
         for name, count in counts.items():
             print(f"  {name}: {count}")
-
-
-def _share(value) -> str:
-    return "-" if value is None else f"{value:.0%}"
-
-
-def _figure(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":

@@ -80,3 +80,13 @@ def ordinal_alpha(shared: list[tuple]) -> float | None:
 
 def _defined(value) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
+
+
+def as_share(value: float | None) -> str:
+    """A share as a percentage, or "-" when there is none."""
+    return "-" if value is None else f"{value:.0%}"
+
+
+def as_figure(value: float | None) -> str:
+    """A kappa or alpha to three decimals, or "-" where it is undefined."""
+    return "-" if value is None else f"{value:.3f}"
