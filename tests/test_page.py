@@ -69,7 +69,7 @@ def test_moderate_flag_review_accept_export(client, fake_app):
     path, count = client.predict("oig", "accepted", "", api_name="/export")
     lines = [json.loads(line) for line in open(path, encoding="utf-8")]
     assert {"text": f"Input: {text}\nOutput: probably needs caution"} in lines
-    assert count == f"{len(lines)} verdicts exported as oig."
+    assert count == f"{len(lines)} texts exported as oig."
 
 
 def test_label_is_right_relabel_and_discard(client, fake_app):

@@ -66,7 +66,7 @@ def _by_day(stats: dict, key: str, title: str) -> go.Figure:
     days = [day for day in stats["by_day"] if day[key] is not None]
     values = [day[key] for day in days]
     figure = go.Figure(go.Scatter(x=[day["day"] for day in days], y=values, mode="lines+markers"))
-    return figure.update_layout(title=f"{title}, by day", yaxis_range=[min([0, *values]), 1])
+    return figure.update_layout(title=f"{title}, by day", yaxis_range=[min([0, *values]), 1], xaxis_type="category")
 
 
 def _reviewers(stats: dict) -> go.Figure:

@@ -57,7 +57,8 @@ def build(page: Page) -> None:
             undo = gr.Button("Undo (u)", elem_id=KEYS["u"])
         last = gr.Textbox(label="Last verdict", interactive=False)
         current = gr.Number(label="Prediction", interactive=False)
-    skipped, given = gr.State([]), gr.State([])
+        skipped, given = gr.State([]), gr.State([])  # this session's skipped predictions and verdicts given
+        picked, model_label = [gr.State(name) for name in LABELS], gr.State(None)
 
     def card(item: dict | None, reviewer: str):
         """The card's fields for ``item``, or an empty card saying the queue is done."""
@@ -109,11 +110,12 @@ def build(page: Page) -> None:
     named = [page.name]
     tab.select(next_item, [order, skipped, *named], shown, api_visibility="private")
     order.change(next_item, [order, skipped, *named], shown, api_name="queue_next")
-    for button, name in zip(pickers, LABELS):
-        button.click(pick, [current, gr.State(name), order, skipped, given, *named], [last, given, *shown],
+    for button, name in zip(pickers, picked):
+        button.click(pick, [current, name, order, skipped, given, *named], [last, given, *shown],
                      api_visibility="private")
-    right.click(pick, [current, gr.State(None), order, skipped, given, *named], [last, given, *shown],
+    right.click(pick, [current, model_label, order, skipped, given, *named], [last, given, *shown],
                 api_name="queue_right")
     skip.click(skip_item, [current, order, skipped, *named], [skipped, *shown], api_name="queue_skip")
     undo.click(undo_last, [given, *named], [last, given, *shown], api_name="queue_undo")
-    gr.api(queue_label, api_name="queue_label")
+    with tab:
+        gr.api(queue_label, api_name="queue_label")
