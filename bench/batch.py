@@ -7,10 +7,11 @@ In one process, on one model and one list of texts (the seed texts, repeated to 
 labelled into jsonl; and the same with every prediction recorded in a feedback database (as ``--record``
 does). Each rate is the median of its rounds. Rates measured apart swing with the machine's other load, so
 each file run also times its own calls to ``moderate``: the share of the run spent there is the file path's
-rate against the engine's on the very same calls, and that is what the 90% target is checked on. Memory: the peak of Python allocations (tracemalloc) while a file
-of ``--rows`` rows, then one of ``4 x --rows``, is labelled by a stand-in labeller that returns a fixed result
-(the model's own tensors are not Python allocations; what grows with the file, if anything, is the reading
-and writing).
+rate against the engine's on the very same calls, and that is what the 90% target is checked on.
+
+Memory: the peak of Python allocations (tracemalloc) while a file of ``--rows`` rows, then one of
+``4 x --rows``, is labelled by a stand-in labeller that returns a fixed result (the model's own tensors are
+not Python allocations; what grows with the file, if anything, is the reading and writing).
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/batch.py [--model M] [--rows 1000] [--rounds 3] [--json]
 
