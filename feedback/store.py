@@ -282,9 +282,9 @@ class FeedbackStore:
         sql = (f"select * from predictions where {_AWAITING} and predictions.id not in (select value from "
                f"json_each(?2)) order by {QUEUE_ORDERS[order]} limit 1")
         with self._lock:
-            row = self.db.execute(sql, [reviewer, json.dumps([int(i) for i in skip])]).fetchone()
-            columns = [column[0] for column in self.db.execute("select * from predictions limit 0").description]
-        return _decode(dict(zip(columns, row))) if row else None
+            cursor = self.db.execute(sql, [reviewer, json.dumps([int(i) for i in skip])])
+            row = cursor.fetchone()
+        return _decode(dict(zip([column[0] for column in cursor.description], row))) if row else None
 
     def queue_size(self, reviewer: str | None = None) -> int:
         """How many scored predictions await ``reviewer``'s verdict, or anyone's first one when None."""
