@@ -10,6 +10,7 @@ from moderation.errors import InvalidInput
 
 from .export import FORMATS, export_jsonl, write_export
 from .reviewers import add_reviewer
+from .stats import as_figure, as_share, summary
 from .store import STATUSES, FeedbackStore
 
 
@@ -22,8 +23,8 @@ def main(argv=None) -> int:
     export.add_argument("--format", choices=FORMATS, default="oig")
     export.add_argument("--status", choices=STATUSES, help="only verdicts with this status")
     export.add_argument("--since", metavar="DATE", help="only verdicts given since, like 2026-11-29")
-    stats = commands.add_parser("stats", help="count predictions and verdicts")
-    stats.add_argument("--json", action="store_true", help="print the counts as JSON")
+    stats = commands.add_parser("stats", help="counts, agreement between reviewers, the queue")
+    stats.add_argument("--json", action="store_true", help="print every figure as JSON")
     for command in (export, stats):
         command.add_argument("--db", default="feedback.db", help="database file (default feedback.db)")
     reviewers = commands.add_parser("reviewers", help="manage the reviewers who may log in")
@@ -78,21 +79,26 @@ def run_export(store, args):
 
 
 def run_stats(store, args):
-    """Print the store's counts, as text or JSON."""
-    stats = store.stats()
+    """Print the store's figures, as text or JSON."""
+    stats = summary(store)
     if args.json:
-        print(json.dumps(stats, indent=2))
+        print(json.dumps(stats, indent=2, ensure_ascii=False))
         return
-    agreement = "-" if stats["agreement"] is None else f"{stats['agreement']:.0%}"
-    print(f"Predictions: {stats['predictions']}")
-    print(f"Verdicts: {stats['verdicts']} (reviewers agree with the model on {agreement})")
-    for title, key in (
-        ("Model labels", "predictions_by_label"),
-        ("Reviewer labels", "verdicts_by_label"),
-        ("Status", "verdicts_by_status"),
+    agreement = stats["agreement"]
+    print(f"Predictions: {stats['predictions']} ({stats['queue']} awaiting a first verdict)")
+    print(f"Verdicts: {stats['verdicts']} (reviewers agree with the model on {as_share(stats['model_agreement'])})")
+    print(f"Agreement between reviewers: Krippendorff's alpha (ordinal) {as_figure(agreement['krippendorff_alpha'])} "
+          f"on {agreement['items']} predictions judged by several")
+    for pair in agreement["pairs"]:
+        print(f"  {pair['a']} and {pair['b']}: Cohen's kappa {as_figure(pair['cohen_kappa'])} on {pair['n']}")
+    for title, counts in (
+        ("Model labels", stats["predictions_by_label"]),
+        ("Reviewer labels", stats["verdicts_by_label"]),
+        ("Status", stats["verdicts_by_status"]),
+        ("Verdicts per reviewer", stats["by_reviewer"]),
     ):
         print(f"\n{title}:")
-        for name, count in stats[key].items():
+        for name, count in counts.items():
             print(f"  {name}: {count}")
 
 

@@ -1,8 +1,19 @@
 """The feedback database schema, as sqlite-utils migrations applied in order."""
 
+import json
+
 from sqlite_utils import Migrations
 
+from moderation.labels import DEFAULT_THRESHOLD, LABELS
+from moderation.uncertainty import intervene_margin, margin
+
 migrations = Migrations("feedback")
+
+
+def prediction_margins(scores: dict[str, float], threshold: str | None) -> dict:
+    """The queue's columns of a scored prediction made at the intervention ``threshold``."""
+    return {"margin": margin(scores),
+            "intervene_margin": intervene_margin(scores, threshold) if threshold is not None else None}
 
 
 @migrations()
@@ -67,3 +78,36 @@ def create_indexes(db):
 @migrations()
 def add_prediction_role(db):
     db["predictions"].add_column("role", str)
+
+
+@migrations()
+def one_verdict_per_reviewer(db):
+    """Each reviewer keeps one verdict per prediction: where a reviewer gave several, the latest stays."""
+    db.execute("delete from verdicts where id not in (select max(id) from verdicts group by prediction_id, reviewer)")
+    db["verdicts"].create_index(["prediction_id", "reviewer"], unique=True)
+    db["verdicts"].create_index(["reviewer"])
+
+
+@migrations()
+def add_prediction_margins(db):
+    """What the review queue orders by, kept with each scored prediction; older rows get theirs from their scores
+    (their intervention threshold was not kept: the default one stands in)."""
+    db["predictions"].add_column("margin", float)
+    db["predictions"].add_column("intervene_margin", float)
+    last = 0
+    while rows := db.execute("select id, scores from predictions where mode = 'score' and id > ? order by id "
+                             "limit 1000", [last]).fetchall():
+        scored = [(row_id, json.loads(scores)) for row_id, scores in rows]
+        db.conn.executemany("update predictions set margin = :margin, intervene_margin = :intervene_margin "
+                            "where id = :id", [{"id": row_id, **prediction_margins(scores, DEFAULT_THRESHOLD)}
+                                               for row_id, scores in scored if set(scores) == set(LABELS)])
+        last = rows[-1][0]
+    for column in ("margin", "intervene_margin", "text"):
+        db["predictions"].create_index([column])
+
+
+@migrations()
+def create_final_labels(db):
+    """The label a curator settles on for a text that reviewers disagree on."""
+    db["final_labels"].create({"text": str, "label": str, "curator": str, "created": str}, pk="text",
+                              not_null={"label", "curator", "created"})

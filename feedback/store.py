@@ -16,7 +16,7 @@ from moderation.labels import LABELS, check_label
 from moderation.prompt import is_blank
 from moderation.results import MODES, ROLES
 
-from .migrations import migrations
+from .migrations import migrations, prediction_margins
 
 VERDICTS = ("right", "wrong")
 STATUSES = ("pending", "accepted", "discarded")
@@ -27,6 +27,53 @@ select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdi
   verdicts.prediction_id, predictions.text, predictions.scores, predictions.model,
   predictions.mode, predictions.generated, predictions.role, predictions.template, predictions.prompt, predictions.created as prediction_created
 from verdicts join predictions on predictions.id = verdicts.prediction_id
+"""
+
+_PREDICTION_COLUMNS = ("created", "text", "label", "scores", "prompt", "model", "template", "mode", "generated",
+                       "role", "margin", "intervene_margin")
+
+QUEUE_ORDERS = {
+    "most uncertain": "predictions.margin, predictions.id",
+    "nearest the threshold": "coalesce(predictions.intervene_margin, 2), predictions.margin, predictions.id",
+    "reviewers disagree": "(select count(distinct verdicts.label) from predictions as judged join verdicts on "
+                          "verdicts.prediction_id = judged.id where judged.text = predictions.text) desc, "
+                          "predictions.margin, predictions.id",
+    "newest": "predictions.id desc",
+}
+"""The review queue's orders: the smallest gap between the two most probable labels first; the intervention
+decision nearest to flipping first; texts with the most different labels from reviewers first; the latest first."""
+
+_AWAITING = """predictions.margin is not null and not exists (select 1 from predictions as judged
+  join verdicts on verdicts.prediction_id = judged.id
+  where judged.text = predictions.text and (?1 is null or verdicts.reviewer = ?1))"""
+
+_CURATED = """
+select predictions.text, coalesce(final_labels.label, min(verdicts.label)) as label, count(*) as verdicts,
+  min(verdicts.id) as first
+from verdicts join predictions on predictions.id = verdicts.prediction_id
+  left join final_labels on final_labels.text = predictions.text
+{where}
+group by predictions.text
+having first > ? and (final_labels.label is not null or count(distinct verdicts.label) = 1)
+order by first limit ?
+"""
+
+_DISAGREEMENTS = """
+select predictions.text, json_group_array(distinct predictions.label) as model_labels,
+  json_group_array(json_object('reviewer', verdicts.reviewer, 'label', verdicts.label)) as verdicts,
+  final_labels.label as final_label
+from verdicts join predictions on predictions.id = verdicts.prediction_id
+  left join final_labels on final_labels.text = predictions.text
+where verdicts.status != 'discarded'
+group by predictions.text having count(distinct verdicts.label) > 1
+order by final_labels.label is not null, max(verdicts.id) desc limit ?
+"""
+
+_UPSERT_VERDICT = """
+insert into verdicts (prediction_id, verdict, label, note, reviewer, created, status, updated)
+values (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?6)
+on conflict (prediction_id, reviewer) do update set verdict = excluded.verdict, label = excluded.label,
+  note = excluded.note, created = excluded.created, status = 'pending', updated = excluded.updated
 """
 
 
@@ -63,46 +110,25 @@ class FeedbackStore:
             )
 
     def record_prediction(
-        self, *, text, label, scores, prompt, model, template=None, mode="score", generated=None, role=None
+        self, *, text, label, scores, prompt, model, template=None, mode="score", generated=None, role=None,
+        threshold=None,
     ) -> int:
         """Record a prediction shown to a reviewer and return its id.
 
         Score mode gives a label and the five probabilities; generate mode gives the ``generated``
         text, the label it names (or None), and no scores. ``role`` is "user" or "bot" for the two
-        sides of a chat turn.
+        sides of a chat turn; ``threshold`` is the intervention threshold it was judged at (what the
+        review queue's "nearest the intervention threshold" order measures from).
         """
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError("Empty text: enter a text to moderate.")
-        _choice(mode, MODES, "mode")
-        if role is not None:
-            _choice(role, ROLES, "role")
-        if mode == "score" or label is not None:
-            check_label(label)
-        scores = _probabilities(scores) if mode == "score" else {}
-        with self._lock:
-            if template is not None and not self.db["templates"].count_where("id = ?", [template]):
-                raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
-            with self.db.atomic():
-                table = self.db["predictions"].insert(
-                    {
-                        "created": now(),
-                        "text": text,
-                        "label": label,
-                        "scores": json.dumps(scores),
-                        "prompt": prompt,
-                        "model": model,
-                        "template": template,
-                        "mode": mode,
-                        "generated": generated,
-                        "role": role,
-                    }
-                )
-            return table.last_pk
+        row = _prediction_row(text=text, label=label, scores=scores, prompt=prompt, model=model, template=template,
+                              mode=mode, generated=generated, role=role, threshold=threshold)
+        return self._insert_predictions([row])[0]
 
     def add_verdict(self, prediction_id: int, *, verdict, label=None, note="", reviewer) -> dict:
         """Record a reviewer's verdict on a prediction and return the stored verdict row.
 
-        ``"right"`` keeps the model's label; ``"wrong"`` needs the correct ``label``.
+        ``"right"`` keeps the model's label; ``"wrong"`` needs the correct ``label``. A reviewer has one
+        verdict per prediction: a second one replaces the first (same id, pending again).
         """
         _choice(verdict, VERDICTS, "verdict")
         reviewer = (reviewer or "").strip()
@@ -128,19 +154,8 @@ class FeedbackStore:
                     )
             created = now()
             with self.db.atomic():
-                table = self.db["verdicts"].insert(
-                    {
-                        "prediction_id": prediction_id,
-                        "verdict": verdict,
-                        "label": label,
-                        "note": note or "",
-                        "reviewer": reviewer,
-                        "created": created,
-                        "status": "pending",
-                        "updated": created,
-                    }
-                )
-            return table.get(table.last_pk)
+                self.db.execute(_UPSERT_VERDICT, [prediction_id, verdict, label, note or "", reviewer, created])
+            return self._reviewers_verdict(prediction_id, reviewer)
 
     def set_status(self, verdict_id: int, status: str) -> dict:
         """Set a verdict's curation status (pending, accepted or discarded); return the row."""
@@ -171,7 +186,8 @@ class FeedbackStore:
             return [_decode(row) for row in self.db.query(sql, params + [limit])]
 
     def stats(self) -> dict:
-        """Counts of predictions and verdicts by label and status, and the reviewers' agreement."""
+        """Counts of predictions and verdicts by label and status, and the share of verdicts that find the
+        model's label right (``model_agreement``)."""
         with self._lock:
             predictions_by_label = self._counts("select label, count(*) from predictions group by label")
             verdicts_by_label = self._counts("select label, count(*) from verdicts group by label")
@@ -186,7 +202,7 @@ class FeedbackStore:
             "verdicts": verdicts,
             "verdicts_by_label": {label: verdicts_by_label.get(label, 0) for label in LABELS},
             "verdicts_by_status": {status: by_status.get(status, 0) for status in STATUSES},
-            "agreement": agreed / verdicts if verdicts else None,
+            "model_agreement": agreed / verdicts if verdicts else None,
         }
 
     def iter_export_rows(self, *, status=None, since=None, batch_size=1000):
@@ -201,15 +217,16 @@ class FeedbackStore:
         sql = _JOINED + _where(clauses + ["verdicts.id > ?"]) + " order by verdicts.id limit ?"
         return self._batches(sql, params, batch_size)
 
-    def _batches(self, sql, params, batch_size):
-        last_id = 0
+    def _batches(self, sql, params, batch_size, *, key="id", decode=None):
+        """The rows of ``sql`` (which ends ``... > ? order by <key> limit ?``), a batch at a time."""
+        last = 0
         while True:
             with self._lock:
-                batch = list(self.db.query(sql, params + [last_id, batch_size]))
-            yield from map(_decode, batch)
+                batch = list(self.db.query(sql, params + [last, batch_size]))
+            yield from map(decode or _decode, batch)
             if len(batch) < batch_size:
                 return
-            last_id = batch[-1]["id"]
+            last = batch[-1][key]
             del batch  # free this batch before fetching the next one
 
     def _model_label(self, prediction_id):
@@ -237,6 +254,149 @@ class FeedbackStore:
 
     def _counts(self, sql):
         return dict(self.db.execute(sql).fetchall())
+
+    # Batches of results, the review queue, taking a verdict back, final labels, and the figures of agreement
+
+    def record_results(self, results, *, threshold=None, roles=None) -> list[int]:
+        """Record moderation results in one transaction and return their ids (``threshold`` and ``roles``, one
+        per result, as in :meth:`record_prediction`)."""
+        roles = roles or [None] * len(results)
+        return self._insert_predictions([
+            _prediction_row(text=result.text, label=result.label, scores=result.scores, prompt=result.prompt,
+                            model=result.model, template=result.template, mode=result.mode,
+                            generated=result.generated, role=role, threshold=threshold)
+            for result, role in zip(results, roles, strict=True)
+        ])
+
+    def prediction(self, prediction_id) -> dict:
+        """A recorded prediction, its scores decoded; InvalidInput when there is none."""
+        with self._lock:
+            self._model_label(prediction_id)
+            return _decode(self.db["predictions"].get(prediction_id))
+
+    def next_in_queue(self, reviewer: str, *, order: str = "most uncertain", skip=()) -> dict | None:
+        """The scored prediction ``reviewer`` should judge next in ``order`` (one of :data:`QUEUE_ORDERS`), leaving
+        out the ids in ``skip``; None when none is left. A text the reviewer judged once is judged: its other
+        predictions wait no more."""
+        _choice(order, QUEUE_ORDERS, "order")
+        sql = (f"select * from predictions where {_AWAITING} and predictions.id not in (select value from "
+               f"json_each(?2)) order by {QUEUE_ORDERS[order]} limit 1")
+        with self._lock:
+            cursor = self.db.execute(sql, [reviewer, json.dumps([int(i) for i in skip])])
+            row = cursor.fetchone()
+        return _decode(dict(zip([column[0] for column in cursor.description], row))) if row else None
+
+    def queue_size(self, reviewer: str | None = None) -> int:
+        """How many scored predictions await ``reviewer``'s verdict, or anyone's first one when None."""
+        with self._lock:
+            return self.db.execute(f"select count(*) from predictions where {_AWAITING}", [reviewer]).fetchone()[0]
+
+    def withdraw_verdict(self, verdict_id, reviewer: str) -> dict:
+        """Take back (delete) a reviewer's own pending verdict; returns it as it was."""
+        with self._lock:
+            row = self._verdict(verdict_id)
+            if row["reviewer"] != reviewer:
+                raise InvalidInput(f"Verdict #{verdict_id} is {row['reviewer']}'s: only they can take it back.")
+            if row["status"] != "pending":
+                raise InvalidInput(f"Verdict #{verdict_id} is already {row['status']}: a curator decides on it now "
+                                   "(Review tab).")
+            with self.db.atomic():
+                self.db["verdicts"].delete(verdict_id)
+            return row
+
+    def set_final_label(self, text: str, label: str, curator: str) -> dict:
+        """Settle the label of a judged ``text`` (reviewers disagree on it, say): the export uses it from now on,
+        and the text's pending verdicts become accepted. Returns the ``final_labels`` row."""
+        check_label(label)
+        if not isinstance(curator, str) or is_blank(curator):
+            raise InvalidInput("Enter the curator's name, so the final label says who set it.")
+        with self._lock:
+            judged = self.db.execute("select count(*) from verdicts join predictions on predictions.id = "
+                                     "verdicts.prediction_id where predictions.text = ?", [text]).fetchone()[0]
+            if not judged:
+                raise InvalidInput("No verdict on this text: pick a text from the list of disagreements.")
+            row = {"text": text, "label": label, "curator": curator.strip(), "created": now()}
+            with self.db.atomic():
+                self.db["final_labels"].upsert(row, pk="text")
+                self.db.execute("update verdicts set status = 'accepted', updated = ? where status = 'pending' and "
+                                "prediction_id in (select id from predictions where text = ?)", [row["created"], text])
+            return row
+
+    def curated_labels(self, *, status=None, since=None, batch_size=1000):
+        """The curated label of each judged text, streamed, one row per text in the order of its first verdict:
+        ``{"text", "label", "verdicts"}``.
+
+        This is the one definition of a text's curated label: the final label a curator set for it, else the
+        label that all its verdicts give (those matching ``status`` and ``since``, as in
+        :meth:`iter_export_rows`). A text whose verdicts disagree and that has no final label has no curated
+        label yet: it is left out (it waits in :meth:`disagreements`).
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"Bad batch_size {batch_size!r}: pass a positive number of rows.")
+        clauses, params = _filters(status=status, since=since)
+        sql = _CURATED.format(where=_where(clauses))
+        return self._batches(sql, params, batch_size, key="first",
+                             decode=lambda row: {key: row[key] for key in ("text", "label", "verdicts")})
+
+    def disagreements(self, *, limit: int = 200) -> list[dict]:
+        """Texts whose (not discarded) verdicts give different labels, unsettled ones first, then the latest:
+        ``{"text", "model_labels", "verdicts": [{"reviewer", "label"}], "final_label"}``."""
+        with self._lock:
+            rows = list(self.db.query(_DISAGREEMENTS, [limit]))
+        return [{**row, "model_labels": json.loads(row["model_labels"]), "verdicts": json.loads(row["verdicts"])}
+                for row in rows]
+
+    def confusion(self) -> dict[str, dict[str, int]]:
+        """How many verdicts give each label (inner keys) to predictions of each model label (outer keys)."""
+        counts = {model: {label: 0 for label in LABELS} for model in LABELS}
+        with self._lock:
+            for model, label, count in self.db.execute(
+                    "select predictions.label, verdicts.label, count(*) from verdicts join predictions on "
+                    "predictions.id = verdicts.prediction_id where predictions.label is not null group by 1, 2"):
+                counts[model][label] = count
+        return counts
+
+    def verdicts_by_day(self) -> list[dict]:
+        """Each day's verdicts (UTC): ``{"day", "verdicts", "wrong"}``, oldest first."""
+        with self._lock:
+            return list(self.db.query("select substr(created, 1, 10) as day, count(*) as verdicts, "
+                                      "sum(verdict = 'wrong') as wrong from verdicts group by day order by day"))
+
+    def verdicts_by_reviewer(self) -> dict[str, int]:
+        """How many verdicts each reviewer gave, by name."""
+        with self._lock:
+            return self._counts("select reviewer, count(*) from verdicts group by reviewer order by reviewer")
+
+    def paired_labels(self) -> list[tuple]:
+        """For each pair of reviewers (``a`` before ``b``) and pair of labels they gave one prediction, how often:
+        ``(a, b, label of a, label of b, count)``."""
+        with self._lock:
+            return self.db.execute(
+                "select a.reviewer, b.reviewer, a.label, b.label, count(*) from verdicts a join verdicts b on "
+                "a.prediction_id = b.prediction_id and a.reviewer < b.reviewer group by 1, 2, 3, 4 order by 1, 2"
+            ).fetchall()
+
+    def shared_items(self) -> list[tuple]:
+        """Predictions judged by several reviewers: ``(day of the latest verdict, prediction id, label, count)``,
+        by day."""
+        with self._lock:
+            return self.db.execute(
+                "with shared as (select prediction_id, substr(max(created), 1, 10) as day from verdicts "
+                "group by prediction_id having count(*) > 1) select shared.day, prediction_id, label, count(*) "
+                "from shared join verdicts using (prediction_id) group by 1, 2, 3 order by 1, 2").fetchall()
+
+    def _insert_predictions(self, rows: list[dict]) -> list[int]:
+        sql = f"insert into predictions ({', '.join(_PREDICTION_COLUMNS)}) values " \
+              f"({', '.join(':' + column for column in _PREDICTION_COLUMNS)})"
+        with self._lock:
+            for template in {row["template"] for row in rows} - {None}:
+                if not self.db["templates"].count_where("id = ?", [template]):
+                    raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
+            with self.db.atomic():
+                return [self.db.execute(sql, row).lastrowid for row in rows]
+
+    def _reviewers_verdict(self, prediction_id, reviewer):
+        return next(self.db["verdicts"].rows_where("prediction_id = ? and reviewer = ?", [prediction_id, reviewer]))
 
 
 def now() -> str:
@@ -270,6 +430,21 @@ def _choice(value, choices, what):
     if value not in choices:
         raise InvalidInput(f"Unknown {what} {value!r}: choose one of {', '.join(choices)}.")
     return value
+
+
+def _prediction_row(*, text, label, scores, prompt, model, template, mode, generated, role, threshold) -> dict:
+    """A predictions row, checked, with the queue's margins when it is scored; ValueError otherwise."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("Empty text: enter a text to moderate.")
+    _choice(mode, MODES, "mode")
+    if role is not None:
+        _choice(role, ROLES, "role")
+    if mode == "score" or label is not None:
+        check_label(label)
+    scores = _probabilities(scores) if mode == "score" else {}
+    margins = prediction_margins(scores, threshold) if mode == "score" else {"margin": None, "intervene_margin": None}
+    return {"created": now(), "text": text, "label": label, "scores": json.dumps(scores), "prompt": prompt,
+            "model": model, "template": template, "mode": mode, "generated": generated, "role": role, **margins}
 
 
 def _probabilities(scores):

@@ -21,7 +21,7 @@ from .api.errors import install_error_handlers
 from .api.feedback import feedback_router
 from .api.moderations import moderation_router
 from .service import Limits, PlaygroundService
-from .ui.page import build_page
+from .ui.page import PAGE_JS, build_page
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 GRACEFUL_SHUTDOWN_S = 3
@@ -41,6 +41,7 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
         allowed_paths=[str(service.export_dir)],
         auth=reviewers.check if reviewers else None,
         auth_message="Log in with your reviewer name and password.",
+        js=PAGE_JS,
     )
 
 

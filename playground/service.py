@@ -14,13 +14,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from feedback.export import export_lines, write_export
+from feedback.stats import summary
 from feedback.store import FeedbackStore
+from moderation.batch import MAX_CHARS, BatchRun, label_file, output_format
 from moderation.batcher import MicroBatcher
 from moderation.engine import Moderator
 from moderation.errors import InvalidInput
-from moderation.prompt import NormalizedText, PromptTemplate, normalize_text
+from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
+
+
+ANONYMOUS = "anonymous"
+"""The reviewer a verdict is from when no name is given (and nobody is logged in)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,7 @@ class Limits:
     """How much one request may ask for, and how many requests may wait at once."""
 
     max_inputs: int = 64
-    max_chars: int = 20_000
+    max_chars: int = MAX_CHARS
     max_waiting: int = 128
     max_note: int = 2_000
     max_name: int = 100
@@ -127,9 +133,8 @@ class PlaygroundService:
             results = self.batcher.submit(cleaned, settings)
         else:
             results = self.moderator.moderate(cleaned, settings, mode=mode)
-        roles = roles or [None] * len(results)
-        return [Prediction(result, self._record(result, role) if record else None)
-                for result, role in zip(results, roles)]
+        ids = self.store.record_results(results, threshold=settings.threshold, roles=roles) if record else None
+        return [Prediction(result, ids[n] if ids else None) for n, result in enumerate(results)]
 
     def check_turn(
         self, user: str, bot: str, *, fields: tuple[str, str] = ("user", "bot"), settings: Settings | None = None,
@@ -174,31 +179,88 @@ class PlaygroundService:
         """The verdicts as jsonl lines, streamed (arguments are checked before the first line)."""
         return export_lines(self.store, format=format, status=status, since=since or None)
 
-    def stats(self) -> dict:
-        """Counts of predictions and verdicts by label and status, and the reviewers' agreement."""
-        return self.store.stats()
-
     def export(self, *, format: str = "oig", status=None, since=None) -> tuple[Path, int]:
         """Write the verdicts as a jsonl file in the export folder; returns its path and how many it holds."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         path = self.export_dir / f"feedback-{format}-{stamp}.jsonl"
         return path, write_export(self.store, path, format=format, status=status, since=since or None)
 
+    # The reviewer's workbench: names, the review queue, disagreements, batch files and the figures
+
+    def reviewer_name(self, typed) -> str:
+        """Who a verdict is from: the name given (within its limit), or ``anonymous`` when it is blank."""
+        name = self._field(typed, "reviewer", self.limits.max_name).strip()
+        return ANONYMOUS if is_blank(name) else name
+
+    def next_in_queue(self, reviewer, *, order: str = "most uncertain", skip=()) -> dict | None:
+        """The recorded prediction this reviewer should judge next (see ``FeedbackStore.next_in_queue``)."""
+        return self.store.next_in_queue(self.reviewer_name(reviewer), order=order, skip=skip)
+
+    def queue_size(self, reviewer) -> int:
+        """How many recorded predictions wait for this reviewer's verdict."""
+        return self.store.queue_size(self.reviewer_name(reviewer))
+
+    def prediction(self, prediction_id) -> dict:
+        """A recorded prediction (to show it again once a verdict on it is taken back)."""
+        return self.store.prediction(whole_number(prediction_id, "prediction", "Pick a prediction first."))
+
+    def judge(self, prediction_id, label=None, *, reviewer) -> dict:
+        """A verdict given by picking the correct label: "right" when it is None or the model's own label, else a
+        correction to ``label``; returns the stored verdict once it is on disk."""
+        prediction_id = whole_number(prediction_id, "prediction", "Nothing to judge: the queue has no text left.")
+        if label is None or label == self.store.prediction(prediction_id)["label"]:
+            return self.confirm(prediction_id, reviewer=reviewer)
+        return self.flag(prediction_id, label, reviewer=reviewer)
+
+    def take_back(self, verdict_id, *, reviewer) -> dict:
+        """Delete this reviewer's own pending verdict (an undo); returns it as it was."""
+        return self.store.withdraw_verdict(whole_number(verdict_id, "verdict", "No verdict of yours to take back."),
+                                           self.reviewer_name(reviewer))
+
+    def disagreements(self) -> list[dict]:
+        """Texts whose reviewers give different labels, unsettled ones first."""
+        return self.store.disagreements()
+
+    def settle(self, text, label, *, curator) -> dict:
+        """Set the final label of a text reviewers disagree on: the one the export uses."""
+        if not isinstance(text, str) or is_blank(text):
+            raise InvalidInput("Select a text in the table of disagreements first.", "text")
+        if not label:
+            raise InvalidInput("Choose the final label first.", "label")
+        return self.store.set_final_label(text, label, self.reviewer_name(curator))
+
+    def moderate_file(self, path, *, format: str | None = None, settings: Settings | None = None, record: bool = True,
+                      progress=None) -> tuple[Path, BatchRun]:
+        """Label a batch file (CSV, jsonl or txt) into a file in the export folder, one row per input row;
+        ``record`` keeps the predictions, where they join the review queue. A bad file labels nothing."""
+        if not path:
+            raise InvalidInput("Upload a file first: CSV with a text column, jsonl with a text field, or txt.", "file")
+        settings = settings or self._settings
+        format = output_format("", format or "jsonl")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        out = self.export_dir / f"batch-{stamp}.{format}"
+
+        def keep(results):
+            self.store.record_results(results, threshold=settings.threshold)
+
+        run = label_file(path, out, lambda texts: self.batcher.submit(texts, settings), format=format,
+                         max_chars=self.limits.max_chars, chunk_size=self.batcher.max_batch_size,
+                         record=keep if record else None, progress=progress)
+        return out, run
+
+    def stats(self) -> dict:
+        """Every figure of the feedback: counts, label mix, confusion, agreement, daily figures, the queue."""
+        return summary(self.store)
+
     def _label(self, texts: list[NormalizedText], settings: Settings) -> list[ModerationResult]:
         return self.moderator.moderate(texts, settings)
-
-    def _record(self, result: ModerationResult, role: str | None) -> int:
-        return self.store.record_prediction(
-            text=result.text, label=result.label, scores=result.scores, prompt=result.prompt, model=result.model,
-            template=result.template, mode=result.mode, generated=result.generated, role=role,
-        )
 
     def _verdict(self, prediction_id, verdict: str, label, note, reviewer) -> dict:
         prediction_id = whole_number(prediction_id, "prediction",
                                      "Moderate a text first, then give your verdict on its label.")
         return self.store.add_verdict(prediction_id, verdict=verdict, label=label,
                                       note=self._field(note, "note", self.limits.max_note),
-                                      reviewer=self._field(reviewer, "reviewer", self.limits.max_name))
+                                      reviewer=self.reviewer_name(reviewer))
 
     @staticmethod
     def _field(value, name: str, limit: int) -> str:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 from playwright.sync_api import expect, sync_playwright
 
 pytestmark = pytest.mark.browser
@@ -77,7 +78,7 @@ def test_reviewer_moderates_corrects_curates_and_exports(page, tmp_path):
 
     page.get_by_role("tab", name="Export").click()
     page.get_by_role("button", name="Export", exact=True).click()
-    expect(page.get_by_label("Rows", exact=True)).to_have_value("1 verdicts exported as oig.")
+    expect(page.get_by_label("Rows", exact=True)).to_have_value("1 texts exported as oig.")
     snap(page, "05-exported")
     with page.expect_download() as download:
         page.locator("a[download$='.jsonl']").click()
@@ -101,4 +102,27 @@ def test_user_text_shows_as_text_and_never_runs(page):
     snap(page, "06-hostile-text")
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img[src='x'], img[src='y']").count() == 0
+
+
+def test_a_new_user_saves_a_correction_without_a_name_and_the_browser_keeps_a_name(page, demo_app):
+    text = "The printer jammed again, typical Monday"
+    expect(page.get_by_label("Reviewer", exact=True)).to_have_value("")
+    page.get_by_label("Text", exact=True).fill(text)
+    page.get_by_role("button", name="Moderate", exact=True).click()
+    shown = page.get_by_test_id("label-output-value")
+    expect(shown).not_to_be_empty()
+    correct = "needs caution" if shown.inner_text().strip() != "needs caution" else "casual"
+    choose(page, "Correct label", correct)
+    page.get_by_role("button", name="Save correction").click()
+    saved = page.get_by_label("Saved", exact=True)
+    expect(saved).to_have_value(re.compile(rf"Saved verdict #\d+ on prediction #\d+: wrong, {correct}\."))
+    snap(page, "07-anonymous-correction")
+    row = sqlite_utils.Database(demo_app.db_path)["verdicts"].get(int(saved.input_value().split("#")[1].split()[0]))
+    assert (row["reviewer"], row["label"]) == ("anonymous", correct)
+
+    page.get_by_label("Reviewer", exact=True).fill("dana")
+    page.get_by_label("Reviewer", exact=True).blur()
+    page.wait_for_timeout(500)  # the name reaches the browser's storage through the server's answer
+    page.reload()
+    expect(page.get_by_label("Reviewer", exact=True)).to_have_value("dana")
 

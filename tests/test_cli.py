@@ -38,11 +38,13 @@ def test_the_entry_point_runs_the_default_model_offline_without_a_gpu(demo_model
     assert "Demo model in use." in run.stderr
 
 
-def test_text_output_shows_label_probabilities_and_prompt(moderate, demo_model_dir):
-    run = moderate("--model", demo_model_dir, "--threshold", "never", "Let's grab lunch")
+def test_text_output_shows_label_and_probabilities_and_the_prompt_on_request(moderate, demo_model_dir):
+    run = moderate("--model", demo_model_dir, "--threshold", "never", "Let's grab lunch", "See you")
     assert run.returncode == 0, run.stderr
-    assert "Label: " in run.stdout and "intervene: no" in run.stdout
-    assert all(label in run.stdout for label in LABELS)
+    assert run.stdout.count("Label: ") == 2 and "intervene: no" in run.stdout
+    assert all(run.stdout.count(label) >= 2 for label in LABELS)
+    assert "Possible labels:" not in run.stdout and len(run.stdout.splitlines()) == 2 * 9
+    run = moderate("--model", demo_model_dir, "--show-prompt", "Let's grab lunch")
     assert "  | Possible labels:" in run.stdout and "  | Input: Let's grab lunch" in run.stdout
 
 

@@ -48,13 +48,14 @@ class FlagStream:
         self.bad_replies = []  # replies that do not acknowledge the verdict sent
 
     def run(self, number):
-        """One client: flag the predictions in turn with a label other than the model's."""
+        """One client: flag the predictions in turn with a label other than the model's, each flag under a
+        reviewer name of its own (a reviewer's second verdict on a prediction would replace the first)."""
         client = Client(self.url, verbose=False)
-        reviewer = f"crash-{number}"
         try:
             for count in range(MAX_FLAGS_PER_THREAD):
                 if self.killed.is_set():
                     return
+                reviewer = f"crash-{number}-{count}"
                 prediction_id, model_label = self.predictions[(number + count) % len(self.predictions)]
                 others = [label for label in LABELS if label != model_label]
                 label, note = others[count % len(others)], f"{reviewer} flag {count}"

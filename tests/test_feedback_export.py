@@ -204,7 +204,7 @@ def test_cli_stats(run_cli, store):
     result = run_cli("stats", "--db", str(store.path), "--json")
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
-    assert (stats["predictions"], stats["verdicts"], stats["agreement"]) == (5, 5, 0.4)
+    assert (stats["predictions"], stats["verdicts"], stats["model_agreement"]) == (5, 5, 0.4)
     result = run_cli("stats", "--db", str(store.path))
     assert result.returncode == 0, result.stderr
     assert "Verdicts: 5" in result.stdout

@@ -24,7 +24,7 @@ def predict(store, text="I hate my job", label="possibly needs caution", **extra
 
 
 def counts(store):
-    return {name: store.db[name].count for name in ("templates", "predictions", "verdicts")}
+    return {name: store.db[name].count for name in ("templates", "predictions", "verdicts", "final_labels")}
 
 
 def test_migrations_create_schema_once(tmp_path):
@@ -48,6 +48,9 @@ def test_migrations_create_schema_once(tmp_path):
         "search_prediction_text",
         "create_indexes",
         "add_prediction_role",
+        "one_verdict_per_reviewer",
+        "add_prediction_margins",
+        "create_final_labels",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()
@@ -106,7 +109,7 @@ def test_round_trip(store):
 
     right = store.add_verdict(prediction_id, verdict="right", reviewer="bob")
     assert right["label"] == "possibly needs caution"
-    assert counts(store) == {"templates": 1, "predictions": 1, "verdicts": 2}
+    assert counts(store) == {"templates": 1, "predictions": 1, "verdicts": 2, "final_labels": 0}
 
 
 def test_scores_stored_as_floats_in_label_order(store):
@@ -158,12 +161,12 @@ def test_filters_and_stats(store):
         "probably needs caution": 0,
     }
     assert stats["verdicts_by_status"] == {"pending": 2, "accepted": 1, "discarded": 1}
-    assert stats["agreement"] == 0.5
+    assert stats["model_agreement"] == 0.5
 
 
 def test_empty_stats(store):
     stats = store.stats()
-    assert (stats["predictions"], stats["verdicts"], stats["agreement"]) == (0, 0, None)
+    assert (stats["predictions"], stats["verdicts"], stats["model_agreement"]) == (0, 0, None)
 
 
 @pytest.mark.parametrize("query", ['"', "*", "a OR", "-x", ":", '"unbalanced', "NEAR(", "AND", "  "])
@@ -248,6 +251,12 @@ REFUSALS = {
     "relabel unknown verdict id": (lambda s, p, v: s.relabel(999, "casual"), "No verdict 999"),
     "bad filter status": (lambda s, p, v: s.verdicts(status="done"), "choose one of"),
     "bad since": (lambda s, p, v: s.iter_export_rows(since="last week"), "2026-11-29"),
+    "take back another's verdict": (lambda s, p, v: s.withdraw_verdict(v, "bob"), "only they can take it back"),
+    "take back an unknown verdict": (lambda s, p, v: s.withdraw_verdict(999, "ann"), "No verdict 999"),
+    "final label unknown": (lambda s, p, v: s.set_final_label("I hate my job", "meh", "cy"), "choose one of"),
+    "final label without curator": (lambda s, p, v: s.set_final_label("I hate my job", "casual", " "), "curator"),
+    "final label of an unjudged text": (lambda s, p, v: s.set_final_label("never seen", "casual", "cy"), "No verdict"),
+    "unknown queue order": (lambda s, p, v: s.next_in_queue("ann", order="random"), "most uncertain"),
 }
 
 

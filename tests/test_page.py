@@ -69,7 +69,7 @@ def test_moderate_flag_review_accept_export(client, fake_app):
     path, count = client.predict("oig", "accepted", "", api_name="/export")
     lines = [json.loads(line) for line in open(path, encoding="utf-8")]
     assert {"text": f"Input: {text}\nOutput: probably needs caution"} in lines
-    assert count == f"{len(lines)} verdicts exported as oig."
+    assert count == f"{len(lines)} texts exported as oig."
 
 
 def test_label_is_right_relabel_and_discard(client, fake_app):
@@ -93,7 +93,6 @@ def test_bad_verdicts_are_refused_and_write_nothing(client, fake_app):
     db = sqlite_utils.Database(fake_app.db_path)
     before = db["verdicts"].count
     refusals = [
-        ((prediction_id, other_label(label["label"]), "", "  "), "/flag", "reviewer"),
         ((prediction_id, label["label"], "", "cy"), "/flag", "Label is right"),
         ((999999, "", "cy"), "/confirm", "No prediction 999999"),
         ((prediction_id + 0.5, "", "cy"), "/confirm", "whole numbers"),
@@ -105,6 +104,15 @@ def test_bad_verdicts_are_refused_and_write_nothing(client, fake_app):
     with pytest.raises(AppError, match="Bad date"):
         client.predict("oig", "any", "last tuesday", api_name="/export")
     assert db["verdicts"].count == before
+
+
+def test_a_verdict_without_a_name_is_saved_as_anonymous(client, fake_app):
+    label, _, _, prediction_id = moderate(client, "I keep losing my keys")
+    db = sqlite_utils.Database(fake_app.db_path)
+    for blank in ("", "  \t", "\u200b"):
+        saved = client.predict(prediction_id, other_label(label["label"]), "", blank, api_name="/flag")
+        assert db["verdicts"].get(verdict_id(saved))["reviewer"] == "anonymous"
+    assert db["verdicts"].count_where("prediction_id = ?", [prediction_id]) == 1, "one verdict per reviewer"
 
 
 def test_generate_mode_is_recorded_with_its_text(client, fake_app):

@@ -85,12 +85,12 @@ def test_what_each_entry_loads(tiny_model_dir):
     remote = (f"from moderation.models import open_moderator; "
               f"open_moderator({str(tiny_model_dir)!r}, backend='vllm', base_url='http://127.0.0.1:9')")
     engine, service, feedback, vllm = loaded_modules(
-        "import moderation.engine, moderation.settings, moderation.records",
+        "import moderation.engine, moderation.settings, moderation.records, moderation.batch, moderation.uncertainty",
         "import playground.service",
-        "import feedback.store, feedback.export, feedback.reviewers, feedback.__main__",
+        "import feedback.store, feedback.export, feedback.reviewers, feedback.stats, feedback.__main__",
         remote,
     )
-    assert not {"torch", "transformers"} & engine, "the Moderator runs on a backend and imports no torch"
+    assert not {"torch", "transformers"} & engine, "the Moderator and batch files run on a backend: no torch"
     assert not {"torch", "gradio", "fastapi"} & service
     assert not {"torch", "transformers", "gradio", "fastapi"} & feedback
     model_code = {name for name in vllm if re.fullmatch(r"transformers\.models\.(?!auto\.)\w+\.modeling_\w+", name)}

@@ -39,7 +39,8 @@ def feedback_router(service: PlaygroundService, reviewers: Reviewers | None) -> 
 
     @router.get("/stats")
     def stats() -> dict:
-        """Counts of predictions and verdicts by label and status, and the reviewers' agreement."""
+        """Counts, the model's labels against the reviewers', agreement between reviewers, daily figures, the queue
+        (the figures of ``python -m feedback stats --json``)."""
         return service.stats()
 
     return router

@@ -19,14 +19,21 @@ ANY = "any"
 INTERNAL = "Something went wrong on the server, and its log has the details. Try again, or tell whoever runs it."
 
 
+REMEMBERED_NAME = "moderation-playground-reviewer"
+"""Where the browser keeps the reviewer's name (localStorage). The name is no secret: a fixed key lets the
+browser read it back after the server restarts."""
+
+
 @dataclass(frozen=True)
 class Page:
-    """What every tab builds on: the service, whether reviewers log in, and this browser session's draft
-    settings (a ``gr.State``: None while the session follows the server's default)."""
+    """What every tab builds on: the service, whether reviewers log in, this browser session's draft
+    settings (a ``gr.State``: None while the session follows the server's default), and the reviewer's name
+    as typed (optional, remembered by the browser; hidden when reviewers log in)."""
 
     service: PlaygroundService
     logins: bool
     draft: gr.State
+    name: gr.Textbox
 
     def settings(self, draft: Settings | None) -> Settings:
         """The settings a moderation from this session uses: its draft, else the server's default."""
@@ -35,6 +42,18 @@ class Page:
     def reviewer(self, typed: str, request: gr.Request) -> str:
         """Who gives a verdict: the logged-in reviewer when logins are on, else the name typed."""
         return request.username if self.logins else typed
+
+
+def reviewer_name(blocks: gr.Blocks, logins: bool) -> gr.Textbox:
+    """The page's one name box: optional (a blank name saves as anonymous), filled from the browser on load (when
+    it has one: a name typed before the page finished loading stays) and remembered there on each change; hidden
+    when reviewers log in (their login names them)."""
+    name = gr.Textbox(label="Reviewer", placeholder="Your name: optional (without one, verdicts are anonymous), "
+                      "and this browser remembers it", visible=not logins, max_lines=1)
+    remembered = gr.BrowserState("", storage_key=REMEMBERED_NAME, secret=REMEMBERED_NAME)
+    blocks.load(lambda saved: saved or gr.skip(), remembered, name, api_visibility="private")
+    name.change(lambda typed: typed, name, remembered, api_visibility="private")
+    return name
 
 
 def shown_errors(handler):
@@ -77,14 +96,12 @@ class VerdictForm:
 
 
 def verdict_form(page: Page) -> VerdictForm:
-    """Correct label, reviewer (unless logged in), note, the two buttons and the confirmation, as one group."""
+    """Correct label, note, the two buttons and the confirmation, as one group; the reviewer is the page's name."""
     with gr.Group():
-        with gr.Row():
-            label = gr.Dropdown(list(LABELS), label="Correct label", value=None)
-            reviewer = gr.Textbox(label="Reviewer", placeholder="Your name", visible=not page.logins)
+        label = gr.Dropdown(list(LABELS), label="Correct label", value=None)
         note = gr.Textbox(label="Note", placeholder="Why the label is right or wrong (optional)")
         with gr.Row():
             right = gr.Button("Label is right")
             correction = gr.Button("Save correction", variant="primary")
         saved_box = gr.Textbox(label="Saved", interactive=False)
-    return VerdictForm(label, reviewer, note, right, correction, saved_box)
+    return VerdictForm(label, page.name, note, right, correction, saved_box)

@@ -7,13 +7,17 @@ from feedback.store import STATUSES
 
 from .common import ANY, Page, optional, shown_errors
 
+UNITS = {"oig": "texts", "full": "verdicts"}
+"""What one line of each export format is."""
+
 
 def build(page: Page) -> None:
     """The tab and its event: /export."""
     with gr.Tab("Export"):
         with gr.Row():
             format_choice = gr.Radio(list(FORMATS), value="oig", label="Format",
-                                     info="oig: training records with the reviewer's label; full: every field")
+                                     info="oig: one training record per text, with its curated label; "
+                                          "full: every verdict with every field")
             status = gr.Dropdown([ANY, *STATUSES], value="accepted", label="Status")
             since = gr.Textbox(label="Since", placeholder="2026-11-29 (optional)")
         button = gr.Button("Export", variant="primary")
@@ -25,6 +29,6 @@ def build(page: Page) -> None:
         """Write the verdicts as jsonl; returns the file to download and what it holds."""
         progress(0, desc="Exporting")
         path, count = page.service.export(format=format, status=optional(status), since=since)
-        return str(path), f"{count} verdicts exported as {format}."
+        return str(path), f"{count} {UNITS[format]} exported as {format}."
 
     button.click(export, [format_choice, status, since], [download, rows], api_name="export")

@@ -5,10 +5,12 @@ import gradio as gr
 from moderation.models import DEMO_NOTICE
 
 from ..service import PlaygroundService
-from . import chat, export, moderate, prompt, review
-from .common import Page
+from . import batch, chat, dashboard, disagreements, export, moderate, prompt, queue, review
+from .common import Page, reviewer_name
 
-TABS = (moderate, chat, review, export, prompt)
+TABS = (moderate, queue, chat, review, disagreements, batch, dashboard, export, prompt)
+PAGE_JS = queue.KEYS_JS
+"""What the page runs when it loads: the Queue tab's keys."""
 
 
 def build_page(service: PlaygroundService, *, logins: bool = False) -> gr.Blocks:
@@ -17,7 +19,7 @@ def build_page(service: PlaygroundService, *, logins: bool = False) -> gr.Blocks
         gr.Markdown(f"# Moderation Playground\nModel: `{service.moderator.name}`")
         if service.moderator.demo:
             gr.Markdown(f"**{DEMO_NOTICE}**", elem_id="demo-notice")
-        page = Page(service, logins, gr.State(None))
+        page = Page(service, logins, gr.State(None), reviewer_name(blocks, logins))
         for tab in TABS:
             tab.build(page)
     return blocks

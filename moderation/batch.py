@@ -1,0 +1,225 @@
+"""Batch files: a file of texts in, one labelled row per text out, both streamed so memory stays flat.
+
+Input is CSV with a ``text`` column, jsonl with a ``"text"`` field, or plain text with one text a line (told
+apart by the file's suffix, UTF-8). Output is jsonl or CSV, one row per input row, in order: the text, its
+label, the five probabilities, ``flagged`` and ``intervene``; or the text and an ``error`` for a row that is
+empty, too long or unreadable, and the run goes on. The file is read twice: once to check it (encoding, text
+column, rows), so that a bad file is refused before anything is labelled or recorded, then to label it.
+"""
+
+import csv
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidInput
+from .files import written_atomically
+from .labels import LABELS
+from .prompt import NormalizedText, normalize_text
+from .results import ModerationResult
+
+MAX_ROWS = 100_000
+"""The most rows one batch file may hold."""
+MAX_CHARS = 20_000
+"""The longest text one row (or one request) may hold, in characters."""
+INPUTS = (".csv", ".jsonl", ".txt")
+OUTPUTS = ("jsonl", "csv")
+CSV_COLUMNS = ("text", "label", *LABELS, "flagged", "intervene", "error")
+_FIELD_LIMIT = 16 * 1024 * 1024
+
+Labeller = Callable[[list[NormalizedText]], list[ModerationResult]]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of an input file: its text (None when the row has none), or why it cannot be labelled."""
+
+    text: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """What a run did: rows read, rows labelled, rows with an error, and the seconds it took."""
+
+    rows: int
+    labelled: int
+    errors: int
+    seconds: float
+
+
+def output_format(path: str | Path, chosen: str | None = None) -> str:
+    """The output format: ``chosen``, else csv for a ``.csv`` file, else jsonl."""
+    if chosen is not None:
+        if chosen not in OUTPUTS:
+            raise InvalidInput(f"Unknown output format {chosen!r}: choose {' or '.join(OUTPUTS)}.", "format")
+        return chosen
+    return "csv" if Path(path).suffix.lower() == ".csv" else "jsonl"
+
+
+def count_rows(path: str | Path, *, max_rows: int = MAX_ROWS) -> int:
+    """How many rows ``path`` holds, once it is checked: UTF-8, a text column (CSV) or field (jsonl), at least
+    one row and at most ``max_rows``. InvalidInput saying what to fix otherwise."""
+    rows, texts = 0, 0
+    for rows, row in enumerate(read_rows(path), 1):
+        texts += row.text is not None
+        if rows > max_rows:
+            raise InvalidInput(f"{_name(path)} has more than {max_rows:,} rows: split it into smaller files.")
+    if not rows:
+        raise InvalidInput(f"{_name(path)} holds no rows: give one text a row.")
+    if not texts:
+        raise InvalidInput(f'No line of {_name(path)} has a "text" field: write one object a line, like '
+                           '{"text": "I want to call in sick"}.')
+    return rows
+
+
+def read_rows(path: str | Path) -> Iterator[Row]:
+    """The rows of ``path``, streamed; InvalidInput for a file that is not UTF-8 or has no text column."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in INPUTS:
+        raise InvalidInput(f"{_name(path)}: use a .csv file with a text column, a .jsonl file with a \"text\" "
+                           "field, or a .txt file with one text a line.")
+    readers = {".csv": _csv_rows, ".jsonl": _jsonl_rows, ".txt": _txt_rows}
+    with open(path, "rb") as raw:
+        try:
+            yield from readers[suffix](_decoded(raw, path), path)
+        except csv.Error as error:
+            raise InvalidInput(f"{_name(path)} is not CSV ({error}).") from None
+
+
+def label_file(
+    path: str | Path,
+    out_path: str | Path,
+    label: Labeller,
+    *,
+    format: str | None = None,
+    max_chars: int = MAX_CHARS,
+    max_rows: int = MAX_ROWS,
+    chunk_size: int = 32,
+    record: Callable[[list[ModerationResult]], object] | None = None,
+    progress: Callable[[int, int], object] | None = None,
+) -> BatchRun:
+    """Label every row of ``path`` with ``label`` (texts in, results out, ``chunk_size`` rows at a time) into
+    ``out_path``, which appears once it is complete. ``record`` gets each chunk's results (to keep them);
+    ``progress(done, total)`` hears after each chunk. A bad file is refused before anything is labelled."""
+    started = time.perf_counter()
+    format = output_format(out_path, format)
+    total = count_rows(path, max_rows=max_rows)
+    done = labelled = 0
+    with written_atomically(out_path, newline="" if format == "csv" else None) as out:
+        write = _writer(out, format)
+        pending: list[tuple[Row, NormalizedText | None]] = []
+        texts: list[NormalizedText] = []
+
+        def flush():
+            nonlocal done, labelled
+            results = iter(label(texts) if texts else [])
+            shown = [(row, None if text is None else next(results)) for row, text in pending]
+            if record is not None and texts:
+                record([result for _, result in shown if result is not None])
+            for row, result in shown:
+                write(row, result)
+            done, labelled = done + len(pending), labelled + len(texts)
+            pending.clear()
+            texts.clear()
+            if progress is not None:
+                progress(done, total)
+
+        for row in read_rows(path):
+            row, text = _checked(row, max_chars)
+            pending.append((row, text))
+            if text is not None:
+                texts.append(text)
+            if len(pending) == chunk_size:
+                flush()
+        if pending:
+            flush()
+    return BatchRun(done, labelled, done - labelled, time.perf_counter() - started)
+
+
+def _checked(row: Row, max_chars: int) -> tuple[Row, NormalizedText | None]:
+    """The row with its text ready for the model, or with the error that keeps it from the model."""
+    if row.error is not None:
+        return row, None
+    if len(row.text) > max_chars:
+        return Row(row.text, f"The text has {len(row.text):,} characters; the limit is {max_chars:,}."), None
+    try:
+        return row, normalize_text(row.text)
+    except InvalidInput as error:
+        return Row(row.text, str(error)), None
+
+
+def _decoded(raw, path) -> Iterator[str]:
+    """The lines of a binary file as text (a leading byte order mark dropped); InvalidInput naming the first line
+    that is not UTF-8."""
+    for number, line in enumerate(raw, 1):
+        try:
+            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{_name(path)} is not UTF-8 text (line {number}): save it as UTF-8.") from None
+
+
+def _csv_rows(lines, path) -> Iterator[Row]:
+    csv.field_size_limit(_FIELD_LIMIT)
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    columns = [name.strip().lower() for name in header or []]
+    if "text" not in columns:
+        raise InvalidInput(f"{_name(path)} has no text column: its first line must name the columns, one of them "
+                           f"'text' (found: {', '.join(header or []) or 'nothing'}).")
+    index = columns.index("text")
+    for values in reader:
+        if values:
+            yield Row(values[index]) if index < len(values) else Row(None, "This row has no text column.")
+
+
+def _jsonl_rows(lines, path) -> Iterator[Row]:
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield Row(None, f"Not a JSON line ({error}).")
+            continue
+        if isinstance(item, dict) and isinstance(item.get("text"), str):
+            yield Row(item["text"])
+        else:
+            yield Row(None, 'This line has no "text" string: write {"text": "..."}.')
+
+
+def _txt_rows(lines, path) -> Iterator[Row]:
+    for line in lines:
+        yield Row(line.removesuffix("\n").removesuffix("\r"))
+
+
+def _writer(out, format: str) -> Callable[[Row, ModerationResult | None], None]:
+    if format == "csv":
+        table = csv.writer(out)
+        table.writerow(CSV_COLUMNS)
+
+        def write_csv(row: Row, result: ModerationResult | None):
+            if result is None:
+                table.writerow([row.text or "", "", *[""] * len(LABELS), "", "", row.error])
+            else:
+                table.writerow([row.text, result.label, *(result.scores[label] for label in LABELS),
+                                result.flagged, result.intervene, ""])
+
+        return write_csv
+
+    def write_jsonl(row: Row, result: ModerationResult | None):
+        if result is None:
+            item = {"text": row.text, "error": row.error}
+        else:
+            item = {"text": row.text, "label": result.label, "scores": result.scores, "flagged": result.flagged,
+                    "intervene": result.intervene}
+        out.write(json.dumps(item, ensure_ascii=False) + "\n")
+
+    return write_jsonl
+
+
+def _name(path) -> str:
+    return Path(path).name

@@ -1,0 +1,75 @@
+"""The Dashboard tab: the feedback's figures, the same as ``python -m feedback stats --json``, drawn with plotly."""
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from feedback.stats import as_figure, as_share
+from moderation.labels import SEVERITY
+
+from .common import Page, shown_errors
+
+PAIR_COLUMNS = ["reviewer a", "reviewer b", "predictions both judged", "Cohen's kappa"]
+
+
+def build(page: Page) -> None:
+    """The tab and its event: /dashboard (also when the tab opens)."""
+    with gr.Tab("Dashboard") as tab:
+        refresh = gr.Button("Refresh")
+        overview = gr.Markdown()
+        with gr.Row():
+            mix = gr.Plot(label="Label mix")
+            confusion = gr.Plot(label="Model against reviewers")
+        with gr.Row():
+            agreement = gr.Plot(label="Agreement between reviewers")
+            flags = gr.Plot(label="Flag rate")
+        with gr.Row():
+            reviewers = gr.Plot(label="Verdicts per reviewer")
+            pairs = gr.Dataframe(headers=PAIR_COLUMNS, interactive=False, label="Agreement of each pair")
+
+    @shown_errors
+    def dashboard():
+        """Every figure, refreshed."""
+        stats = page.service.stats()
+        return (_overview(stats), _mix(stats), _confusion(stats), _by_day(stats, "krippendorff_alpha", "alpha"),
+                _by_day(stats, "flag_rate", "share of verdicts that find the label wrong"), _reviewers(stats),
+                [[pair["a"], pair["b"], pair["n"], as_figure(pair["cohen_kappa"])]
+                 for pair in stats["agreement"]["pairs"]])
+
+    outputs = [overview, mix, confusion, agreement, flags, reviewers, pairs]
+    refresh.click(dashboard, None, outputs, api_name="dashboard")
+    tab.select(dashboard, None, outputs, api_visibility="private")
+
+
+def _overview(stats: dict) -> str:
+    agreement = stats["agreement"]
+    return (f"**{stats['predictions']}** predictions, **{stats['queue']}** awaiting a first verdict · "
+            f"**{stats['verdicts']}** verdicts, the model's label right in {as_share(stats['model_agreement'])} · "
+            f"Krippendorff's alpha (ordinal) **{as_figure(agreement['krippendorff_alpha'])}** on "
+            f"{agreement['items']} predictions judged by several reviewers")
+
+
+def _mix(stats: dict) -> go.Figure:
+    figure = go.Figure([go.Bar(name=who, x=list(SEVERITY), y=[stats["label_mix"][who][label] for label in SEVERITY])
+                        for who in ("model", "reviewers")])
+    return figure.update_layout(barmode="group", title="Labels of judged predictions: model and reviewers")
+
+
+def _confusion(stats: dict) -> go.Figure:
+    counts = [[stats["confusion"][model][label] for label in SEVERITY] for model in SEVERITY]
+    figure = go.Figure(go.Heatmap(z=counts, x=list(SEVERITY), y=list(SEVERITY), text=counts, texttemplate="%{text}",
+                                  colorscale="Blues"))
+    return figure.update_layout(title="Verdicts: model label (rows) against reviewer label (columns)",
+                                xaxis_title="reviewer", yaxis_title="model")
+
+
+def _by_day(stats: dict, key: str, title: str) -> go.Figure:
+    days = [day for day in stats["by_day"] if day[key] is not None]
+    values = [day[key] for day in days]
+    figure = go.Figure(go.Scatter(x=[day["day"] for day in days], y=values, mode="lines+markers"))
+    return figure.update_layout(title=f"{title}, by day", yaxis_range=[min([0, *values]), 1], xaxis_type="category")
+
+
+def _reviewers(stats: dict) -> go.Figure:
+    names = list(stats["by_reviewer"])
+    return go.Figure(go.Bar(x=names, y=[stats["by_reviewer"][name] for name in names])).update_layout(
+        title="Verdicts per reviewer")

@@ -1,0 +1,102 @@
+"""The reviewer's workbench through the page's API (the real gradio_client) on the fake backend, served in this
+process: the Queue, Batch, Disagreements and Dashboard tabs, and the REST figures."""
+
+import json
+
+import httpx
+import pytest
+import sqlite_utils
+from conftest import running_in_process
+from fakes import label_for
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from moderation.labels import LABELS
+
+ENDPOINTS = {"/queue_next", "/queue_label", "/queue_right", "/queue_skip", "/queue_undo", "/batch", "/dashboard",
+             "/disagreements", "/set_final_label"}
+
+
+@pytest.fixture
+def app(tmp_path):
+    with running_in_process(tmp_path) as app:
+        yield app
+
+
+def record(app, *texts):
+    """Texts moderated through the REST API, which records them like the page does."""
+    httpx.post(app.url + "v1/moderations", json={"input": list(texts)}).raise_for_status()
+
+
+def test_the_queue_takes_verdicts_skips_and_undoes(app):
+    client = Client(app.url, verbose=False)
+    assert ENDPOINTS <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    record(app, "I will hurt you", "What a lovely day", "You idiot")
+    db = sqlite_utils.Database(app.db_path)
+
+    prediction, text, label, choices, prompt, left = client.predict("newest", "", api_name="/queue_next")
+    assert (prediction, text, label["label"]) == (3, "You idiot", "probably needs caution")
+    assert "5. probably needs caution  ← the model" in choices and prompt.endswith("Input: You idiot\nOutput:")
+    assert left.startswith("3 waiting for you")
+
+    saved, prediction, text, *_ = client.predict(3, "newest", "", api_name="/queue_right")
+    assert saved == "Saved verdict #1 on prediction #3: right, probably needs caution."
+    assert (prediction, text) == (2, "What a lovely day")
+    prediction, text, *_ = client.predict(2, "newest", "", api_name="/queue_skip")
+    assert (prediction, text) == (1, "I will hurt you")
+    assert client.predict(1, "casual", "", api_name="/queue_label").endswith("wrong, casual.")
+    assert client.predict(1, "needs intervention", "", api_name="/queue_label").endswith("right, needs intervention.")
+    assert [(row["reviewer"], row["verdict"]) for row in db["verdicts"].rows] == [("anonymous", "right")] * 2
+
+    saved, prediction, text, *_ = client.predict("", api_name="/queue_undo")
+    assert (saved, prediction, text) == ("Took back verdict #1 on prediction #3.", 3, "You idiot")
+    assert db["verdicts"].count == 1
+    with pytest.raises(AppError, match="No verdict of yours to take back"):
+        client.predict("", api_name="/queue_undo")
+    *_, left = client.predict("newest", "bo", api_name="/queue_next")
+    assert left.startswith("3 waiting for you"), "another reviewer's queue is their own"
+
+
+def test_the_batch_tab_labels_a_file_and_keeps_its_rows_for_review(app, tmp_path):
+    client = Client(app.url, verbose=False)
+    rows = tmp_path / "rows.csv"
+    rows.write_text('id,text\n1,I hate mondays\n2,""\n3,See you soon\n', encoding="utf-8")
+    path, summary = client.predict(handle_file(str(rows)), "jsonl", True, api_name="/batch")
+    assert summary.startswith("2 of 3 rows labelled (1 with an error, kept for review)")
+    lines = [json.loads(line) for line in open(path, encoding="utf-8")]
+    assert [line.get("label") for line in lines] == [label_for("hate"), None, "casual"]
+    assert "The text is empty" in lines[1]["error"]
+    assert [row["text"] for row in sqlite_utils.Database(app.db_path)["predictions"].rows] == [
+        "I hate mondays", "See you soon"]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("message\nhello\n", encoding="utf-8")
+    with pytest.raises(AppError, match="bad.csv has no text column"):
+        client.predict(handle_file(str(bad)), "csv", True, api_name="/batch")
+    assert sqlite_utils.Database(app.db_path)["predictions"].count == 2
+
+
+def test_a_curator_settles_a_disagreement_and_the_figures_follow(app):
+    client = Client(app.url, verbose=False)
+    record(app, "I hate this", "fine")
+    for reviewer, label in (("ana", "casual"), ("bo", "needs caution")):
+        client.predict(1, label, reviewer, api_name="/queue_label")
+    client.predict(2, "casual", "ana", api_name="/queue_label")
+    client.predict(2, "casual", "bo", api_name="/queue_label")
+    table = client.predict(api_name="/disagreements")
+    assert table["data"] == [["I hate this", "possibly needs caution", "ana: casual; bo: needs caution", ""]]
+    with pytest.raises(AppError, match="Select a text"):
+        client.predict("", "casual", "cy", api_name="/set_final_label")
+    settled = client.predict("I hate this", "needs caution", "cy", api_name="/set_final_label")
+    assert settled == "The final label of 'I hate this' is now needs caution (set by cy)."
+    path, _ = client.predict("oig", "accepted", "", api_name="/export")
+    assert [json.loads(line)["text"] for line in open(path, encoding="utf-8")] == [
+        "Input: I hate this\nOutput: needs caution"]
+
+    overview, *plots, pairs = client.predict(api_name="/dashboard")
+    assert overview.startswith("**2** predictions, **0** awaiting a first verdict · **4** verdicts")
+    assert pairs["data"] == [["ana", "bo", 2, "0.000"]]
+    stats = httpx.get(app.url + "v1/feedback/stats").json()
+    assert stats["agreement"]["pairs"] == [{"a": "ana", "b": "bo", "n": 2, "cohen_kappa": 0.0}]
+    assert stats["by_reviewer"] == {"ana": 2, "bo": 2} and set(stats["confusion"]) == set(LABELS)
+    assert len(plots) == 5 and all(plot for plot in plots)
