@@ -6,8 +6,7 @@ import sys
 
 from .errors import USER_ERRORS
 from .models import DEMO_NOTICE
-from .options import add_model_options, add_settings_options, open_model, settings_from
-from .results import MODES
+from .options import add_mode_option, add_model_options, add_settings_options, open_model, settings_from
 
 
 def main(argv=None) -> int:
@@ -16,8 +15,7 @@ def main(argv=None) -> int:
     parser.add_argument("texts", nargs="+", metavar="TEXT", help="texts to moderate")
     add_model_options(parser)
     add_settings_options(parser)
-    parser.add_argument("--mode", choices=MODES, default="score",
-                        help="score: probability of each label (default); generate: the card's greedy decoding")
+    add_mode_option(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per text per line")
     args = parser.parse_args(argv)
     try:
