@@ -5,10 +5,10 @@ import gradio as gr
 from moderation.models import DEMO_NOTICE
 
 from ..service import PlaygroundService
-from . import chat, export, moderate, prompt, review
+from . import chat, evaluate, export, moderate, prompt, review
 from .common import Page
 
-TABS = (moderate, chat, review, export, prompt)
+TABS = (moderate, chat, review, export, prompt, evaluate)
 
 
 def build_page(service: PlaygroundService, *, logins: bool = False) -> gr.Blocks:
