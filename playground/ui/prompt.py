@@ -7,6 +7,7 @@ from moderation.labels import NEVER, SEVERITY
 from moderation.settings import Settings
 
 from .common import Page, shown_errors
+from .evaluate import build_workbench
 
 
 def build(page: Page) -> None:
@@ -28,6 +29,7 @@ def build(page: Page) -> None:
             drop = gr.Button("Back to the default")
         status = gr.Textbox(label="Template", interactive=False)
         preview = gr.Code(label="Prompt layout", language=None, interactive=False)
+        build_workbench(page, examples, threshold, _examples)
 
     def shown(draft: Settings | None):
         """The examples, threshold, status and layout of what this session uses."""
