@@ -22,12 +22,14 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from ..labels import SEVERITY, intervenes, is_flagged, severity
+from ..labels import SEVERITY, intervenes, severity
 
 NO_LABEL = "no label"
 """What a generate-mode output that names none of the five labels counts as."""
 BINS = 10
 """Equal-width confidence bins of the calibration figures."""
+SWEEP = SEVERITY[1:]
+"""The thresholds the sweep of intervention tries; intervening from the first of them is being flagged."""
 
 
 def compute_metrics(gold: list[str], predicted: list[str | None], confidences: list[float] | None,
@@ -41,6 +43,7 @@ def compute_metrics(gold: list[str], predicted: list[str | None], confidences: l
     acting = [label or "casual" for label in predicted]
     columns = list(SEVERITY) + ([NO_LABEL] if confidences is None else [])
     precision, recall, f1, support = precision_recall_fscore_support(gold, shown, labels=SEVERITY, zero_division=0)
+    decisions = intervention_scores(gold, acting, dict.fromkeys([*SWEEP, threshold]))
     figures = {
         "n": len(gold),
         "accuracy": float(accuracy_score(gold, shown)),
@@ -48,11 +51,11 @@ def compute_metrics(gold: list[str], predicted: list[str | None], confidences: l
         "per_label": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                       for label, p, r, f, s in zip(SEVERITY, precision, recall, f1, support)},
         "confusion": {"labels": columns, "matrix": confusion_matrix(gold, shown, labels=columns).tolist()},
-        "flagged": decision_scores([is_flagged(label) for label in gold], [is_flagged(label) for label in acting]),
-        "intervene": {"threshold": threshold, **intervention_scores(gold, acting, threshold)},
+        "flagged": {key: value for key, value in decisions[SWEEP[0]].items() if key != "threshold"},
+        "intervene": decisions[threshold],
         "kappa_quadratic": _kappa(gold, acting),
         "mean_severity_error": float(mean_absolute_error(list(map(severity, gold)), list(map(severity, acting)))),
-        "sweep": [{"threshold": level, **intervention_scores(gold, acting, level)} for level in SEVERITY[1:]],
+        "sweep": [decisions[level] for level in SWEEP],
     }
     if confidences is None:
         figures["no_label"] = shown.count(NO_LABEL) / len(shown)
@@ -63,16 +66,16 @@ def compute_metrics(gold: list[str], predicted: list[str | None], confidences: l
     return figures
 
 
-def decision_scores(truth: list[bool], decided: list[bool]) -> dict:
-    """Precision, recall and F1 of a yes/no decision (zero where undefined), and how many truly are yes."""
-    precision, recall, f1, _ = precision_recall_fscore_support(truth, decided, average="binary", zero_division=0)
-    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": sum(truth)}
+def intervention_scores(gold: list[str], predicted: list[str], thresholds) -> dict[str, dict]:
+    """For each threshold (a label or ``"never"``), the precision, recall and F1 of intervening there (zero where
+    undefined) and how many gold labels intervene: one scikit-learn call, a column per threshold."""
+    def decisions(labels):
+        return np.array([[intervenes(label, threshold) for threshold in thresholds] for label in labels])
 
-
-def intervention_scores(gold: list[str], predicted: list[str], threshold: str) -> dict:
-    """:func:`decision_scores` of intervening at ``threshold``: the predicted labels against the gold ones."""
-    return decision_scores([intervenes(label, threshold) for label in gold],
-                           [intervenes(label, threshold) for label in predicted])
+    precision, recall, f1, support = precision_recall_fscore_support(decisions(gold), decisions(predicted),
+                                                                     average=None, zero_division=0)
+    return {threshold: {"threshold": threshold, "precision": float(p), "recall": float(r), "f1": float(f),
+                        "support": int(s)} for threshold, p, r, f, s in zip(thresholds, precision, recall, f1, support)}
 
 
 def calibration_bins(correct: list[bool], confidences: list[float]) -> list[dict]:
