@@ -12,7 +12,7 @@ from .evaluate import build_workbench
 
 def build(page: Page) -> None:
     """The tab and its events: /set_prompt (this session's draft), /publish_prompt (the server's default)
-    and /drop_draft (back to the default)."""
+    and /drop_draft (back to the default); below them the workbench's /evaluate_draft."""
     service = page.service
     with gr.Tab("Prompt") as tab:
         gr.Markdown("Edit the examples and the threshold, then **Try in this session**: your moderations use "
