@@ -50,8 +50,10 @@ class Evaluations:
 
     def get(self, run_id) -> dict:
         """The stored run with its items in order; InvalidInput listing the recent runs if there is none."""
+        storable = isinstance(run_id, int) and not isinstance(run_id, bool) and 0 < run_id < 2**63
         with self._lock:
-            row = next(self.db.query("select * from evaluation_runs where id = ?", [run_id]), None)
+            rows = self.db.query("select * from evaluation_runs where id = ?", [run_id]) if storable else iter(())
+            row = next(rows, None)
             if row is None:
                 raise InvalidInput(self._unknown(run_id), "run")
             items = self.db.query("select text, gold, label, scores, generated from evaluation_items where run_id = ? "
