@@ -111,3 +111,34 @@ def create_final_labels(db):
     """The label a curator settles on for a text that reviewers disagree on."""
     db["final_labels"].create({"text": str, "label": str, "curator": str, "created": str}, pk="text",
                               not_null={"label", "curator", "created"})
+
+
+@migrations()
+def create_evaluation_runs(db):
+    db["evaluation_runs"].create(
+        {
+            "id": int,
+            "created": str,
+            "model": str,
+            "adapter": str,
+            "template": str,
+            "threshold": str,
+            "mode": str,
+            "gold_name": str,
+            "gold_hash": str,
+            "gold_size": int,
+            "metrics": str,
+        },
+        pk="id",
+        not_null={"created", "model", "template", "threshold", "mode", "gold_name", "gold_hash", "gold_size",
+                  "metrics"},
+        foreign_keys=[("template", "templates", "id")],
+    )
+    db["evaluation_items"].create(
+        {"id": int, "run_id": int, "position": int, "text": str, "gold": str, "label": str, "scores": str,
+         "generated": str},
+        pk="id",
+        not_null={"run_id", "position", "text", "gold", "scores"},
+        foreign_keys=[("run_id", "evaluation_runs", "id")],
+    )
+    db["evaluation_items"].create_index(["run_id", "position"], unique=True)

@@ -16,6 +16,7 @@ from moderation.labels import LABELS, check_label
 from moderation.prompt import is_blank
 from moderation.results import MODES, ROLES
 
+from .evaluations import Evaluations
 from .migrations import migrations, prediction_margins
 
 VERDICTS = ("right", "wrong")
@@ -88,6 +89,7 @@ class FeedbackStore:
             self.db.execute(f"PRAGMA {pragma}")
         migrations.apply(self.db)
         self._lock = threading.Lock()
+        self.evaluations = Evaluations(self.db, self._lock, now)
 
     def close(self):
         """Close the database connection."""

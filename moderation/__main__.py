@@ -10,8 +10,7 @@ from tqdm.auto import tqdm
 from .batch import MAX_CHARS, OUTPUTS, label_file
 from .errors import USER_ERRORS
 from .models import DEMO_NOTICE
-from .options import add_model_options, add_settings_options, open_model, settings_from
-from .results import MODES
+from .options import add_mode_option, add_model_options, add_settings_options, open_model, settings_from
 
 
 def main(argv=None) -> int:
@@ -20,8 +19,7 @@ def main(argv=None) -> int:
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to moderate")
     add_model_options(parser)
     add_settings_options(parser)
-    parser.add_argument("--mode", choices=MODES, default="score",
-                        help="score: probability of each label (default); generate: the card's greedy decoding")
+    add_mode_option(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per text per line")
     parser.add_argument("--show-prompt", action="store_true", help="print the whole prompt of each text too")
     batch = parser.add_argument_group("batch files")

@@ -6,6 +6,7 @@ from .labels import DEFAULT_THRESHOLD, NEVER, SEVERITY
 from .models import BACKENDS, open_moderator
 from .prompt import PromptTemplate
 from .records import read_template
+from .results import MODES
 from .settings import DEFAULT_INTERVENTION, Settings
 
 
@@ -28,6 +29,12 @@ def add_settings_options(parser: argparse.ArgumentParser, *, chat: bool = False)
                             help="the reply a user sees instead of the bot's when a turn intervenes")
     else:
         parser.set_defaults(intervention=DEFAULT_INTERVENTION)
+
+
+def add_mode_option(parser: argparse.ArgumentParser) -> None:
+    """``--mode``: score each label (the default) or generate as the card's users do."""
+    parser.add_argument("--mode", choices=MODES, default="score",
+                        help="score: probability of each label (default); generate: the card's greedy decoding")
 
 
 def open_model(args: argparse.Namespace, **options):

@@ -16,6 +16,7 @@ from pathlib import Path
 from feedback.export import export_lines, write_export
 from feedback.stats import summary
 from feedback.store import FeedbackStore
+from moderation import evaluate as evaluation
 from moderation.batch import MAX_CHARS, BatchRun, label_file, output_format
 from moderation.batcher import MicroBatcher
 from moderation.engine import Moderator
@@ -23,7 +24,6 @@ from moderation.errors import InvalidInput
 from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
-
 
 ANONYMOUS = "anonymous"
 """The reviewer a verdict is from when no name is given (and nobody is logged in)."""
@@ -251,6 +251,45 @@ class PlaygroundService:
     def stats(self) -> dict:
         """Every figure of the feedback: counts, label mix, confusion, agreement, daily figures, the queue."""
         return summary(self.store)
+    # Evaluation
+
+    def gold_set(self, source: str, path: str | Path | None = None) -> evaluation.GoldSet:
+        """The gold set of ``source`` (one of ``GOLD_SOURCES``: the held-out set, accepted verdicts, or the
+        labelled file at ``path``)."""
+        if source == evaluation.ACCEPTED_NAME:
+            return evaluation.gold_from_verdicts(self.store.evaluations.accepted_labels())
+        if source == evaluation.HELDOUT_NAME:
+            return evaluation.heldout_gold()
+        if source != evaluation.FILE_SOURCE:
+            raise InvalidInput(f"Unknown gold set {source!r}: choose one of {', '.join(evaluation.GOLD_SOURCES)}.",
+                               "gold")
+        if not path:
+            raise InvalidInput("Upload a gold file first: jsonl of {\"text\", \"label\"} lines.", "gold")
+        return evaluation.read_gold(path)
+
+    def evaluate(self, gold: evaluation.GoldSet, *, settings: Settings | None = None, mode: str = "score",
+                 progress: evaluation.Progress | None = None) -> dict:
+        """Label ``gold`` as ``settings`` (the default's when None) say, and store the run; returns it as stored."""
+        settings = self.prepare(settings or self._settings)
+        return self.store.evaluations.save(evaluation.evaluate(self.moderator, gold, settings, mode, progress))
+
+    def runs(self, limit: int = 50) -> list[dict]:
+        """The latest stored evaluation runs, newest first, without their items."""
+        return self.store.evaluations.recent(limit)
+
+    def compare(self, run_a, run_b) -> dict:
+        """Stored run ``run_b`` against ``run_a``: the figures side by side and the texts whose label flipped."""
+        ids = [whole_number(run, "run", "Pick two runs to compare.") for run in (run_a, run_b)]
+        return evaluation.compare(*map(self.store.evaluations.get, ids))
+
+    def try_settings(self, settings: Settings, gold: evaluation.GoldSet, *, mode: str = "score",
+                     progress: evaluation.Progress | None = None) -> dict:
+        """``settings`` (a draft) against the server's default on ``gold``: both runs stored, then compared, so the
+        comparison says what the draft fixes and what it breaks."""
+        default = self.evaluate(gold, mode=mode, progress=progress and (lambda done, total: progress(done, 2 * total)))
+        tried = self.evaluate(gold, settings=settings, mode=mode,
+                              progress=progress and (lambda done, total: progress(total + done, 2 * total)))
+        return evaluation.compare(default, tried)
 
     def _label(self, texts: list[NormalizedText], settings: Settings) -> list[ModerationResult]:
         return self.moderator.moderate(texts, settings)

@@ -126,3 +126,44 @@ def test_a_new_user_saves_a_correction_without_a_name_and_the_browser_keeps_a_na
     page.reload()
     expect(page.get_by_label("Reviewer", exact=True)).to_have_value("dana")
 
+
+def test_reviewer_evaluates_a_draft_sees_the_confusion_matrix_and_compares_two_runs(page, demo_app):
+    service = demo_app.service
+    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_role("button", name="Evaluate", exact=True).click()
+    summary = page.locator("#evaluation-summary")
+    expect(summary).to_contain_text("score on held-out set (129 texts)", timeout=60_000)
+    before = service.runs(1)[0]
+    expect(summary).to_contain_text(f"Run #{before['id']}: accuracy {before['metrics']['accuracy']:.1%}")
+    heatmap = page.locator("#confusion .js-plotly-plot")
+    expect(heatmap).to_be_visible()
+    expect(page.locator("#confusion")).to_contain_text("predicted")
+    assert heatmap.evaluate("plot => plot.data[0].z") == before["metrics"]["confusion"]["matrix"]
+    expect(page.locator("#reliability .js-plotly-plot")).to_be_visible()
+    snap(page, "08-evaluated")
+
+    page.get_by_role("tab", name="Prompt").click()
+    page.locator("span[data-editable=true]", has_text="possibly needs caution").first.dblclick()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("needs intervention")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Try in this session").click()
+    expect(page.get_by_label("Template", exact=True)).to_have_value(re.compile(r"this session's draft"))
+    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_role("button", name="Evaluate", exact=True).click()
+    after_id = before["id"] + 1
+    expect(summary).to_contain_text(f"Run #{after_id}:", timeout=60_000)
+    page.get_by_role("button", name="Compare").click()
+    comparison = service.compare(before["id"], after_id)
+    assert comparison["flipped"], "the edited example must change some labels for this test to mean anything"
+    verdict = page.locator("#comparison-summary")
+    expect(verdict).to_contain_text(f"B fixes {comparison['fixed']} and breaks {comparison['broken']} of 129 texts")
+    expect(verdict).to_contain_text(f"(run #{before['id']} → #{after_id}; {len(comparison['flipped'])} labels change)")
+    expect(page.locator("#flipped")).to_contain_text(comparison["flipped"][0]["text"])
+    snap(page, "09-compared")
+
+    page.get_by_role("tab", name="Prompt").click()
+    page.get_by_role("button", name="Evaluate against the default").click()
+    expect(page.locator("#workbench-summary")).to_contain_text(
+        f"The draft fixes {comparison['fixed']} and breaks {comparison['broken']} of 129 texts", timeout=60_000)
+    snap(page, "10-workbench")

@@ -51,6 +51,7 @@ def test_migrations_create_schema_once(tmp_path):
         "one_verdict_per_reviewer",
         "add_prediction_margins",
         "create_final_labels",
+        "create_evaluation_runs",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()

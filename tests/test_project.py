@@ -12,12 +12,13 @@ import pytest
 ROOT = Path(__file__).parent.parent
 WEB = {"gradio", "gradio_client", "fastapi", "starlette", "uvicorn"}
 MODEL = {"torch", "transformers", "accelerate", "peft", "safetensors", "tokenizers"}
+PICTURES = {"plotly"}
 FORBIDDEN = {
-    "moderation": WEB | {"feedback", "playground", "sqlite_utils"},
-    "moderation entry points": WEB | {"playground"},
-    "feedback": WEB | MODEL | {"playground"},
-    "playground/service.py": WEB | MODEL,
-    "playground/api": {"gradio", "gradio_client"} | MODEL,
+    "moderation": WEB | PICTURES | {"feedback", "playground", "sqlite_utils"},
+    "moderation entry points": WEB | PICTURES | {"playground"},
+    "feedback": WEB | MODEL | PICTURES | {"playground"},
+    "playground/service.py": WEB | MODEL | PICTURES,
+    "playground/api": {"gradio", "gradio_client"} | MODEL | PICTURES,
     "playground/ui": {"fastapi", "starlette", "uvicorn"} | MODEL,
 }
 """What each package (or module) may never import, at the top or inside a function. The command lines of
@@ -84,13 +85,15 @@ def loaded_modules(*statements: str) -> list[set[str]]:
 def test_what_each_entry_loads(tiny_model_dir):
     remote = (f"from moderation.models import open_moderator; "
               f"open_moderator({str(tiny_model_dir)!r}, backend='vllm', base_url='http://127.0.0.1:9')")
-    engine, service, feedback, vllm = loaded_modules(
+    engine, evaluation, service, feedback, vllm = loaded_modules(
         "import moderation.engine, moderation.settings, moderation.records, moderation.batch, moderation.uncertainty",
+        "import moderation.evaluate, moderation.evaluate.__main__",
         "import playground.service",
         "import feedback.store, feedback.export, feedback.reviewers, feedback.stats, feedback.__main__",
         remote,
     )
     assert not {"torch", "transformers"} & engine, "the Moderator and batch files run on a backend: no torch"
+    assert not {"torch", "transformers", "gradio", "plotly"} & evaluation, "no model code loads before a model does"
     assert not {"torch", "gradio", "fastapi"} & service
     assert not {"torch", "transformers", "gradio", "fastapi"} & feedback
     model_code = {name for name in vllm if re.fullmatch(r"transformers\.models\.(?!auto\.)\w+\.modeling_\w+", name)}

@@ -5,10 +5,10 @@ import gradio as gr
 from moderation.models import DEMO_NOTICE
 
 from ..service import PlaygroundService
-from . import batch, chat, dashboard, disagreements, export, moderate, prompt, queue, review
+from . import batch, chat, dashboard, disagreements, evaluate, export, moderate, prompt, queue, review
 from .common import Page, reviewer_name
 
-TABS = (moderate, queue, chat, review, disagreements, batch, dashboard, export, prompt)
+TABS = (moderate, queue, chat, review, disagreements, batch, dashboard, export, prompt, evaluate)
 PAGE_JS = queue.KEYS_JS
 """What the page runs when it loads: the Queue tab's keys."""
 

@@ -7,11 +7,12 @@ from moderation.labels import NEVER, SEVERITY
 from moderation.settings import Settings
 
 from .common import Page, shown_errors
+from .evaluate import build_workbench
 
 
 def build(page: Page) -> None:
     """The tab and its events: /set_prompt (this session's draft), /publish_prompt (the server's default)
-    and /drop_draft (back to the default)."""
+    and /drop_draft (back to the default); below them the workbench's /evaluate_draft."""
     service = page.service
     with gr.Tab("Prompt") as tab:
         gr.Markdown("Edit the examples and the threshold, then **Try in this session**: your moderations use "
@@ -28,6 +29,7 @@ def build(page: Page) -> None:
             drop = gr.Button("Back to the default")
         status = gr.Textbox(label="Template", interactive=False)
         preview = gr.Code(label="Prompt layout", language=None, interactive=False)
+        build_workbench(page, examples, threshold, _examples)
 
     def shown(draft: Settings | None):
         """The examples, threshold, status and layout of what this session uses."""

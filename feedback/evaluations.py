@@ -1,0 +1,99 @@
+"""What evaluations need from the feedback database: the accepted verdicts that make a gold set, and the
+stored runs (each with every item's gold label, label and five probabilities)."""
+
+import json
+import threading
+from collections.abc import Callable
+
+from moderation.errors import InvalidInput
+from moderation.labels import check_label, check_threshold
+from moderation.results import MODES
+
+RECENT = 10
+"""How many runs an unknown run id's error lists."""
+
+_ACCEPTED = """
+select predictions.text, verdicts.label from verdicts join predictions on predictions.id = verdicts.prediction_id
+where verdicts.status = 'accepted' order by verdicts.updated, verdicts.id
+"""
+_RUN_COLUMNS = ("model", "template", "threshold", "mode", "gold_name", "gold_hash", "gold_size")
+
+
+class Evaluations:
+    """Evaluation runs in a :class:`~feedback.store.FeedbackStore`'s database (under its lock)."""
+
+    def __init__(self, db, lock: threading.Lock, clock: Callable[[], str]):
+        self.db = db
+        self._lock = lock
+        self._clock = clock
+
+    def accepted_labels(self) -> list[tuple[str, str]]:
+        """(text, label) of every accepted verdict, from the one accepted (or relabelled) first to the latest."""
+        with self._lock:
+            return [tuple(row) for row in self.db.execute(_ACCEPTED).fetchall()]
+
+    def save(self, run: dict) -> dict:
+        """Store ``run`` (as :func:`moderation.evaluate.evaluate` makes it) and its items in one transaction;
+        returns it as stored, with its ``id`` and ``created``. Its template must be saved already."""
+        _check(run)
+        with self._lock:
+            with self.db.atomic():
+                table = self.db["evaluation_runs"].insert(
+                    {"created": self._clock(), **{key: run[key] for key in _RUN_COLUMNS},
+                     "metrics": json.dumps(run["metrics"])})
+                run_id = table.last_pk
+                self.db["evaluation_items"].insert_all(
+                    {"run_id": run_id, "position": position, "text": item["text"], "gold": item["gold"],
+                     "label": item["label"], "scores": json.dumps(item["scores"]), "generated": item["generated"]}
+                    for position, item in enumerate(run["items"]))
+        return self.get(run_id)
+
+    def get(self, run_id) -> dict:
+        """The stored run with its items in order; InvalidInput listing the recent runs if there is none."""
+        storable = isinstance(run_id, int) and not isinstance(run_id, bool) and 0 < run_id < 2**63
+        with self._lock:
+            rows = self.db.query("select * from evaluation_runs where id = ?", [run_id]) if storable else iter(())
+            row = next(rows, None)
+            if row is None:
+                raise InvalidInput(self._unknown(run_id), "run")
+            items = self.db.query("select text, gold, label, scores, generated from evaluation_items where run_id = ? "
+                                  "order by position", [run_id])
+            return {**_decode(row), "items": [{**item, "scores": json.loads(item["scores"])} for item in items]}
+
+    def recent(self, limit: int = 50) -> list[dict]:
+        """The latest runs, newest first, without their items."""
+        with self._lock:
+            return self._recent(limit)
+
+    def _recent(self, limit: int) -> list[dict]:
+        rows = self.db.query("select * from evaluation_runs order by id desc limit ?", [limit])
+        return [_decode(row) for row in rows]
+
+    def _unknown(self, run_id) -> str:
+        recent = self._recent(RECENT)
+        if not recent:
+            return f"No evaluation run {run_id}: there are no runs yet; evaluate first."
+        return f"No evaluation run {run_id}. The latest runs:\n" + "\n".join(map(describe, recent))
+
+
+def describe(run: dict) -> str:
+    """One line that tells a run apart: id, time, model, template, threshold, mode and gold set."""
+    return (f"#{run['id']} {run['created'][:16].replace('T', ' ')} {run['model']}, template {run['template']}, "
+            f"threshold {run['threshold']}, {run['mode']} on {run['gold_name']} ({run['gold_size']} texts)")
+
+
+def _check(run: dict) -> None:
+    """InvalidInput unless ``run`` names a known mode and threshold and its items carry known labels."""
+    if run["mode"] not in MODES:
+        raise InvalidInput(f"Unknown mode {run['mode']!r}: use one of {', '.join(MODES)}.")
+    check_threshold(run["threshold"])
+    if not run["items"] or len(run["items"]) != run["gold_size"]:
+        raise InvalidInput(f"A run of {run['gold_size']} texts must hold as many items, not {len(run['items'])}.")
+    for item in run["items"]:
+        check_label(item["gold"])
+        if item["label"] is not None or run["mode"] == "score":
+            check_label(item["label"])
+
+
+def _decode(row: dict) -> dict:
+    return {**row, "metrics": json.loads(row["metrics"])}

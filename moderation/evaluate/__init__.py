@@ -1,0 +1,22 @@
+"""Evaluation: how well a model and a prompt label a gold set, and what changed between two runs.
+
+:mod:`.gold` reads gold sets (a labelled file, the shipped held-out set, or accepted verdicts),
+:mod:`.runner` labels one through the Moderator's batched path, :mod:`.metrics` computes the figures with
+scikit-learn, and :mod:`.compare` sets two runs side by side.
+"""
+
+from .compare import compare
+from .gold import (
+    ACCEPTED_NAME,
+    FILE_SOURCE,
+    GOLD_SOURCES,
+    HELDOUT_NAME,
+    GoldSet,
+    gold_from_verdicts,
+    heldout_gold,
+    read_gold,
+)
+from .runner import Progress, evaluate
+
+__all__ = ["ACCEPTED_NAME", "FILE_SOURCE", "GOLD_SOURCES", "HELDOUT_NAME", "GoldSet", "Progress", "compare", "evaluate",
+           "gold_from_verdicts", "heldout_gold", "read_gold"]

@@ -1,0 +1,87 @@
+"""Gold sets: texts with the label each should get, read from a file or made from reviewers' accepted verdicts."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from ..errors import InvalidInput
+from ..labels import check_label
+from ..prompt import NormalizedText, normalize_text
+from ..records import HELDOUT_FILE, read_labelled
+
+HELDOUT_NAME = "held-out set"
+ACCEPTED_NAME = "accepted verdicts"
+FILE_SOURCE = "a file"
+GOLD_SOURCES = (HELDOUT_NAME, ACCEPTED_NAME, FILE_SOURCE)
+"""Where a gold set comes from: the shipped held-out set, the accepted verdicts, or a labelled file."""
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A text that reviewers accepted with different labels: every label in the order accepted, and the one kept."""
+
+    text: str
+    labels: tuple[str, ...]
+    kept: str
+
+
+@dataclass(frozen=True)
+class GoldSet:
+    """Labelled texts to measure a model and a prompt on, in a fixed order, with a name to show.
+
+    ``conflicts`` lists the texts whose accepted labels disagreed (only for a set made from verdicts).
+    """
+
+    name: str
+    items: tuple[tuple[NormalizedText, str], ...]
+    conflicts: tuple[Conflict, ...] = ()
+
+    def __post_init__(self):
+        if not self.items:
+            raise InvalidInput(f"The {self.name} holds no labelled texts: nothing to evaluate on.")
+
+    @cached_property
+    def hash(self) -> str:
+        """A hash of the texts and labels in order: two runs with the same hash were measured on the same set."""
+        return hashlib.sha256(json.dumps(self.items, ensure_ascii=False).encode()).hexdigest()
+
+    @property
+    def texts(self) -> list[NormalizedText]:
+        """The texts, in order."""
+        return [text for text, _ in self.items]
+
+    @property
+    def labels(self) -> list[str]:
+        """The gold labels, in order."""
+        return [label for _, label in self.items]
+
+
+def read_gold(path: str | Path, name: str | None = None) -> GoldSet:
+    """The gold set of a labelled file (jsonl or a JSON list; see :mod:`moderation.records`).
+
+    A broken line, an unknown label or a file without rows raises InvalidInput naming the file and the line.
+    """
+    return GoldSet(name or Path(path).name, tuple(read_labelled(path)))
+
+
+def heldout_gold() -> GoldSet:
+    """The project's shipped held-out set, which no demo model is trained on."""
+    return read_gold(HELDOUT_FILE, HELDOUT_NAME)
+
+
+def gold_from_verdicts(accepted) -> GoldSet:
+    """The gold set of accepted verdicts, given as (text, label) pairs from the oldest accepted to the latest.
+
+    Texts are deduplicated as the model sees them (normalised); the latest accepted label wins, and each text
+    accepted with different labels is listed in ``conflicts``. No accepted verdict raises InvalidInput.
+    """
+    history: dict[NormalizedText, list[str]] = {}
+    for text, label in accepted:
+        history.setdefault(normalize_text(text), []).append(check_label(label))
+    if not history:
+        raise InvalidInput("No accepted verdicts yet: accept some in the Review tab, or evaluate on a file.")
+    conflicts = tuple(Conflict(text, tuple(labels), labels[-1]) for text, labels in history.items()
+                      if len(set(labels)) > 1)
+    return GoldSet(ACCEPTED_NAME, tuple((text, labels[-1]) for text, labels in history.items()), conflicts)

@@ -1,0 +1,97 @@
+"""The figures of an evaluation, from scikit-learn: agreement, per-label scores, the confusion matrix, the
+decisions (flagged, intervene and its sweep), ordinal agreement and calibration.
+
+Rows and columns follow the severity order (casual < possibly < probably < needs caution < needs
+intervention). In generate mode an output that names no label counts as wrong and gets a column of its own in
+the confusion matrix; for the decisions and the ordinal figures it acts as ``casual`` does in service: no flag,
+no intervention.
+"""
+
+import math
+import warnings
+
+import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    mean_absolute_error,
+    precision_recall_fscore_support,
+)
+
+from ..labels import SEVERITY, intervenes, severity
+
+NO_LABEL = "no label"
+"""What a generate-mode output that names none of the five labels counts as."""
+BINS = 10
+"""Equal-width confidence bins of the calibration figures."""
+SWEEP = SEVERITY[1:]
+"""The thresholds the sweep of intervention tries; intervening from the first of them is being flagged."""
+
+
+def compute_metrics(gold: list[str], predicted: list[str | None], confidences: list[float] | None,
+                    threshold: str) -> dict:
+    """Every figure of an evaluation of ``predicted`` labels against ``gold`` labels.
+
+    ``confidences`` are the probabilities of the predicted labels (score mode), None in generate mode;
+    ``threshold`` is the least severe label that intervenes (or ``"never"``).
+    """
+    shown = [label or NO_LABEL for label in predicted]
+    acting = [label or "casual" for label in predicted]
+    columns = list(SEVERITY) + ([NO_LABEL] if confidences is None else [])
+    precision, recall, f1, support = precision_recall_fscore_support(gold, shown, labels=SEVERITY, zero_division=0)
+    decisions = intervention_scores(gold, acting, dict.fromkeys([*SWEEP, threshold]))
+    figures = {
+        "n": len(gold),
+        "accuracy": float(accuracy_score(gold, shown)),
+        "macro_f1": float(f1_score(gold, shown, labels=SEVERITY, average="macro", zero_division=0)),
+        "per_label": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for label, p, r, f, s in zip(SEVERITY, precision, recall, f1, support)},
+        "confusion": {"labels": columns, "matrix": confusion_matrix(gold, shown, labels=columns).tolist()},
+        "flagged": {key: value for key, value in decisions[SWEEP[0]].items() if key != "threshold"},
+        "intervene": decisions[threshold],
+        "kappa_quadratic": _kappa(gold, acting),
+        "mean_severity_error": float(mean_absolute_error(list(map(severity, gold)), list(map(severity, acting)))),
+        "sweep": [decisions[level] for level in SWEEP],
+    }
+    if confidences is None:
+        figures["no_label"] = shown.count(NO_LABEL) / len(shown)
+    else:
+        figures["calibration"] = calibration_bins([g == p for g, p in zip(gold, shown)], confidences)
+        figures["ece"] = sum(b["count"] * abs(b["accuracy"] - b["confidence"])
+                             for b in figures["calibration"]) / len(gold)
+    return figures
+
+
+def intervention_scores(gold: list[str], predicted: list[str], thresholds) -> dict[str, dict]:
+    """For each threshold (a label or ``"never"``), the precision, recall and F1 of intervening there (zero where
+    undefined) and how many gold labels intervene: one scikit-learn call, a column per threshold."""
+    def decisions(labels):
+        return np.array([[intervenes(label, threshold) for threshold in thresholds] for label in labels])
+
+    precision, recall, f1, support = precision_recall_fscore_support(decisions(gold), decisions(predicted),
+                                                                     average=None, zero_division=0)
+    return {threshold: {"threshold": threshold, "precision": float(p), "recall": float(r), "f1": float(f),
+                        "support": int(s)} for threshold, p, r, f, s in zip(thresholds, precision, recall, f1, support)}
+
+
+def calibration_bins(correct: list[bool], confidences: list[float]) -> list[dict]:
+    """The non-empty of :data:`BINS` equal-width bins of the top label's probability: mean confidence, accuracy
+    (from scikit-learn's ``calibration_curve``) and how many predictions fall in each."""
+    accuracy, confidence = calibration_curve(np.asarray(correct, dtype=int), confidences, n_bins=BINS,
+                                             strategy="uniform")
+    edges = np.linspace(0.0, 1.0, BINS + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], confidences), minlength=BINS)  # calibration_curve's binning
+    return [{"confidence": float(c), "accuracy": float(a), "count": int(n)}
+            for c, a, n in zip(confidence, accuracy, counts[counts > 0])]
+
+
+def _kappa(gold: list[str], predicted: list[str]) -> float | None:
+    """Cohen's kappa with quadratic weights over the severity order; None where it is undefined."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        kappa = cohen_kappa_score(gold, predicted, labels=SEVERITY, weights="quadratic")
+    return None if math.isnan(kappa) else float(kappa)

@@ -1,0 +1,49 @@
+"""An evaluation: a Moderator labels a gold set through its own batched path, and the figures are computed."""
+
+from collections.abc import Callable
+
+from ..engine import Moderator
+from ..results import ModerationResult
+from ..settings import Settings
+from .gold import GoldSet
+from .metrics import compute_metrics
+
+Progress = Callable[[int, int], None]
+"""Told (texts labelled so far, texts in all) after each batch."""
+
+
+def label_gold(moderator: Moderator, gold: GoldSet, settings: Settings, mode: str = "score",
+               progress: Progress | None = None) -> list[ModerationResult]:
+    """Each gold text labelled by ``moderator.moderate``, one batch of its size at a time (the batches it would
+    make of the whole list), telling ``progress`` after each."""
+    texts = gold.texts
+    results = []
+    for start in range(0, len(texts), moderator.batch_size):
+        results += moderator.moderate(texts[start : start + moderator.batch_size], settings, mode=mode)
+        if progress:
+            progress(len(results), len(texts))
+    return results
+
+
+def evaluate(moderator: Moderator, gold: GoldSet, settings: Settings = Settings(), mode: str = "score",
+             progress: Progress | None = None) -> dict:
+    """A run of ``moderator`` with ``settings`` over ``gold``: what was measured, the figures and every item.
+
+    The run is a plain dict, as :class:`feedback.store.FeedbackStore` stores it: ``model``, ``template``,
+    ``threshold``, ``mode``, ``gold_name``, ``gold_hash``, ``gold_size``, ``metrics`` and ``items`` (each
+    ``text``, ``gold``, ``label``, ``scores`` and ``generated``).
+    """
+    results = label_gold(moderator, gold, settings, mode, progress)
+    confidences = [result.scores[result.label] for result in results] if mode == "score" else None
+    return {
+        "model": moderator.name,
+        "template": settings.template.id,
+        "threshold": settings.threshold,
+        "mode": mode,
+        "gold_name": gold.name,
+        "gold_hash": gold.hash,
+        "gold_size": len(gold.items),
+        "metrics": compute_metrics(gold.labels, [result.label for result in results], confidences, settings.threshold),
+        "items": [{"text": text, "gold": label, "label": result.label, "scores": result.scores,
+                   "generated": result.generated} for (text, label), result in zip(gold.items, results)],
+    }

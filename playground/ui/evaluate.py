@@ -1,0 +1,144 @@
+"""The Evaluate tab (a gold set labelled with this session's settings, its figures as pictures, two stored runs
+compared) and the Prompt tab's workbench (a draft measured against the server's default before it is published)."""
+
+import gradio as gr
+
+from feedback.evaluations import describe
+from moderation.evaluate import ACCEPTED_NAME, GOLD_SOURCES, HELDOUT_NAME, GoldSet
+from moderation.evaluate.compare import BROKEN, FIXED, figure_text
+from moderation.results import MODES
+
+from .common import Page, shown_errors
+from .figures import confusion_heatmap, f1_bars, reliability_diagram
+
+HEADLINE = ("accuracy", "macro_f1", "kappa_quadratic", "mean_severity_error", "ece", "flagged.f1", "intervene.f1")
+FIGURE_COLUMNS = ["figure", "A", "B", "B - A"]
+FLIP_COLUMNS = ["text", "gold", "A", "B", "outcome"]
+FLIP_WIDTHS = ["40%", "15%", "15%", "15%", "15%"]
+
+
+def build(page: Page) -> None:
+    """The tab and its events: /evaluate, /runs (also when the tab opens) and /compare_runs."""
+    service = page.service
+    with gr.Tab("Evaluate") as tab:
+        gr.Markdown("Label a gold set with the model and this session's prompt; every run is stored. Then pick "
+                    "two runs to see what changed, text by text.")
+        with gr.Row():
+            source = gr.Radio(list(GOLD_SOURCES), value=HELDOUT_NAME, label="Gold set")
+            upload = gr.File(label="Gold file (jsonl of {text, label} lines)", file_types=[".jsonl", ".json"],
+                             type="filepath")
+            mode = gr.Radio(list(MODES), value="score", label="Mode")
+        button = gr.Button("Evaluate", variant="primary")
+        summary = gr.Markdown(elem_id="evaluation-summary")
+        with gr.Row():
+            confusion = gr.Plot(label="Confusion matrix", elem_id="confusion")
+            f1 = gr.Plot(label="F1 per label", elem_id="f1")
+            reliability = gr.Plot(label="Reliability", elem_id="reliability")
+        gr.Markdown("### Compare two runs")
+        with gr.Row():
+            run_a = gr.Dropdown([], label="Run A (before)", allow_custom_value=True)
+            run_b = gr.Dropdown([], label="Run B (after)", allow_custom_value=True)
+            compare_button = gr.Button("Compare")
+        verdict = gr.Markdown(elem_id="comparison-summary")
+        flipped = gr.Dataframe(headers=FLIP_COLUMNS, datatype="str", interactive=False, wrap=True, label="Flipped",
+                               column_widths=FLIP_WIDTHS, elem_id="flipped")
+        figures = gr.Dataframe(headers=FIGURE_COLUMNS, datatype="str", interactive=False, label="Figures")
+
+    def runs(a=None, b=None):
+        """Both run pickers, listing the stored runs (newest first)."""
+        choices = [(describe(run), run["id"]) for run in service.runs()]
+        return gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=choices, value=b)
+
+    @shown_errors
+    def evaluate(source: str, path: str | None, mode: str, draft, progress=gr.Progress()):
+        """Label the gold set with this session's settings and store the run; returns its summary, the three
+        figures, and the run pickers set to the previous run and this one."""
+        progress(0, desc="Evaluating")
+        gold = service.gold_set(source, path)
+        run = service.evaluate(gold, settings=page.settings(draft), mode=mode,
+                               progress=lambda done, total: progress((done, total), desc="Evaluating", unit="texts"))
+        previous = next((other["id"] for other in service.runs(2) if other["id"] != run["id"]), None)
+        metrics = run["metrics"]
+        return (run_summary(run, gold), confusion_heatmap(metrics), f1_bars(metrics), reliability_diagram(metrics),
+                *runs(previous, run["id"]))
+
+    @shown_errors
+    def compare_runs(a, b):
+        """Run B against run A: what changed, the flipped texts, and every figure side by side."""
+        comparison = service.compare(a, b)
+        return comparison_summary(comparison, "A", "B"), flip_rows(comparison), figure_rows(comparison)
+
+    button.click(evaluate, [source, upload, mode, page.draft],
+                 [summary, confusion, f1, reliability, run_a, run_b], api_name="evaluate")
+    tab.select(runs, [run_a, run_b], [run_a, run_b], api_name="runs")
+    compare_button.click(compare_runs, [run_a, run_b], [verdict, flipped, figures], api_name="compare_runs")
+
+
+def build_workbench(page: Page, examples: gr.Dataframe, threshold: gr.Dropdown, to_examples) -> None:
+    """Below the Prompt tab's editor: the examples and threshold as edited, measured against the server's default
+    on a gold set (event /evaluate_draft). ``to_examples`` turns the table's rows into ``{"text", "label"}`` items."""
+    service = page.service
+    gr.Markdown("### Before you use it for everyone\nSee what the examples and threshold above fix and break against "
+                "the server's default on a gold set (both runs are stored: compare them in Evaluate).")
+    with gr.Row(equal_height=True):
+        source = gr.Radio([HELDOUT_NAME, ACCEPTED_NAME], value=HELDOUT_NAME, label="Gold set")
+        button = gr.Button("Evaluate against the default")
+    verdict = gr.Markdown(elem_id="workbench-summary")
+    flipped = gr.Dataframe(headers=["text", "gold", "default", "draft", "outcome"], datatype="str", interactive=False,
+                           wrap=True, column_widths=FLIP_WIDTHS, label="Texts the draft labels differently")
+
+    @shown_errors
+    def evaluate_draft(rows, level: str, source: str, progress=gr.Progress()):
+        """The edited examples and threshold against the server's default on the gold set."""
+        progress(0, desc="Evaluating")
+        draft = service.draft(to_examples(rows), level)
+        comparison = service.try_settings(draft, service.gold_set(source),
+                                          progress=lambda done, total: progress((done, total), desc="Evaluating",
+                                                                                unit="texts"))
+        return comparison_summary(comparison, "the default", "the draft"), flip_rows(comparison)
+
+    button.click(evaluate_draft, [examples, threshold, source], [verdict, flipped], api_name="evaluate_draft")
+
+
+def run_summary(run: dict, gold: GoldSet) -> str:
+    """The run's headline figures, what it measured, and the texts whose accepted labels disagreed."""
+    metrics = run["metrics"]
+    figures = [f"accuracy **{metrics['accuracy']:.1%}**", f"macro-F1 {metrics['macro_f1']:.3f}",
+               f"quadratic kappa {figure_text(metrics['kappa_quadratic'])}",
+               f"mean severity error {metrics['mean_severity_error']:.3f}",
+               f"ECE {metrics['ece']:.3f}" if "ece" in metrics else f"no label {metrics['no_label']:.1%}"]
+    lines = [f"**Run #{run['id']}**: {' · '.join(figures)}", "", describe(run)]
+    if gold.conflicts:
+        lines += ["", f"{len(gold.conflicts)} texts were accepted with different labels; the latest was kept:"]
+        lines += [f"- {' → '.join(c.labels)}: {_quoted(c.text)}" for c in gold.conflicts]
+    return "\n".join(lines)
+
+
+def comparison_summary(comparison: dict, a: str, b: str) -> str:
+    """How ``b`` does against ``a``: the headline figures before and after, and how many texts it fixes and breaks."""
+    metrics = comparison["metrics"]
+    changes = [f"{name} {figure_text(metrics[name]['a'])} → {figure_text(metrics[name]['b'])}"
+               for name in HEADLINE if name in metrics]
+    flips = comparison["flipped"]
+    lines = [f"**{b.capitalize()} fixes {comparison[FIXED]} and breaks {comparison[BROKEN]}** of "
+             f"{comparison['b']['gold_size']} texts on the {comparison['b']['gold_name']} against {a} "
+             f"(run #{comparison['a']['id']} → #{comparison['b']['id']}; {len(flips)} labels change).",
+             "", " · ".join(changes)]
+    if not comparison["same_gold"]:
+        lines += ["", "The runs were made on different gold sets: the figures are not measured on the same texts."]
+    return "\n".join(lines)
+
+
+def flip_rows(comparison: dict) -> list[list[str]]:
+    """One row per flipped text: text, gold label, both labels, and whether it was fixed or broken."""
+    return [[f["text"], f["gold"], f["a"] or "no label", f["b"] or "no label", f["outcome"]]
+            for f in comparison["flipped"]]
+
+
+def figure_rows(comparison: dict) -> list[list[str]]:
+    """Every figure of both runs, with its change."""
+    return [[name, *(figure_text(f[key]) for key in ("a", "b", "delta"))] for name, f in comparison["metrics"].items()]
+
+
+def _quoted(text: str) -> str:
+    return "`" + text.replace("`", "'") + "`"
