@@ -28,6 +28,10 @@ select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdi
   predictions.mode, predictions.generated, predictions.role, predictions.template, predictions.prompt, predictions.created as prediction_created
 from verdicts join predictions on predictions.id = verdicts.prediction_id
 """
+_INSERT_PREDICTION = """
+insert into predictions (created, text, label, scores, prompt, model, template, mode, generated, role)
+values (:created, :text, :label, :scores, :prompt, :model, :template, :mode, :generated, :role)
+"""
 
 
 class FeedbackStore:
@@ -71,33 +75,21 @@ class FeedbackStore:
         text, the label it names (or None), and no scores. ``role`` is "user" or "bot" for the two
         sides of a chat turn.
         """
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError("Empty text: enter a text to moderate.")
-        _choice(mode, MODES, "mode")
-        if role is not None:
-            _choice(role, ROLES, "role")
-        if mode == "score" or label is not None:
-            check_label(label)
-        scores = _probabilities(scores) if mode == "score" else {}
+        (prediction_id,) = self.record_predictions([dict(
+            text=text, label=label, scores=scores, prompt=prompt, model=model, template=template, mode=mode,
+            generated=generated, role=role)])
+        return prediction_id
+
+    def record_predictions(self, predictions: list[dict]) -> list[int]:
+        """Record many predictions (each with :meth:`record_prediction`'s fields) in one transaction; their ids."""
+        rows = [_prediction_row(**prediction) for prediction in predictions]
+        templates = {row["template"] for row in rows} - {None}
         with self._lock:
-            if template is not None and not self.db["templates"].count_where("id = ?", [template]):
-                raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
+            for template in templates:
+                if not self.db["templates"].count_where("id = ?", [template]):
+                    raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
             with self.db.atomic():
-                table = self.db["predictions"].insert(
-                    {
-                        "created": now(),
-                        "text": text,
-                        "label": label,
-                        "scores": json.dumps(scores),
-                        "prompt": prompt,
-                        "model": model,
-                        "template": template,
-                        "mode": mode,
-                        "generated": generated,
-                        "role": role,
-                    }
-                )
-            return table.last_pk
+                return [self.db.execute(_INSERT_PREDICTION, row).lastrowid for row in rows]
 
     def add_verdict(self, prediction_id: int, *, verdict, label=None, note="", reviewer) -> dict:
         """Record a reviewer's verdict on a prediction and return the stored verdict row.
@@ -264,6 +256,20 @@ def _iso(moment):
 def _storable_id(value) -> bool:
     """Whether ``value`` is an id SQLite can hold (a positive 64-bit integer)."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
+def _prediction_row(*, text, label, scores, prompt, model, template=None, mode="score", generated=None, role=None):
+    """A predictions row, checked."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("Empty text: enter a text to moderate.")
+    _choice(mode, MODES, "mode")
+    if role is not None:
+        _choice(role, ROLES, "role")
+    if mode == "score" or label is not None:
+        check_label(label)
+    scores = _probabilities(scores) if mode == "score" else {}
+    return {"created": now(), "text": text, "label": label, "scores": json.dumps(scores), "prompt": prompt,
+            "model": model, "template": template, "mode": mode, "generated": generated, "role": role}
 
 
 def _choice(value, choices, what):
