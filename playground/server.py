@@ -4,6 +4,7 @@
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -19,21 +20,41 @@ from moderation.options import add_model_options, add_settings_options, open_mod
 
 from .api.errors import install_error_handlers
 from .api.feedback import feedback_router
+from .api.limits import BodyLimit
 from .api.moderations import moderation_router
+from .api.monitoring import monitoring_router
+from .metrics import CountRequests
 from .service import Limits, PlaygroundService
 from .ui.page import build_page
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 GRACEFUL_SHUTDOWN_S = 3
 """At shutdown, requests in flight get this long to finish; open page streams are then cut."""
+MAX_BODY = 1_000_000
+"""Bytes a request body may have by default (--max-body)."""
 
 
-def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True) -> FastAPI:
-    """The REST API under /v1 and /healthz, and the page at / (behind a login with ``reviewers``)."""
-    app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.")
+def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True,
+               max_body: int = MAX_BODY) -> FastAPI:
+    """The REST API under /v1, /healthz and /metrics, and the page at / (behind a login with ``reviewers``).
+
+    A request body over ``max_body`` bytes is refused with 413 before it is parsed. At shutdown the service
+    commits what it still queues and closes.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        service.close()
+
+    app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.",
+                  lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_body=max_body)
+    app.add_middleware(CountRequests, metrics=service.metrics)
     app.include_router(feedback_router(service.store, reviewers))
-    app.include_router(moderation_router(service, record=record_api))
+    app.include_router(moderation_router(service, record=record_api))  # it ends with the catch-all of /v1
+    app.include_router(monitoring_router(service))
     return gr.mount_gradio_app(
         app,
         build_page(service, logins=reviewers is not None).queue(max_size=service.limits.max_waiting),
@@ -58,6 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-chars", type=int, default=Limits.max_chars, help="characters per text at most")
     parser.add_argument("--max-waiting", type=int, default=Limits.max_waiting,
                         help="requests that may wait at once; past it the answer is 'busy, retry' (HTTP 503)")
+    parser.add_argument("--max-body", type=int, default=MAX_BODY,
+                        help="bytes a request body may have; a larger one gets 413 (default: %(default)s)")
     parser.add_argument("--no-record-api", action="store_true", help="don't keep the API's predictions")
     parser.add_argument("--auth", default=os.environ.get("MODERATION_AUTH"), metavar="FILE",
                         help="reviewers file (python -m feedback reviewers add NAME --file FILE): log in to review")
@@ -88,7 +111,7 @@ def main(argv=None) -> int:
     except (*USER_ERRORS, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    app = create_app(service, reviewers=reviewers, record_api=not args.no_record_api)
+    app = create_app(service, reviewers=reviewers, record_api=not args.no_record_api, max_body=args.max_body)
     print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

@@ -6,20 +6,25 @@ exports them; and holds the server's default :class:`~moderation.settings.Settin
 replaces whole, after saving it.
 """
 
+import asyncio
 import math
 import numbers
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from feedback.export import write_export
 from feedback.store import FeedbackStore
+from feedback.writer import PredictionWriter
 from moderation.batcher import MicroBatcher
 from moderation.engine import Moderator
 from moderation.errors import InvalidInput
 from moderation.prompt import NormalizedText, PromptTemplate, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
+
+from .metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,15 @@ class PlaygroundService:
         self.export_dir = Path(export_dir)
         self.limits = limits
         self.batcher = MicroBatcher(self._label, max_batch_size=max_batch_size, max_wait=max_wait)
+        self.writer = PredictionWriter(store)
+        self.metrics = Metrics()
         self._settings = self.prepare(settings)
+        self.metrics.watch(self)
+
+    def close(self) -> None:
+        """Commit the predictions still queued for the database, then close it."""
+        self.writer.close()
+        self.store.close()
 
     # Settings
 
@@ -125,7 +138,7 @@ class PlaygroundService:
         if mode == "score":
             results = self.batcher.submit(cleaned, settings)
         else:
-            results = self.moderator.moderate(cleaned, settings, mode=mode)
+            results = self._counted(self.moderator.moderate(cleaned, settings, mode=mode))
         roles = roles or [None] * len(results)
         return [Prediction(result, self._record(result, role) if record else None)
                 for result, role in zip(results, roles)]
@@ -140,6 +153,29 @@ class PlaygroundService:
                               record=record)
         turn = TurnResult.of(shown[0].result, shown[1].result, bot, settings.intervention)
         return turn, shown[0], shown[1]
+
+    # The REST API's path: labelled by the batcher while the caller's event loop goes on; predictions are
+    # recorded by the writer thread, on disk once their batch commits (moments after the answer).
+
+    async def label_soon(self, texts: list, *, fields: list[str], roles: list[str] | None = None,
+                         record: bool = True) -> list[ModerationResult]:
+        """The default settings' results for ``texts`` (checked at once: InvalidInput naming the field)."""
+        cleaned = self.clean(texts, fields)
+        future = self.batcher.enqueue(cleaned, self._settings)
+        if record:
+            future.add_done_callback(lambda done: self._record_later(done, roles or [None] * len(cleaned)))
+        return await asyncio.wrap_future(future)
+
+    async def check_turn_soon(self, user: str, bot: str, *, record: bool = True) -> TurnResult:
+        """:meth:`check_turn` on the REST API's path."""
+        intervention = self._settings.intervention
+        user_result, bot_result = await self.label_soon([user, bot], fields=["user", "bot"], roles=["user", "bot"],
+                                                        record=record)
+        return TurnResult.of(user_result, bot_result, bot, intervention)
+
+    def _record_later(self, done: Future, roles: list[str | None]) -> None:
+        if done.exception() is None:
+            self.writer.add([_prediction(result, role) for result, role in zip(done.result(), roles)])
 
     # Verdicts and curation
 
@@ -176,13 +212,16 @@ class PlaygroundService:
         return path, write_export(self.store, path, format=format, status=status, since=since or None)
 
     def _label(self, texts: list[NormalizedText], settings: Settings) -> list[ModerationResult]:
-        return self.moderator.moderate(texts, settings)
+        self.metrics.batch_size.observe(len(texts))
+        return self._counted(self.moderator.moderate(texts, settings))
+
+    def _counted(self, results: list[ModerationResult]) -> list[ModerationResult]:
+        for result in results:
+            self.metrics.labels.labels(result.label or "none").inc()
+        return results
 
     def _record(self, result: ModerationResult, role: str | None) -> int:
-        return self.store.record_prediction(
-            text=result.text, label=result.label, scores=result.scores, prompt=result.prompt, model=result.model,
-            template=result.template, mode=result.mode, generated=result.generated, role=role,
-        )
+        return self.store.record_prediction(**_prediction(result, role))
 
     def _verdict(self, prediction_id, verdict: str, label, note, reviewer) -> dict:
         prediction_id = whole_number(prediction_id, "prediction",
@@ -202,6 +241,12 @@ class PlaygroundService:
         if len(value) > limit:
             raise InvalidInput(f"The {name} has {len(value)} characters; the limit is {limit}.", name)
         return "".join(ch for ch in value if not "\ud800" <= ch <= "\udfff")
+
+
+def _prediction(result: ModerationResult, role: str | None) -> dict:
+    """The fields the feedback store records of a result shown."""
+    return dict(text=result.text, label=result.label, scores=result.scores, prompt=result.prompt, model=result.model,
+                template=result.template, mode=result.mode, generated=result.generated, role=role)
 
 
 def whole_number(value, what: str, missing: str) -> int:

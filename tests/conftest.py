@@ -147,7 +147,7 @@ def running_in_process(tmp_path: Path, moderator=None, *, reviewers_file=None, r
     reviewers = Reviewers(reviewers_file) if reviewers_file else None
     with serving_in_thread(create_app(service, reviewers=reviewers, record_api=record_api)) as url:
         yield App(url, service, tmp_path / "feedback.db")
-    service.store.close()
+    service.close()
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def service(tmp_path):
     """The service on the fake backend, with its own database."""
     service = make_service(tmp_path)
     yield service
-    service.store.close()
+    service.close()
 
 
 @pytest.fixture(scope="module")

@@ -221,10 +221,16 @@ def unexpected_tracebacks(logged: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def app_server(tmp_path_factory):
-    """The app on the fake backend, served in this process: (url, database file)."""
+def hostile_app(tmp_path_factory):
+    """The app on the fake backend, served in this process."""
     with running_in_process(tmp_path_factory.mktemp("hostile")) as app:
-        yield app.url, app.db_path
+        yield app
+
+
+@pytest.fixture(scope="module")
+def app_server(hostile_app):
+    """(url, database file) of the app."""
+    return hostile_app.url, hostile_app.db_path
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +295,7 @@ def run_rest(case, ctx: Context):
         check_scores(side["category_scores"], side["label"])
         assert [name for name in LABELS if side["categories"][name]] == [side["label"]]
         assert side["flagged"] == (side["label"] != "casual")
+    ctx.fixture("hostile_app").service.writer.flush()  # the API's predictions are committed in batches
     recorded = last_predictions(ctx.db_path, len(sides))
     check_stored(ctx.db_path, [row["id"] for row in recorded], case)
     assert [row["label"] for row in recorded] == [side["label"] for side in sides]
@@ -535,6 +542,7 @@ def test_hostile_input(case, app_server, request, tmp_path, cli, capfd, caplog):
     caplog.clear()
 
     added_predictions, added_verdicts = RUNNERS[case["target"]](case, ctx)
+    request.getfixturevalue("hostile_app").service.writer.flush()
 
     status, raw = http(url + "healthz", timeout=30)
     assert status == 200 and json.loads(raw)["status"] == "ok", "the server stopped answering"

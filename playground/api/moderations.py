@@ -1,9 +1,11 @@
 """``POST /v1/moderations`` (one text or a list), ``POST /v1/moderations/chat`` (a chat turn),
-``GET /v1/models`` and ``GET /healthz``: thin routes over the service."""
+and ``GET /v1/models``: thin routes over the service."""
 
 import uuid
 
+import orjson
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from ..service import PlaygroundService
 from .admission import Admission
@@ -22,43 +24,38 @@ def moderation_router(service: PlaygroundService, *, record: bool = True) -> API
             raise ApiError(404, f"The model {model!r} is not served here: use {name!r} or leave it out.", "model")
 
     @router.post("/v1/moderations", response_model=ModerationResponse, tags=["moderation"])
-    async def moderations(request: ModerationRequest) -> ModerationResponse:
+    async def moderations(request: ModerationRequest) -> Response:
         """Label one text or a list of texts with the five moderation labels."""
         served(request.model)
-        return await admission.run(moderate, request.input)
-
-    def moderate(texts: str | list[str]) -> ModerationResponse:
+        texts = request.input
         fields = ["input"] if isinstance(texts, str) else [f"input[{n}]" for n in range(len(texts))]
-        texts = [texts] if isinstance(texts, str) else texts
-        shown = service.moderate(texts, fields=fields, record=record)
-        return ModerationResponse(id=_id(), model=name, results=[Result.of(item.result) for item in shown])
+        results = await admission.run(service.label_soon, [texts] if isinstance(texts, str) else texts,
+                                      fields=fields, record=record)
+        return _json({"id": _id(), "model": name, "results": [Result.of(result) for result in results]})
 
     @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"])
-    async def chat(request: ChatRequest) -> ChatResponse:
+    async def chat(request: ChatRequest) -> Response:
         """Check a user's message and the bot's reply; the reply is replaced when either intervenes."""
         served(request.model)
-        return await admission.run(check_turn, request)
-
-    def check_turn(request: ChatRequest) -> ChatResponse:
-        turn, _, _ = service.check_turn(request.user, request.bot, record=record)
-        return ChatResponse(id=_id(), model=name, user=Result.of(turn.user), bot=Result.of(turn.bot),
-                            reply=turn.reply, intervened=turn.intervened, triggered_by=turn.triggered_by)
+        turn = await admission.run(service.check_turn_soon, request.user, request.bot, record=record)
+        return _json({"id": _id(), "model": name, "user": Result.of(turn.user), "bot": Result.of(turn.bot),
+                      "reply": turn.reply, "intervened": turn.intervened, "triggered_by": turn.triggered_by})
 
     @router.get("/v1/models", tags=["service"])
     def models() -> dict:
         """The model this server labels with."""
         return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "moderation-playground"}]}
 
-    @router.get("/healthz", tags=["service"])
-    def healthz() -> dict:
-        """The server is up and its model is loaded."""
-        return {"status": "ok", "model": name}
-
     @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     def unknown(path: str):
         raise ApiError(404, f"No route /v1/{path} for this method: see /docs for the API.")
 
     return router
+
+
+def _json(body: dict) -> Response:
+    """``body`` serialised at once (the route's response model documents it, and is not checked again)."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _id() -> str:
