@@ -13,6 +13,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
+from feedback.api_keys import ApiKeys
 from feedback.reviewers import Reviewers
 from feedback.store import FeedbackStore
 from moderation.errors import USER_ERRORS
@@ -35,8 +36,9 @@ MAX_BODY = 1_000_000
 
 
 def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True,
-               max_body: int = MAX_BODY) -> FastAPI:
+               max_body: int = MAX_BODY, api_keys: ApiKeys | None = None) -> FastAPI:
     """The REST API under /v1, /healthz and /metrics, and the page at / (behind a login with ``reviewers``).
+    With ``api_keys`` the moderation routes need one of the keys.
 
     A request body over ``max_body`` bytes is refused with 413 before it is parsed. At shutdown the service
     commits what it still queues and closes.
@@ -53,7 +55,8 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     app.add_middleware(BodyLimit, max_body=max_body)
     app.add_middleware(CountRequests, metrics=service.metrics)
     app.include_router(feedback_router(service.store, reviewers))
-    app.include_router(moderation_router(service, record=record_api))  # it ends with the catch-all of /v1
+    # the moderation routes end with the catch-all of /v1, so they come after the other /v1 routes
+    app.include_router(moderation_router(service, record=record_api, api_keys=api_keys))
     app.include_router(monitoring_router(service))
     return gr.mount_gradio_app(
         app,
@@ -84,6 +87,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-record-api", action="store_true", help="don't keep the API's predictions")
     parser.add_argument("--auth", default=os.environ.get("MODERATION_AUTH"), metavar="FILE",
                         help="reviewers file (python -m feedback reviewers add NAME --file FILE): log in to review")
+    parser.add_argument("--api-keys", default=os.environ.get("MODERATION_API_KEYS"), metavar="FILE",
+                        help="keys file (python -m feedback api-keys add NAME --file FILE): /v1/moderations* then "
+                        "needs 'Authorization: Bearer KEY'")
     parser.add_argument("--insecure", action="store_true", help="serve another address than localhost without --auth")
     return parser.parse_args(argv)
 
@@ -100,6 +106,7 @@ def main(argv=None) -> int:
               "change the feedback.", file=sys.stderr)
     try:
         reviewers = Reviewers(args.auth) if args.auth else None
+        api_keys = ApiKeys(args.api_keys) if args.api_keys else None
         settings = settings_from(args)
         moderator = open_model(args)
         store = FeedbackStore(args.db)
@@ -111,7 +118,8 @@ def main(argv=None) -> int:
     except (*USER_ERRORS, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    app = create_app(service, reviewers=reviewers, record_api=not args.no_record_api, max_body=args.max_body)
+    app = create_app(service, reviewers=reviewers, record_api=not args.no_record_api, max_body=args.max_body,
+                     api_keys=api_keys)
     print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

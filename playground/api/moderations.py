@@ -4,8 +4,11 @@ and ``GET /v1/models``: thin routes over the service."""
 import uuid
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from feedback.api_keys import ApiKeys
 
 from ..service import PlaygroundService
 from .admission import Admission
@@ -13,17 +16,29 @@ from .errors import ApiError
 from .protocol import ChatRequest, ChatResponse, ModerationRequest, ModerationResponse, Result
 
 
-def moderation_router(service: PlaygroundService, *, record: bool = True) -> APIRouter:
-    """The moderation routes; with ``record`` every result is kept in the feedback store like a page's."""
+bearer = HTTPBearer(auto_error=False, description="An API key (see --api-keys).")
+
+
+def moderation_router(service: PlaygroundService, *, record: bool = True, api_keys: ApiKeys | None = None) -> APIRouter:
+    """The moderation routes; with ``record`` every result is kept in the feedback store like a page's; with
+    ``api_keys`` they need ``Authorization: Bearer KEY``."""
     router = APIRouter()
     admission = Admission(service.limits.max_waiting)
     name = service.moderator.name
+
+    def key_holder(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if api_keys is not None and (credentials is None or api_keys.owner(credentials.credentials) is None):
+            raise HTTPException(401, "Send an API key: Authorization: Bearer KEY (keys are made with "
+                                "'python -m feedback api-keys add NAME --file FILE').",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    keyed = [Depends(key_holder)]
 
     def served(model: str | None) -> None:
         if model not in (None, name):
             raise ApiError(404, f"The model {model!r} is not served here: use {name!r} or leave it out.", "model")
 
-    @router.post("/v1/moderations", response_model=ModerationResponse, tags=["moderation"])
+    @router.post("/v1/moderations", response_model=ModerationResponse, tags=["moderation"], dependencies=keyed)
     async def moderations(request: ModerationRequest) -> Response:
         """Label one text or a list of texts with the five moderation labels."""
         served(request.model)
@@ -33,7 +48,7 @@ def moderation_router(service: PlaygroundService, *, record: bool = True) -> API
                                       fields=fields, record=record)
         return _json({"id": _id(), "model": name, "results": [Result.of(result) for result in results]})
 
-    @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"])
+    @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"], dependencies=keyed)
     async def chat(request: ChatRequest) -> Response:
         """Check a user's message and the bot's reply; the reply is replaced when either intervenes."""
         served(request.model)
