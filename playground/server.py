@@ -24,6 +24,7 @@ from .api.feedback import feedback_router
 from .api.limits import BodyLimit
 from .api.moderations import moderation_router
 from .api.monitoring import monitoring_router
+from .logins import ClientAddress, FailedLogins, login_check
 from .metrics import CountRequests
 from .service import Limits, PlaygroundService
 from .ui.page import build_page
@@ -36,9 +37,10 @@ MAX_BODY = 1_000_000
 
 
 def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True,
-               max_body: int = MAX_BODY, api_keys: ApiKeys | None = None) -> FastAPI:
-    """The REST API under /v1, /healthz and /metrics, and the page at / (behind a login with ``reviewers``).
-    With ``api_keys`` the moderation routes need one of the keys.
+               max_body: int = MAX_BODY, api_keys: ApiKeys | None = None,
+               failed_logins: FailedLogins | None = None) -> FastAPI:
+    """The REST API under /v1, /healthz and /metrics, and the page at / (behind a login with ``reviewers``,
+    whose failed logins ``failed_logins`` limits). With ``api_keys`` the moderation routes need one of the keys.
 
     A request body over ``max_body`` bytes is refused with 413 before it is parsed. At shutdown the service
     commits what it still queues and closes.
@@ -53,8 +55,10 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
                   lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_body=max_body)
+    app.add_middleware(ClientAddress)
+    failed_logins = failed_logins or FailedLogins()
     app.add_middleware(CountRequests, metrics=service.metrics)
-    app.include_router(feedback_router(service.store, reviewers))
+    app.include_router(feedback_router(service.store, reviewers, failed_logins))
     # the moderation routes end with the catch-all of /v1, so they come after the other /v1 routes
     app.include_router(moderation_router(service, record=record_api, api_keys=api_keys))
     app.include_router(monitoring_router(service))
@@ -63,7 +67,7 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
         build_page(service, logins=reviewers is not None).queue(max_size=service.limits.max_waiting),
         path="/",
         allowed_paths=[str(service.export_dir)],
-        auth=reviewers.check if reviewers else None,
+        auth=login_check(reviewers, failed_logins) if reviewers else None,
         auth_message="Log in with your reviewer name and password.",
     )
 
