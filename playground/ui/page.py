@@ -7,6 +7,7 @@ from moderation.models import DEMO_NOTICE
 from ..service import PlaygroundService
 from . import chat, export, moderate, prompt, review
 from .common import Page
+from .inputs import refuse_clearly
 
 TABS = (moderate, chat, review, export, prompt)
 
@@ -20,4 +21,5 @@ def build_page(service: PlaygroundService, *, logins: bool = False) -> gr.Blocks
         page = Page(service, logins, gr.State(None))
         for tab in TABS:
             tab.build(page)
+    refuse_clearly(blocks)
     return blocks
