@@ -11,7 +11,6 @@ import math
 import numbers
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from feedback.export import write_export
@@ -24,6 +23,7 @@ from moderation.prompt import NormalizedText, PromptTemplate, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
 
+from .exports import ExportFiles
 from .metrics import Metrics
 
 
@@ -63,6 +63,7 @@ class PlaygroundService:
         self.moderator = moderator
         self.store = store
         self.export_dir = Path(export_dir)
+        self.exports = ExportFiles(self.export_dir)
         self.limits = limits
         self.batcher = MicroBatcher(self._label, max_batch_size=max_batch_size, max_wait=max_wait)
         self.writer = PredictionWriter(store)
@@ -71,9 +72,10 @@ class PlaygroundService:
         self.metrics.watch(self)
 
     def close(self) -> None:
-        """Commit the predictions still queued for the database, then close it."""
+        """Commit the predictions still queued for the database, then close it; remove the export files."""
         self.writer.close()
         self.store.close()
+        self.exports.close()
 
     # Settings
 
@@ -206,9 +208,9 @@ class PlaygroundService:
         return self.store.relabel(whole_number(verdict_id, "verdict", "Select a verdict in the table first."), label)
 
     def export(self, *, format: str = "oig", status=None, since=None) -> tuple[Path, int]:
-        """Write the verdicts as a jsonl file in the export folder; returns its path and how many it holds."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        path = self.export_dir / f"feedback-{format}-{stamp}.jsonl"
+        """Write the verdicts as a jsonl file in the export folder (removed within the hour); returns its path and
+        how many it holds."""
+        path = self.exports.new_path(format)
         return path, write_export(self.store, path, format=format, status=status, since=since or None)
 
     def _label(self, texts: list[NormalizedText], settings: Settings) -> list[ModerationResult]:
