@@ -67,3 +67,12 @@ def create_indexes(db):
 @migrations()
 def add_prediction_role(db):
     db["predictions"].add_column("role", str)
+
+
+@migrations()
+def create_idempotency_keys(db):
+    db["idempotency_keys"].create(
+        {"key": str, "request": str, "response": str, "created": str},
+        pk="key",
+        not_null={"request", "response", "created"},
+    )

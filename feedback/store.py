@@ -19,6 +19,8 @@ from moderation.results import MODES, ROLES
 from .migrations import migrations
 
 VERDICTS = ("right", "wrong")
+MAX_KEY = 200
+"""Characters an idempotency key may have."""
 STATUSES = ("pending", "accepted", "discarded")
 
 _JOINED = """
@@ -83,24 +85,24 @@ class FeedbackStore:
     def record_predictions(self, predictions: list[dict]) -> list[int]:
         """Record many predictions (each with :meth:`record_prediction`'s fields) in one transaction; their ids."""
         rows = [_prediction_row(**prediction) for prediction in predictions]
-        templates = {row["template"] for row in rows} - {None}
-        with self._lock:
-            for template in templates:
-                if not self.db["templates"].count_where("id = ?", [template]):
-                    raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
-            with self.db.atomic():
-                return [self.db.execute(_INSERT_PREDICTION, row).lastrowid for row in rows]
+        with self._lock, self.db.atomic():
+            return self._insert_predictions(rows)
 
-    def add_verdict(self, prediction_id: int, *, verdict, label=None, note="", reviewer) -> dict:
+    def add_verdict(self, prediction_id: int, *, verdict, label=None, note="", reviewer, idempotency_key=None) -> dict:
         """Record a reviewer's verdict on a prediction and return the stored verdict row.
 
-        ``"right"`` keeps the model's label; ``"wrong"`` needs the correct ``label``.
+        ``"right"`` keeps the model's label; ``"wrong"`` needs the correct ``label``. A retry with the same
+        ``idempotency_key`` returns the verdict the first call stored, and writes nothing.
         """
         _choice(verdict, VERDICTS, "verdict")
         reviewer = (reviewer or "").strip()
         if is_blank(reviewer):
             raise InvalidInput("Enter your name as reviewer, so your verdicts can be told apart.")
+        request = json.dumps(["verdict", prediction_id, verdict, label, note or "", reviewer])
         with self._lock:
+            first = self._recall(idempotency_key, request)
+            if first is not None:
+                return self.db["verdicts"].get(int(first))
             model_label = self._model_label(prediction_id)
             if verdict == "right":
                 if model_label is None:
@@ -132,7 +134,28 @@ class FeedbackStore:
                         "updated": created,
                     }
                 )
+                self._remember(idempotency_key, request, str(table.last_pk))
             return table.get(table.last_pk)
+
+    def recall(self, idempotency_key: str, request: str) -> str | None:
+        """The response stored for the request first made with ``idempotency_key``, or None for a new key;
+        InvalidInput when the key was used for another request."""
+        with self._lock:
+            return self._recall(idempotency_key, request)
+
+    def record_once(self, idempotency_key: str, request: str, response: str, predictions: list[dict]) -> str:
+        """Record ``predictions`` and ``response`` under ``idempotency_key`` in one transaction, and return
+        ``response``; when the key is already stored (a concurrent retry won), write nothing and return the
+        response stored first."""
+        rows = [_prediction_row(**prediction) for prediction in predictions]
+        with self._lock:
+            first = self._recall(idempotency_key, request)
+            if first is not None:
+                return first
+            with self.db.atomic():
+                self._insert_predictions(rows)
+                self._remember(idempotency_key, request, response)
+            return response
 
     def set_status(self, verdict_id: int, status: str) -> dict:
         """Set a verdict's curation status (pending, accepted or discarded); return the row."""
@@ -204,6 +227,30 @@ class FeedbackStore:
             last_id = batch[-1]["id"]
             del batch  # free this batch before fetching the next one
 
+    def _insert_predictions(self, rows):
+        """Insert checked prediction rows (under the lock, in a transaction); their ids."""
+        for template in {row["template"] for row in rows} - {None}:
+            if not self.db["templates"].count_where("id = ?", [template]):
+                raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
+        return [self.db.execute(_INSERT_PREDICTION, row).lastrowid for row in rows]
+
+    def _recall(self, key, request):
+        if key is None:
+            return None
+        _check_key(key)
+        row = self.db.execute("select request, response from idempotency_keys where key = ?", [key]).fetchone()
+        if row is None:
+            return None
+        if row[0] != request:
+            raise InvalidInput(f"The idempotency key {key!r} was used for another request: send a new key with a "
+                               "new request.", "idempotency_key")
+        return row[1]
+
+    def _remember(self, key, request, response):
+        if key is not None:
+            self.db.execute("insert into idempotency_keys (key, request, response, created) values (?, ?, ?, ?)",
+                            [key, request, response, now()])
+
     def _model_label(self, prediction_id):
         if not _storable_id(prediction_id):
             raise InvalidInput(f"No prediction {prediction_id}: moderate the text first, then give your verdict on it.")
@@ -270,6 +317,12 @@ def _prediction_row(*, text, label, scores, prompt, model, template=None, mode="
     scores = _probabilities(scores) if mode == "score" else {}
     return {"created": now(), "text": text, "label": label, "scores": json.dumps(scores), "prompt": prompt,
             "model": model, "template": template, "mode": mode, "generated": generated, "role": role}
+
+
+def _check_key(key):
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY or not key.isprintable():
+        raise InvalidInput(f"Bad idempotency key: use up to {MAX_KEY} printable characters, such as a UUID.",
+                           "idempotency_key")
 
 
 def _choice(value, choices, what):

@@ -175,21 +175,34 @@ class PlaygroundService:
                                                         record=record)
         return TurnResult.of(user_result, bot_result, bot, intervention)
 
+    async def answer_once(self, idempotency_key: str, request: str, answer, *, record: bool = True) -> str:
+        """The response to ``request`` made with ``idempotency_key``: the one stored first when the key was
+        seen before (nothing is written then), else ``await answer()`` -> (response, results, roles), whose
+        predictions (with ``record``) and response are committed together before it is returned."""
+        first = await asyncio.to_thread(self.store.recall, idempotency_key, request)
+        if first is not None:
+            return first
+        response, results, roles = await answer()
+        predictions = [_prediction(result, role) for result, role in zip(results, roles)] if record else []
+        return await asyncio.to_thread(self.store.record_once, idempotency_key, request, response, predictions)
+
     def _record_later(self, done: Future, roles: list[str | None]) -> None:
         if done.exception() is None:
             self.writer.add([_prediction(result, role) for result, role in zip(done.result(), roles)])
 
     # Verdicts and curation
 
-    def confirm(self, prediction_id, *, note: str = "", reviewer: str) -> dict:
-        """Record that the model's label is right; returns the stored verdict once it is on disk."""
-        return self._verdict(prediction_id, "right", None, note, reviewer)
+    def confirm(self, prediction_id, *, note: str = "", reviewer: str, idempotency_key: str | None = None) -> dict:
+        """Record that the model's label is right; returns the stored verdict once it is on disk (a retry with
+        the same ``idempotency_key`` returns the first call's verdict and writes nothing)."""
+        return self._verdict(prediction_id, "right", None, note, reviewer, idempotency_key)
 
-    def flag(self, prediction_id, label, *, note: str = "", reviewer: str) -> dict:
-        """Record that the model's label is wrong and ``label`` is right; returns the stored verdict once on disk."""
+    def flag(self, prediction_id, label, *, note: str = "", reviewer: str, idempotency_key: str | None = None) -> dict:
+        """Record that the model's label is wrong and ``label`` is right; returns the stored verdict once on disk
+        (a retry with the same ``idempotency_key`` returns the first call's verdict and writes nothing)."""
         if not label:
             raise InvalidInput("Choose the correct label before saving a correction.", "label")
-        return self._verdict(prediction_id, "wrong", label, note, reviewer)
+        return self._verdict(prediction_id, "wrong", label, note, reviewer, idempotency_key)
 
     def verdicts(self, *, status=None, label=None, disagree=False, search=None) -> list[dict]:
         """The verdicts matching the filters, newest first."""
@@ -225,12 +238,13 @@ class PlaygroundService:
     def _record(self, result: ModerationResult, role: str | None) -> int:
         return self.store.record_prediction(**_prediction(result, role))
 
-    def _verdict(self, prediction_id, verdict: str, label, note, reviewer) -> dict:
+    def _verdict(self, prediction_id, verdict: str, label, note, reviewer, idempotency_key) -> dict:
         prediction_id = whole_number(prediction_id, "prediction",
                                      "Moderate a text first, then give your verdict on its label.")
         return self.store.add_verdict(prediction_id, verdict=verdict, label=label,
                                       note=self._field(note, "note", self.limits.max_note),
-                                      reviewer=self._field(reviewer, "reviewer", self.limits.max_name))
+                                      reviewer=self._field(reviewer, "reviewer", self.limits.max_name),
+                                      idempotency_key=idempotency_key or None)
 
     @staticmethod
     def _field(value, name: str, limit: int) -> str:

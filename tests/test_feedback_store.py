@@ -48,6 +48,7 @@ def test_migrations_create_schema_once(tmp_path):
         "search_prediction_text",
         "create_indexes",
         "add_prediction_role",
+        "create_idempotency_keys",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()

@@ -4,7 +4,7 @@ and ``GET /v1/models``: thin routes over the service."""
 import uuid
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, Header, HTTPException
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -15,8 +15,9 @@ from .admission import Admission
 from .errors import ApiError
 from .protocol import ChatRequest, ChatResponse, ModerationRequest, ModerationResponse, Result
 
-
 bearer = HTTPBearer(auto_error=False, description="An API key (see --api-keys).")
+IDEMPOTENCY = Header(None, description="Any unique string (a UUID): a retry with the same key gets the first "
+                     "answer again, and records nothing.")
 
 
 def moderation_router(service: PlaygroundService, *, record: bool = True, api_keys: ApiKeys | None = None) -> APIRouter:
@@ -34,27 +35,43 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
 
     keyed = [Depends(key_holder)]
 
+    async def answer(route: str, request, idempotency_key: str | None, label, respond) -> Response:
+        """``respond(await label(record))`` as JSON; with an idempotency key, once per key."""
+        if idempotency_key is None:
+            return _json(respond(await admission.run(label, record)))
+
+        async def first_answer():
+            results = await label(False)
+            return orjson.dumps(respond(results)).decode(), *_shown(results)
+
+        request_text = f"{route} {request.model_dump_json()}"
+        stored = await admission.run(service.answer_once, idempotency_key, request_text, first_answer, record=record)
+        return Response(stored, media_type="application/json")
+
     def served(model: str | None) -> None:
         if model not in (None, name):
             raise ApiError(404, f"The model {model!r} is not served here: use {name!r} or leave it out.", "model")
 
     @router.post("/v1/moderations", response_model=ModerationResponse, tags=["moderation"], dependencies=keyed)
-    async def moderations(request: ModerationRequest) -> Response:
+    async def moderations(request: ModerationRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
         """Label one text or a list of texts with the five moderation labels."""
         served(request.model)
-        texts = request.input
-        fields = ["input"] if isinstance(texts, str) else [f"input[{n}]" for n in range(len(texts))]
-        results = await admission.run(service.label_soon, [texts] if isinstance(texts, str) else texts,
-                                      fields=fields, record=record)
-        return _json({"id": _id(), "model": name, "results": [Result.of(result) for result in results]})
+        texts = [request.input] if isinstance(request.input, str) else request.input
+        fields = ["input"] if isinstance(request.input, str) else [f"input[{n}]" for n in range(len(texts))]
+        return await answer(
+            "/v1/moderations", request, idempotency_key,
+            lambda record: service.label_soon(texts, fields=fields, record=record),
+            lambda results: {"id": _id(), "model": name, "results": [Result.of(result) for result in results]})
 
     @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"], dependencies=keyed)
-    async def chat(request: ChatRequest) -> Response:
+    async def chat(request: ChatRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
         """Check a user's message and the bot's reply; the reply is replaced when either intervenes."""
         served(request.model)
-        turn = await admission.run(service.check_turn_soon, request.user, request.bot, record=record)
-        return _json({"id": _id(), "model": name, "user": Result.of(turn.user), "bot": Result.of(turn.bot),
-                      "reply": turn.reply, "intervened": turn.intervened, "triggered_by": turn.triggered_by})
+        return await answer(
+            "/v1/moderations/chat", request, idempotency_key,
+            lambda record: service.check_turn_soon(request.user, request.bot, record=record),
+            lambda turn: {"id": _id(), "model": name, "user": Result.of(turn.user), "bot": Result.of(turn.bot),
+                          "reply": turn.reply, "intervened": turn.intervened, "triggered_by": turn.triggered_by})
 
     @router.get("/v1/models", tags=["service"])
     def models() -> dict:
@@ -66,6 +83,13 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         raise ApiError(404, f"No route /v1/{path} for this method: see /docs for the API.")
 
     return router
+
+
+def _shown(results) -> tuple[list, list]:
+    """(results, roles) of what an answer showed: one text's results, or a chat turn's two sides."""
+    if isinstance(results, list):
+        return results, [None] * len(results)
+    return [results.user, results.bot], ["user", "bot"]
 
 
 def _json(body: dict) -> Response:
