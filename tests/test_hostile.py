@@ -344,12 +344,12 @@ def run_check_turn(case, ctx: Context):
 def run_verdict(case, ctx: Context):
     prediction_id, model_label = ctx.fixture("target_prediction")
     spec = {"prediction": prediction_id, "label": other_label(model_label), "note": "", "reviewer": REVIEWER,
-            **expand(case["input"])}
+            "idempotency_key": "", **expand(case["input"])}
     if case["target"] == "flag":
-        args = (spec["prediction"], spec["label"], spec["note"], spec["reviewer"])
+        args = (spec["prediction"], spec["label"], spec["note"], spec["reviewer"], spec["idempotency_key"])
         verdict, label = "wrong", spec["label"]
     else:
-        args = (spec["prediction"], spec["note"], spec["reviewer"])
+        args = (spec["prediction"], spec["note"], spec["reviewer"], spec["idempotency_key"])
         verdict, label = "right", model_label
 
     def call():
