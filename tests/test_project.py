@@ -17,6 +17,9 @@ FORBIDDEN = {
     "moderation entry points": WEB | {"playground"},
     "feedback": WEB | MODEL | {"playground"},
     "playground/service.py": WEB | MODEL,
+    "playground/metrics.py": WEB | MODEL,
+    "playground/exports.py": WEB | MODEL,
+    "playground/logins.py": {"gradio", "gradio_client", "fastapi", "uvicorn"} | MODEL,
     "playground/api": {"gradio", "gradio_client"} | MODEL,
     "playground/ui": {"fastapi", "starlette", "uvicorn"} | MODEL,
 }
@@ -87,7 +90,8 @@ def test_what_each_entry_loads(tiny_model_dir):
     engine, service, feedback, vllm = loaded_modules(
         "import moderation.engine, moderation.settings, moderation.records",
         "import playground.service",
-        "import feedback.store, feedback.export, feedback.reviewers, feedback.__main__",
+        "import feedback.store, feedback.export, feedback.reviewers, feedback.writer, feedback.merge, "
+        "feedback.api_keys, feedback.__main__",
         remote,
     )
     assert not {"torch", "transformers"} & engine, "the Moderator runs on a backend and imports no torch"
