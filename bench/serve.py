@@ -1,13 +1,15 @@
 """Serving overhead: the engine's own rate against the app serving the same model over HTTP, in one run.
 
-- engine: ``Moderator.moderate`` in this process on 32 texts at once, batch after batch (labels/s), and on
+- engine: ``Moderator.moderate`` in this process (in a thread of its own, as the app's batcher runs it) on
+  32 texts at once, batch after batch (labels/s), and on
   one text at a time (p50 latency);
 - app: ``python app.py`` on the same model in a process of its own, with a temporary database and
   recording on (unless ``--no-record-api``); 32 concurrent clients each ``POST /v1/moderations`` one text a
   request (labels/s), then one client alone (p50 latency).
 
 The two take turns (``--rounds``), so that load from other work on the machine falls on both alike; the
-rate ratio is the median of the rounds' ratios. It prints both, their ratios and whether the targets hold: at least 0.5x the engine's rate with 32 clients,
+rate ratio is the median of the rounds' ratios. It prints both, their ratios and whether the targets hold:
+at least 0.5x the engine's rate with 32 clients,
 and a p50 at one client at most 1.5x the engine's single-text latency. ``--profile FILE`` samples the
 server with py-spy during the first 32-client run and writes its stacks (py-spy's ``raw`` format, one collapsed
 stack a line with its count), the input for any flame graph tool.
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -72,23 +75,30 @@ def texts() -> list[str]:
 
 
 class Engine:
-    """The model in this process, measured as the app's batcher would call it."""
+    """The model in this process, called as the app's batcher calls it: from a thread of its own."""
 
     def __init__(self, model: str, corpus: list[str]):
         self.moderator = open_moderator(model, progress=False)
         self.corpus = corpus
-        self.moderator.moderate(corpus[:BATCH])  # the prefix cache is built once, outside the timing
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self.thread.submit(self.moderator.moderate, corpus[:BATCH]).result()  # the prefix cache, built once
 
     def rate(self, seconds: float) -> float:
         """Labels/s on batches of 32 texts."""
+        return self.thread.submit(self._rate, seconds).result()
+
+    def latencies(self, count: int) -> list[float]:
+        """Seconds to label one text, ``count`` times."""
+        return self.thread.submit(self._latencies, count).result()
+
+    def _rate(self, seconds: float) -> float:
         labelled, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             offset = (labelled // BATCH * BATCH) % (len(self.corpus) - BATCH)
             labelled += len(self.moderator.moderate(self.corpus[offset : offset + BATCH]))
         return labelled / (time.perf_counter() - start)
 
-    def latencies(self, count: int) -> list[float]:
-        """Seconds to label one text, ``count`` times."""
+    def _latencies(self, count: int) -> list[float]:
         latencies = []
         for number in range(count):
             begin = time.perf_counter()

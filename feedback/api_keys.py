@@ -37,7 +37,8 @@ def load_api_keys(path: str | Path) -> dict[str, str]:
                                "'python -m feedback api-keys add NAME --file FILE'.")
         keys[name] = stored
     if not keys:
-        raise InvalidInput(f"{path} lists no API keys: add one with 'python -m feedback api-keys add NAME --file {path}'.")
+        raise InvalidInput(f"{path} lists no API keys: add one with "
+                           f"'python -m feedback api-keys add NAME --file {path}'.")
     return keys
 
 

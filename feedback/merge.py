@@ -56,9 +56,9 @@ def _copy(source: sqlite3.Connection, target) -> dict[str, int]:
     verdicts = {}
     for row in source.execute("select * from verdicts order by id"):
         values = [predictions[row["prediction_id"]], *(row[column] for column in VERDICT_COLUMNS)]
+        columns = ", ".join(("prediction_id", *VERDICT_COLUMNS))
         verdicts[row["id"]] = target.execute(
-            f"insert into verdicts (prediction_id, {', '.join(VERDICT_COLUMNS)}) values ({', '.join('?' * len(values))})",
-            values).lastrowid
+            f"insert into verdicts ({columns}) values ({', '.join('?' * len(values))})", values).lastrowid
     added.update(predictions=len(predictions), verdicts=len(verdicts), idempotency_keys=0)
     if "idempotency_keys" in tables:
         for key, request, response, created in source.execute("select key, request, response, created from "

@@ -1,4 +1,5 @@
-"""API keys: made by ``python -m feedback api-keys add``, stored as hashes, required on /v1/moderations* by --api-keys."""
+"""API keys: made by ``python -m feedback api-keys add``, stored as hashes, required on /v1/moderations* by
+--api-keys."""
 
 import openai
 import pytest

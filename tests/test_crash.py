@@ -184,7 +184,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_model_dir, tmp_pa
     lost = {text: at for text, at in api.acked.items() if text not in stored_texts(db_path)}
     print(f"{len(api.acked)} API predictions acknowledged, {len(lost)} lost with the writer's last batch")
     assert len(api.acked) >= 10
-    assert all(killed_at - at < LAST_MOMENTS_S for at in lost.values()), "an API prediction older than the last batch was lost"
+    assert all(killed_at - at < LAST_MOMENTS_S for at in lost.values()), "an API prediction before the last batch lost"
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"

@@ -17,8 +17,9 @@ def too_large(max_body: int) -> str:
 
 class BodyLimit:
     """ASGI middleware: a request whose Content-Length says more than ``max_body`` bytes is answered 413 without
-    being parsed (what it sends is read and thrown away, up to :data:`DRAIN_LIMIT`); a body streamed without a length is counted as it is read, and reading past the
-    limit raises a 413 that the app's error handlers answer."""
+    being parsed (what it sends is read and thrown away, up to :data:`DRAIN_LIMIT`); a body streamed without a
+    length is counted as it is read, and reading past the limit raises a 413 that the app's error handlers
+    answer."""
 
     def __init__(self, app, max_body: int):
         self.app = app
