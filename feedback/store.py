@@ -230,7 +230,7 @@ class FeedbackStore:
     def _insert_predictions(self, rows):
         """Insert checked prediction rows (under the lock, in a transaction); their ids."""
         for template in {row["template"] for row in rows} - {None}:
-            if not self.db["templates"].count_where("id = ?", [template]):
+            if self.db.execute("select 1 from templates where id = ?", [template]).fetchone() is None:
                 raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
         return [self.db.execute(_INSERT_PREDICTION, row).lastrowid for row in rows]
 

@@ -1,32 +1,37 @@
 """Predictions recorded off the request path: one writer thread commits whatever is queued in one transaction.
 
-A caller hands over its predictions and goes on; the writer takes everything waiting (up to ``max_batch``
-predictions), commits it in one transaction (one sync to disk instead of one per request), and repeats.
+A caller hands over its predictions and goes on; the writer takes everything handed over within ``linger``
+seconds of the first (up to ``max_batch`` predictions), commits it in one transaction (one sync to disk for
+the lot instead of one per request), and repeats.
 The queue is bounded: when the writer falls behind, :meth:`PredictionWriter.add` waits for room, so the
 requests slow down instead of memory growing. :meth:`PredictionWriter.close` commits what is still queued.
 
-Durability: a prediction handed over is on disk once its batch commits, a few milliseconds later; if the
-process dies in between, the last batch is lost. Verdicts never go through here: they are committed before
+Durability: a prediction handed over is on disk once its batch commits, within ``linger`` seconds and the
+time of one commit; if the process dies in between, the last batch is lost. Verdicts never go through here: they are committed before
 they are acknowledged.
 """
 
 import logging
 import queue
 import threading
+import time
 
 from .store import FeedbackStore
 
 log = logging.getLogger("feedback.writer")
 
-_STOP = object()
+_STOP, _NOW = object(), object()
+_MARKERS = (_STOP, _NOW)
+"""Hand-overs that are no predictions: stop the writer, or commit at once."""
 
 
 class PredictionWriter:
     """One thread that records queued predictions in :class:`FeedbackStore`, a batch per transaction."""
 
-    def __init__(self, store: FeedbackStore, *, max_queue: int = 1024, max_batch: int = 512):
+    def __init__(self, store: FeedbackStore, *, max_queue: int = 1024, max_batch: int = 512, linger: float = 0.05):
         self.store = store
         self.max_batch = max_batch
+        self.linger = linger
         self.written = 0
         self.failed = 0
         self.batches = 0
@@ -47,7 +52,9 @@ class PredictionWriter:
         self._queue.put(predictions)
 
     def flush(self) -> None:
-        """Wait until everything queued so far is committed (or has failed and been logged)."""
+        """Commit everything queued so far now (without lingering), and wait until it is (or has failed and
+        been logged)."""
+        self._queue.put(_NOW)
         self._queue.join()
 
     def close(self) -> None:
@@ -59,15 +66,15 @@ class PredictionWriter:
     def _run(self):
         while True:
             batch = [self._queue.get()]
-            size = 0 if batch[0] is _STOP else len(batch[0])
-            while size < self.max_batch and batch[-1] is not _STOP:
+            size = 0 if batch[0] in _MARKERS else len(batch[0])
+            deadline = time.monotonic() + self.linger
+            while size < self.max_batch and batch[-1] not in _MARKERS:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
-                size += 0 if batch[-1] is _STOP else len(batch[-1])
-            predictions = [item for handed in batch if handed is not _STOP for item in handed]
-            self._write(predictions)
+                size += 0 if batch[-1] in _MARKERS else len(batch[-1])
+            self._write([item for handed in batch if handed not in _MARKERS for item in handed])
             for _ in batch:
                 self._queue.task_done()
             if batch[-1] is _STOP:

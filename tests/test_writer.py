@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 
 import sqlite_utils
 
@@ -75,7 +76,7 @@ def test_a_full_queue_makes_the_caller_wait(tmp_path):
     gate = threading.Lock()
     record = store.record_predictions
     store.record_predictions = lambda predictions: (gate.acquire(), gate.release(), record(predictions))[-1]
-    writer = PredictionWriter(store, max_queue=2)
+    writer = PredictionWriter(store, max_queue=2, linger=0)
     gate.acquire()
     writer.add([prediction(0)])  # taken by the writer, which waits at the gate
     while writer.depth:
@@ -91,3 +92,16 @@ def test_a_full_queue_makes_the_caller_wait(tmp_path):
     writer.close()
     store.close()
     assert stored_texts(tmp_path / "feedback.db") == ["text 0", "text 1", "text 2", "text 3"]
+
+
+def test_predictions_handed_over_together_share_a_commit_and_flush_does_not_linger(tmp_path):
+    store = FeedbackStore(tmp_path / "feedback.db")
+    writer = PredictionWriter(store, linger=30)
+    for number in range(5):
+        writer.add([prediction(number)])
+    start = time.monotonic()
+    writer.flush()
+    assert time.monotonic() - start < 10, "flush commits at once"
+    assert writer.batches == 1 and len(stored_texts(tmp_path / "feedback.db")) == 5
+    writer.close()
+    store.close()

@@ -28,12 +28,12 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
     name = service.moderator.name
 
     def key_holder(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if api_keys is not None and (credentials is None or api_keys.owner(credentials.credentials) is None):
+        if credentials is None or api_keys.owner(credentials.credentials) is None:
             raise HTTPException(401, "Send an API key: Authorization: Bearer KEY (keys are made with "
                                 "'python -m feedback api-keys add NAME --file FILE').",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    keyed = [Depends(key_holder)]
+    keyed = [Depends(key_holder)] if api_keys is not None else []
 
     async def answer(route: str, request, idempotency_key: str | None, label, respond) -> Response:
         """``respond(await label(record))`` as JSON; with an idempotency key, once per key."""
