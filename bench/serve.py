@@ -64,9 +64,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 256 or not 0 < args.seconds <= 600 or not 1 <= args.rounds <= 20:
         parser.error("need 1-256 clients, 0-600 seconds and 1-20 rounds")
-    if args.profile and not shutil.which("py-spy"):
-        parser.error("--profile needs py-spy: pip install py-spy")
+    if args.profile and not py_spy():
+        parser.error("--profile needs py-spy: pip install -r requirements-test.txt")
     return args
+
+
+def py_spy() -> str | None:
+    """The py-spy program: on the PATH, or beside this Python (a virtual environment's bin/)."""
+    return shutil.which("py-spy") or shutil.which("py-spy", path=os.path.dirname(sys.executable))
 
 
 def texts() -> list[str]:
@@ -185,7 +190,7 @@ def measure(args, engine: Engine, url: str, corpus: list[str], profile_pid: int 
         engine_rate = engine.rate(slice_s)
         profiler = None
         if profile_pid and number == 0:
-            profiler = subprocess.Popen(["py-spy", "record", "--pid", str(profile_pid), "--format", "raw",
+            profiler = subprocess.Popen([py_spy(), "record", "--pid", str(profile_pid), "--format", "raw",
                                          "--output", args.profile, "--duration", str(max(1, int(slice_s))),
                                          "--nonblocking", "--threads"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
