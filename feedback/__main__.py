@@ -1,14 +1,18 @@
-"""Command line: ``python -m feedback export|stats`` on a feedback database, ``reviewers add`` for logins."""
+"""Command line: ``python -m feedback export|stats`` on a feedback database, ``merge`` of replicas' databases,
+``reviewers add`` for logins, ``api-keys add`` for the REST API's keys."""
 
 import argparse
 import getpass
 import json
 import os
+import sqlite3
 import sys
 
 from moderation.errors import InvalidInput
 
+from .api_keys import add_api_key
 from .export import FORMATS, export_jsonl, write_export
+from .merge import merge
 from .reviewers import add_reviewer
 from .stats import as_figure, as_share, summary
 from .store import STATUSES, FeedbackStore
@@ -31,9 +35,20 @@ def main(argv=None) -> int:
     reviewers.add_argument("action", choices=["add"], help="add a reviewer, or set a reviewer's new password")
     reviewers.add_argument("name")
     reviewers.add_argument("--file", required=True, help="the reviewers file given to app.py --auth")
+    merging = commands.add_parser("merge", help="merge the databases of several app replicas into one")
+    merging.add_argument("sources", nargs="+", metavar="SOURCE.db", help="the replicas' database files (only read)")
+    merging.add_argument("--into", required=True, metavar="TARGET.db", help="the database to add them to")
+    api_keys = commands.add_parser("api-keys", help="manage the keys that may call /v1/moderations")
+    api_keys.add_argument("action", choices=["add"], help="make a new key for NAME (its old one stops working)")
+    api_keys.add_argument("name")
+    api_keys.add_argument("--file", required=True, help="the keys file given to app.py --api-keys")
     args = parser.parse_args(argv)
     if args.command == "reviewers":
         return run_reviewers(args)
+    if args.command == "api-keys":
+        return run_api_keys(args)
+    if args.command == "merge":
+        return run_merge(args)
     if not os.path.exists(args.db):
         print(f"No feedback database at {args.db}: pass --db with the app's database file.", file=sys.stderr)
         return 2
@@ -64,6 +79,30 @@ def run_reviewers(args) -> int:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     print(f"Reviewer {args.name} can now log in (file: {args.file}).", file=sys.stderr)
+    return 0
+
+
+def run_merge(args) -> int:
+    """Merge the sources into the target and say what was added."""
+    try:
+        added = merge(args.sources, args.into)
+    except (InvalidInput, OSError, sqlite3.DatabaseError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    print(f"Merged {len(args.sources)} databases into {args.into}: " +
+          ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in added.items()))
+    return 0
+
+
+def run_api_keys(args) -> int:
+    """Make a key, store its hash, and print the key once, alone on the last line."""
+    try:
+        key = add_api_key(args.file, args.name)
+    except (InvalidInput, OSError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    print(f"New API key for {args.name} (file: {args.file}); it is shown only now, keep it secret:")
+    print(key)
     return 0
 
 

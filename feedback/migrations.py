@@ -142,3 +142,12 @@ def create_evaluation_runs(db):
         foreign_keys=[("run_id", "evaluation_runs", "id")],
     )
     db["evaluation_items"].create_index(["run_id", "position"], unique=True)
+
+
+@migrations()
+def create_idempotency_keys(db):
+    db["idempotency_keys"].create(
+        {"key": str, "request": str, "response": str, "created": str},
+        pk="key",
+        not_null={"request", "response", "created"},
+    )

@@ -20,6 +20,8 @@ from .evaluations import Evaluations
 from .migrations import migrations, prediction_margins
 
 VERDICTS = ("right", "wrong")
+MAX_KEY = 200
+"""Characters an idempotency key may have."""
 STATUSES = ("pending", "accepted", "discarded")
 
 _JOINED = """
@@ -32,6 +34,8 @@ from verdicts join predictions on predictions.id = verdicts.prediction_id
 
 _PREDICTION_COLUMNS = ("created", "text", "label", "scores", "prompt", "model", "template", "mode", "generated",
                        "role", "margin", "intervene_margin")
+_INSERT_PREDICTION = (f"insert into predictions ({', '.join(_PREDICTION_COLUMNS)}) "
+                      f"values ({', '.join(':' + column for column in _PREDICTION_COLUMNS)})")
 
 QUEUE_ORDERS = {
     "most uncertain": "predictions.margin, predictions.id",
@@ -122,21 +126,33 @@ class FeedbackStore:
         sides of a chat turn; ``threshold`` is the intervention threshold it was judged at (what the
         review queue's "nearest the intervention threshold" order measures from).
         """
-        row = _prediction_row(text=text, label=label, scores=scores, prompt=prompt, model=model, template=template,
-                              mode=mode, generated=generated, role=role, threshold=threshold)
-        return self._insert_predictions([row])[0]
+        (prediction_id,) = self.record_predictions([dict(
+            text=text, label=label, scores=scores, prompt=prompt, model=model, template=template, mode=mode,
+            generated=generated, role=role, threshold=threshold)])
+        return prediction_id
 
-    def add_verdict(self, prediction_id: int, *, verdict, label=None, note="", reviewer) -> dict:
+    def record_predictions(self, predictions: list[dict]) -> list[int]:
+        """Record many predictions (each with :meth:`record_prediction`'s fields) in one transaction; their ids."""
+        rows = [_prediction_row(**prediction) for prediction in predictions]
+        with self._lock, self.db.atomic():
+            return self._insert_predictions(rows)
+
+    def add_verdict(self, prediction_id: int, *, verdict, label=None, note="", reviewer, idempotency_key=None) -> dict:
         """Record a reviewer's verdict on a prediction and return the stored verdict row.
 
         ``"right"`` keeps the model's label; ``"wrong"`` needs the correct ``label``. A reviewer has one
-        verdict per prediction: a second one replaces the first (same id, pending again).
+        verdict per prediction: a second one replaces the first (same id, pending again). A retry with the
+        same ``idempotency_key`` returns the verdict the first call stored, and writes nothing.
         """
         _choice(verdict, VERDICTS, "verdict")
         reviewer = (reviewer or "").strip()
         if is_blank(reviewer):
             raise InvalidInput("Enter your name as reviewer, so your verdicts can be told apart.")
+        request = json.dumps(["verdict", prediction_id, verdict, label, note or "", reviewer])
         with self._lock:
+            first = self._recall(idempotency_key, request)
+            if first is not None:
+                return self.db["verdicts"].get(int(first))
             model_label = self._model_label(prediction_id)
             if verdict == "right":
                 if model_label is None:
@@ -157,7 +173,29 @@ class FeedbackStore:
             created = now()
             with self.db.atomic():
                 self.db.execute(_UPSERT_VERDICT, [prediction_id, verdict, label, note or "", reviewer, created])
-            return self._reviewers_verdict(prediction_id, reviewer)
+                stored = self._reviewers_verdict(prediction_id, reviewer)
+                self._remember(idempotency_key, request, str(stored["id"]))
+            return stored
+
+    def recall(self, idempotency_key: str, request: str) -> str | None:
+        """The response stored for the request first made with ``idempotency_key``, or None for a new key;
+        InvalidInput when the key was used for another request."""
+        with self._lock:
+            return self._recall(idempotency_key, request)
+
+    def record_once(self, idempotency_key: str, request: str, response: str, predictions: list[dict]) -> str:
+        """Record ``predictions`` and ``response`` under ``idempotency_key`` in one transaction, and return
+        ``response``; when the key is already stored (a concurrent retry won), write nothing and return the
+        response stored first."""
+        rows = [_prediction_row(**prediction) for prediction in predictions]
+        with self._lock:
+            first = self._recall(idempotency_key, request)
+            if first is not None:
+                return first
+            with self.db.atomic():
+                self._insert_predictions(rows)
+                self._remember(idempotency_key, request, response)
+            return response
 
     def set_status(self, verdict_id: int, status: str) -> dict:
         """Set a verdict's curation status (pending, accepted or discarded); return the row."""
@@ -259,16 +297,11 @@ class FeedbackStore:
 
     # Batches of results, the review queue, taking a verdict back, final labels, and the figures of agreement
 
-    def record_results(self, results, *, threshold=None, roles=None) -> list[int]:
-        """Record moderation results in one transaction and return their ids (``threshold`` and ``roles``, one
-        per result, as in :meth:`record_prediction`)."""
+    def record_results(self, results, roles=None) -> list[int]:
+        """Record moderation results (and each one's chat role, if any) in one transaction; their ids."""
         roles = roles or [None] * len(results)
-        return self._insert_predictions([
-            _prediction_row(text=result.text, label=result.label, scores=result.scores, prompt=result.prompt,
-                            model=result.model, template=result.template, mode=result.mode,
-                            generated=result.generated, role=role, threshold=threshold)
-            for result, role in zip(results, roles, strict=True)
-        ])
+        return self.record_predictions([prediction_fields(result, role)
+                                        for result, role in zip(results, roles, strict=True)])
 
     def prediction(self, prediction_id) -> dict:
         """A recorded prediction, its scores decoded; InvalidInput when there is none."""
@@ -388,17 +421,39 @@ class FeedbackStore:
                 "from shared join verdicts using (prediction_id) group by 1, 2, 3 order by 1, 2").fetchall()
 
     def _insert_predictions(self, rows: list[dict]) -> list[int]:
-        sql = f"insert into predictions ({', '.join(_PREDICTION_COLUMNS)}) values " \
-              f"({', '.join(':' + column for column in _PREDICTION_COLUMNS)})"
-        with self._lock:
-            for template in {row["template"] for row in rows} - {None}:
-                if not self.db["templates"].count_where("id = ?", [template]):
-                    raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
-            with self.db.atomic():
-                return [self.db.execute(sql, row).lastrowid for row in rows]
+        """Insert checked prediction rows (under the lock, in a transaction); their ids."""
+        for template in {row["template"] for row in rows} - {None}:
+            if self.db.execute("select 1 from templates where id = ?", [template]).fetchone() is None:
+                raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
+        return [self.db.execute(_INSERT_PREDICTION, row).lastrowid for row in rows]
+
+    def _recall(self, key, request):
+        if key is None:
+            return None
+        _check_key(key)
+        row = self.db.execute("select request, response from idempotency_keys where key = ?", [key]).fetchone()
+        if row is None:
+            return None
+        if row[0] != request:
+            raise InvalidInput(f"The idempotency key {key!r} was used for another request: send a new key with a "
+                               "new request.", "idempotency_key")
+        return row[1]
+
+    def _remember(self, key, request, response):
+        if key is not None:
+            self.db.execute("insert into idempotency_keys (key, request, response, created) values (?, ?, ?, ?)",
+                            [key, request, response, now()])
 
     def _reviewers_verdict(self, prediction_id, reviewer):
         return next(self.db["verdicts"].rows_where("prediction_id = ? and reviewer = ?", [prediction_id, reviewer]))
+
+
+def prediction_fields(result, role: str | None = None) -> dict:
+    """What the store records of a moderation result that was shown (:meth:`FeedbackStore.record_prediction`'s
+    fields), with its chat ``role``, if any."""
+    return dict(text=result.text, label=result.label, scores=result.scores, prompt=result.prompt, model=result.model,
+                template=result.template, mode=result.mode, generated=result.generated, role=role,
+                threshold=result.threshold)
 
 
 def now() -> str:
@@ -434,7 +489,8 @@ def _choice(value, choices, what):
     return value
 
 
-def _prediction_row(*, text, label, scores, prompt, model, template, mode, generated, role, threshold) -> dict:
+def _prediction_row(*, text, label, scores, prompt, model, template=None, mode="score", generated=None, role=None,
+                    threshold=None) -> dict:
     """A predictions row, checked, with the queue's margins when it is scored; ValueError otherwise."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("Empty text: enter a text to moderate.")
@@ -447,6 +503,12 @@ def _prediction_row(*, text, label, scores, prompt, model, template, mode, gener
     margins = prediction_margins(scores, threshold) if mode == "score" else {"margin": None, "intervene_margin": None}
     return {"created": now(), "text": text, "label": label, "scores": json.dumps(scores), "prompt": prompt,
             "model": model, "template": template, "mode": mode, "generated": generated, "role": role, **margins}
+
+
+def _check_key(key):
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY or not key.isprintable():
+        raise InvalidInput(f"Bad idempotency key: use up to {MAX_KEY} printable characters, such as a UUID.",
+                           "idempotency_key")
 
 
 def _probabilities(scores):

@@ -68,12 +68,9 @@ def run_batch(args, moderator, settings) -> int:
                 bar.total = total
                 bar.update(done - bar.n)
 
-            def record(results):
-                store.record_results(results, threshold=settings.threshold)
-
             run = label_file(args.input, args.output, lambda texts: moderator.moderate(texts, settings),
                              format=args.format, max_chars=args.max_chars, chunk_size=moderator.batch_size,
-                             record=record if store else None, progress=progress)
+                             record=store.record_results if store else None, progress=progress)
     finally:
         if store is not None:
             store.close()

@@ -25,6 +25,8 @@ class Moderator:
         self.name = name
         self.batch_size = batch_size
         self.demo = demo
+        self.load_seconds: float | None = None
+        """How long loading the model took, when it was loaded through :func:`~moderation.models.open_moderator`."""
         tokens = backend.tokens
         self._output_length = len(tokens.encode(OUTPUT))
         self._marker_length = len(tokens.encode(TRUNCATION_MARKER))
@@ -81,6 +83,7 @@ class Moderator:
                         mode=mode,
                         generated=generated,
                         template=template.id,
+                        threshold=settings.threshold,
                     )
                 )
         return results

@@ -1,6 +1,7 @@
 """Which model to run: the one asked for, else GPT-JT-Moderation-6B where it can run, else the demo model."""
 
 import os
+import time
 
 from .engine import Moderator
 from .errors import ModelLoadError
@@ -36,7 +37,15 @@ def open_moderator(
     ``backend="vllm"`` sends the prompts to the completions server at ``base_url`` (or
     ``$MODERATION_BASE_URL``) that serves ``model`` (GPT-JT-Moderation-6B by default); no model code
     loads here then. A named model that cannot be loaded raises ModelLoadError; there is no fallback.
+    The Moderator's ``load_seconds`` says how long loading took.
     """
+    start = time.perf_counter()
+    moderator = _open(model, backend, base_url, progress, **options)
+    moderator.load_seconds = time.perf_counter() - start
+    return moderator
+
+
+def _open(model, backend, base_url, progress, **options) -> Moderator:
     model = model or os.environ.get("MODERATION_MODEL")
     if backend == "vllm":
         from .remote import RemoteBackend

@@ -19,7 +19,8 @@ class ModerationResult:
     ``text`` is the text as the model saw it (normalised, and cut with a marker if it was too long);
     ``scores`` maps each label to its probability (empty in generate mode); ``label`` is None only
     when generate mode produced no label, and ``generated`` then holds what it produced;
-    ``template`` is the id of the prompt template used.
+    ``template`` is the id of the prompt template used, and ``threshold`` the intervention threshold that
+    decided ``intervene``.
     """
 
     text: str
@@ -32,6 +33,7 @@ class ModerationResult:
     mode: str = "score"
     generated: str | None = None
     template: str | None = None
+    threshold: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -12,6 +13,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
+from feedback.api_keys import ApiKeys
 from feedback.reviewers import Reviewers
 from feedback.store import FeedbackStore
 from moderation.errors import USER_ERRORS
@@ -19,27 +21,53 @@ from moderation.options import add_model_options, add_settings_options, open_mod
 
 from .api.errors import install_error_handlers
 from .api.feedback import feedback_router
+from .api.limits import BodyLimit
 from .api.moderations import moderation_router
+from .api.monitoring import monitoring_router
+from .logins import ClientAddress, FailedLogins, login_check
+from .metrics import CountRequests
 from .service import Limits, PlaygroundService
 from .ui.page import PAGE_JS, build_page
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 GRACEFUL_SHUTDOWN_S = 3
 """At shutdown, requests in flight get this long to finish; open page streams are then cut."""
+MAX_BODY = 1_000_000
+"""Bytes a request body may have by default (--max-body)."""
 
 
-def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True) -> FastAPI:
-    """The REST API under /v1 and /healthz, and the page at / (behind a login with ``reviewers``)."""
-    app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.")
+def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True,
+               max_body: int = MAX_BODY, api_keys: ApiKeys | None = None,
+               failed_logins: FailedLogins | None = None) -> FastAPI:
+    """The REST API under /v1, /healthz and /metrics, and the page at / (behind a login with ``reviewers``,
+    whose failed logins ``failed_logins`` limits). With ``api_keys`` the moderation routes need one of the keys.
+
+    A request body over ``max_body`` bytes is refused with 413 before it is parsed. At shutdown the service
+    commits what it still queues and closes.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        service.close()
+
+    app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.",
+                  lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(feedback_router(service, reviewers))
-    app.include_router(moderation_router(service, record=record_api))
+    app.add_middleware(BodyLimit, max_body=max_body)
+    app.add_middleware(ClientAddress)
+    failed_logins = failed_logins or FailedLogins()
+    app.add_middleware(CountRequests, metrics=service.metrics)
+    app.include_router(feedback_router(service, reviewers, failed_logins))
+    # the moderation routes end with the catch-all of /v1, so they come after the other /v1 routes
+    app.include_router(moderation_router(service, record=record_api, api_keys=api_keys))
+    app.include_router(monitoring_router(service))
     return gr.mount_gradio_app(
         app,
         build_page(service, logins=reviewers is not None).queue(max_size=service.limits.max_waiting),
         path="/",
         allowed_paths=[str(service.export_dir)],
-        auth=reviewers.check if reviewers else None,
+        auth=login_check(reviewers, failed_logins) if reviewers else None,
         auth_message="Log in with your reviewer name and password.",
         js=PAGE_JS,
     )
@@ -59,9 +87,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-chars", type=int, default=Limits.max_chars, help="characters per text at most")
     parser.add_argument("--max-waiting", type=int, default=Limits.max_waiting,
                         help="requests that may wait at once; past it the answer is 'busy, retry' (HTTP 503)")
+    parser.add_argument("--max-body", type=int, default=MAX_BODY,
+                        help="bytes a request body may have; a larger one gets 413 (default: %(default)s)")
     parser.add_argument("--no-record-api", action="store_true", help="don't keep the API's predictions")
     parser.add_argument("--auth", default=os.environ.get("MODERATION_AUTH"), metavar="FILE",
                         help="reviewers file (python -m feedback reviewers add NAME --file FILE): log in to review")
+    parser.add_argument("--api-keys", default=os.environ.get("MODERATION_API_KEYS"), metavar="FILE",
+                        help="keys file (python -m feedback api-keys add NAME --file FILE): /v1/moderations* then "
+                        "needs 'Authorization: Bearer KEY'")
     parser.add_argument("--insecure", action="store_true", help="serve another address than localhost without --auth")
     return parser.parse_args(argv)
 
@@ -78,6 +111,7 @@ def main(argv=None) -> int:
               "change the feedback.", file=sys.stderr)
     try:
         reviewers = Reviewers(args.auth) if args.auth else None
+        api_keys = ApiKeys(args.api_keys) if args.api_keys else None
         settings = settings_from(args)
         moderator = open_model(args)
         store = FeedbackStore(args.db)
@@ -89,7 +123,8 @@ def main(argv=None) -> int:
     except (*USER_ERRORS, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    app = create_app(service, reviewers=reviewers, record_api=not args.no_record_api)
+    app = create_app(service, reviewers=reviewers, record_api=not args.no_record_api, max_body=args.max_body,
+                     api_keys=api_keys)
     print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

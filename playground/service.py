@@ -6,16 +6,18 @@ exports them; and holds the server's default :class:`~moderation.settings.Settin
 replaces whole, after saving it.
 """
 
+import asyncio
 import math
 import numbers
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from feedback.export import export_lines, write_export
 from feedback.stats import summary
-from feedback.store import FeedbackStore
+from feedback.store import FeedbackStore, prediction_fields
+from feedback.writer import PredictionWriter
 from moderation import evaluate as evaluation
 from moderation.batch import MAX_CHARS, BatchRun, label_file, output_format
 from moderation.batcher import MicroBatcher
@@ -24,6 +26,9 @@ from moderation.errors import InvalidInput
 from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
+
+from .exports import ExportFiles
+from .metrics import Metrics
 
 ANONYMOUS = "anonymous"
 """The reviewer a verdict is from when no name is given (and nobody is logged in)."""
@@ -65,9 +70,19 @@ class PlaygroundService:
         self.moderator = moderator
         self.store = store
         self.export_dir = Path(export_dir)
+        self.exports = ExportFiles(self.export_dir)
         self.limits = limits
         self.batcher = MicroBatcher(self._label, max_batch_size=max_batch_size, max_wait=max_wait)
+        self.writer = PredictionWriter(store)
+        self.metrics = Metrics()
         self._settings = self.prepare(settings)
+        self.metrics.watch(self)
+
+    def close(self) -> None:
+        """Commit the predictions still queued for the database, then close it; remove the export files."""
+        self.writer.close()
+        self.store.close()
+        self.exports.close()
 
     # Settings
 
@@ -132,9 +147,9 @@ class PlaygroundService:
         if mode == "score":
             results = self.batcher.submit(cleaned, settings)
         else:
-            results = self.moderator.moderate(cleaned, settings, mode=mode)
-        ids = self.store.record_results(results, threshold=settings.threshold, roles=roles) if record else None
-        return [Prediction(result, ids[n] if ids else None) for n, result in enumerate(results)]
+            results = self._counted(self.moderator.moderate(cleaned, settings, mode=mode))
+        ids = self.store.record_results(results, roles) if record else [None] * len(results)
+        return [Prediction(result, prediction_id) for result, prediction_id in zip(results, ids)]
 
     def check_turn(
         self, user: str, bot: str, *, fields: tuple[str, str] = ("user", "bot"), settings: Settings | None = None,
@@ -147,17 +162,53 @@ class PlaygroundService:
         turn = TurnResult.of(shown[0].result, shown[1].result, bot, settings.intervention)
         return turn, shown[0], shown[1]
 
+    # The REST API's path: labelled by the batcher while the caller's event loop goes on; predictions are
+    # recorded by the writer thread, on disk once their batch commits (moments after the answer).
+
+    async def label_soon(self, texts: list, *, fields: list[str], roles: list[str] | None = None,
+                         record: bool = True) -> list[ModerationResult]:
+        """The default settings' results for ``texts`` (checked at once: InvalidInput naming the field)."""
+        cleaned = self.clean(texts, fields)
+        future = self.batcher.enqueue(cleaned, self._settings)
+        if record:
+            future.add_done_callback(lambda done: self._record_later(done, roles or [None] * len(cleaned)))
+        return await asyncio.wrap_future(future)
+
+    async def check_turn_soon(self, user: str, bot: str, *, record: bool = True) -> TurnResult:
+        """:meth:`check_turn` on the REST API's path."""
+        intervention = self._settings.intervention
+        user_result, bot_result = await self.label_soon([user, bot], fields=["user", "bot"], roles=["user", "bot"],
+                                                        record=record)
+        return TurnResult.of(user_result, bot_result, bot, intervention)
+
+    async def answer_once(self, idempotency_key: str, request: str, answer, *, record: bool = True) -> str:
+        """The response to ``request`` made with ``idempotency_key``: the one stored first when the key was
+        seen before (nothing is written then), else ``await answer()`` -> (response, results, roles), whose
+        predictions (with ``record``) and response are committed together before it is returned."""
+        first = await asyncio.to_thread(self.store.recall, idempotency_key, request)
+        if first is not None:
+            return first
+        response, results, roles = await answer()
+        predictions = [prediction_fields(result, role) for result, role in zip(results, roles)] if record else []
+        return await asyncio.to_thread(self.store.record_once, idempotency_key, request, response, predictions)
+
+    def _record_later(self, done: Future, roles: list[str | None]) -> None:
+        if done.exception() is None:
+            self.writer.add([prediction_fields(result, role) for result, role in zip(done.result(), roles)])
+
     # Verdicts and curation
 
-    def confirm(self, prediction_id, *, note: str = "", reviewer: str) -> dict:
-        """Record that the model's label is right; returns the stored verdict once it is on disk."""
-        return self._verdict(prediction_id, "right", None, note, reviewer)
+    def confirm(self, prediction_id, *, note: str = "", reviewer: str, idempotency_key: str | None = None) -> dict:
+        """Record that the model's label is right; returns the stored verdict once it is on disk (a retry with
+        the same ``idempotency_key`` returns the first call's verdict and writes nothing)."""
+        return self._verdict(prediction_id, "right", None, note, reviewer, idempotency_key)
 
-    def flag(self, prediction_id, label, *, note: str = "", reviewer: str) -> dict:
-        """Record that the model's label is wrong and ``label`` is right; returns the stored verdict once on disk."""
+    def flag(self, prediction_id, label, *, note: str = "", reviewer: str, idempotency_key: str | None = None) -> dict:
+        """Record that the model's label is wrong and ``label`` is right; returns the stored verdict once on disk
+        (a retry with the same ``idempotency_key`` returns the first call's verdict and writes nothing)."""
         if not label:
             raise InvalidInput("Choose the correct label before saving a correction.", "label")
-        return self._verdict(prediction_id, "wrong", label, note, reviewer)
+        return self._verdict(prediction_id, "wrong", label, note, reviewer, idempotency_key)
 
     def verdicts(self, *, status=None, label=None, disagree=False, search=None) -> list[dict]:
         """The verdicts matching the filters, newest first."""
@@ -180,9 +231,9 @@ class PlaygroundService:
         return export_lines(self.store, format=format, status=status, since=since or None)
 
     def export(self, *, format: str = "oig", status=None, since=None) -> tuple[Path, int]:
-        """Write the verdicts as a jsonl file in the export folder; returns its path and how many it holds."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        path = self.export_dir / f"feedback-{format}-{stamp}.jsonl"
+        """Write the verdicts as a jsonl file in the export folder (removed within the hour); returns its path and
+        how many it holds."""
+        path = self.exports.new_path(f"feedback-{format}")
         return path, write_export(self.store, path, format=format, status=status, since=since or None)
 
     # The reviewer's workbench: names, the review queue, disagreements, batch files and the figures
@@ -237,15 +288,10 @@ class PlaygroundService:
             raise InvalidInput("Upload a file first: CSV with a text column, jsonl with a text field, or txt.", "file")
         settings = settings or self._settings
         format = output_format("", format or "jsonl")
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        out = self.export_dir / f"batch-{stamp}.{format}"
-
-        def keep(results):
-            self.store.record_results(results, threshold=settings.threshold)
-
+        out = self.exports.new_path("batch", format)
         run = label_file(path, out, lambda texts: self.batcher.submit(texts, settings), format=format,
                          max_chars=self.limits.max_chars, chunk_size=self.batcher.max_batch_size,
-                         record=keep if record else None, progress=progress)
+                         record=self.store.record_results if record else None, progress=progress)
         return out, run
 
     def stats(self) -> dict:
@@ -292,14 +338,21 @@ class PlaygroundService:
         return evaluation.compare(default, tried)
 
     def _label(self, texts: list[NormalizedText], settings: Settings) -> list[ModerationResult]:
-        return self.moderator.moderate(texts, settings)
+        self.metrics.batch_size.observe(len(texts))
+        return self._counted(self.moderator.moderate(texts, settings))
 
-    def _verdict(self, prediction_id, verdict: str, label, note, reviewer) -> dict:
+    def _counted(self, results: list[ModerationResult]) -> list[ModerationResult]:
+        for result in results:
+            self.metrics.labels.labels(result.label or "none").inc()
+        return results
+
+    def _verdict(self, prediction_id, verdict: str, label, note, reviewer, idempotency_key) -> dict:
         prediction_id = whole_number(prediction_id, "prediction",
                                      "Moderate a text first, then give your verdict on its label.")
         return self.store.add_verdict(prediction_id, verdict=verdict, label=label,
                                       note=self._field(note, "note", self.limits.max_note),
-                                      reviewer=self.reviewer_name(reviewer))
+                                      reviewer=self.reviewer_name(reviewer),
+                                      idempotency_key=idempotency_key or None)
 
     @staticmethod
     def _field(value, name: str, limit: int) -> str:

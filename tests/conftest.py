@@ -38,7 +38,6 @@ from moderation.models import DEMO_NAME  # noqa: E402
 from playground.server import create_app  # noqa: E402
 from playground.service import PlaygroundService  # noqa: E402
 
-
 DEMO_BUILD_LOG = CACHES / "demo-build.log"
 demo_build: subprocess.Popen | None = None
 
@@ -141,13 +140,16 @@ def make_service(tmp_path: Path, moderator=None, **options) -> PlaygroundService
 
 
 @contextlib.contextmanager
-def running_in_process(tmp_path: Path, moderator=None, *, reviewers_file=None, record_api=True, **options):
-    """The whole app (page and API) on ``moderator`` served in this process; yields an :class:`App`."""
+def running_in_process(tmp_path: Path, moderator=None, *, reviewers_file=None, record_api=True, app_options=None,
+                       **options):
+    """The whole app (page and API) on ``moderator`` served in this process; yields an :class:`App`.
+    ``app_options`` go to ``create_app``, ``options`` to the service."""
     service = make_service(tmp_path, moderator, **options)
     reviewers = Reviewers(reviewers_file) if reviewers_file else None
-    with serving_in_thread(create_app(service, reviewers=reviewers, record_api=record_api)) as url:
+    app = create_app(service, reviewers=reviewers, record_api=record_api, **(app_options or {}))
+    with serving_in_thread(app) as url:
         yield App(url, service, tmp_path / "feedback.db")
-    service.store.close()
+    service.close()
 
 
 @pytest.fixture
@@ -155,7 +157,7 @@ def service(tmp_path):
     """The service on the fake backend, with its own database."""
     service = make_service(tmp_path)
     yield service
-    service.store.close()
+    service.close()
 
 
 @pytest.fixture(scope="module")

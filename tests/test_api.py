@@ -1,6 +1,7 @@
 """The OpenAI-compatible REST API in this process (FastAPI's TestClient, and the real openai client over it),
 on the fake backend: shapes, recording, errors in OpenAI's shape, and bugs kept apart from bad input."""
 
+import asyncio
 import logging
 import math
 import threading
@@ -28,6 +29,8 @@ def api(api_service):
 
 
 def predictions(service) -> list[dict]:
+    """The recorded predictions, once the writer has committed what the API handed it."""
+    service.writer.flush()
     return list(service.store.db["predictions"].rows)
 
 
@@ -68,7 +71,7 @@ def test_no_record_api_keeps_nothing(service):
     api = TestClient(create_app(service, record_api=False))
     assert api.post("/v1/moderations", json={"input": ["a", "b"]}).status_code == 200
     assert api.post("/v1/moderations/chat", json={"user": "a", "bot": "b"}).status_code == 200
-    assert service.store.db["predictions"].count == 0
+    assert len(predictions(service)) == 0
 
 
 @pytest.mark.parametrize(
@@ -145,7 +148,7 @@ def test_a_bug_is_a_500_with_a_generic_message_and_a_logged_traceback(tmp_path, 
     assert "log has the details" in error["message"]
     (record,) = [r for r in caplog.records if r.name == "playground.api"]
     assert "tensor shapes do not match" in str(record.exc_info[1]) and record.exc_text
-    assert service.store.db["predictions"].count == 0
+    assert len(predictions(service)) == 0
     service.store.close()
 
 
@@ -153,14 +156,14 @@ def test_past_the_waiting_limit_requests_are_told_to_retry(tmp_path):
     from playground.service import Limits
 
     service = make_service(tmp_path, limits=Limits(max_waiting=2))
-    moderate, entered, release = service.moderate, threading.Semaphore(0), threading.Event()
+    label, entered, release = service.label_soon, threading.Semaphore(0), threading.Event()
 
-    def held(*args, **kwargs):
+    async def held(*args, **kwargs):
         entered.release()
-        release.wait(30)
-        return moderate(*args, **kwargs)
+        await asyncio.to_thread(release.wait, 30)
+        return await label(*args, **kwargs)
 
-    service.moderate = held
+    service.label_soon = held
     api = TestClient(create_app(service))
     answers = []
     threads = [threading.Thread(target=lambda: answers.append(api.post("/v1/moderations", json={"input": "hi"})))

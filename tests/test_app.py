@@ -2,6 +2,7 @@
 prompt and API traffic, both in this process (fake backend) and against that real server (demo model)."""
 
 import threading
+import time
 import urllib.request
 
 import httpx
@@ -33,6 +34,9 @@ def test_the_app_starts_on_its_default_model_and_serves_page_and_api(real_app):
     label, _, prompt, _ = client.predict("Good morning, how are you?", "score", api_name="/moderate")
     client.close()
     assert prompt == PromptTemplate().assemble("Good morning, how are you?") and label["label"]
+    metrics = httpx.get(url + "metrics").text
+    (loaded,) = [line for line in metrics.splitlines() if line.startswith("moderation_model_load_seconds ")]
+    assert float(loaded.split()[1]) > 0
 
 
 def publish_while_moderating(url: str, db_path) -> None:
@@ -72,6 +76,9 @@ def publish_while_moderating(url: str, db_path) -> None:
     after = httpx.post(url + "v1/moderations", json={"input": "the last word"}).json()
     assert after["results"][0]["label"]
     db = sqlite_utils.Database(db_path)
+    deadline = time.monotonic() + 30  # the API's predictions are committed by the writer, moments after the answer
+    while not db["predictions"].count_where("text = 'the last word'") and time.monotonic() < deadline:
+        time.sleep(0.05)
     stored = {row["id"] for row in db["templates"].rows}
     used = [row["template"] for row in db.query("select template from predictions order by id")]
     assert set(used) <= stored, "a prediction names a template that is not stored"

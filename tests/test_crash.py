@@ -1,9 +1,16 @@
-"""Crash safety: SIGKILL the server in the middle of a stream of flags; every acknowledged verdict survives.
+"""Crash safety: SIGKILL the server in the middle of a stream of flags and API requests.
 
-Three gradio_client threads flag predictions through ``/flag`` on a real ``python app.py``; once 30
-verdicts are acknowledged the server is killed with SIGKILL. The database must then pass
-``PRAGMA integrity_check`` and hold every acknowledged verdict with the fields it was acknowledged with,
-both read directly with sqlite3 and through the app reopened on the same file (served in this process).
+Three gradio_client threads flag predictions through ``/flag`` on a real ``python app.py`` while a fourth
+posts texts to ``/v1/moderations``; once 30 verdicts are acknowledged the server is killed with SIGKILL.
+The database must then pass ``PRAGMA integrity_check`` and hold:
+
+- every acknowledged verdict with the fields it was acknowledged with (a verdict is on disk before it is
+  acknowledged), read directly with sqlite3 and through the app restarted on the same file;
+- every acknowledged API prediction except, at most, those acknowledged in the last moments before the kill
+  (API predictions are committed by a writer thread, a batch at a time, just after their answers).
+
+The restarted app is then stopped as an operator stops it (SIGTERM): every API prediction it acknowledged is
+on disk, since a clean stop commits what the writer still holds.
 """
 
 import json
@@ -15,12 +22,15 @@ import threading
 import time
 import urllib.request
 
-from conftest import app_command, free_port, running_in_process, serving
+import httpx
+from conftest import app_command, free_port, serving
 from gradio_client import Client
 
 from moderation.labels import LABELS
 
 THREADS = 3
+LAST_MOMENTS_S = 1.0
+"""API predictions acknowledged this close to the kill may be lost with the writer's last batch."""
 ACKED_BEFORE_KILL = 30
 MAX_FLAGS_PER_THREAD = 300
 DEADLINE_S = 60
@@ -80,6 +90,36 @@ class FlagStream:
             return len(self.acked)
 
 
+class ApiStream:
+    """A client posting one new text at a time to /v1/moderations until stopped; keeps when each was answered."""
+
+    def __init__(self, url, name):
+        self.url, self.name = url, name
+        self.stop = threading.Event()
+        self.acked = {}  # text -> monotonic time of its answer
+
+    def run(self):
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            for count in range(100_000):
+                if self.stop.is_set():
+                    return
+                text = f"{self.name} api text {count}"
+                try:
+                    answer = http.post("v1/moderations", json={"input": text})
+                except httpx.HTTPError:
+                    return
+                if answer.status_code == 200:
+                    self.acked[text] = time.monotonic()
+
+
+def stored_texts(db_path) -> set[str]:
+    connection = sqlite3.connect(db_path)
+    try:
+        return {row[0] for row in connection.execute("select text from predictions")}
+    finally:
+        connection.close()
+
+
 def moderate_texts(url):
     """Moderate the texts once; returns [(prediction id, model label)]."""
     client = Client(url, verbose=False)
@@ -116,19 +156,22 @@ def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_model_dir, tmp_pa
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     with serving(app_command("demo", db_path, port), url + "healthz", tmp_path / "first-run.log") as server:
-        stream = FlagStream(url, moderate_texts(url))
+        stream, api = FlagStream(url, moderate_texts(url)), ApiStream(url, "killed")
         threads = [threading.Thread(target=stream.run, args=(number,), daemon=True) for number in range(THREADS)]
+        threads.append(threading.Thread(target=api.run, daemon=True))
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + DEADLINE_S
         while stream.count() < ACKED_BEFORE_KILL and time.monotonic() < deadline:
             time.sleep(0.01)
         os.kill(server.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
         stream.killed.set()
+        api.stop.set()
         server.wait(timeout=10)
     for thread in threads:
         thread.join(timeout=30)
-        assert not thread.is_alive(), "a flag call hung after the server was killed"
+        assert not thread.is_alive(), "a call hung after the server was killed"
 
     assert not stream.bad_replies
     acked = dict(stream.acked)
@@ -139,16 +182,30 @@ def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_model_dir, tmp_pa
     integrity, stored = stored_verdicts(db_path)
     assert integrity == "ok"
     assert {verdict_id: stored.get(verdict_id) for verdict_id in acked} == acked
+    lost = {text: at for text, at in api.acked.items() if text not in stored_texts(db_path)}
+    print(f"{len(api.acked)} API predictions acknowledged, {len(lost)} lost with the writer's last batch")
+    assert len(api.acked) >= 10
+    assert all(killed_at - at < LAST_MOMENTS_S for at in lost.values()), "an API prediction before the last batch lost"
 
-    with running_in_process(tmp_path) as reopened:
-        exported = exported_verdicts(reopened.url)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with serving(app_command("demo", db_path, port), url + "healthz", tmp_path / "second-run.log") as server:
+        exported = exported_verdicts(url)
         assert {verdict_id: exported.get(verdict_id) for verdict_id in acked} == acked
         prediction_id, model_label = stream.predictions[0]
         label = next(other for other in LABELS if other != model_label)
-        client = Client(reopened.url, verbose=False)
+        client = Client(url, verbose=False)
         try:
             reply = client.predict(prediction_id, label, "after restart", "crash-check", api_name="/flag")
         finally:
             client.close()
         assert int(SAVED.fullmatch(reply).group(1)) > max(acked)
+        restarted = ApiStream(url, "stopped")
+        poster = threading.Thread(target=restarted.run, daemon=True)
+        poster.start()
+        time.sleep(1)
+        server.terminate()  # SIGTERM, as an operator (or a container runtime) stops it
+        server.wait(timeout=30)  # uvicorn stops gracefully, then ends by the signal it caught
+        poster.join(timeout=30)
+    assert restarted.acked and set(restarted.acked) <= stored_texts(db_path), "a clean stop lost API predictions"
     assert stored_verdicts(db_path)[0] == "ok"

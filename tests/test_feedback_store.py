@@ -52,6 +52,7 @@ def test_migrations_create_schema_once(tmp_path):
         "add_prediction_margins",
         "create_final_labels",
         "create_evaluation_runs",
+        "create_idempotency_keys",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()

@@ -1,6 +1,7 @@
 """The page's API through the real gradio_client, against the app served in this process on the fake backend."""
 
 import json
+import time
 
 import httpx
 import pytest
@@ -172,3 +173,23 @@ def test_a_bug_in_the_page_is_reported_as_a_server_failure(tmp_path, caplog):
     assert "Something went wrong on the server" in str(failed.value)
     assert "packing" not in str(failed.value)
     assert any("index out of range in packing" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+def test_a_fractional_id_is_refused_never_rounded_to_another_verdict(client, fake_app):
+    first = verdict_id(client.predict(moderate(client, "first of two")[3], "", "ana", api_name="/confirm"))
+    second = verdict_id(client.predict(moderate(client, "second of two")[3], "", "ana", api_name="/confirm"))
+    assert second == first + 1
+    with pytest.raises(AppError, match="verdict ids are whole numbers"):
+        client.predict(first + 0.7, api_name="/accept")
+    db = sqlite_utils.Database(fake_app.db_path)
+    assert [db["verdicts"].get(n)["status"] for n in (first, second)] == ["pending", "pending"]
+
+
+def test_a_choice_not_offered_is_a_message_and_no_traceback(client, capfd):
+    capfd.readouterr()
+    with pytest.raises(AppError, match="Mode: 'fast' is not in the list of choices; choose one of: score, generate."):
+        client.predict("hello", "fast", api_name="/moderate")
+    with pytest.raises(AppError, match="Correct label: 'fine' is not in the list of choices"):
+        client.predict(1, "fine", "", "ana", api_name="/flag")
+    time.sleep(0.1)  # Gradio writes a failed event's traceback just after answering
+    assert "Traceback" not in capfd.readouterr().err

@@ -18,6 +18,9 @@ FORBIDDEN = {
     "moderation entry points": WEB | PICTURES | {"playground"},
     "feedback": WEB | MODEL | PICTURES | {"playground"},
     "playground/service.py": WEB | MODEL | PICTURES,
+    "playground/metrics.py": WEB | MODEL | PICTURES,
+    "playground/exports.py": WEB | MODEL | PICTURES,
+    "playground/logins.py": {"gradio", "gradio_client", "fastapi", "uvicorn"} | MODEL | PICTURES,
     "playground/api": {"gradio", "gradio_client"} | MODEL | PICTURES,
     "playground/ui": {"fastapi", "starlette", "uvicorn"} | MODEL,
 }
@@ -89,7 +92,8 @@ def test_what_each_entry_loads(tiny_model_dir):
         "import moderation.engine, moderation.settings, moderation.records, moderation.batch, moderation.uncertainty",
         "import moderation.evaluate, moderation.evaluate.__main__",
         "import playground.service",
-        "import feedback.store, feedback.export, feedback.reviewers, feedback.stats, feedback.__main__",
+        "import feedback.store, feedback.export, feedback.reviewers, feedback.stats, feedback.writer, "
+        "feedback.merge, feedback.api_keys, feedback.__main__",
         remote,
     )
     assert not {"torch", "transformers"} & engine, "the Moderator and batch files run on a backend: no torch"

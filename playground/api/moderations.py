@@ -1,64 +1,100 @@
 """``POST /v1/moderations`` (one text or a list), ``POST /v1/moderations/chat`` (a chat turn),
-``GET /v1/models`` and ``GET /healthz``: thin routes over the service."""
+and ``GET /v1/models``: thin routes over the service."""
 
 import uuid
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from feedback.api_keys import ApiKeys
 
 from ..service import PlaygroundService
 from .admission import Admission
 from .errors import ApiError
 from .protocol import ChatRequest, ChatResponse, ModerationRequest, ModerationResponse, Result
 
+bearer = HTTPBearer(auto_error=False, description="An API key (see --api-keys).")
+IDEMPOTENCY = Header(None, description="Any unique string (a UUID): a retry with the same key gets the first "
+                     "answer again, and records nothing.")
 
-def moderation_router(service: PlaygroundService, *, record: bool = True) -> APIRouter:
-    """The moderation routes; with ``record`` every result is kept in the feedback store like a page's."""
+
+def moderation_router(service: PlaygroundService, *, record: bool = True, api_keys: ApiKeys | None = None) -> APIRouter:
+    """The moderation routes; with ``record`` every result is kept in the feedback store like a page's; with
+    ``api_keys`` they need ``Authorization: Bearer KEY``."""
     router = APIRouter()
     admission = Admission(service.limits.max_waiting)
     name = service.moderator.name
+
+    def key_holder(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if credentials is None or api_keys.owner(credentials.credentials) is None:
+            raise HTTPException(401, "Send an API key: Authorization: Bearer KEY (keys are made with "
+                                "'python -m feedback api-keys add NAME --file FILE').",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    keyed = [Depends(key_holder)] if api_keys is not None else []
+
+    async def answer(route: str, request, idempotency_key: str | None, label, respond) -> Response:
+        """``respond(await label(record))`` as JSON; with an idempotency key, once per key."""
+        if idempotency_key is None:
+            return _json(respond(await admission.run(label, record)))
+
+        async def first_answer():
+            results = await label(False)
+            return orjson.dumps(respond(results)).decode(), *_shown(results)
+
+        request_text = f"{route} {request.model_dump_json()}"
+        stored = await admission.run(service.answer_once, idempotency_key, request_text, first_answer, record=record)
+        return Response(stored, media_type="application/json")
 
     def served(model: str | None) -> None:
         if model not in (None, name):
             raise ApiError(404, f"The model {model!r} is not served here: use {name!r} or leave it out.", "model")
 
-    @router.post("/v1/moderations", response_model=ModerationResponse, tags=["moderation"])
-    async def moderations(request: ModerationRequest) -> ModerationResponse:
+    @router.post("/v1/moderations", response_model=ModerationResponse, tags=["moderation"], dependencies=keyed)
+    async def moderations(request: ModerationRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
         """Label one text or a list of texts with the five moderation labels."""
         served(request.model)
-        return await admission.run(moderate, request.input)
+        texts = [request.input] if isinstance(request.input, str) else request.input
+        fields = ["input"] if isinstance(request.input, str) else [f"input[{n}]" for n in range(len(texts))]
+        return await answer(
+            "/v1/moderations", request, idempotency_key,
+            lambda record: service.label_soon(texts, fields=fields, record=record),
+            lambda results: {"id": _id(), "model": name, "results": [Result.of(result) for result in results]})
 
-    def moderate(texts: str | list[str]) -> ModerationResponse:
-        fields = ["input"] if isinstance(texts, str) else [f"input[{n}]" for n in range(len(texts))]
-        texts = [texts] if isinstance(texts, str) else texts
-        shown = service.moderate(texts, fields=fields, record=record)
-        return ModerationResponse(id=_id(), model=name, results=[Result.of(item.result) for item in shown])
-
-    @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"])
-    async def chat(request: ChatRequest) -> ChatResponse:
+    @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"], dependencies=keyed)
+    async def chat(request: ChatRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
         """Check a user's message and the bot's reply; the reply is replaced when either intervenes."""
         served(request.model)
-        return await admission.run(check_turn, request)
-
-    def check_turn(request: ChatRequest) -> ChatResponse:
-        turn, _, _ = service.check_turn(request.user, request.bot, record=record)
-        return ChatResponse(id=_id(), model=name, user=Result.of(turn.user), bot=Result.of(turn.bot),
-                            reply=turn.reply, intervened=turn.intervened, triggered_by=turn.triggered_by)
+        return await answer(
+            "/v1/moderations/chat", request, idempotency_key,
+            lambda record: service.check_turn_soon(request.user, request.bot, record=record),
+            lambda turn: {"id": _id(), "model": name, "user": Result.of(turn.user), "bot": Result.of(turn.bot),
+                          "reply": turn.reply, "intervened": turn.intervened, "triggered_by": turn.triggered_by})
 
     @router.get("/v1/models", tags=["service"])
     def models() -> dict:
         """The model this server labels with."""
         return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "moderation-playground"}]}
 
-    @router.get("/healthz", tags=["service"])
-    def healthz() -> dict:
-        """The server is up and its model is loaded."""
-        return {"status": "ok", "model": name}
-
     @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     def unknown(path: str):
         raise ApiError(404, f"No route /v1/{path} for this method: see /docs for the API.")
 
     return router
+
+
+def _shown(results) -> tuple[list, list]:
+    """(results, roles) of what an answer showed: one text's results, or a chat turn's two sides."""
+    if isinstance(results, list):
+        return results, [None] * len(results)
+    return [results.user, results.bot], ["user", "bot"]
+
+
+def _json(body: dict) -> Response:
+    """``body`` serialised at once (the route's response model documents it, and is not checked again)."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _id() -> str:

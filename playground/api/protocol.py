@@ -24,16 +24,16 @@ class Result(BaseModel):
     label: str
     intervene: bool = Field(description="The label reaches the intervention threshold.")
 
-    @classmethod
-    def of(cls, result: ModerationResult) -> "Result":
-        """The API's view of a result."""
-        return cls(
-            flagged=result.flagged,
-            categories={name: name == result.label for name in LABELS},
-            category_scores=result.scores,
-            label=result.label,
-            intervene=result.intervene,
-        )
+    @staticmethod
+    def of(result: ModerationResult) -> dict:
+        """The API's view of a result, as the plain dict that is serialised (the model documents its shape)."""
+        return {
+            "flagged": result.flagged,
+            "categories": {name: name == result.label for name in LABELS},
+            "category_scores": result.scores,
+            "label": result.label,
+            "intervene": result.intervene,
+        }
 
 
 class ModerationResponse(BaseModel):

@@ -47,23 +47,25 @@ def build(page: Page) -> None:
         return turn.user.scores, turn.bot.scores, said, turn.reply, user_shown.id, bot_shown.id
 
     @shown_errors
-    def confirm_side(chosen: str, user, bot, note: str, reviewer: str, request: gr.Request):
+    def confirm_side(chosen: str, user, bot, note: str, reviewer: str, key: str, request: gr.Request):
         """Record that the chosen side's label is right."""
         return saved(page.service.confirm(_side(chosen, user, bot), note=note,
-                                          reviewer=page.reviewer(reviewer, request)))
+                                          reviewer=page.reviewer(reviewer, request), idempotency_key=key))
 
     @shown_errors
-    def flag_side(chosen: str, user, bot, correct: str, note: str, reviewer: str, request: gr.Request):
+    def flag_side(chosen: str, user, bot, correct: str, note: str, reviewer: str, key: str, request: gr.Request):
         """Record that the chosen side's label is wrong, with the correct label."""
         return saved(page.service.flag(_side(chosen, user, bot), correct, note=note,
-                                       reviewer=page.reviewer(reviewer, request)))
+                                       reviewer=page.reviewer(reviewer, request), idempotency_key=key))
 
     button.click(check_turn, [user_message, bot_reply, page.draft],
                  [user_label, bot_label, decision, shown_reply, user_id, bot_id],
                  api_name="check_turn", concurrency_limit=MAX_CONCURRENT)
     sides = [side, user_id, bot_id]
-    form.right.click(confirm_side, [*sides, form.note, form.reviewer], form.saved, api_name="confirm_side")
-    form.correction.click(flag_side, [*sides, form.label, form.note, form.reviewer], form.saved, api_name="flag_side")
+    form.right.click(confirm_side, [*sides, form.note, form.reviewer, form.idempotency_key], form.saved,
+                     api_name="confirm_side")
+    form.correction.click(flag_side, [*sides, form.label, form.note, form.reviewer, form.idempotency_key], form.saved,
+                          api_name="flag_side")
 
 
 def _side(side: str, user_id, bot_id):

@@ -93,6 +93,7 @@ class VerdictForm:
     right: gr.Button
     correction: gr.Button
     saved: gr.Textbox
+    idempotency_key: gr.Textbox
 
 
 def verdict_form(page: Page) -> VerdictForm:
@@ -104,4 +105,6 @@ def verdict_form(page: Page) -> VerdictForm:
             right = gr.Button("Label is right")
             correction = gr.Button("Save correction", variant="primary")
         saved_box = gr.Textbox(label="Saved", interactive=False)
-    return VerdictForm(label, page.name, note, right, correction, saved_box)
+        # the API's last input, optional: a retry with the same key gets the first verdict, and writes nothing
+        key = gr.Textbox(value="", label="Idempotency key", visible=False)
+    return VerdictForm(label, page.name, note, right, correction, saved_box, key)

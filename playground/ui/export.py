@@ -23,6 +23,7 @@ def build(page: Page) -> None:
         button = gr.Button("Export", variant="primary")
         rows = gr.Textbox(label="Rows", interactive=False)
         download = gr.File(label="jsonl file")
+    download.GRADIO_CACHE = str(page.service.export_dir)  # served where it is: Gradio keeps no copy of its own
 
     @shown_errors
     def export(format: str, status: str, since: str, progress=gr.Progress()):

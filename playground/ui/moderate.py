@@ -44,21 +44,25 @@ def build(page: Page) -> None:
         return label_value(shown.result), decision(shown.result, settings), shown.result.prompt, shown.id
 
     @shown_errors
-    def confirm(prediction, note: str, reviewer: str, request: gr.Request):
+    def confirm(prediction, note: str, reviewer: str, key: str, request: gr.Request):
         """Record that the model's label is right."""
-        return saved(page.service.confirm(prediction, note=note, reviewer=page.reviewer(reviewer, request)))
+        return saved(page.service.confirm(prediction, note=note, reviewer=page.reviewer(reviewer, request),
+                                          idempotency_key=key))
 
     @shown_errors
-    def flag(prediction, correct: str, note: str, reviewer: str, request: gr.Request):
+    def flag(prediction, correct: str, note: str, reviewer: str, key: str, request: gr.Request):
         """Record that the model's label is wrong, with the correct label."""
-        return saved(page.service.flag(prediction, correct, note=note, reviewer=page.reviewer(reviewer, request)))
+        return saved(page.service.flag(prediction, correct, note=note, reviewer=page.reviewer(reviewer, request),
+                                       idempotency_key=key))
 
     event = dict(fn=moderate, inputs=[text, mode, page.draft], outputs=[label, decision_box, prompt, prediction_id],
                  concurrency_limit=MAX_CONCURRENT)
     button.click(**event, api_name="moderate")
     text.submit(**event, api_visibility="private")
-    form.right.click(confirm, [prediction_id, form.note, form.reviewer], form.saved, api_name="confirm")
-    form.correction.click(flag, [prediction_id, form.label, form.note, form.reviewer], form.saved, api_name="flag")
+    form.right.click(confirm, [prediction_id, form.note, form.reviewer, form.idempotency_key], form.saved,
+                     api_name="confirm")
+    form.correction.click(flag, [prediction_id, form.label, form.note, form.reviewer, form.idempotency_key], form.saved,
+                          api_name="flag")
 
 
 def label_value(result: ModerationResult):

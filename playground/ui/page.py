@@ -7,6 +7,7 @@ from moderation.models import DEMO_NOTICE
 from ..service import PlaygroundService
 from . import batch, chat, dashboard, disagreements, evaluate, export, moderate, prompt, queue, review
 from .common import Page, reviewer_name
+from .inputs import refuse_clearly
 
 TABS = (moderate, queue, chat, review, disagreements, batch, dashboard, export, prompt, evaluate)
 PAGE_JS = queue.KEYS_JS
@@ -22,4 +23,5 @@ def build_page(service: PlaygroundService, *, logins: bool = False) -> gr.Blocks
         page = Page(service, logins, gr.State(None), reviewer_name(blocks, logins))
         for tab in TABS:
             tab.build(page)
+    refuse_clearly(blocks)
     return blocks

@@ -1,0 +1,26 @@
+"""``GET /healthz`` (the server is up, its model loaded) and ``GET /metrics`` (Prometheus' text format)."""
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ..service import PlaygroundService
+
+
+def monitoring_router(service: PlaygroundService) -> APIRouter:
+    """The routes a load balancer and Prometheus call."""
+    router = APIRouter(tags=["service"])
+    name = service.moderator.name
+
+    @router.get("/healthz")
+    async def healthz() -> dict:
+        """The server is up and its model is loaded."""
+        return {"status": "ok", "model": name}
+
+    @router.get("/metrics", response_class=Response)
+    def metrics() -> Response:
+        """Requests by route and status with their latency, batch sizes, queue depths, labels given, verdicts by
+        status and the model's load time, in Prometheus' text format."""
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

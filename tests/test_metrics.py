@@ -1,0 +1,47 @@
+"""GET /metrics in Prometheus' format: requests by route and status, latency, batches, queues, labels, verdicts."""
+
+import httpx
+from gradio_client import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def scrape(url) -> dict:
+    """{(sample name, frozenset of labels): value} from /metrics, parsed with prometheus_client's own parser."""
+    answer = httpx.get(url + "metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(answer.text) for sample in family.samples}
+
+
+def value(samples, name, **labels) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_count_the_requests_labels_batches_and_verdicts(fake_app):
+    before = scrape(fake_app.url)
+    for text in ("hello there", "you idiot", "I will hurt you"):
+        assert httpx.post(fake_app.url + "v1/moderations", json={"input": text}).status_code == 200
+    assert httpx.post(fake_app.url + "v1/moderations", json={"input": ""}).status_code == 400
+    client = Client(fake_app.url, verbose=False)
+    label, _, _, prediction_id = client.predict("I hate mondays", "score", api_name="/moderate")
+    client.predict(prediction_id, "", "ana", api_name="/confirm")
+    after = scrape(fake_app.url)
+
+    def grew(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    route = dict(route="/v1/moderations", method="POST")
+    assert grew("moderation_http_requests_total", **route, status="200") == 3
+    assert grew("moderation_http_requests_total", **route, status="400") == 1
+    assert grew("moderation_http_request_duration_seconds_count", route="/v1/moderations") == 4
+    assert grew("moderation_labels_total", label="casual") == 1
+    assert grew("moderation_labels_total", label="probably needs caution") == 1
+    assert grew("moderation_labels_total", label="needs intervention") == 1
+    assert grew("moderation_labels_total", label="possibly needs caution") == 1
+    assert grew("moderation_batch_size_count") == 4 and grew("moderation_batch_size_sum") == 4
+    assert grew("moderation_verdicts", status="pending") == 1
+    assert value(after, "moderation_queue_depth", queue="batcher") == 0
+    assert ("moderation_queue_depth", frozenset({("queue", "prediction_writer")})) in after
+    unknown = httpx.get(fake_app.url + "no/such/page/at/all")
+    assert unknown.status_code == 404
+    assert not any("no/such" in str(labels) for _, labels in scrape(fake_app.url)), "unknown paths add no labels"
