@@ -13,9 +13,12 @@ RECENT = 10
 """How many runs an unknown run id's error lists."""
 
 _ACCEPTED = """
-select predictions.text, verdicts.label from verdicts join predictions on predictions.id = verdicts.prediction_id
+select predictions.text, coalesce(final_labels.label, verdicts.label)
+from verdicts join predictions on predictions.id = verdicts.prediction_id
+  left join final_labels on final_labels.text = predictions.text
 where verdicts.status = 'accepted' order by verdicts.updated, verdicts.id
 """
+"""Accepted verdicts, oldest first; a text whose final label a curator settled has that label in each."""
 _RUN_COLUMNS = ("model", "template", "threshold", "mode", "gold_name", "gold_hash", "gold_size")
 
 
@@ -28,7 +31,8 @@ class Evaluations:
         self._clock = clock
 
     def accepted_labels(self) -> list[tuple[str, str]]:
-        """(text, label) of every accepted verdict, from the one accepted (or relabelled) first to the latest."""
+        """(text, label) of every accepted verdict, from the one accepted (or relabelled) first to the latest; the
+        curator's final label stands in for the verdicts' labels of a text that has one."""
         with self._lock:
             return [tuple(row) for row in self.db.execute(_ACCEPTED).fetchall()]
 

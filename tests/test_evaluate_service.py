@@ -46,6 +46,16 @@ def test_accepted_verdicts_make_the_gold_set_and_the_latest_accepted_label_wins(
     assert gold.conflicts[0].labels == (C, POSSIBLY)
 
 
+def test_a_curators_final_label_settles_a_conflict_in_the_gold_set(service):
+    first, second = service.moderate(["You idiot", "You idiot"])
+    for verdict in (service.flag(first.id, C, reviewer="ana"), service.confirm(second.id, reviewer="bo")):
+        service.set_status(verdict["id"], "accepted")
+    assert service.gold_set("accepted verdicts").conflicts
+    service.settle("You idiot", POSSIBLY, curator="cy")
+    gold = service.gold_set("accepted verdicts")
+    assert gold.items == (("You idiot", POSSIBLY),) and gold.conflicts == ()
+
+
 def test_accepted_texts_that_only_differ_in_line_breaks_are_one_text_with_a_conflict(service):
     one, two = service.moderate(["hate it", "hate\n it"])
     assert one.result.text == two.result.text == "hate it"
