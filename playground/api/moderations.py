@@ -15,9 +15,9 @@ def moderation_router(service: PlaygroundService, *, record: bool = True) -> API
     """The moderation routes; with ``record`` every result is kept in the feedback store like a page's."""
     router = APIRouter()
     admission = Admission(service.limits.max_waiting)
-    name = service.moderator.name
 
     def served(model: str | None) -> None:
+        name = service.moderator.name  # the version served now: it changes when another is served
         if model not in (None, name):
             raise ApiError(404, f"The model {model!r} is not served here: use {name!r} or leave it out.", "model")
 
@@ -31,7 +31,8 @@ def moderation_router(service: PlaygroundService, *, record: bool = True) -> API
         fields = ["input"] if isinstance(texts, str) else [f"input[{n}]" for n in range(len(texts))]
         texts = [texts] if isinstance(texts, str) else texts
         shown = service.moderate(texts, fields=fields, record=record)
-        return ModerationResponse(id=_id(), model=name, results=[Result.of(item.result) for item in shown])
+        results = [Result.of(item.result) for item in shown]
+        return ModerationResponse(id=_id(), model=shown[0].result.model, results=results)
 
     @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"])
     async def chat(request: ChatRequest) -> ChatResponse:
@@ -41,18 +42,19 @@ def moderation_router(service: PlaygroundService, *, record: bool = True) -> API
 
     def check_turn(request: ChatRequest) -> ChatResponse:
         turn, _, _ = service.check_turn(request.user, request.bot, record=record)
-        return ChatResponse(id=_id(), model=name, user=Result.of(turn.user), bot=Result.of(turn.bot),
+        return ChatResponse(id=_id(), model=turn.user.model, user=Result.of(turn.user), bot=Result.of(turn.bot),
                             reply=turn.reply, intervened=turn.intervened, triggered_by=turn.triggered_by)
 
     @router.get("/v1/models", tags=["service"])
     def models() -> dict:
         """The model this server labels with."""
-        return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "moderation-playground"}]}
+        card = {"id": service.moderator.name, "object": "model", "owned_by": "moderation-playground"}
+        return {"object": "list", "data": [card]}
 
     @router.get("/healthz", tags=["service"])
     def healthz() -> dict:
         """The server is up and its model is loaded."""
-        return {"status": "ok", "model": name}
+        return {"status": "ok", "model": service.moderator.name}
 
     @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     def unknown(path: str):
