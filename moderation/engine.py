@@ -2,6 +2,7 @@
 and imports no torch: the backend holds the model."""
 
 import math
+from pathlib import Path
 
 from .backend import Backend
 from .errors import InvalidInput
@@ -43,14 +44,15 @@ class Moderator:
         """A Moderator on ``model`` (Hugging Face id or local folder), loaded with transformers + accelerate,
         with the LoRA ``adapter`` folder on it (through peft) when one is given.
 
-        Results report as their model the adapter's version name, else ``name`` (``model`` itself by default).
+        Results report as their model the adapter's version name, else ``name``, else the version written in
+        the ``model`` folder (a merged or fully fine-tuned version), else ``model`` itself.
         ``source`` is what loads the model again (``model`` by default; ``demo`` for the demo model).
         """
         from .local import LocalBackend  # torch loads with the local backend only
 
         backend = LocalBackend.load(model, revision=revision, dtype=dtype, device_map=device_map,
                                     prefix_cache=prefix_cache, adapter=adapter, base_name=name or model)
-        version = backend.version
+        version = backend.version or (None if name else ModelVersion.find(model) if Path(model).is_dir() else None)
         return cls(backend, version.name if version else name or model, version=version, source=source or model,
                    **options)
 

@@ -1,7 +1,6 @@
 """Which model to run: the one asked for, else GPT-JT-Moderation-6B where it can run, else the demo model."""
 
 import os
-from pathlib import Path
 
 from .engine import Moderator
 from .errors import ModelLoadError
@@ -62,19 +61,18 @@ def open_moderator(
     if backend != "local":
         raise ModelLoadError(f"Unknown backend {backend!r}: use {' or '.join(BACKENDS)}.")
     path, name, demo = local_model(model, progress=progress)
-    return Moderator.load(path, name=name, demo=demo, adapter=adapter, source=DEMO if demo else path, **options)
+    return Moderator.load(path, name=name if demo else None, demo=demo, adapter=adapter, source=DEMO if demo else path,
+                          **options)
 
 
 def local_model(model: str | None, *, progress: bool = True) -> tuple[str, str, bool]:
     """(what loads, the name results give, whether it is the demo model) for ``model`` or the default.
 
-    ``"demo"`` is the bundled demo model, built into its cache first if it is not there yet; a folder with a
-    ``version.json`` (a merged or fully fine-tuned version) is named by its version.
+    ``"demo"`` is the bundled demo model, built into its cache first if it is not there yet.
     """
     model = model or default_model()
     if model == DEMO:
         from .demo import ensure_demo_model
 
         return str(ensure_demo_model(progress=progress)), DEMO_NAME, True
-    version = ModelVersion.find(model) if Path(model).is_dir() else None
-    return model, version.name if version else model, False
+    return model, model, False

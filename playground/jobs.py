@@ -20,9 +20,10 @@ STOP_WAIT_S = 30
 @dataclass(frozen=True)
 class Job:
     """A training job as it stands: ``running``, ``finished``, ``failed`` or ``stopped``; its step of how
-    many, the end of its log, and the version it wrote once finished."""
+    many, the end of its log, the version it wrote once finished, and its process id."""
 
     name: str
+    pid: int
     state: str
     step: int
     total: int
@@ -71,13 +72,13 @@ class JobRunner:
         with self._lock:
             if self._process is None:
                 return None
-            name, code, stopped = self._name, self._process.poll(), self._stopped
+            name, pid, code, stopped = self._name, self._process.pid, self._process.poll(), self._stopped
         log = self._log(name).read_text(encoding="utf-8", errors="replace")
         folder = self.folder / name
         version = ModelVersion.find(folder) if code == 0 and folder.is_dir() else None
         state = "running" if code is None else "finished" if version else "stopped" if stopped else "failed"
         step, total = last_progress(log) or (0, 0)
-        return Job(name, state, step, total, log[-LOG_TAIL:], version, folder)
+        return Job(name, pid, state, step, total, log[-LOG_TAIL:], version, folder)
 
     def stop(self) -> Job:
         """Stop the running job (its half-written version is removed); InvalidInput when none runs."""
