@@ -95,7 +95,7 @@ def build_demo_model(target: Path, recipe: DemoRecipe = DemoRecipe(), *, progres
             "train_records": len(train_records),
             "validation_records": len(validation),
             "held_out_records": len(held_out),
-            "held_out_accuracy": _accuracy(trained.model, tokenizer, held_out),
+            "held_out_accuracy": accuracy(Moderator(LocalBackend(trained.model, tokenizer), DEMO_NAME), held_out),
             "validation_loss": round(trained.held_out_loss, 4),
             "best_step": trained.best_step,
             "steps": trained.steps,
@@ -150,12 +150,10 @@ def train_tokenizer(records, vocab_size: int) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=EOS)
 
 
-def _accuracy(model, tokenizer, records) -> float:
-    """Share of ``records`` the model labels right when prompted with the card's template."""
-    moderator = Moderator(LocalBackend(model, tokenizer), DEMO_NAME)
+def accuracy(moderator: Moderator, records) -> float:
+    """Share of (text, label) ``records`` that ``moderator`` labels right with the card's prompt."""
     results = moderator.moderate([text for text, _ in records])
-    right = sum(result.label == label for result, (_, label) in zip(results, records))
-    return round(right / len(records), 4)
+    return round(sum(result.label == label for result, (_, label) in zip(results, records)) / len(records), 4)
 
 
 def main() -> int:

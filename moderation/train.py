@@ -42,7 +42,8 @@ LEARNING_RATES = {"lora": 2e-4, "full": 1e-5}
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to fine-tune: the method (None: by the model's size), LoRA's rank and scale, and the schedule.
+    """How to fine-tune: the method (None: by the model's size), LoRA's rank and scale, and the schedule
+    (a transformers scheduler name; by default the card's: warm up, then constant).
 
     A step trains on ``batch_size`` sequences of ``per_sequence`` records; the held-out loss is measured
     every ``eval_steps`` steps, and training stops once it has not improved ``patience`` times in a row.
@@ -53,6 +54,7 @@ class Recipe:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     learning_rate: float | None = None
+    schedule: str = "constant_with_warmup"
     epochs: float = 3.0
     max_steps: int = -1
     batch_size: int = 8
@@ -108,7 +110,7 @@ def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Pat
         label_smoothing_factor=recipe.label_smoothing,
         num_train_epochs=recipe.epochs,
         max_steps=recipe.max_steps,
-        lr_scheduler_type="constant_with_warmup",
+        lr_scheduler_type=recipe.schedule,
         warmup_steps=recipe.warmup_steps,
         eval_strategy="steps",
         eval_steps=recipe.eval_steps,

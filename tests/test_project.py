@@ -17,6 +17,7 @@ FORBIDDEN = {
     "moderation entry points": WEB | {"playground"},
     "feedback": WEB | MODEL | {"playground"},
     "playground/service.py": WEB | MODEL,
+    "playground/jobs.py": WEB | MODEL,
     "playground/api": {"gradio", "gradio_client"} | MODEL,
     "playground/ui": {"fastapi", "starlette", "uvicorn"} | MODEL,
 }
@@ -85,8 +86,8 @@ def test_what_each_entry_loads(tiny_model_dir):
     remote = (f"from moderation.models import open_moderator; "
               f"open_moderator({str(tiny_model_dir)!r}, backend='vllm', base_url='http://127.0.0.1:9')")
     engine, service, feedback, vllm = loaded_modules(
-        "import moderation.engine, moderation.settings, moderation.records",
-        "import playground.service",
+        "import moderation.engine, moderation.settings, moderation.records, moderation.versions",
+        "import playground.service, playground.jobs, moderation.training_data",
         "import feedback.store, feedback.export, feedback.reviewers, feedback.__main__",
         remote,
     )
