@@ -3,13 +3,14 @@ and log; serving the version it trained (swapped in whole) and rolling back. A j
 changes nothing that is served. The service runs on the tiny model here (a job trains a real checkpoint)."""
 
 import os
+import re
 import signal
 import time
 
 import pytest
 from conftest import make_service, running_in_process
-from gradio_client import Client
-from gradio_client.exceptions import AppError
+from playwright.sync_api import expect, sync_playwright
+from test_browser import CHROMIUM, FLAGS, snap
 
 from moderation.demo import split_seed
 from moderation.errors import InvalidInput
@@ -86,29 +87,47 @@ def test_a_model_served_elsewhere_is_not_retrained_here(tmp_path):
         service.retrain()
 
 
-def test_the_page_retrains_shows_progress_and_serves_the_version_then_rolls_back(tmp_path, tiny_moderator):
-    """The one test that trains to the end: the page's events over the service, as a reviewer drives them."""
-    with running_in_process(tmp_path, tiny_moderator) as app:
+@pytest.mark.browser
+def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_back(tmp_path, tiny_moderator):
+    """The one test that trains to the end: a reviewer's clicks in a real browser (Debian chromium), over the
+    service; the progress bar and the log follow the job as it runs."""
+    with running_in_process(tmp_path, tiny_moderator) as app, sync_playwright() as playwright:
         service = app.service
         accept(service, RECORDS)
-        client = Client(app.url, verbose=False)
-        bar, log, _ = client.predict(api_name="/retrain")
-        assert "running" in bar and "<progress" in bar
-        deadline = time.monotonic() + 180
-        while "finished" not in bar:
-            assert time.monotonic() < deadline and "failed" not in bar, log
-            time.sleep(0.3)
-            bar, log, _, versions = client.predict(api_name="/training")
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app.url)
+        expect(page.get_by_text(f"Model: {tiny_moderator.name}")).to_be_visible()
+        page.get_by_role("tab", name="Retrain").click()
+        page.get_by_role("button", name="Retrain on accepted verdicts").click()
+        progress = page.locator("#retrain-progress progress")
+        expect(page.locator("#retrain-progress")).to_contain_text("running", timeout=30_000)
+        snap(page, "07-retraining")
+        expect(page.locator("#retrain-progress")).to_contain_text("finished", timeout=180_000)
+        expect(progress).to_have_attribute("value", "100")
         job = service.training()
-        assert 'value="100"' in bar and job.step == job.total > 0 and f"Saved {job.version.name} (lora)" in log
-        assert "Training lora on 48 records (24 of them replayed), judged on 6 held-out records" in log
-        assert service.versions() == [job.folder.name] and versions["value"] == job.folder.name
-        assert client.predict(job.folder.name, api_name="/serve_version") == (
-            f"**Serving:** `{job.version.name}` (a LoRA adapter on `{tiny_moderator.name}`)")
+        log = page.get_by_label("Log", exact=True)
+        expect(log).to_have_value(re.compile(rf"step {job.total}/{job.total} eval_loss .*Saved {job.version.name}",
+                                             re.DOTALL))
+        assert "Training lora on 48 records (24 of them replayed), judged on 6 held-out records" in job.log
+        expect(page.get_by_label("Trained versions", exact=True)).to_have_value(job.folder.name)
+        snap(page, "08-retrained")
+
+        page.get_by_role("button", name="Serve this version").click()
+        expect(page.get_by_text(f"Serving: {job.version.name} (a LoRA adapter on {tiny_moderator.name})")) \
+            .to_be_visible()
         assert service.moderator.name == job.version.name
         (shown,) = service.moderate(["hello there"])
         assert service.store.db["predictions"].get(shown.id)["model"] == job.version.name
-        assert client.predict(api_name="/rollback") == f"**Serving:** `{tiny_moderator.name}`"
+        page.reload()
+        expect(page.get_by_text(f"Model: {job.version.name} (a LoRA adapter on {tiny_moderator.name})")) \
+            .to_be_visible()
+        snap(page, "09-version-served")
+
+        page.get_by_role("tab", name="Retrain").click()
+        page.get_by_role("button", name="Roll back").click()
+        expect(page.get_by_text(f"Serving: {tiny_moderator.name}", exact=True)).to_be_visible()
         assert service.moderator is tiny_moderator
-        with pytest.raises(AppError, match="Nothing to roll back to"):
-            client.predict(api_name="/rollback")
+        page.get_by_role("button", name="Roll back").click()
+        expect(page.get_by_text("Nothing to roll back to")).to_be_visible()
+        browser.close()

@@ -24,7 +24,7 @@ def build(page: Page) -> None:
             stop = gr.Button("Stop")
         bar = gr.HTML(progress_bar(None), elem_id="retrain-progress")
         log = gr.Textbox(label="Log", lines=12, max_lines=12, autoscroll=True, interactive=False)
-        serving = gr.Markdown(serving_text(service.moderator))
+        serving = gr.Markdown(lambda: serving_text(service.moderator))
         with gr.Row():
             versions = gr.Dropdown(service.versions(), label="Trained versions", value=None)
             serve = gr.Button("Serve this version")
