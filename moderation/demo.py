@@ -37,14 +37,15 @@ class DemoRecipe:
 
     vocab_size: int = 512
     n_embd: int = 128
-    n_layer: int = 2
+    n_layer: int = 1
     n_head: int = 4
     rotary_dim: int = 16
     n_positions: int = 2048
     dropout: float = 0.1
     validation_fraction: float = 0.15
     training: Recipe = field(default_factory=lambda: Recipe(
-        method="full", learning_rate=2e-3, max_steps=400, warmup_steps=20, eval_steps=25, patience=3))
+        method="full", learning_rate=2e-3, max_steps=400, warmup_steps=20, eval_steps=25, patience=3,
+        word_dropout=0.15))
     seed: int = 0
 
     def key(self) -> str:

@@ -28,22 +28,24 @@ from .loading import load_model
 from .models import local_model
 from .progress import progress_line
 from .records import SEED_FILE, read_labelled
-from .training_data import HELD_OUT_FRACTION, IGNORE, Record, TrainingData, pack_records, prepare
+from .training_data import HELD_OUT_FRACTION, IGNORE, Record, TrainingData, WordDropout, pack_records, prepare
 from .versions import ModelVersion, model_reference, version_name
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out")
 """GPT-J's attention (query, key, value, output) and MLP projections."""
 LORA_ABOVE = 1_000_000_000
 """Models with more parameters than this are fine-tuned with LoRA unless told otherwise."""
-METHODS = ("lora", "full")
 LEARNING_RATES = {"lora": 2e-4, "full": 1e-5}
-"""The default learning rate of each method: LoRA's usual one, and the card's for a full fine-tune."""
+"""The default learning rates for a model over 1B parameters: LoRA's usual one, and the card's for a full
+fine-tune."""
+SMALL_MODEL_LEARNING_RATE = 2e-3
+"""The default learning rate for smaller models (such as the demo model), whose updates move them less."""
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to fine-tune: the method (None: by the model's size), LoRA's rank and scale, and the schedule
-    (a transformers scheduler name; by default the card's: warm up, then constant).
+    """How to fine-tune: the method (None: by the model's size), LoRA's rank and scale, and the schedule (the
+    card's: warm up, then constant). ``word_dropout`` drops words of the training texts as they are read.
 
     A step trains on ``batch_size`` sequences of ``per_sequence`` records; the held-out loss is measured
     every ``eval_steps`` steps, and training stops once it has not improved ``patience`` times in a row.
@@ -54,16 +56,15 @@ class Recipe:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     learning_rate: float | None = None
-    schedule: str = "constant_with_warmup"
-    epochs: float = 3.0
+    epochs: float = 10.0
     max_steps: int = -1
     batch_size: int = 8
     per_sequence: int = 5
     warmup_steps: int = 10
-    eval_steps: int = 20
+    eval_steps: int = 10
     patience: int = 3
     weight_decay: float = 0.0
-    label_smoothing: float = 0.0
+    word_dropout: float = 0.0
     seed: int = 0
 
 
@@ -83,6 +84,12 @@ def method_for(model, method: str | None) -> str:
     if method is not None:
         return method
     return "lora" if model.num_parameters() > LORA_ABOVE else "full"
+
+
+def learning_rate_for(model, method: str) -> float:
+    """The default learning rate of ``method`` for ``model``: :data:`LEARNING_RATES` over 1B parameters,
+    :data:`SMALL_MODEL_LEARNING_RATE` below."""
+    return LEARNING_RATES[method] if model.num_parameters() > LORA_ABOVE else SMALL_MODEL_LEARNING_RATE
 
 
 def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Path, *, log=print) -> Trained:
@@ -105,12 +112,11 @@ def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Pat
         output_dir=str(workdir),
         per_device_train_batch_size=records,
         per_device_eval_batch_size=records,
-        learning_rate=recipe.learning_rate or LEARNING_RATES[method],
+        learning_rate=recipe.learning_rate or learning_rate_for(model, method),
         weight_decay=recipe.weight_decay,
-        label_smoothing_factor=recipe.label_smoothing,
         num_train_epochs=recipe.epochs,
         max_steps=recipe.max_steps,
-        lr_scheduler_type=recipe.schedule,
+        lr_scheduler_type="constant_with_warmup",
         warmup_steps=recipe.warmup_steps,
         eval_strategy="steps",
         eval_steps=recipe.eval_steps,
@@ -135,7 +141,7 @@ def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Pat
         model=model,
         args=arguments,
         data_collator=PackingCollator(tokenizer, recipe.per_sequence, context_length(model.config)),
-        train_dataset=data.train,
+        train_dataset=WordDropout(data.train, recipe.word_dropout, recipe.seed) if recipe.word_dropout else data.train,
         eval_dataset=data.held_out,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=recipe.patience), ProgressLog(log)],
     )
@@ -225,8 +231,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lora-r", type=int, default=defaults.lora_r, help="LoRA rank (default: %(default)s)")
     parser.add_argument("--lora-alpha", type=int, default=defaults.lora_alpha,
                         help="LoRA scale numerator: updates are scaled by alpha/r (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, help=f"default: {LEARNING_RATES['lora']} for LoRA, "
-                        f"{LEARNING_RATES['full']} for a full fine-tune")
+    parser.add_argument("--learning-rate", type=float, help=f"default: over 1B parameters {LEARNING_RATES['lora']} "
+                        f"for LoRA, {LEARNING_RATES['full']} for a full fine-tune; below, {SMALL_MODEL_LEARNING_RATE}")
     parser.add_argument("--epochs", type=float, default=defaults.epochs)
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps, help="stop after this many steps")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="sequences a step")

@@ -79,6 +79,24 @@ def stratified_split(records: list[Record], fraction: float, seed: int = 0) -> t
     return train, held_out
 
 
+class WordDropout:
+    """Records whose texts lose each word with probability ``rate`` whenever they are read (a dataset for the
+    Trainer): a model that starts from nothing cannot learn the texts by heart, only the words that tell."""
+
+    def __init__(self, records: list[Record], rate: float, seed: int = 0):
+        self.records = records
+        self.rate = rate
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Record:
+        text, label = self.records[index]
+        words = text.split(" ")
+        return " ".join([word for word in words if self.rng.random() >= self.rate] or words), label
+
+
 def pack_records(tokenizer, records: list[Record], per_sequence: int, max_length: int) -> list[tuple[list, list]]:
     """Token ids and targets of ``records`` packed in order, at most ``per_sequence`` to a sequence of at most
     ``max_length`` tokens: the header, then the records in the card's layout; the targets are the labels'

@@ -14,7 +14,7 @@ from moderation.errors import InvalidInput
 from moderation.prompt import HEADER, PromptTemplate, format_record
 from moderation.train import Recipe
 from moderation.train import main as train_main
-from moderation.training_data import IGNORE, pack_records, prepare, stratified_split
+from moderation.training_data import IGNORE, WordDropout, pack_records, prepare, stratified_split
 from moderation.versions import ModelVersion
 
 FEW = [("you are wonderful", "casual"), ("I will hurt them", "needs intervention")]
@@ -92,6 +92,21 @@ def test_held_out_texts_are_never_trained_on_and_replay_never_overrides_a_correc
     assert data.train[:3] == curated[:3]
     assert {text for text, _ in data.train[3:]} == {"e", "f", "g"}
     assert prepare(curated, held_out=[("d", "casual")], replay=replay, replay_ratio=0).replayed == 0
+
+
+def test_word_dropout_keeps_labels_and_word_order_and_never_empties_a_text():
+    text = "I will find you and hurt you tonight"
+    words = text.split()
+    dropped = WordDropout([(text, "needs intervention"), ("hi", "casual")], 0.5, seed=3)
+    assert len(dropped) == 2 and dropped[1] == ("hi", "casual")
+    seen = [dropped[0] for _ in range(200)]
+    assert {label for _, label in seen} == {"needs intervention"}
+    for shown, _ in seen:
+        kept = iter(words)
+        assert shown and all(word in kept for word in shown.split()), "a subsequence of the text's words"
+    lengths = [len(shown.split()) for shown, _ in seen]
+    assert 0.35 < sum(lengths) / len(lengths) / len(words) < 0.65 and max(lengths) == len(words)
+    assert WordDropout([(text, "casual")], 1.0)[0] == (text, "casual"), "a text that would lose every word keeps all"
 
 
 def train(cli, model_dir, data, out, *extra):
