@@ -214,9 +214,9 @@ class PlaygroundService:
         """Stop the running retraining job; nothing it wrote is served or kept."""
         return self.jobs.stop()
 
-    def versions(self) -> list[str]:
-        """The names of the folders of the versions trained here, newest first."""
-        return [path.name for path, _ in self.jobs.versions()]
+    def versions(self) -> list[tuple[str, str]]:
+        """The versions trained here, newest first: (folder name, version name)."""
+        return [(path.name, version.name) for path, version in self.jobs.versions()]
 
     def serve_version(self, name: str) -> Moderator:
         """Serve the version trained here in folder ``name``: loaded and checked first, then swapped in by one

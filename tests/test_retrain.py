@@ -110,7 +110,8 @@ def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_ba
         expect(log).to_have_value(re.compile(rf"step {job.total}/{job.total} eval_loss .*Saved {job.version.name}",
                                              re.DOTALL))
         assert "Training lora on 48 records (24 of them replayed), judged on 6 held-out records" in job.log
-        expect(page.get_by_label("Trained versions", exact=True)).to_have_value(job.folder.name)
+        expect(page.get_by_label("Trained versions", exact=True)).to_have_value(
+            f"{job.version.name} ({job.folder.name})")
         snap(page, "08-retrained")
 
         page.get_by_role("button", name="Serve this version").click()

@@ -15,6 +15,11 @@ IDLE = "No retraining job has run since the server started."
 def build(page: Page) -> None:
     """The tab and its events: /retrain, /stop_retrain, /training, /serve_version and /rollback."""
     service = page.service
+
+    def choices() -> list[tuple[str, str]]:
+        """The trained versions, each shown by its name and chosen by its folder."""
+        return [(f"{version} ({folder})", folder) for folder, version in service.versions()]
+
     with gr.Tab("Retrain") as tab:
         gr.Markdown("Fine-tune the model on the **accepted** verdicts (a LoRA adapter; the seed set is replayed so "
                     "it keeps what it knew, and a share of the verdicts is held out to choose the best checkpoint). "
@@ -26,7 +31,7 @@ def build(page: Page) -> None:
         log = gr.Textbox(label="Log", lines=12, max_lines=12, autoscroll=True, interactive=False)
         serving = gr.Markdown(lambda: serving_text(service.moderator))
         with gr.Row():
-            versions = gr.Dropdown(service.versions(), label="Trained versions", value=None)
+            versions = gr.Dropdown(choices(), label="Trained versions", value=None)
             serve = gr.Button("Serve this version")
             rollback = gr.Button("Roll back")
         timer = gr.Timer(POLL_S, active=False)
@@ -39,9 +44,8 @@ def build(page: Page) -> None:
     def watch():
         """The job as it stands, and the trained versions (the newest chosen once a job has finished)."""
         job = service.training()
-        names = service.versions()
         chosen = job.folder.name if job and job.state == "finished" else None
-        return *shown(job), gr.Dropdown(choices=names, value=chosen)
+        return *shown(job), gr.Dropdown(choices=choices(), value=chosen)
 
     @shown_errors
     def retrain():
