@@ -59,9 +59,14 @@ def test_one_job_at_a_time_and_a_killed_job_changes_nothing(service, tiny_modera
     (shown,) = service.moderate(["still serving"])
     assert shown.result.model == tiny_moderator.name
     stopped = service.retrain()
-    assert stopped.name != job.name or stopped.pid != job.pid
+    assert stopped.pid != job.pid
+    deadline = time.monotonic() + 120
+    while "Training lora" not in (now := service.training()).log and now.state == "running":
+        assert time.monotonic() < deadline, now.log
+        time.sleep(0.05)
     assert service.stop_training().state == "stopped"
     assert service.versions() == [] and not (service.jobs.folder / stopped.name).exists()
+    assert not list(service.jobs.folder.glob(f".{stopped.name}-building-*")), "a stopped job cleans up after itself"
 
 
 @pytest.mark.parametrize(
