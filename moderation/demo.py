@@ -35,7 +35,7 @@ EOS = "<|endoftext|>"
 class DemoRecipe:
     """Everything that decides the demo model; a different recipe builds into a different folder."""
 
-    vocab_size: int = 512
+    vocab_size: int = 1024
     n_embd: int = 128
     n_layer: int = 1
     n_head: int = 4

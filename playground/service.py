@@ -194,7 +194,7 @@ class PlaygroundService:
             raise InvalidInput("The model runs on a vLLM server, not here: retrain it with python -m moderation.train "
                                "on a GPU machine, and serve the version with --adapter.")
         self.jobs.check_idle()
-        name = "retrain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        name = "retrain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         self.jobs.folder.mkdir(parents=True, exist_ok=True)
         data = self.jobs.folder / f"{name}.jsonl"
         try:
