@@ -2,6 +2,7 @@
 and imports no torch: the backend holds the model."""
 
 import math
+from pathlib import Path
 
 from .backend import Backend
 from .errors import InvalidInput
@@ -9,6 +10,7 @@ from .labels import LABELS, intervenes, is_flagged, parse_label
 from .prompt import OUTPUT, TRUNCATION_MARKER, NormalizedText, normalize_text
 from .results import MAX_NEW_TOKENS, MODES, ModerationResult
 from .settings import Settings
+from .versions import ModelVersion
 
 MIN_TEXT_TOKENS = 32
 
@@ -18,15 +20,20 @@ class Moderator:
 
     The model runs in a backend: :class:`~moderation.local.LocalBackend` (transformers, here) or
     :class:`~moderation.remote.RemoteBackend` (a vLLM server); both score the same token ids the same way.
+    ``name`` is what results report as their model: the version's name when a trained ``version`` (an
+    adapter) serves. ``source`` is what loads the base model again here (None when it runs elsewhere).
     """
 
-    def __init__(self, backend: Backend, name: str, *, batch_size: int = 32, demo: bool = False):
+    def __init__(self, backend: Backend, name: str, *, batch_size: int = 32, demo: bool = False,
+                 version: ModelVersion | None = None, source: str | None = None):
         self.backend = backend
         self.name = name
         self.batch_size = batch_size
         self.demo = demo
         self.load_seconds: float | None = None
         """How long loading the model took, when it was loaded through :func:`~moderation.models.open_moderator`."""
+        self.version = version
+        self.source = source
         tokens = backend.tokens
         self._output_length = len(tokens.encode(OUTPUT))
         self._marker_length = len(tokens.encode(TRUNCATION_MARKER))
@@ -34,16 +41,22 @@ class Moderator:
 
     @classmethod
     def load(cls, model: str, revision: str | None = None, dtype="auto", device_map="auto", *,
-             name: str | None = None, prefix_cache: bool = True, **options) -> "Moderator":
-        """A Moderator on ``model`` (Hugging Face id or local folder), loaded with transformers + accelerate.
+             name: str | None = None, prefix_cache: bool = True, adapter: str | None = None,
+             source: str | None = None, **options) -> "Moderator":
+        """A Moderator on ``model`` (Hugging Face id or local folder), loaded with transformers + accelerate,
+        with the LoRA ``adapter`` folder on it (through peft) when one is given.
 
-        ``name`` is what results report as their model (``model`` itself by default).
+        Results report as their model the adapter's version name, else ``name``, else the version written in
+        the ``model`` folder (a merged or fully fine-tuned version), else ``model`` itself.
+        ``source`` is what loads the model again (``model`` by default; ``demo`` for the demo model).
         """
         from .local import LocalBackend  # torch loads with the local backend only
 
         backend = LocalBackend.load(model, revision=revision, dtype=dtype, device_map=device_map,
-                                    prefix_cache=prefix_cache)
-        return cls(backend, name or model, **options)
+                                    prefix_cache=prefix_cache, adapter=adapter, base_name=name or model)
+        version = backend.version or (None if name else ModelVersion.find(model) if Path(model).is_dir() else None)
+        return cls(backend, version.name if version else name or model, version=version, source=source or model,
+                   **options)
 
     @property
     def context_length(self) -> int:

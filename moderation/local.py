@@ -3,12 +3,14 @@
 import threading
 from collections import OrderedDict
 
+from .adapters import attach_adapter
 from .backend import context_length
 from .generation import generate_greedy
 from .loading import load_model
 from .packing import LabelTrie
 from .scoring import continuation_logprobs, packed_label_logprobs, prefix_key_values
 from .tokens import PREFIXES_KEPT, PromptTokens
+from .versions import ModelVersion
 
 
 class LocalBackend:
@@ -16,11 +18,12 @@ class LocalBackend:
 
     With ``prefix_cache`` (the default) each template's prefix is run once and its key/value cache
     reused (for the few templates in use at a time); without it every prompt is run whole (the plain,
-    reference path).
+    reference path). ``version`` is the adapter's version when one is on the model.
     """
 
-    def __init__(self, model, tokenizer, *, prefix_cache: bool = True):
+    def __init__(self, model, tokenizer, *, prefix_cache: bool = True, version: ModelVersion | None = None):
         self.model = model
+        self.version = version
         self.tokens = PromptTokens(tokenizer)
         self.prefix_cache = prefix_cache
         self.context_length = context_length(model.config)
@@ -29,9 +32,16 @@ class LocalBackend:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, model: str, *, prefix_cache: bool = True, **options) -> "LocalBackend":
-        """The backend on ``model`` (Hugging Face id or local folder); ``options`` go to :func:`load_model`."""
-        return cls(*load_model(model, **options), prefix_cache=prefix_cache)
+    def load(cls, model: str, *, prefix_cache: bool = True, adapter: str | None = None, base_name: str | None = None,
+             **options) -> "LocalBackend":
+        """The backend on ``model`` (Hugging Face id or local folder), with the LoRA ``adapter`` folder on it if one
+        is given (refused if it was trained on another model, named ``base_name`` in the message); ``options``
+        go to :func:`load_model`."""
+        weights, tokenizer = load_model(model, **options)
+        version = None
+        if adapter:
+            weights, version = attach_adapter(weights, adapter, base_name or model)
+        return cls(weights, tokenizer, prefix_cache=prefix_cache, version=version)
 
     def label_logprobs(self, prefix: str, requests: list[str]) -> list[list[float]]:
         """log p(`` <label>\\n`` | prefix + request) for each request and each of the five labels."""

@@ -5,6 +5,7 @@ import time
 
 from .engine import Moderator
 from .errors import ModelLoadError
+from .versions import ModelVersion, model_reference, other_base
 
 CARD_MODEL = "togethercomputer/GPT-JT-Moderation-6B"
 DEMO = "demo"
@@ -29,24 +30,28 @@ def default_model() -> str:
 
 
 def open_moderator(
-    model: str | None = None, *, backend: str = "local", base_url: str | None = None, progress: bool = True, **options
+    model: str | None = None, *, backend: str = "local", base_url: str | None = None, adapter: str | None = None,
+    progress: bool = True, **options
 ) -> Moderator:
-    """A Moderator on ``model``, ``$MODERATION_MODEL`` or :func:`default_model`.
+    """A Moderator on ``model``, ``$MODERATION_MODEL``, the model ``adapter`` was trained on, or
+    :func:`default_model`, with the LoRA ``adapter`` folder on it when one is given.
 
     ``"demo"`` is the bundled demo model (built on first use); its results say so in ``model``.
     ``backend="vllm"`` sends the prompts to the completions server at ``base_url`` (or
-    ``$MODERATION_BASE_URL``) that serves ``model`` (GPT-JT-Moderation-6B by default); no model code
-    loads here then. A named model that cannot be loaded raises ModelLoadError; there is no fallback.
+    ``$MODERATION_BASE_URL``) that serves ``model`` (GPT-JT-Moderation-6B by default), and the adapter
+    under its version name (``--lora-modules NAME=DIR``); no model code loads here then. A named model
+    that cannot be loaded, or an adapter trained on another model, raises ModelLoadError; there is no fallback.
     The Moderator's ``load_seconds`` says how long loading took.
     """
     start = time.perf_counter()
-    moderator = _open(model, backend, base_url, progress, **options)
+    moderator = _open(model, backend, base_url, adapter, progress, **options)
     moderator.load_seconds = time.perf_counter() - start
     return moderator
 
 
-def _open(model, backend, base_url, progress, **options) -> Moderator:
-    model = model or os.environ.get("MODERATION_MODEL")
+def _open(model, backend, base_url, adapter, progress, **options) -> Moderator:
+    version = ModelVersion.read(adapter) if adapter else None
+    model = model or os.environ.get("MODERATION_MODEL") or (version.base_model if version else None)
     if backend == "vllm":
         from .remote import RemoteBackend
 
@@ -55,12 +60,28 @@ def _open(model, backend, base_url, progress, **options) -> Moderator:
             raise ModelLoadError("--backend vllm needs the server's address: --base-url http://HOST:8000 "
                                  "(or MODERATION_BASE_URL).")
         model = model or CARD_MODEL
-        return Moderator(RemoteBackend.load(base_url, model), model, **options)
+        if version is None:
+            return Moderator(RemoteBackend.load(base_url, model), model, **options)
+        if version.kind != "lora" or version.base_model != model_reference(model):
+            raise other_base(version, adapter, model) if version.kind == "lora" else ModelLoadError(
+                f"{adapter} holds a {version.kind} model, not an adapter: serve it as a model of its own.")
+        return Moderator(RemoteBackend.load(base_url, model, served=version.name), version.name, version=version,
+                         **options)
     if backend != "local":
         raise ModelLoadError(f"Unknown backend {backend!r}: use {' or '.join(BACKENDS)}.")
+    path, name, demo = local_model(model, progress=progress)
+    return Moderator.load(path, name=name if demo else None, demo=demo, adapter=adapter, source=DEMO if demo else path,
+                          **options)
+
+
+def local_model(model: str | None, *, progress: bool = True) -> tuple[str, str, bool]:
+    """(what loads, the name results give, whether it is the demo model) for ``model`` or the default.
+
+    ``"demo"`` is the bundled demo model, built into its cache first if it is not there yet.
+    """
     model = model or default_model()
     if model == DEMO:
         from .demo import ensure_demo_model
 
-        return Moderator.load(str(ensure_demo_model(progress=progress)), name=DEMO_NAME, demo=True, **options)
-    return Moderator.load(model, **options)
+        return str(ensure_demo_model(progress=progress)), DEMO_NAME, True
+    return model, model, False

@@ -11,12 +11,15 @@ from .settings import DEFAULT_INTERVENTION, Settings
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--backend`` and ``--base-url``: which model labels, and where it runs."""
+    """``--model``, ``--adapter``, ``--backend`` and ``--base-url``: which model labels, and where it runs."""
     parser.add_argument("--model", help="Hugging Face id or folder, or 'demo' (default: $MODERATION_MODEL, "
                         "else GPT-JT-Moderation-6B on a GPU or from the local cache, else the demo model)")
     parser.add_argument("--backend", choices=BACKENDS, default="local",
                         help="local: the model runs here; vllm: on the completions server at --base-url")
     parser.add_argument("--base-url", help="the vLLM server, like http://HOST:8000 (default: $MODERATION_BASE_URL)")
+    parser.add_argument("--adapter", metavar="DIR", help="a LoRA adapter written by python -m moderation.train, put "
+                        "on the model through peft (with --backend vllm: served by the server under its version "
+                        "name); without --model, the model it was trained on")
 
 
 def add_settings_options(parser: argparse.ArgumentParser, *, chat: bool = False) -> None:
@@ -39,7 +42,7 @@ def add_mode_option(parser: argparse.ArgumentParser) -> None:
 
 def open_model(args: argparse.Namespace, **options):
     """The Moderator that the model options of ``args`` name."""
-    return open_moderator(args.model, backend=args.backend, base_url=args.base_url, **options)
+    return open_moderator(args.model, backend=args.backend, base_url=args.base_url, adapter=args.adapter, **options)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

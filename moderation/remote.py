@@ -52,8 +52,9 @@ class RemoteBackend:
         self._client = httpx.Client(timeout=timeout)
 
     @classmethod
-    def load(cls, base_url: str, model: str, **options) -> "RemoteBackend":
-        """The backend for ``model`` served at ``base_url``; its tokenizer and config load here."""
+    def load(cls, base_url: str, model: str, *, served: str | None = None, **options) -> "RemoteBackend":
+        """The backend for ``model`` served at ``base_url``; its tokenizer and config load here. ``served`` is
+        the name requests give instead, for an adapter the server holds on ``model`` (vLLM's LoRA modules)."""
         from transformers import AutoConfig, AutoTokenizer  # the tokenizer only: no model code loads
 
         try:
@@ -62,7 +63,7 @@ class RemoteBackend:
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"Could not load the tokenizer of {model!r} (prompts are tokenized here): "
                                  f"{error}. Give a model id in the local cache or a local folder.") from None
-        return cls(base_url, model, tokenizer, context_length=context_length(config), **options)
+        return cls(base_url, served or model, tokenizer, context_length=context_length(config), **options)
 
     def label_logprobs(self, prefix: str, requests: list[str]) -> list[list[float]]:
         """log p(`` <label>\\n`` | prefix + request) for each request and each of the five labels."""

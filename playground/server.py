@@ -79,6 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_model_options(parser)
     add_settings_options(parser, chat=True)
     parser.add_argument("--db", default="feedback.db", help="SQLite file for predictions and verdicts")
+    parser.add_argument("--versions", default="versions", metavar="DIR",
+                        help="folder for the versions retrained from the page, with their logs and data")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--max-batch-size", type=int, default=32, help="texts per forward pass at most")
@@ -118,7 +120,7 @@ def main(argv=None) -> int:
         service = PlaygroundService(
             moderator, store, tempfile.mkdtemp(prefix="moderation-exports-"), settings=settings,
             limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),
-            max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000,
+            max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000, versions_dir=args.versions,
         )
     except (*USER_ERRORS, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -2,8 +2,9 @@
 
 It validates and normalises texts once, at its edge; labels them through a micro-batcher (requests that
 arrive together share forward passes); records what it showed; takes reviewers' verdicts and curation;
-exports them; and holds the server's default :class:`~moderation.settings.Settings`, which a change
-replaces whole, after saving it.
+exports them; holds the server's default :class:`~moderation.settings.Settings`, which a change
+replaces whole, after saving it; and retrains the model on the accepted verdicts, in a process of its own,
+serving a trained version (or rolling back) by replacing the Moderator whole, once it is loaded.
 """
 
 import asyncio
@@ -12,6 +13,7 @@ import numbers
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from feedback.export import export_lines, write_export
@@ -23,11 +25,15 @@ from moderation.batch import MAX_CHARS, BatchRun, label_file, output_format
 from moderation.batcher import MicroBatcher
 from moderation.engine import Moderator
 from moderation.errors import InvalidInput
+from moderation.models import open_moderator
 from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
+from moderation.records import read_labelled
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
+from moderation.training_data import HELD_OUT_FRACTION, stratified_split
 
 from .exports import ExportFiles
+from .jobs import Job, JobRunner
 from .metrics import Metrics
 
 ANONYMOUS = "anonymous"
@@ -66,12 +72,15 @@ class PlaygroundService:
         limits: Limits = Limits(),
         max_batch_size: int = 32,
         max_wait: float = 0.005,
+        versions_dir: Path | None = None,
     ):
         self.moderator = moderator
         self.store = store
         self.export_dir = Path(export_dir)
         self.exports = ExportFiles(self.export_dir)
         self.limits = limits
+        self.jobs = JobRunner(Path(versions_dir) if versions_dir else self.export_dir / "versions")
+        self._previous: Moderator | None = None
         self.batcher = MicroBatcher(self._label, max_batch_size=max_batch_size, max_wait=max_wait)
         self.writer = PredictionWriter(store)
         self.metrics = Metrics()
@@ -336,6 +345,64 @@ class PlaygroundService:
         tried = self.evaluate(gold, settings=settings, mode=mode,
                               progress=progress and (lambda done, total: progress(total + done, 2 * total)))
         return evaluation.compare(default, tried)
+
+    # Retraining and versions
+
+    def retrain(self) -> Job:
+        """Start fine-tuning the base model on the accepted verdicts (with LoRA, the seed set replayed, a
+        label-stratified share held out), in a process of its own; InvalidInput when it cannot start."""
+        source = self.moderator.source
+        if source is None:
+            raise InvalidInput("The model runs on a vLLM server, not here: retrain it with python -m moderation.train "
+                               "on a GPU machine, and serve the version with --adapter.")
+        self.jobs.check_idle()
+        name = "retrain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        self.jobs.folder.mkdir(parents=True, exist_ok=True)
+        data = self.jobs.folder / f"{name}.jsonl"
+        try:
+            if not write_export(self.store, data, format="oig", status="accepted"):
+                raise InvalidInput("No accepted verdicts to train on: accept some in the Review tab first.")
+            stratified_split(read_labelled(data), HELD_OUT_FRACTION)
+        except InvalidInput:
+            data.unlink(missing_ok=True)
+            raise
+        return self.jobs.start(name, ["--model", source, "--data", str(data), "--lora"])
+
+    def training(self) -> Job | None:
+        """The latest retraining job as it stands (None before the first)."""
+        return self.jobs.status()
+
+    def stop_training(self) -> Job:
+        """Stop the running retraining job; nothing it wrote is served or kept."""
+        return self.jobs.stop()
+
+    def versions(self) -> list[tuple[str, str]]:
+        """The versions trained here, newest first: (folder name, version name)."""
+        return [(path.name, version.name) for path, version in self.jobs.versions()]
+
+    def serve_version(self, name: str) -> Moderator:
+        """Serve the version trained here in folder ``name``: loaded and checked first, then swapped in by one
+        assignment; the Moderator it replaces is kept for :meth:`rollback`."""
+        found = dict(self.jobs.versions())
+        folder = next((path for path in found if path.name == name), None)
+        if folder is None:
+            raise InvalidInput(f"No trained version {name!r}: choose one from the list.", "version")
+        if self.moderator.source is None:
+            raise InvalidInput("The model runs on a vLLM server: serve a version by starting the app with --adapter.")
+        if found[folder].kind == "lora":
+            moderator = open_moderator(self.moderator.source, adapter=str(folder), progress=False)
+        else:
+            moderator = open_moderator(str(folder), progress=False)
+        moderator.check_settings(self._settings)
+        self._previous, self.moderator = self.moderator, moderator
+        return moderator
+
+    def rollback(self) -> Moderator:
+        """Serve again what was served before the last :meth:`serve_version`."""
+        if self._previous is None:
+            raise InvalidInput("Nothing to roll back to: no other version was served since the server started.")
+        self.moderator, self._previous = self._previous, None
+        return self.moderator
 
     def _label(self, texts: list[NormalizedText], settings: Settings) -> list[ModerationResult]:
         self.metrics.batch_size.observe(len(texts))

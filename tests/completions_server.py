@@ -2,6 +2,7 @@
 
     python tests/completions_server.py --model PATH --port N [--delay SECONDS] [--garbage]
                                        [--fail-first N] [--reject-zero-max-tokens]
+                                       [--enable-lora --lora-modules NAME=DIR [NAME=DIR ...]]
 
 It answers ``POST /v1/completions`` in vLLM's response shape: a prompt is a text (tokenized whole) or a
 list of token ids (taken as they are; a list of such lists is many prompts), ``echo``
@@ -9,6 +10,10 @@ returns its tokens with ``token_logprobs`` (None first), ``top_logprobs`` and ``
 cumulative lengths of the tokens decoded one by one, as vLLM counts them), and ``max_tokens: 0`` with
 ``echo`` returns the prompt alone. Decoding is always greedy (``temperature`` is not read), stopped at
 ``max_tokens``, the end-of-text token or the first of the ``stop`` strings.
+
+With ``--enable-lora --lora-modules NAME=DIR`` it serves LoRA adapters as vLLM does: each is a model of its
+own named NAME (``/v1/models`` lists it with the base as its ``parent``), put on the base through peft for
+the requests that name it; the base model still answers under its own name.
 
 For the failure tests: ``--delay`` waits before answering, ``--garbage`` answers 200 with an HTML page,
 ``--fail-first N`` answers the first N completion requests with HTTP 503, and ``--reject-zero-max-tokens``
@@ -18,6 +23,8 @@ completion requests received.
 
 import argparse
 import asyncio
+import contextlib
+import threading
 import time
 import uuid
 from itertools import accumulate
@@ -26,28 +33,29 @@ import torch
 import uvicorn
 from fastapi import Body, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
+from peft import PeftModel
 from starlette.concurrency import run_in_threadpool
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
 def create_app(
-    model_path: str, *, delay=0.0, garbage=False, fail_first=0, reject_zero_max_tokens=False
+    model_path: str, *, delay=0.0, garbage=False, fail_first=0, reject_zero_max_tokens=False, lora_modules=None
 ) -> FastAPI:
-    """The app serving the checkpoint at ``model_path`` under that name (as ``vllm serve PATH`` does)."""
+    """The app serving the checkpoint at ``model_path`` under that name (as ``vllm serve PATH`` does), and
+    each adapter of ``lora_modules`` ({name: folder}) under its name."""
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+    base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+    served = serving_models(base, lora_modules or {})
     app = FastAPI()
     attempts = [0]
 
     @app.get("/v1/models")
     def models():
-        card = {
-            "id": model_path,
-            "object": "model",
-            "owned_by": "tests",
-            "max_model_len": model.config.n_positions,
-        }
-        return {"object": "list", "data": [card]}
+        card = {"object": "model", "owned_by": "tests", "max_model_len": base.config.n_positions}
+        cards = [{"id": model_path, "root": model_path, "parent": None, **card}]
+        cards += [{"id": name, "root": folder, "parent": model_path, **card}
+                  for name, folder in (lora_modules or {}).items()]
+        return {"object": "list", "data": cards}
 
     @app.get("/attempts")
     def count():
@@ -64,25 +72,27 @@ def create_app(
     def answer(request: dict):
         if garbage:
             return HTMLResponse("<html><body><h1>Welcome to nginx!</h1></body></html>")
-        if request.get("model") != model_path:
-            return error(404, "NotFoundError", f"The model `{request.get('model')}` does not exist.")
+        name = request.get("model")
+        if name != model_path and name not in (lora_modules or {}):
+            return error(404, "NotFoundError", f"The model `{name}` does not exist.")
         if reject_zero_max_tokens and request.get("max_tokens") == 0:
             return error(400, "BadRequestError", "max_tokens must be at least 1, got 0.")
         choices, prompt_tokens, completion_tokens = [], 0, 0
-        for index, prompt in enumerate(prompts_of(request["prompt"])):
-            if isinstance(prompt, str):
-                prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            else:
-                prompt_ids, prompt = prompt, tokenizer.decode(prompt)
-            choice, new_ids = complete(model, tokenizer, prompt, prompt_ids, request)
-            choices.append({"index": index, **choice})
-            prompt_tokens += len(prompt_ids)
-            completion_tokens += len(new_ids)
+        with served(name) as model:
+            for index, prompt in enumerate(prompts_of(request["prompt"])):
+                if isinstance(prompt, str):
+                    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+                else:
+                    prompt_ids, prompt = prompt, tokenizer.decode(prompt)
+                choice, new_ids = complete(model, tokenizer, prompt, prompt_ids, request)
+                choices.append({"index": index, **choice})
+                prompt_tokens += len(prompt_ids)
+                completion_tokens += len(new_ids)
         return {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
             "created": int(time.time()),
-            "model": model_path,
+            "model": name,
             "choices": choices,
             "usage": {
                 "prompt_tokens": prompt_tokens,
@@ -92,6 +102,31 @@ def create_app(
         }
 
     return app
+
+
+def serving_models(base, lora_modules: dict[str, str]):
+    """A context manager that gives the model to answer a request naming a model: the base, or the base with
+    that LoRA module active (peft), one request at a time while adapters switch."""
+    if not lora_modules:
+        return lambda name: contextlib.nullcontext(base)
+    names = iter(lora_modules.items())
+    first, folder = next(names)
+    model = PeftModel.from_pretrained(base, folder, adapter_name=first).eval()
+    for name, folder in names:
+        model.load_adapter(folder, adapter_name=name)
+    lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def served(name):
+        with lock:
+            if name in lora_modules:
+                model.set_adapter(name)
+                yield model
+            else:
+                with model.disable_adapter():
+                    yield model
+
+    return served
 
 
 def prompts_of(prompt) -> list:
@@ -174,13 +209,18 @@ def main():
     parser.add_argument(
         "--reject-zero-max-tokens", action="store_true", help="refuse max_tokens 0 with HTTP 400"
     )
+    parser.add_argument("--enable-lora", action="store_true", help="serve the --lora-modules")
+    parser.add_argument("--lora-modules", nargs="+", default=[], metavar="NAME=DIR", help="LoRA adapters to serve")
     args = parser.parse_args()
+    if args.lora_modules and not args.enable_lora:
+        parser.error("--lora-modules needs --enable-lora")
     app = create_app(
         args.model,
         delay=args.delay,
         garbage=args.garbage,
         fail_first=args.fail_first,
         reject_zero_max_tokens=args.reject_zero_max_tokens,
+        lora_modules=dict(module.split("=", 1) for module in args.lora_modules),
     )
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 

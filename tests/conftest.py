@@ -2,6 +2,7 @@
 service, and servers started in this process (uvicorn in a thread) or, where a process is the point, apart."""
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -76,6 +77,22 @@ def tiny_model_dir(tmp_path_factory):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir, tmp_path_factory):
+    """A LoRA adapter trained on the tiny model by ``python -m moderation.train`` (its own records, no replay)."""
+    from moderation.demo import split_seed
+    from moderation.prompt import format_record
+    from moderation.train import main as train
+
+    folder = tmp_path_factory.mktemp("tiny-adapter")
+    data = folder / "export.jsonl"
+    data.write_text("".join(json.dumps({"text": format_record(*record)}) + "\n" for record in split_seed()[0][:60]))
+    code = train(["--model", str(tiny_model_dir), "--data", str(data), "--out", str(folder / "adapter"), "--lora",
+                  "--max-steps", "20", "--eval-steps", "10", "--learning-rate", "3e-2", "--replay-ratio", "0"])
+    assert code == 0
+    return folder / "adapter"
 
 
 @pytest.fixture(scope="session")

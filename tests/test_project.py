@@ -18,6 +18,7 @@ FORBIDDEN = {
     "moderation entry points": WEB | PICTURES | {"playground"},
     "feedback": WEB | MODEL | PICTURES | {"playground"},
     "playground/service.py": WEB | MODEL | PICTURES,
+    "playground/jobs.py": WEB | MODEL | PICTURES,
     "playground/metrics.py": WEB | MODEL | PICTURES,
     "playground/exports.py": WEB | MODEL | PICTURES,
     "playground/logins.py": {"gradio", "gradio_client", "fastapi", "uvicorn"} | MODEL | PICTURES,
@@ -89,9 +90,10 @@ def test_what_each_entry_loads(tiny_model_dir):
     remote = (f"from moderation.models import open_moderator; "
               f"open_moderator({str(tiny_model_dir)!r}, backend='vllm', base_url='http://127.0.0.1:9')")
     engine, evaluation, service, feedback, vllm = loaded_modules(
-        "import moderation.engine, moderation.settings, moderation.records, moderation.batch, moderation.uncertainty",
+        "import moderation.engine, moderation.settings, moderation.records, moderation.batch, moderation.uncertainty,"
+        " moderation.versions",
         "import moderation.evaluate, moderation.evaluate.__main__",
-        "import playground.service",
+        "import playground.service, playground.jobs, moderation.training_data",
         "import feedback.store, feedback.export, feedback.reviewers, feedback.stats, feedback.writer, "
         "feedback.merge, feedback.api_keys, feedback.__main__",
         remote,

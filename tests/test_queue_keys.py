@@ -19,6 +19,7 @@ def test_the_queue_saves_verdicts_from_key_presses_alone(tmp_path):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with running_in_process(tmp_path) as app, sync_playwright() as playwright:
         httpx.post(app.url + "v1/moderations", json={"input": TEXTS}).raise_for_status()
+        app.service.writer.flush()  # the API's predictions are committed by the writer, moments after the answer
         db = sqlite_utils.Database(app.db_path)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:

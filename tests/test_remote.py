@@ -254,3 +254,32 @@ def test_a_server_that_refuses_max_tokens_0_is_asked_for_one_token(tiny_model_di
 def test_retries_must_be_at_least_one(tiny_model_dir):
     with pytest.raises(ValueError, match="at least 1"):
         RemoteBackend("http://127.0.0.1:1", "m", AutoTokenizer.from_pretrained(tiny_model_dir), retries=0)
+
+
+def test_an_adapter_is_served_as_vllm_serves_lora_modules(tiny_model_dir, tiny_adapter_dir):
+    """``vllm serve BASE --enable-lora --lora-modules NAME=DIR``: requests that name NAME get the adapter's
+    scores, equal to the adapter's through peft here; the base still answers under its own name."""
+    from moderation.models import open_moderator
+    from moderation.versions import ModelVersion
+
+    name = ModelVersion.read(tiny_adapter_dir).name
+    with completions_server(tiny_model_dir, lora_modules={name: str(tiny_adapter_dir)}) as url:
+        cards = httpx.get(f"{url}/v1/models").json()["data"]
+        assert [(card["id"], card["parent"]) for card in cards] == [(str(tiny_model_dir), None),
+                                                                   (name, str(tiny_model_dir))]
+        remote = open_moderator(str(tiny_model_dir), backend="vllm", base_url=url, adapter=str(tiny_adapter_dir))
+        local = Moderator.load(str(tiny_model_dir), adapter=str(tiny_adapter_dir))
+        results = remote.moderate(TEXTS[:4])
+        assert_same_results(results, local.moderate(TEXTS[:4]))
+        assert {result.model for result in results} == {name}
+        base = remote_moderator(url, tiny_model_dir).moderate(TEXTS[:4])
+        assert max(abs(a.scores[k] - b.scores[k]) for a, b in zip(results, base) for k in a.scores) > 1e-3
+
+
+def test_an_adapter_for_another_model_is_refused_before_any_request(tiny_adapter_dir, demo_model_dir):
+    from moderation.errors import ModelLoadError
+    from moderation.models import open_moderator
+
+    with pytest.raises(ModelLoadError, match=f"was trained on .*, not on {demo_model_dir}"):
+        open_moderator(str(demo_model_dir), backend="vllm", base_url="http://127.0.0.1:9",
+                       adapter=str(tiny_adapter_dir))

@@ -1,55 +1,228 @@
-import json
+"""``python -m moderation.train``: the data it learns from and is judged on, the packed sequences, the folders it
+writes (an adapter, a merged or a whole model, each with its version), what it refuses, and the demo model."""
 
+import json
+from collections import Counter
+
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from moderation.demo import DemoRecipe, build_demo_model, split_seed
 from moderation.engine import Moderator
-from moderation.prompt import format_record
+from moderation.errors import InvalidInput
+from moderation.prompt import HEADER, PromptTemplate, format_record
+from moderation.train import Recipe
 from moderation.train import main as train_main
+from moderation.training_data import IGNORE, WordDropout, pack_records, prepare, stratified_split
+from moderation.versions import ModelVersion
+
+FEW = [("you are wonderful", "casual"), ("I will hurt them", "needs intervention")]
 
 
-def test_demo_model_learns_its_training_set_and_reports_held_out_accuracy(demo_model_dir, demo_moderator):
+class WordTokenizer:
+    """Words (with the space before them) and newlines as tokens, so packed sequences can be read back."""
+
+    pad_token_id = 0
+
+    def __init__(self):
+        self.vocab = {"<pad>": 0}
+
+    def __call__(self, text, add_special_tokens=False):
+        import re
+
+        pieces = re.findall(r"\n| ?[^ \n]+", text)
+        return {"input_ids": [self.vocab.setdefault(piece, len(self.vocab)) for piece in pieces]}
+
+    def decode(self, ids):
+        words = {index: piece for piece, index in self.vocab.items()}
+        return "".join(words[i] for i in ids)
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps({"text": format_record(text, label)}) + "\n" for text, label in records))
+    return path
+
+
+def test_records_are_packed_in_the_cards_layout_with_only_the_labels_learned():
+    tokenizer = WordTokenizer()
+    records = [("hello there", "casual"), ("you fool", "probably needs caution"), ("bye", "casual")]
+    (first, second) = pack_records(tokenizer, records, per_sequence=2, max_length=100)
+    ids, targets = first
+    assert tokenizer.decode(ids) == (HEADER + "\n" + "Input: hello there\nOutput: casual\n\n"
+                                     "Input: you fool\nOutput: probably needs caution\n")
+    assert tokenizer.decode(ids) == PromptTemplate().prefix.split("Input:")[0] + (
+        "Input: hello there\nOutput: casual\n\nInput: you fool\nOutput: probably needs caution\n")
+    learned = [token for token, target in zip(ids, targets) if target != IGNORE]
+    assert learned == [target for target in targets if target != IGNORE]
+    assert tokenizer.decode(learned) == " casual\n probably needs caution\n"
+    assert tokenizer.decode(second[0]) == HEADER + "\nInput: bye\nOutput: casual\n"
+
+
+def test_a_record_too_long_for_a_sequence_is_cut_and_keeps_its_label():
+    tokenizer = WordTokenizer()
+    long_text = " ".join(f"word{n}" for n in range(200))
+    sequences = pack_records(tokenizer, [("short", "casual"), (long_text, "needs caution")], 5, max_length=60)
+    assert len(sequences) == 2 and all(len(ids) <= 60 for ids, _ in sequences)
+    ids, targets = sequences[1]
+    assert len(ids) == 60 and tokenizer.decode(ids).endswith(" word27 word28\nOutput: needs caution\n")
+    assert tokenizer.decode([t for t in targets if t != IGNORE]) == " needs caution\n"
+
+
+def test_the_held_out_split_is_stratified_disjoint_and_repeatable():
+    records, _ = split_seed()
+    train, held = stratified_split(records, 0.2)
+    assert len(held) == -(-len(records) // 5) and not {t for t, _ in train} & {t for t, _ in held}
+    whole, part = Counter(label for _, label in records), Counter(label for _, label in held)
+    assert all(abs(part[label] / len(held) - whole[label] / len(records)) < 0.02 for label in whole)
+    assert stratified_split(records, 0.2) == (train, held)
+
+
+@pytest.mark.parametrize("records", [FEW * 2, FEW + [("hello", "casual")] * 6])
+def test_too_few_records_to_hold_out_are_refused_with_what_to_do(records):
+    with pytest.raises(InvalidInput, match="too few to hold out a label-stratified 20%.*--eval-data FILE"):
+        stratified_split(records, 0.2)
+
+
+def test_held_out_texts_are_never_trained_on_and_replay_never_overrides_a_correction():
+    curated = [("a", "casual"), ("b", "needs caution"), ("c", "casual"), ("d", "casual")]
+    replay = [("b", "casual"), ("e", "casual"), ("f", "needs intervention"), ("g", "casual"), ("c", "casual")]
+    data = prepare(curated, held_out=[("d", "casual")], replay=replay, replay_ratio=1.0)
+    assert data.held_out == [("d", "casual")] and data.dropped == 1 and data.replayed == 3
+    assert data.train[:3] == curated[:3]
+    assert {text for text, _ in data.train[3:]} == {"e", "f", "g"}
+    assert prepare(curated, held_out=[("d", "casual")], replay=replay, replay_ratio=0).replayed == 0
+
+
+def test_word_dropout_keeps_labels_and_word_order_and_never_empties_a_text():
+    text = "I will find you and hurt you tonight"
+    words = text.split()
+    dropped = WordDropout([(text, "needs intervention"), ("hi", "casual")], 0.5, seed=3)
+    assert len(dropped) == 2 and dropped[1] == ("hi", "casual")
+    seen = [dropped[0] for _ in range(200)]
+    assert {label for _, label in seen} == {"needs intervention"}
+    for shown, _ in seen:
+        kept = iter(words)
+        assert shown and all(word in kept for word in shown.split()), "a subsequence of the text's words"
+    lengths = [len(shown.split()) for shown, _ in seen]
+    assert 0.35 < sum(lengths) / len(lengths) / len(words) < 0.65 and max(lengths) == len(words)
+    assert WordDropout([(text, "casual")], 1.0)[0] == (text, "casual"), "a text that would lose every word keeps all"
+
+
+def train(cli, model_dir, data, out, *extra):
+    return cli(train_main, "--model", model_dir, "--data", data, "--out", out, "--max-steps", "6",
+               "--eval-steps", "3", "--learning-rate", "1e-2", *extra)
+
+
+def test_lora_training_writes_an_adapter_with_its_version(cli, tiny_model_dir, tmp_path):
+    data = write_jsonl(tmp_path / "export.jsonl", split_seed()[0][:60])
+    out = tmp_path / "v1"
+    run = train(cli, tiny_model_dir, data, out, "--lora", "--lora-r", "4", "--lora-alpha", "8")
+    assert run.returncode == 0, run.stderr
+    assert "Training lora on 96 records (48 of them replayed), judged on 12 held-out records" in run.stdout
+    assert "step 3/6 eval_loss" in run.stdout
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (4, 8)
+    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"}
+    version = ModelVersion.read(out)
+    assert (version.kind, version.base_model, version.training["held_out"]) == ("lora", str(tiny_model_dir), 12)
+    assert version.name.startswith(f"{tiny_model_dir.name}-lora-") and f"Saved {version.name} (lora)" in run.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.jsonl", "v1"], "no checkpoints or partial folders"
+    assert all(".lora_" in name for name in load_file(out / "adapter_model.safetensors")), "the adapter alone"
+
+
+def test_a_merged_model_serves_as_the_adapter_does(cli, tiny_model_dir, tiny_adapter_dir, tmp_path):
+    data = write_jsonl(tmp_path / "export.jsonl", split_seed()[0][:60])
+    run = train(cli, tiny_model_dir, data, tmp_path / "merged", "--lora", "--merge", "--version", "v-merged")
+    assert run.returncode == 0, run.stderr
+    merged = Moderator.load(str(tmp_path / "merged"))
+    assert ModelVersion.read(tmp_path / "merged").kind == "merged"
+    adapter = Moderator.load(str(tiny_model_dir), adapter=str(tiny_adapter_dir))
+    assert adapter.name == ModelVersion.read(tiny_adapter_dir).name
+    texts = [text for text, _ in FEW]
+    assert merged.name == "v-merged" and [r.model for r in merged.moderate(texts)] == ["v-merged"] * 2
+    base = Moderator.load(str(tiny_model_dir)).moderate(texts)
+    assert any(abs(a.scores[k] - b.scores[k]) > 1e-3 for a, b in zip(adapter.moderate(texts), base) for k in a.scores)
+
+
+def test_an_adapter_on_another_model_is_refused_naming_both(tiny_adapter_dir, demo_model_dir):
+    from moderation.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError) as error:
+        Moderator.load(str(demo_model_dir), adapter=str(tiny_adapter_dir))
+    message = str(error.value)
+    assert f"was trained on {ModelVersion.read(tiny_adapter_dir).base_name}" in message
+    assert f"not on {demo_model_dir}" in message and "start with --model" in message
+
+
+def test_the_cli_serves_an_adapter_and_names_its_version(cli, tiny_adapter_dir):
+    from moderation.__main__ import main
+
+    run = cli(main, "--json", "--adapter", tiny_adapter_dir, "hello there")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["model"] == ModelVersion.read(tiny_adapter_dir).name
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "holds no labelled texts"),
+        ('{"text": "no record here"}\n', "export.jsonl: line 1: Not a record of the form"),
+        ('{"text": "Input: hi\\nOutput: casual"}\n{"text": "Input: x\\nOutput: spam"}\n',
+         "export.jsonl: line 2: Unknown label 'spam'"),
+        ("not json\n", "export.jsonl: line 1: not valid JSON"),
+        (json.dumps({"text": format_record(*FEW[0])}) + "\n", "too few to hold out"),
+    ],
+)
+def test_bad_exports_are_refused_before_any_training(cli, tiny_model_dir, tmp_path, content, message):
+    data = tmp_path / "export.jsonl"
+    data.write_text(content)
+    run = cli(train_main, "--model", tiny_model_dir, "--data", data, "--out", tmp_path / "out")
+    assert run.returncode == 2 and message in run.stderr
+    assert "step" not in run.stdout and not (tmp_path / "out").exists()
+
+
+def test_an_existing_folder_is_replaced_only_with_force(cli, tiny_model_dir, tmp_path):
+    data = write_jsonl(tmp_path / "export.jsonl", split_seed()[0][:60])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    run = train(cli, tiny_model_dir, data, out)
+    assert run.returncode == 2 and "already exists: choose another --out folder, or pass --force" in run.stderr
+    assert (out / "keep.txt").read_text() == "mine"
+    assert train(cli, tiny_model_dir, data, out, "--force", "--full").returncode == 0
+    assert not (out / "keep.txt").exists() and ModelVersion.read(out).kind == "full"
+
+
+def test_merge_needs_lora(cli, tiny_model_dir, tmp_path):
+    data = write_jsonl(tmp_path / "export.jsonl", split_seed()[0][:60])
+    run = train(cli, tiny_model_dir, data, tmp_path / "out", "--full", "--merge")
+    assert run.returncode == 2 and "--merge puts a LoRA adapter into its base model" in run.stderr
+
+
+def test_models_under_1b_parameters_are_fully_fine_tuned_by_default(cli, tiny_model_dir, tmp_path):
+    data = write_jsonl(tmp_path / "export.jsonl", split_seed()[0][:60])
+    run = train(cli, tiny_model_dir, data, tmp_path / "out")
+    assert run.returncode == 0 and "Training full on" in run.stdout
+    assert ModelVersion.read(tmp_path / "out").kind == "full"
+
+
+def test_demo_model_reports_its_held_out_accuracy_and_stays_above_its_floor(demo_model_dir, demo_moderator):
     metrics = json.loads((demo_model_dir / "metrics.json").read_text())
-    train, held_out = split_seed()
-    assert metrics["train_records"] == len(train) and metrics["held_out_records"] == len(held_out)
-    sample = train[:40]
-    results = demo_moderator.moderate([text for text, _ in sample])
-    right = sum(result.label == label for result, (_, label) in zip(results, sample))
-    assert right >= 0.75 * len(sample), "five labels: chance is 20%"
+    seed, held_out = split_seed()
+    assert metrics["train_records"] + metrics["validation_records"] == len(seed)
+    assert metrics["held_out_records"] == len(held_out) and metrics["best_step"] <= metrics["steps"]
     held = demo_moderator.moderate([text for text, _ in held_out])
     accuracy = sum(result.label == label for result, (_, label) in zip(held, held_out)) / len(held_out)
-    assert metrics["held_out_accuracy"] == round(accuracy, 4) > 0.4
+    assert metrics["held_out_accuracy"] == round(accuracy, 4) >= 0.55, "the README's figure is 57.4%"
 
 
 def test_demo_build_is_deterministic(tmp_path):
-    recipe = DemoRecipe(vocab_size=300, n_embd=16, n_layer=1, n_head=2, rotary_dim=4, steps=3)
+    recipe = DemoRecipe(vocab_size=300, n_embd=16, n_layer=1, n_head=2, rotary_dim=4,
+                        training=Recipe(method="full", learning_rate=1e-3, max_steps=4, eval_steps=2))
     first = build_demo_model(tmp_path / "a", recipe, progress=False)
     second = build_demo_model(tmp_path / "b", recipe, progress=False)
     assert first == second
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (tmp_path / "b" / "tokenizer.json").read_bytes()
-
-
-def test_train_command_fine_tunes_a_checkpoint_on_jsonl(cli, tiny_model_dir, tmp_path):
-    data = tmp_path / "feedback.jsonl"
-    records = [("you are wonderful", "casual"), ("I will hurt them", "needs intervention")] * 10
-    data.write_text("".join(json.dumps({"text": format_record(t, label)}) + "\n" for t, label in records))
-    out = tmp_path / "tuned"
-    run = cli(train_main, "--model", tiny_model_dir, "--data", data, "--out", out, "--steps", "60",
-              "--learning-rate", "3e-3", "--warmup-steps", "5")
-    assert run.returncode == 0, run.stderr
-    assert "Trained on 20 records" in run.stdout
-    tuned = Moderator.load(str(out))
-    results = tuned.moderate(["you are wonderful", "I will hurt them"])
-    assert [r.label for r in results] == ["casual", "needs intervention"]
-
-
-def test_train_command_refuses_bad_data(cli, tiny_model_dir, tmp_path):
-    data = tmp_path / "bad.jsonl"
-    data.write_text('{"text": "no record here"}\n')
-    run = cli(train_main, "--model", tiny_model_dir, "--data", data, "--out", tmp_path / "out")
-    assert run.returncode == 2
-    assert "bad.jsonl: line 1: Not a record of the form" in run.stderr
-    assert not (tmp_path / "out").exists()

@@ -24,8 +24,10 @@ def app(tmp_path):
 
 
 def record(app, *texts):
-    """Texts moderated through the REST API, which records them like the page does."""
+    """Texts moderated through the REST API, which records them like the page does (its writer commits them
+    moments after the answer: wait for that)."""
     httpx.post(app.url + "v1/moderations", json={"input": list(texts)}).raise_for_status()
+    app.service.writer.flush()
 
 
 def test_the_queue_takes_verdicts_skips_and_undoes(app):

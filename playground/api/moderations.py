@@ -25,7 +25,6 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
     ``api_keys`` they need ``Authorization: Bearer KEY``."""
     router = APIRouter()
     admission = Admission(service.limits.max_waiting)
-    name = service.moderator.name
 
     def key_holder(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if credentials is None or api_keys.owner(credentials.credentials) is None:
@@ -49,6 +48,7 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         return Response(stored, media_type="application/json")
 
     def served(model: str | None) -> None:
+        name = service.moderator.name  # the version served now: it changes when another is served
         if model not in (None, name):
             raise ApiError(404, f"The model {model!r} is not served here: use {name!r} or leave it out.", "model")
 
@@ -61,7 +61,7 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         return await answer(
             "/v1/moderations", request, idempotency_key,
             lambda record: service.label_soon(texts, fields=fields, record=record),
-            lambda results: {"id": _id(), "model": name, "results": [Result.of(result) for result in results]})
+            lambda results: {"id": _id(), "model": results[0].model, "results": [Result.of(result) for result in results]})
 
     @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"], dependencies=keyed)
     async def chat(request: ChatRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
@@ -70,13 +70,14 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         return await answer(
             "/v1/moderations/chat", request, idempotency_key,
             lambda record: service.check_turn_soon(request.user, request.bot, record=record),
-            lambda turn: {"id": _id(), "model": name, "user": Result.of(turn.user), "bot": Result.of(turn.bot),
+            lambda turn: {"id": _id(), "model": turn.user.model, "user": Result.of(turn.user), "bot": Result.of(turn.bot),
                           "reply": turn.reply, "intervened": turn.intervened, "triggered_by": turn.triggered_by})
 
     @router.get("/v1/models", tags=["service"])
     def models() -> dict:
         """The model this server labels with."""
-        return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "moderation-playground"}]}
+        card = {"id": service.moderator.name, "object": "model", "owned_by": "moderation-playground"}
+        return {"object": "list", "data": [card]}
 
     @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     def unknown(path: str):

@@ -10,12 +10,11 @@ from ..service import PlaygroundService
 def monitoring_router(service: PlaygroundService) -> APIRouter:
     """The routes a load balancer and Prometheus call."""
     router = APIRouter(tags=["service"])
-    name = service.moderator.name
 
     @router.get("/healthz")
     async def healthz() -> dict:
-        """The server is up and its model is loaded."""
-        return {"status": "ok", "model": name}
+        """The server is up and its model is loaded (the version served now)."""
+        return {"status": "ok", "model": service.moderator.name}
 
     @router.get("/metrics", response_class=Response)
     def metrics() -> Response:

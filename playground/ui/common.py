@@ -78,6 +78,13 @@ def optional(choice: str) -> str | None:
     return None if choice == ANY else choice
 
 
+def model_text(moderator) -> str:
+    """The model (version) that labels now, in Markdown: its name, and for an adapter the model it is on."""
+    version = moderator.version
+    on = f" (a LoRA adapter on `{version.base_name}`)" if version and version.kind == "lora" else ""
+    return f"`{moderator.name}`{on}"
+
+
 def saved(row: dict) -> str:
     """What the page says once a verdict is on disk."""
     return f"Saved verdict #{row['id']} on prediction #{row['prediction_id']}: {row['verdict']}, {row['label']}."

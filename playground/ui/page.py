@@ -5,11 +5,11 @@ import gradio as gr
 from moderation.models import DEMO_NOTICE
 
 from ..service import PlaygroundService
-from . import batch, chat, dashboard, disagreements, evaluate, export, moderate, prompt, queue, review
-from .common import Page, reviewer_name
+from . import batch, chat, dashboard, disagreements, evaluate, export, moderate, prompt, queue, retrain, review
+from .common import Page, model_text, reviewer_name
 from .inputs import refuse_clearly
 
-TABS = (moderate, queue, chat, review, disagreements, batch, dashboard, export, prompt, evaluate)
+TABS = (moderate, queue, chat, review, disagreements, batch, dashboard, export, prompt, evaluate, retrain)
 PAGE_JS = queue.KEYS_JS
 """What the page runs when it loads: the Queue tab's keys."""
 
@@ -17,7 +17,7 @@ PAGE_JS = queue.KEYS_JS
 def build_page(service: PlaygroundService, *, logins: bool = False) -> gr.Blocks:
     """The Gradio page over ``service``; every event a reviewer uses has an ``api_name``."""
     with gr.Blocks(title="Moderation Playground") as blocks:
-        gr.Markdown(f"# Moderation Playground\nModel: `{service.moderator.name}`")
+        gr.Markdown(lambda: f"# Moderation Playground\nModel: {model_text(service.moderator)}")
         if service.moderator.demo:
             gr.Markdown(f"**{DEMO_NOTICE}**", elem_id="demo-notice")
         page = Page(service, logins, gr.State(None), reviewer_name(blocks, logins))

@@ -1,0 +1,38 @@
+"""Folders that appear whole or not at all: a model is written beside its place, then renamed into it."""
+
+import contextlib
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import InvalidInput
+
+
+def check_free(target: Path, *, replace: bool) -> None:
+    """InvalidInput when ``target`` exists and may not be replaced."""
+    if target.exists() and not replace:
+        raise InvalidInput(f"{target} already exists: choose another --out folder, or pass --force to replace it.",
+                           "out")
+
+
+@contextlib.contextmanager
+def written_whole(target: Path, *, replace: bool = False):
+    """A fresh folder beside ``target`` to fill; once the block ends it becomes ``target`` (replacing it only
+    with ``replace``), and if the block fails (or the process is told to stop) it is removed."""
+    check_free(target, replace=replace)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-building-"))
+    try:
+        yield building
+        check_free(target, replace=replace)
+        shutil.rmtree(target, ignore_errors=True)
+        building.rename(target)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Make SIGTERM exit through ``finally`` blocks (as Ctrl-C does), so half-written folders are removed."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))

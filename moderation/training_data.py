@@ -1,0 +1,128 @@
+"""What a fine-tune learns from and is judged on: curated records, replayed base examples, a held-out split,
+and the packed sequences the model sees.
+
+Records are packed under the prompt's header in the card's layout, several to a sequence, so the model
+learns exactly the format it is prompted with; the targets are the label continuations (`` <label>\\n``)
+alone. Nothing here needs torch: the application checks data with it before it starts a training process.
+"""
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from sklearn.model_selection import train_test_split
+
+from .errors import InvalidInput
+from .prompt import HEADER, INPUT, OUTPUT
+
+IGNORE = -100
+"""The target of a token that is not learned (the header, texts, padding)."""
+HELD_OUT_FRACTION = 0.2
+"""The share of the curated records held out when no held-out data is given."""
+
+Record = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The records trained on and the held-out records judged on (never trained on)."""
+
+    train: list[Record]
+    held_out: list[Record]
+    replayed: int = 0
+    """How many of ``train`` are replayed base examples."""
+    dropped: int = 0
+    """Training records left out because their text is held out (or, replayed, because it is curated)."""
+
+
+def prepare(curated: list[Record], *, held_out: list[Record] | None = None,
+            held_out_fraction: float = HELD_OUT_FRACTION,
+            replay: list[Record] = (), replay_ratio: float = 0.0, seed: int = 0) -> TrainingData:
+    """Curated records, mixed with ``replay_ratio`` replayed examples per curated one, against a held-out set.
+
+    Without ``held_out``, a label-stratified ``held_out_fraction`` of ``curated`` is held out. No text that
+    is held out is trained on, and a replayed example never overrides a curated text's label.
+    """
+    if replay_ratio < 0:
+        raise InvalidInput(f"The replay ratio is {replay_ratio}: give 0 (no replay) or more.", "replay_ratio")
+    if held_out is None:
+        curated, held_out = stratified_split(curated, held_out_fraction, seed)
+    judged = {text for text, _ in held_out}
+    kept = [record for record in curated if record[0] not in judged]
+    if not kept:
+        raise InvalidInput("Every training text is also in the held-out data: nothing is left to train on.")
+    seen = judged | {text for text, _ in kept}
+    pool = [record for record in replay if record[0] not in seen]
+    replayed = random.Random(seed).sample(pool, min(len(pool), round(replay_ratio * len(kept))))
+    return TrainingData(kept + replayed, held_out, len(replayed), len(curated) - len(kept))
+
+
+def stratified_split(records: list[Record], fraction: float, seed: int = 0) -> tuple[list[Record], list[Record]]:
+    """(train, held out): ``fraction`` of ``records`` held out with each label in the same share (scikit-learn).
+
+    InvalidInput when there are too few records to give each label a place on both sides.
+    """
+    if not 0 < fraction < 1:
+        raise InvalidInput(f"The held-out fraction is {fraction}: give a number between 0 and 1.", "eval_fraction")
+    counts = Counter(label for _, label in records)
+    held = math.ceil(fraction * len(records))
+    if min(counts.values()) < 2 or held < len(counts) or len(records) - held < len(counts):
+        shown = ", ".join(f"{label}: {count}" for label, count in sorted(counts.items()))
+        raise InvalidInput(
+            f"{len(records)} records ({shown}) are too few to hold out a label-stratified {fraction:.0%}: each "
+            f"label needs at least 2 records and {len(counts)} on each side. Add records, or pass the held-out "
+            "data as --eval-data FILE."
+        )
+    train, held_out = train_test_split(records, test_size=held, stratify=[label for _, label in records],
+                                       random_state=seed)
+    return train, held_out
+
+
+class WordDropout:
+    """Records whose texts lose each word with probability ``rate`` whenever they are read (a dataset for the
+    Trainer): a model that starts from nothing cannot learn the texts by heart, only the words that tell."""
+
+    def __init__(self, records: list[Record], rate: float, seed: int = 0):
+        self.records = records
+        self.rate = rate
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Record:
+        text, label = self.records[index]
+        words = text.split(" ")
+        return " ".join([word for word in words if self.rng.random() >= self.rate] or words), label
+
+
+def pack_records(tokenizer, records: list[Record], per_sequence: int, max_length: int) -> list[tuple[list, list]]:
+    """Token ids and targets of ``records`` packed in order, at most ``per_sequence`` to a sequence of at most
+    ``max_length`` tokens: the header, then the records in the card's layout; the targets are the labels'
+    tokens alone (:data:`IGNORE` elsewhere).
+
+    Each piece is tokenized as the Moderator tokenizes a prompt, so training and scoring agree. A record too
+    long for a sequence of its own has its text cut to fit.
+    """
+
+    def encode(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    header = encode(HEADER + "\n")
+    sequences = []
+    for text, label in records:
+        answer = encode(f" {label}\n")
+        if sequences and sequences[-1][2] < per_sequence:
+            ids, targets, count = sequences[-1]
+            context = encode("\n" + INPUT) + encode(f" {text}{OUTPUT}")
+            if len(ids) + len(context) + len(answer) <= max_length:
+                sequences[-1] = (ids + context + answer, targets + [IGNORE] * len(context) + answer, count + 1)
+                continue
+        context = encode(INPUT) + encode(f" {text}{OUTPUT}")
+        room = max_length - len(header) - len(answer)
+        if len(context) > room:
+            tail = encode(OUTPUT)
+            context = (encode(INPUT) + encode(f" {text}"))[: room - len(tail)] + tail
+        sequences.append((header + context + answer, [IGNORE] * (len(header) + len(context)) + answer, 1))
+    return [(ids, targets) for ids, targets, _ in sequences]
