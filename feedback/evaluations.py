@@ -19,7 +19,7 @@ from verdicts join predictions on predictions.id = verdicts.prediction_id
 where verdicts.status = 'accepted' order by verdicts.updated, verdicts.id
 """
 """Accepted verdicts, oldest first; a text whose final label a curator settled has that label in each."""
-_RUN_COLUMNS = ("model", "template", "threshold", "mode", "gold_name", "gold_hash", "gold_size")
+_RUN_COLUMNS = ("model", "version", "template", "threshold", "mode", "gold_name", "gold_hash", "gold_size")
 
 
 class Evaluations:

@@ -120,7 +120,7 @@ def create_evaluation_runs(db):
             "id": int,
             "created": str,
             "model": str,
-            "adapter": str,
+            "version": str,
             "template": str,
             "threshold": str,
             "mode": str,

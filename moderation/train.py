@@ -4,8 +4,9 @@ LoRA on GPT-J's attention and MLP projections is the default for models over 1B 
 fine-tune below (``--lora`` and ``--full`` force one or the other); bf16 on a GPU. The loss counts the
 label continuations alone, in the card's layout (:mod:`moderation.training_data`). Held-out records are
 never trained on: the checkpoint kept is the one with the lowest loss on them (early stopping). The output
-folder holds the adapter (or, with ``--merge``, the merged model) and ``version.json``, which names the
-version and the model it was trained from.
+folder holds the adapter (or, with ``--merge``, the merged model), ``version.json``, which names the
+version and the model it was trained from, and ``report.json`` / ``report.md``: the held-out records
+evaluated before and after training (:mod:`moderation.training_report`).
 
     python -m moderation.train --model M --data export.jsonl --out DIR [--eval-data FILE] [--lora | --full]
 """
@@ -29,7 +30,8 @@ from .models import local_model
 from .progress import progress_line
 from .records import SEED_FILE, read_labelled
 from .training_data import HELD_OUT_FRACTION, IGNORE, Record, TrainingData, WordDropout, pack_records, prepare
-from .versions import ModelVersion, model_reference, version_name
+from .training_report import held_out_gold, measure, write_report
+from .versions import REPORT_MD, ModelVersion, model_reference, version_name
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out")
 """GPT-J's attention (query, key, value, output) and MLP projections."""
@@ -282,16 +284,22 @@ def main(argv=None) -> int:
         base_name=base_name,
         base_fingerprint=fingerprint(model),
     )
+    gold = held_out_gold(data.held_out)
+    before = measure(model, tokenizer, base_name, gold)
     with written_whole(out, replace=args.force) as folder:
         trained = fine_tune(model, tokenizer, data, recipe, folder / ".checkpoints",
                             log=lambda line: print(line, flush=True))
+        after = measure(trained.model, tokenizer, version.name, gold)
         details = {"records": len(data.train), "replayed": data.replayed, "held_out": len(data.held_out),
                    "held_out_loss": round(trained.held_out_loss, 4), "best_step": trained.best_step,
                    "steps": trained.steps, "recipe": {**asdict(recipe), "method": method}}
         version = ModelVersion(**{**asdict(version), "training": details})
         save(trained, tokenizer, folder, version, merge=args.merge)
+        report = write_report(folder, before, after)
     print(f"Saved {version.name} ({kind}) to {out}: held-out loss {trained.held_out_loss:.4f} at step "
-          f"{trained.best_step} of {trained.steps}.", flush=True)
+          f"{trained.best_step} of {trained.steps}; held-out accuracy {report['before']['accuracy']:.1%} before, "
+          f"{report['after']['accuracy']:.1%} after ({report['fixed']} fixed, {report['broken']} broken; "
+          f"{out / REPORT_MD}).", flush=True)
     return 0
 
 

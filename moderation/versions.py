@@ -9,6 +9,9 @@ from pathlib import Path
 from .errors import ModelLoadError
 
 VERSION_FILE = "version.json"
+REPORT_JSON, REPORT_MD = "report.json", "report.md"
+"""The held-out records evaluated before and after the training that made a version (see
+:mod:`moderation.training_report`)."""
 KINDS = ("lora", "merged", "full")
 """lora: an adapter folder for the base model; merged: the base with the adapter merged in; full: all weights
 fine-tuned. The last two are whole models, served with ``--model DIR``."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from moderation.errors import InvalidInput
 from moderation.progress import last_progress
-from moderation.versions import ModelVersion
+from moderation.versions import REPORT_MD, ModelVersion
 
 LOG_TAIL = 20_000
 """How much of the end of a job's log is shown."""
@@ -30,6 +30,12 @@ class Job:
     log: str
     version: ModelVersion | None
     folder: Path
+
+    @property
+    def report(self) -> str | None:
+        """The finished job's report: the held-out records evaluated before and after training (Markdown)."""
+        path = self.folder / REPORT_MD
+        return path.read_text(encoding="utf-8") if self.state == "finished" and path.exists() else None
 
     @property
     def progress(self) -> float:

@@ -16,6 +16,7 @@ from moderation.evaluate import heldout_gold
 from moderation.evaluate.__main__ import main as evaluate_main
 from moderation.labels import SEVERITY
 from moderation.records import HELDOUT_FILE
+from moderation.versions import ModelVersion
 
 TWO_EXAMPLES = [{"text": "Have a lovely day", "label": "casual"},
                 {"text": "I will hurt you", "label": "needs intervention"}]
@@ -44,6 +45,17 @@ def two_examples(tmp_path):
     path = tmp_path / "examples.jsonl"
     path.write_text("".join(json.dumps(example) + "\n" for example in TWO_EXAMPLES))
     return path
+
+
+def test_a_run_of_a_trained_version_records_its_name(evaluate, tiny_model_dir, tiny_adapter_dir, tmp_path):
+    db = tmp_path / "runs.db"
+    run = evaluate("--data", HELDOUT_FILE, "--model", tiny_model_dir, "--adapter", tiny_adapter_dir, "--db", db, "--json")
+    assert run.returncode == 0, run.stderr
+    name = ModelVersion.read(tiny_adapter_dir).name
+    assert (json.loads(run.stdout)["model"], json.loads(run.stdout)["version"]) == (name, name)
+    assert sqlite_utils.Database(db)["evaluation_runs"].get(1)["version"] == name
+    base = json.loads(evaluate("--data", HELDOUT_FILE, "--model", tiny_model_dir, "--db", db, "--json").stdout)
+    assert (base["model"], base["version"]) == (str(tiny_model_dir), None)
 
 
 def test_json_figures_are_scikit_learns_on_the_labels_of_the_moderation_command(evaluate, card_labels, tmp_path):

@@ -2,6 +2,7 @@
 and log; serving the version it trained (swapped in whole) and rolling back. A job that is stopped or killed
 changes nothing that is served. The service runs on the tiny model here (a job trains a real checkpoint)."""
 
+import json
 import os
 import re
 import signal
@@ -107,7 +108,7 @@ def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_ba
         page.get_by_role("button", name="Retrain on accepted verdicts").click()
         progress = page.locator("#retrain-progress progress")
         expect(page.locator("#retrain-progress")).to_contain_text("running", timeout=30_000)
-        snap(page, "07-retraining")
+        snap(page, "11-retraining")
         expect(page.locator("#retrain-progress")).to_contain_text("finished", timeout=180_000)
         expect(progress).to_have_attribute("value", "100")
         job = service.training()
@@ -117,7 +118,11 @@ def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_ba
         assert "Training lora on 48 records (24 of them replayed), judged on 6 held-out records" in job.log
         expect(page.get_by_label("Trained versions", exact=True)).to_have_value(
             f"{job.version.name} ({job.folder.name})")
-        snap(page, "08-retrained")
+        report = json.loads((job.folder / "report.json").read_text())
+        shown_report = page.locator("#retrain-report")
+        expect(shown_report).to_contain_text(f"{job.version.name}: before and after training")
+        expect(shown_report).to_contain_text(f"fixes {report['fixed']} and breaks {report['broken']} of them")
+        snap(page, "12-retrained")
 
         page.get_by_role("button", name="Serve this version").click()
         expect(page.get_by_text(f"Serving: {job.version.name} (a LoRA adapter on {tiny_moderator.name})")) \
@@ -128,7 +133,7 @@ def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_ba
         page.reload()
         expect(page.get_by_text(f"Model: {job.version.name} (a LoRA adapter on {tiny_moderator.name})")) \
             .to_be_visible()
-        snap(page, "09-version-served")
+        snap(page, "13-version-served")
 
         page.get_by_role("tab", name="Retrain").click()
         page.get_by_role("button", name="Roll back").click()

@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from moderation.demo import DemoRecipe, build_demo_model, split_seed
 from moderation.engine import Moderator
+from moderation.evaluate import evaluate, read_gold
 from moderation.errors import InvalidInput
 from moderation.prompt import HEADER, PromptTemplate, format_record
 from moderation.train import Recipe
@@ -129,6 +130,30 @@ def test_lora_training_writes_an_adapter_with_its_version(cli, tiny_model_dir, t
     assert version.name.startswith(f"{tiny_model_dir.name}-lora-") and f"Saved {version.name} (lora)" in run.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.jsonl", "v1"], "no checkpoints or partial folders"
     assert all(".lora_" in name for name in load_file(out / "adapter_model.safetensors")), "the adapter alone"
+
+
+def test_the_report_holds_evaluate_figures_before_and_after_on_the_held_out_file(cli, tiny_model_dir, tmp_path):
+    """python -m moderation.train ... --eval-data FILE --lora writes report.json with Evaluate's metrics before
+    and after: the same figures an evaluation of the base model and of the served adapter gives."""
+    seed = split_seed()[0]
+    data = write_jsonl(tmp_path / "export.jsonl", seed[:60])
+    held = write_jsonl(tmp_path / "held.jsonl", seed[200:230])
+    out = tmp_path / "v2"
+    run = train(cli, tiny_model_dir, data, out, "--eval-data", held, "--lora", "--replay-ratio", "0")
+    assert run.returncode == 0, run.stderr
+    assert (out / "adapter_config.json").exists()
+    report = json.loads((out / "report.json").read_text())
+    gold = read_gold(held)
+    before = evaluate(Moderator.load(str(tiny_model_dir)), gold)["metrics"]
+    after = evaluate(Moderator.load(str(tiny_model_dir), adapter=str(out)), gold)["metrics"]
+    for name in ("accuracy", "macro_f1", "kappa_quadratic", "ece"):
+        assert report["before"][name] == pytest.approx(before[name], abs=1e-6)
+        assert report["after"][name] == pytest.approx(after[name], abs=1e-6)
+    assert (report["before"]["confusion"], report["after"]["confusion"]) == (before["confusion"], after["confusion"])
+    assert report["gold"] == {"name": "held-out records", "size": 30, "hash": gold.hash}
+    assert report["fixed"] == sum(item["outcome"] == "fixed" for item in report["flipped"])
+    assert f"held-out accuracy {before['accuracy']:.1%} before, {after['accuracy']:.1%} after" in run.stdout
+    assert "| accuracy |" in (out / "report.md").read_text()
 
 
 def test_a_merged_model_serves_as_the_adapter_does(cli, tiny_model_dir, tiny_adapter_dir, tmp_path):

@@ -1,6 +1,6 @@
 """Command line: measure a model and a prompt on a gold set and store the run, or compare two stored runs.
 
-    python -m moderation.evaluate --data FILE | --accepted [--model M] [--examples FILE] [--threshold T]
+    python -m moderation.evaluate --data FILE | --accepted [--model M] [--adapter DIR] [--examples FILE] [--threshold T]
                                   [--mode score|generate] [--db feedback.db] [--json]
     python -m moderation.evaluate --compare RUN_A RUN_B [--db feedback.db] [--json]
 """
@@ -69,8 +69,9 @@ def run_evaluation(args) -> dict:
         store.save_template(settings.template.id, settings.template.to_json())
         stored = store.evaluations.save(run)
     conflicts = [{"text": c.text, "labels": list(c.labels), "kept": c.kept} for c in gold.conflicts]
-    return {"run_id": stored["id"], **{key: stored[key] for key in ("created", "model", "template", "threshold",
-                                                                    "mode", "gold_name", "gold_hash", "gold_size")},
+    return {"run_id": stored["id"], **{key: stored[key] for key in ("created", "model", "version", "template",
+                                                                    "threshold", "mode", "gold_name", "gold_hash",
+                                                                    "gold_size")},
             **stored["metrics"], **({"conflicts": conflicts} if args.accepted else {})}
 
 

@@ -62,5 +62,6 @@ def _count(flipped: list[dict], outcome: str) -> int:
 
 
 def _summary(run: dict) -> dict:
-    return {key: run[key] for key in ("id", "created", "model", "template", "threshold", "mode", "gold_name",
-                                      "gold_hash", "gold_size")}
+    """What identifies a run (a run not stored has no id or time)."""
+    return {key: run.get(key) for key in ("id", "created", "model", "version", "template", "threshold", "mode",
+                                          "gold_name", "gold_hash", "gold_size")}

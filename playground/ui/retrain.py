@@ -29,6 +29,7 @@ def build(page: Page) -> None:
             stop = gr.Button("Stop")
         bar = gr.HTML(progress_bar(None), elem_id="retrain-progress")
         log = gr.Textbox(label="Log", lines=12, max_lines=12, autoscroll=True, interactive=False)
+        report = gr.Markdown(elem_id="retrain-report")
         serving = gr.Markdown(lambda: serving_text(service.moderator))
         with gr.Row():
             versions = gr.Dropdown(choices(), label="Trained versions", value=None)
@@ -37,9 +38,9 @@ def build(page: Page) -> None:
         timer = gr.Timer(POLL_S, active=False)
 
     def shown(job: Job | None):
-        """The progress bar, the log, and whether to keep watching."""
+        """The progress bar, the log, the report once the job has finished, and whether to keep watching."""
         running = job is not None and job.state == "running"
-        return progress_bar(job), job.log if job else "", gr.Timer(active=running)
+        return progress_bar(job), job.log if job else "", (job and job.report) or "", gr.Timer(active=running)
 
     def watch():
         """The job as it stands, and the trained versions (the newest chosen once a job has finished)."""
@@ -69,7 +70,7 @@ def build(page: Page) -> None:
         """Serve again what was served before."""
         return serving_text(service.rollback())
 
-    outputs = [bar, log, timer]
+    outputs = [bar, log, report, timer]
     start.click(retrain, None, outputs, api_name="retrain")
     stop.click(stop_retrain, None, outputs, api_name="stop_retrain")
     timer.tick(watch, None, [*outputs, versions], api_name="training")
