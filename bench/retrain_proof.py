@@ -5,8 +5,8 @@
 The first N texts of the labelled pool that the model labels wrong become the corrections (what reviewers
 would have flagged and accepted). ``python -m moderation.train --lora`` trains an adapter on them (the seed
 set replayed, a label-stratified share of the corrections held out to choose the checkpoint); then the
-accuracy on the corrections and on the held-out set (no text of which is in the pool) is printed, before and
-after. The pool and the held-out set must share no text.
+corrections and the held-out set (no text of which is in the pool) are evaluated (:mod:`moderation.evaluate`)
+before and after, and their accuracy and macro-F1 printed. The pool and the held-out set must share no text.
 """
 
 import argparse
@@ -15,12 +15,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from moderation.demo import accuracy
 from moderation.errors import USER_ERRORS, InvalidInput
+from moderation.evaluate import GoldSet, evaluate
 from moderation.models import open_moderator
 from moderation.prompt import format_record
 from moderation.records import HELDOUT_FILE, read_labelled
 from moderation.train import main as train
+
+FIGURES = ("accuracy", "macro_f1")
+"""What the proof reports of each set, before and after."""
 
 
 def corrections(moderator, pool, count: int) -> list:
@@ -63,17 +66,19 @@ def main(argv=None) -> int:
     if code:
         return code
     tuned = open_moderator(args.model, adapter=str(adapter), progress=False)
-    figures = {
-        "model": base.name, "version": tuned.name, "corrections": len(fixes), "held_out": len(held_out),
-        "corrections_before": accuracy(base, fixes), "corrections_after": accuracy(tuned, fixes),
-        "held_out_before": accuracy(base, held_out), "held_out_after": accuracy(tuned, held_out),
-    }
+    figures = {"model": base.name, "version": tuned.name, "corrections": len(fixes), "held_out": len(held_out)}
+    for name, records in (("corrections", fixes), ("held_out", held_out)):
+        gold = GoldSet(name, tuple(records))
+        for when, moderator in (("before", base), ("after", tuned)):
+            metrics = evaluate(moderator, gold)["metrics"]
+            figures[f"{name}_{when}"] = {key: round(metrics[key], 4) for key in FIGURES}
     if args.json:
         print(json.dumps(figures))
     else:
         print(f"{figures['corrections']} corrections the model got wrong; {figures['held_out']} held-out texts")
         for name in ("corrections", "held_out"):
-            print(f"  {name:<12} accuracy before {figures[name + '_before']:.1%}, after {figures[name + '_after']:.1%}")
+            before, after = figures[name + "_before"], figures[name + "_after"]
+            print(f"  {name:<12}" + "; ".join(f"{key} {before[key]:.3f} -> {after[key]:.3f}" for key in FIGURES))
     return 0
 
 
