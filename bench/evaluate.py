@@ -30,10 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-import transformers
-
-from bench.throughput import SIZES, build_checkpoint, machine
+from bench.common import machine, quiet_torch, sync
+from bench.throughput import SIZES, build_checkpoint
 from feedback.store import FeedbackStore
 from moderation.engine import Moderator
 from moderation.evaluate import evaluate, heldout_gold
@@ -65,8 +63,7 @@ def timed(run) -> float:
     """Seconds that ``run()`` takes (after the GPU's queued work is done)."""
     start = time.perf_counter()
     run()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - start
 
 
@@ -107,10 +104,7 @@ def target(rows: dict) -> dict:
 def main():
     """Measure, then print the table (or the JSON object)."""
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    quiet_torch(args.threads)
     load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as folder:
         if args.size:

@@ -24,6 +24,7 @@ import torch
 import transformers
 from transformers import GPTJConfig, GPTJForCausalLM
 
+from bench.common import sync
 from moderation.demo import split_seed, train_tokenizer
 from moderation.engine import Moderator
 from moderation.labels import parse_label
@@ -62,12 +63,6 @@ def build(dry_run: bool):
     with torch.device(device):
         model = GPTJForCausalLM._from_config(config, dtype=dtype)
     return model.eval(), tokenizer
-
-
-def sync():
-    """Wait for queued GPU work, so that timers read finished work."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def timed(label_all, texts: list[str]) -> dict:

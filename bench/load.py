@@ -18,12 +18,9 @@ verdict is lost or wrong, or a request failed.
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,17 +36,15 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the client must no
 
 from gradio_client import Client  # noqa: E402
 
+from bench.common import machine, start_app, stop_app  # noqa: E402
 from moderation.demo import split_seed  # noqa: E402
 from moderation.labels import LABELS  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 KINDS = ("moderate", "flag", "rest")
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 MAX_ROUNDS = 100_000  # per client, on top of the time limit
 MAX_BURST = 256
 REQUEST_TIMEOUT_S = 60
-START_TIMEOUT_S = 300
 ERRORS_KEPT = 5
 SAVED = re.compile(r"Saved verdict #(\d+) on prediction #(\d+): wrong, (.+)\.")
 
@@ -93,42 +88,6 @@ class ClientLog:
             return None
         self.latencies[kind].append(time.perf_counter() - start)
         return result
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(model: str, db: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """``python app.py`` on a free port; returns (process, url) once /healthz answers."""
-    port = free_port()
-    command = [sys.executable, str(ROOT / "app.py"), "--model", model, "--db", str(db), "--port", str(port)]
-    with open(log, "w") as out:
-        server = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            urllib.request.urlopen(url + "healthz", timeout=2).close()
-            return server, url
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                stop_server(server)
-                sys.exit(f"app.py did not start:\n{log.read_text()}")
-            time.sleep(0.5)
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    """Terminate the server we started, killing it if it lingers."""
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def post_json(url: str, body: dict, timeout: float = REQUEST_TIMEOUT_S) -> tuple[int, dict]:
@@ -252,18 +211,6 @@ def percentile(values: list[float], pct: float) -> float | None:
     return ordered[max(0, round(pct / 100 * len(ordered)) - 1)]
 
 
-def machine(load_at_start: float) -> dict:
-    """What the figures were measured on, with the 1-minute load average at the start and the end."""
-    cpu = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-            "cpus": os.cpu_count(), "load_start": load_at_start, "load_end": os.getloadavg()[0]}
-
-
 def served_model(url: str) -> str:
     """The model id the server answers with."""
     with urllib.request.urlopen(url + "v1/models", timeout=10) as response:
@@ -281,7 +228,8 @@ def report(args, url, model, load, duration, verdicts, bursts, host) -> dict:
     return {
         "url": url, "model": model, "clients": args.clients, "seconds": args.seconds, "duration_s": duration,
         "kinds": kinds, "requests": total, "requests_per_s": total / duration,
-        "errors": len(load.errors), "errors_first": [f"{kind}: {message}" for kind, message in load.errors[:ERRORS_KEPT]],
+        "errors": len(load.errors),
+        "errors_first": [f"{kind}: {message}" for kind, message in load.errors[:ERRORS_KEPT]],
         "verdicts": verdicts, "burst": bursts, "machine": host,
         "command": shlex.join([os.path.relpath(sys.executable), *sys.argv]),
     }
@@ -322,7 +270,7 @@ def main(argv=None) -> int:
     texts = [text for text, _ in train + held_out]
     with tempfile.TemporaryDirectory(prefix="moderation-load-") as scratch:
         db = Path(args.db) if args.db else Path(scratch) / "feedback.db"
-        server, url = (None, args.url) if args.url else start_server(args.model, db, Path(scratch) / "app.log")
+        server, url = (None, args.url) if args.url else start_app(args.model, db, Path(scratch) / "app.log")
         url = url if url.endswith("/") else url + "/"
         try:
             model = served_model(url)
@@ -331,7 +279,7 @@ def main(argv=None) -> int:
             verdicts = check_verdicts(db, load.acked)
         finally:
             if server is not None:
-                stop_server(server)
+                stop_app(server)
     figures = report(args, url, model, load, duration, verdicts, bursts, machine(load_at_start))
     if args.json:
         print(json.dumps(figures))

@@ -22,10 +22,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -39,15 +37,14 @@ from pathlib import Path
 
 import torch
 
+from bench.common import machine, start_app
 from moderation.demo import split_seed
 from moderation.models import open_moderator
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"rate_ratio": 0.5, "p50_ratio": 1.5}
 BATCH = 32
 SINGLE_REQUESTS = 400
 WARMUP_REQUESTS = 64
-START_TIMEOUT_S = 300
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -111,32 +108,6 @@ class Engine:
             self.moderator.moderate([self.corpus[number % len(self.corpus)]])
             latencies.append(time.perf_counter() - begin)
         return latencies
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_app(model: str, db: Path, log: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    """``python app.py`` on a free port; returns (process, url) once /healthz answers."""
-    port = free_port()
-    command = [sys.executable, str(ROOT / "app.py"), "--model", model, "--db", str(db), "--port", str(port), *extra]
-    with open(log, "w") as out:
-        server = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            urllib.request.urlopen(url + "healthz", timeout=2).close()
-            return server, url
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                sys.exit(f"app.py did not start:\n{log.read_text()}")
-            time.sleep(0.3)
 
 
 async def clients_run(url: str, corpus: list[str], clients: int, *, seconds: float | None = None,
@@ -209,6 +180,7 @@ def measure(args, engine: Engine, url: str, corpus: list[str], profile_pid: int 
 def main(argv=None) -> int:
     """Run both measurements and print the figures; exit status 1 when a target is missed."""
     args = parse_args(argv)
+    load_at_start = os.getloadavg()[0]
     corpus = texts()
     engine = Engine(args.model, corpus)
     folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -234,8 +206,7 @@ def main(argv=None) -> int:
     met = {"rate_ratio": ratios["rate_ratio"] >= TARGETS["rate_ratio"],
            "p50_ratio": ratios["p50_ratio"] <= TARGETS["p50_ratio"]}
     report = {
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+        "machine": machine(load_at_start),
         "model": engine.moderator.name, "clients": args.clients, "seconds": args.seconds, "rounds": rounds,
         "recording": not args.no_record_api, "recorded": recorded, "errors": measured["errors"][:5],
         "engine": {"labels_per_s": engine_rate, "p50_s": engine_p50},

@@ -23,19 +23,18 @@ on the seed records, written with ``save_pretrained`` and loaded back through ``
 import argparse
 import json
 import os
-import platform
 import resource
 import shlex
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import transformers
 
+from bench.common import machine, quiet_torch, sync
 from moderation.batcher import MicroBatcher
 from moderation.demo import ensure_demo_model, new_gptj, split_seed, train_tokenizer
 from moderation.engine import Moderator
@@ -82,12 +81,6 @@ def build_checkpoint(size: str, folder: str) -> int:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return len(tokenizer)
-
-
-def sync():
-    """Wait for queued GPU work, so that timers read finished work."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def latency_row(count: int, seconds: float, latencies: list[float]) -> dict:
@@ -270,27 +263,6 @@ def peak_memory() -> dict:
     return memory
 
 
-def machine(load_at_start: float) -> dict:
-    """What the figures were measured on, with its 1-minute load average at the start and at the end."""
-    cpu = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        lines = cpuinfo.read_text().splitlines()
-        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cpu": cpu,
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "cores": os.cpu_count(),
-        "load_average": [load_at_start, os.getloadavg()[0]],
-    }
-
-
 def targets(figures: dict) -> list[dict]:
     """Each target, the figure it is judged on (and that figure as text), and whether it is met."""
     queued, single = figures["rows"]["queued_32"], figures["rows"]["concurrency_1"]
@@ -441,10 +413,7 @@ def report(figures: dict) -> str:
 def main():
     """Measure, then print the report (or the JSON object)."""
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    quiet_torch(args.threads)
     figures = measure(args)
     print(json.dumps(figures, indent=2) if args.json else report(figures))
 

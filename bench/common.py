@@ -1,0 +1,86 @@
+"""What the benchmarks share: the machine they measured on, GPU timing, and an app started on a free port."""
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 300
+
+
+def machine(load_at_start: float) -> dict:
+    """What the figures were measured on, with its 1-minute load average at the start and at the end."""
+    cpu = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu": cpu,
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "cores": os.cpu_count(),
+        "load_average": [load_at_start, os.getloadavg()[0]],
+    }
+
+
+def quiet_torch(threads: int | None) -> None:
+    """Run torch on ``threads`` threads (its default when None), with transformers' logs and progress bars off."""
+    import transformers
+
+    if threads:
+        torch.set_num_threads(threads)
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def sync():
+    """Wait for queued GPU work, so that timers read finished work."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(model: str, db: Path, log: Path, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
+    """``python app.py`` on ``model`` and ``db`` on a free port; returns (process, url) once /healthz answers."""
+    port = free_port()
+    command = [sys.executable, str(ROOT / "app.py"), "--model", model, "--db", str(db), "--port", str(port), *extra]
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            urllib.request.urlopen(url + "healthz", timeout=2).close()
+            return server, url
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                stop_app(server)
+                sys.exit(f"app.py did not start:\n{log.read_text()}")
+            time.sleep(0.3)
+
+
+def stop_app(server: subprocess.Popen) -> None:
+    """Terminate the app we started, killing it if it lingers."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
