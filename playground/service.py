@@ -10,6 +10,7 @@ serving a trained version (or rolling back) by replacing the Moderator whole, on
 import asyncio
 import math
 import numbers
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ class PlaygroundService:
         self.limits = limits
         self.jobs = JobRunner(Path(versions_dir) if versions_dir else self.export_dir / "versions")
         self._previous: Moderator | None = None
+        self._swapping = threading.Lock()
         self.batcher = MicroBatcher(self._label, max_batch_size=max_batch_size, max_wait=max_wait)
         self.writer = PredictionWriter(store)
         self.metrics = Metrics()
@@ -389,20 +391,22 @@ class PlaygroundService:
             raise InvalidInput(f"No trained version {name!r}: choose one from the list.", "version")
         if self.moderator.source is None:
             raise InvalidInput("The model runs on a vLLM server: serve a version by starting the app with --adapter.")
-        if found[folder].kind == "lora":
-            moderator = open_moderator(self.moderator.source, adapter=str(folder), progress=False)
-        else:
-            moderator = open_moderator(str(folder), progress=False)
-        moderator.check_settings(self._settings)
-        self._previous, self.moderator = self.moderator, moderator
+        with self._swapping:  # one switch at a time, so that "Roll back" always returns to what was served
+            if found[folder].kind == "lora":
+                moderator = open_moderator(self.moderator.source, adapter=str(folder), progress=False)
+            else:
+                moderator = open_moderator(str(folder), progress=False)
+            moderator.check_settings(self._settings)
+            self._previous, self.moderator = self.moderator, moderator
         return moderator
 
     def rollback(self) -> Moderator:
         """Serve again what was served before the last :meth:`serve_version`."""
-        if self._previous is None:
-            raise InvalidInput("Nothing to roll back to: no other version was served since the server started.")
-        self.moderator, self._previous = self._previous, None
-        return self.moderator
+        with self._swapping:
+            if self._previous is None:
+                raise InvalidInput("Nothing to roll back to: no other version was served since the server started.")
+            self.moderator, self._previous = self._previous, None
+            return self.moderator
 
     def _label(self, texts: list[NormalizedText], settings: Settings) -> list[ModerationResult]:
         self.metrics.batch_size.observe(len(texts))
