@@ -15,6 +15,8 @@ SEED_FILE = DATA / "seed.jsonl"
 """The project's own labelled examples, written for it: what the demo model trains on."""
 HELDOUT_FILE = DATA / "heldout.jsonl"
 """The project's held-out set: never trained on, the set every model and prompt is measured on."""
+POOL_FILE = DATA / "pool.jsonl"
+"""A pool of labelled texts shared with neither set above: corrections for the retraining proof are drawn from it."""
 
 
 def read_labelled(path: str | Path) -> list[tuple[NormalizedText, str]]:

@@ -12,6 +12,7 @@ from moderation.evaluate.gold import GoldSet
 from moderation.evaluate.metrics import compute_metrics
 from moderation.labels import SEVERITY
 from moderation.prompt import PromptTemplate
+from moderation.records import HELDOUT_FILE, POOL_FILE, SEED_FILE, read_labelled
 
 C, POSSIBLY, PROBABLY, CAUTION, INTERVENTION = SEVERITY
 
@@ -151,6 +152,21 @@ def test_the_held_out_set_reads_the_same_in_either_record_shape(tmp_path):
     records.write_text("".join(json.dumps({"text": f"Input: {text}\nOutput: {label}"}) + "\n"
                                for text, label in gold.items))
     assert read_gold(records).hash == gold.hash
+
+
+def comparable(text: str) -> str:
+    """A text as the pool's checks compare it: case and runs of spaces do not count."""
+    return " ".join(text.lower().split())
+
+
+def test_the_pool_has_every_label_no_repeated_text_and_none_of_the_seed_or_held_out_texts():
+    records = read_labelled(POOL_FILE)
+    pool = [comparable(text) for text, _ in records]
+    assert len(set(pool)) == len(pool), "no text twice in the pool"
+    assert {label for _, label in records} == set(SEVERITY)
+    for other in (SEED_FILE, HELDOUT_FILE):
+        shared = set(pool) & {comparable(text) for text, _ in read_labelled(other)}
+        assert not shared, f"the pool shares {len(shared)} texts with {other.name}: {sorted(shared)[:3]}"
 
 
 def test_a_run_labels_in_the_engines_own_batches_and_tells_progress(service):
