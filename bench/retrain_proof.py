@@ -3,10 +3,10 @@
     HF_HUB_OFFLINE=1 python bench/retrain_proof.py --pool FILE [--corrections 200] [--held-out FILE] [--model demo]
 
 The first N texts of the labelled pool that the model labels wrong become the corrections (what reviewers
-would have flagged and accepted). ``python -m moderation.train --lora`` trains an adapter on them (the seed
-set replayed, a label-stratified share of the corrections held out to choose the checkpoint); then the
-corrections and the held-out set (no text of which is in the pool) are evaluated (:mod:`moderation.evaluate`)
-before and after, and their accuracy and macro-F1 printed. The pool and the held-out set must share no text.
+would have flagged and accepted). ``python -m moderation.train --lora`` trains an adapter on all of them (the
+seed set replayed), choosing its checkpoint on the rest of the pool; then the corrections and the held-out
+set (no text of which is in the pool) are evaluated (:mod:`moderation.evaluate`) before and after, and their
+accuracy and macro-F1 printed. The pool and the held-out set must share no text.
 """
 
 import argparse
@@ -54,15 +54,17 @@ def main(argv=None) -> int:
             raise InvalidInput(f"The pool and the held-out set share {len(shared)} texts, like {sorted(shared)[0]!r}.")
         base = open_moderator(args.model, progress=False)
         fixes = corrections(base, pool, args.corrections)
+        rest = [record for record in pool if record not in fixes]
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    data = out / "corrections.jsonl"
-    data.write_text("".join(json.dumps({"text": format_record(text, label)}) + "\n" for text, label in fixes))
+    data, choose = out / "corrections.jsonl", out / "rest-of-pool.jsonl"
+    for path, records in ((data, fixes), (choose, rest)):
+        path.write_text("".join(json.dumps({"text": format_record(text, label)}) + "\n" for text, label in records))
     adapter = out / "adapter"
-    code = train(["--model", args.model, "--data", str(data), "--out", str(adapter), "--lora", "--force",
-                  *train_options])
+    code = train(["--model", args.model, "--data", str(data), "--eval-data", str(choose), "--out", str(adapter),
+                  "--lora", "--force", *train_options])
     if code:
         return code
     tuned = open_moderator(args.model, adapter=str(adapter), progress=False)
