@@ -3,9 +3,10 @@
 It is built once, deterministically, into a cache folder (``MODERATION_CACHE`` or
 ``~/.cache/moderation-playground``): a byte-level BPE tokenizer trained on the training texts, a GPT-J
 initialised from a fixed seed, and a full fine-tune with :func:`moderation.train.fine_tune` on the seed set
-(plus the card's four examples), stopped early on a label-stratified validation split of the seed set.
-The shipped held-out set is never trained on and chooses nothing; the accuracy on it is saved beside the
-model in ``metrics.json``.
+(plus the card's four examples), stopped early on a label-stratified validation split of the seed set,
+then calibrated on that split (temperature scaling). The shipped held-out set is never trained on and
+chooses nothing; Evaluate's figures on it and on the validation split are saved beside the model in
+``metrics.json``.
 """
 
 import hashlib
@@ -16,10 +17,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from sklearn.metrics import log_loss
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTJConfig, GPTJForCausalLM, PreTrainedTokenizerFast
 
 from .engine import Moderator
+from .evaluate import GoldSet, evaluate
+from .labels import SEVERITY
 from .folders import written_whole
 from .local import LocalBackend
 from .models import DEMO_NAME
@@ -29,13 +33,15 @@ from .train import Recipe, fine_tune
 from .training_data import TrainingData, stratified_split
 
 EOS = "<|endoftext|>"
+FIGURES = ("accuracy", "macro_f1", "ece")
+"""Evaluate's figures that ``metrics.json`` keeps for the validation split and the held-out set."""
 
 
 @dataclass(frozen=True)
 class DemoRecipe:
     """Everything that decides the demo model; a different recipe builds into a different folder."""
 
-    vocab_size: int = 1024
+    vocab_size: int = 1536
     n_embd: int = 128
     n_layer: int = 1
     n_head: int = 4
@@ -46,6 +52,8 @@ class DemoRecipe:
     training: Recipe = field(default_factory=lambda: Recipe(
         method="full", learning_rate=2e-3, max_steps=400, warmup_steps=20, eval_steps=25, patience=3,
         word_dropout=0.15))
+    temperatures: tuple[float, ...] = (0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5)
+    """The temperatures calibration chooses from."""
     seed: int = 0
 
     def key(self) -> str:
@@ -92,11 +100,14 @@ def build_demo_model(target: Path, recipe: DemoRecipe = DemoRecipe(), *, progres
     with written_whole(target, replace=True) as folder:
         trained = fine_tune(model, tokenizer, TrainingData(train_records, validation), recipe.training,
                             folder / ".checkpoints", log=print if progress else lambda line: None)
+        temperature = calibrate(trained.model, tokenizer, validation, recipe.temperatures)
         metrics = {
             "train_records": len(train_records),
             "validation_records": len(validation),
             "held_out_records": len(held_out),
-            "held_out_accuracy": accuracy(Moderator(LocalBackend(trained.model, tokenizer), DEMO_NAME), held_out),
+            "validation": figures(trained.model, tokenizer, "validation", validation),
+            "held_out": figures(trained.model, tokenizer, HELDOUT_FILE.name, held_out),
+            "temperature": temperature,
             "validation_loss": round(trained.held_out_loss, 4),
             "best_step": trained.best_step,
             "steps": trained.steps,
@@ -151,10 +162,30 @@ def train_tokenizer(records, vocab_size: int) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=EOS)
 
 
-def accuracy(moderator: Moderator, records) -> float:
-    """Share of (text, label) ``records`` that ``moderator`` labels right with the card's prompt."""
-    results = moderator.moderate([text for text, _ in records])
-    return round(sum(result.label == label for result, (_, label) in zip(results, records)) / len(records), 4)
+def calibrate(model, tokenizer, records, temperatures) -> float:
+    """Temperature scaling: divides the output layer by the one of ``temperatures`` under which the (text,
+    label) ``records`` get the lowest log-loss over the five labels, and returns it."""
+    head = model.lm_head
+    weight, bias = head.weight.detach().clone(), head.bias.detach().clone()
+    gold = [label for _, label in records]
+
+    def scaled(temperature: float) -> float:
+        with torch.no_grad():
+            head.weight.copy_(weight / temperature)
+            head.bias.copy_(bias / temperature)
+        results = Moderator(LocalBackend(model, tokenizer), DEMO_NAME).moderate([text for text, _ in records])
+        return log_loss(gold, [[result.scores[label] for label in sorted(SEVERITY)] for result in results],
+                        labels=sorted(SEVERITY))
+
+    best = min(temperatures, key=scaled)
+    scaled(best)
+    return best
+
+
+def figures(model, tokenizer, name: str, records) -> dict:
+    """Evaluate's :data:`FIGURES` for the (text, label) ``records``, with the card's prompt."""
+    run = evaluate(Moderator(LocalBackend(model, tokenizer), DEMO_NAME), GoldSet(name, tuple(records)))
+    return {key: round(run["metrics"][key], 4) for key in FIGURES}
 
 
 def main() -> int:
