@@ -75,7 +75,7 @@ def test_generate_mode_reports_what_it_generated(tiny_moderator):
 def test_greedy_decoding_yields_every_label_the_model_is_sure_of(demo_moderator):
     """A label whose whole continuation has probability > 1/2 wins every greedy step, so both modes agree."""
     _, held_out = split_seed()
-    texts = [e.text for e in CARD_EXAMPLES] + [text for text, _ in held_out[:60]]
+    texts = [e.text for e in CARD_EXAMPLES] + [text for text, _ in held_out]
     scored = demo_moderator.moderate(texts)
     generated = demo_moderator.moderate(texts, mode="generate")
     tokens = demo_moderator.backend.tokens
@@ -83,7 +83,7 @@ def test_greedy_decoding_yields_every_label_the_model_is_sure_of(demo_moderator)
     logprobs = continuation_logprobs(demo_moderator.backend.model, prompts, tokens.label_ids,
                                      tokens.tokenizer.pad_token_id)
     sure = [i for i, result in enumerate(scored) if logprobs[i, LABELS.index(result.label)].exp() > 0.5]
-    assert len(sure) >= len(texts) / 2
+    assert len(sure) >= len(texts) / 3, "a calibrated model is sure of fewer texts, but of many"
     assert [generated[i].label for i in sure] == [scored[i].label for i in sure]
     labelled = [(s.label, g.label) for s, g in zip(scored, generated) if g.label is not None]
     agreement = sum(a == b for a, b in labelled) / len(labelled)
