@@ -47,7 +47,8 @@ def load_reviewers(path: str | Path) -> dict[str, str]:
                              "'python -m feedback reviewers add NAME --file FILE'.")
         reviewers[name] = stored
     if not reviewers:
-        raise InvalidInput(f"{path} lists no reviewers: add one with 'python -m feedback reviewers add NAME --file {path}'.")
+        raise InvalidInput(
+            f"{path} lists no reviewers: add one with 'python -m feedback reviewers add NAME --file {path}'.")
     return reviewers
 
 

@@ -28,7 +28,8 @@ _JOINED = """
 select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdicts.status,
   verdicts.verdict, verdicts.label, predictions.label as model_label, verdicts.note,
   verdicts.prediction_id, predictions.text, predictions.scores, predictions.model,
-  predictions.mode, predictions.generated, predictions.role, predictions.template, predictions.prompt, predictions.created as prediction_created
+  predictions.mode, predictions.generated, predictions.role, predictions.template, predictions.prompt,
+  predictions.created as prediction_created
 from verdicts join predictions on predictions.id = verdicts.prediction_id
 """
 

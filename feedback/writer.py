@@ -7,8 +7,8 @@ The queue is bounded: when the writer falls behind, :meth:`PredictionWriter.add`
 requests slow down instead of memory growing. :meth:`PredictionWriter.close` commits what is still queued.
 
 Durability: a prediction handed over is on disk once its batch commits, within ``linger`` seconds and the
-time of one commit; if the process dies in between, the last batch is lost. Verdicts never go through here: they are committed before
-they are acknowledged.
+time of one commit; if the process dies in between, the last batch is lost. Verdicts never go through here:
+they are committed before they are acknowledged.
 """
 
 import logging

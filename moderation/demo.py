@@ -23,8 +23,8 @@ from transformers import GPTJConfig, GPTJForCausalLM, PreTrainedTokenizerFast
 
 from .engine import Moderator
 from .evaluate import GoldSet, evaluate
-from .labels import SEVERITY
 from .folders import written_whole
+from .labels import SEVERITY
 from .local import LocalBackend
 from .models import DEMO_NAME
 from .prompt import CARD_EXAMPLES, HEADER

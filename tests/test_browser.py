@@ -12,7 +12,8 @@ from playwright.sync_api import expect, sync_playwright
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync"]
 SCREENSHOTS = Path(__file__).parent.parent / "test-artifacts" / "screenshots"
 
 

@@ -49,7 +49,8 @@ def two_examples(tmp_path):
 
 def test_a_run_of_a_trained_version_records_its_name(evaluate, tiny_model_dir, tiny_adapter_dir, tmp_path):
     db = tmp_path / "runs.db"
-    run = evaluate("--data", HELDOUT_FILE, "--model", tiny_model_dir, "--adapter", tiny_adapter_dir, "--db", db, "--json")
+    run = evaluate("--data", HELDOUT_FILE, "--model", tiny_model_dir, "--adapter", tiny_adapter_dir, "--db", db,
+                   "--json")
     assert run.returncode == 0, run.stderr
     name = ModelVersion.read(tiny_adapter_dir).name
     assert (json.loads(run.stdout)["model"], json.loads(run.stdout)["version"]) == (name, name)

@@ -27,6 +27,7 @@ import pytest
 from conftest import running_in_process
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from test_browser import CHROMIUM, FLAGS
 
 from feedback.__main__ import main as feedback_main
 from moderation.__main__ import main as moderation_main
@@ -40,8 +41,6 @@ CORPUS = Path(__file__).parent / "data" / "hostile.jsonl"
 CARD = PromptTemplate()
 REVIEWER = "hostile-tester"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def load_corpus() -> list[dict]:

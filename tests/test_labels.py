@@ -4,7 +4,8 @@ from moderation.labels import LABELS, SEVERITY, intervenes, is_flagged, parse_la
 
 
 def test_labels_in_card_order_and_severity_order():
-    assert LABELS == ("casual", "needs caution", "needs intervention", "possibly needs caution", "probably needs caution")
+    assert LABELS == (
+        "casual", "needs caution", "needs intervention", "possibly needs caution", "probably needs caution")
     assert sorted(LABELS) == sorted(SEVERITY)
     assert SEVERITY[0] == "casual" and SEVERITY[-1] == "needs intervention"
 

@@ -15,7 +15,8 @@ TEMPLATES = {
     "no examples": PromptTemplate(()),
     "six examples": PromptTemplate(
         CARD_EXAMPLES
-        + (Example("Let's meet at the station at five", "casual"), Example("I will find you and hurt you", "needs intervention"))
+        + (Example("Let's meet at the station at five", "casual"),
+           Example("I will find you and hurt you", "needs intervention"))
     ),
 }
 TEXTS = [
@@ -63,7 +64,8 @@ def test_labels_share_first_tokens_in_the_trie():
     trie = LabelTrie.build([[5, 9], [1, 2, 9], [1, 3, 9]])
     assert trie.tokens == (5, 1, 2, 3)  # " needs" once; no label's last token
     assert trie.parents == (REQUEST_END, REQUEST_END, 1, 1)
-    assert trie.steps == (((REQUEST_END, 5), (0, 9)), ((REQUEST_END, 1), (1, 2), (2, 9)), ((REQUEST_END, 1), (1, 3), (3, 9)))
+    assert trie.steps == (
+        ((REQUEST_END, 5), (0, 9)), ((REQUEST_END, 1), (1, 2), (2, 9)), ((REQUEST_END, 1), (1, 3), (3, 9)))
 
 
 def test_packed_row_feeds_each_text_and_the_trie_once():

@@ -11,10 +11,10 @@ from safetensors.torch import load_file
 
 from moderation.demo import DemoRecipe, build_demo_model, calibrate, split_seed
 from moderation.engine import Moderator
+from moderation.errors import InvalidInput
 from moderation.evaluate import evaluate, read_gold
 from moderation.loading import load_model
 from moderation.local import LocalBackend
-from moderation.errors import InvalidInput
 from moderation.prompt import HEADER, PromptTemplate, format_record
 from moderation.records import HELDOUT_FILE
 from moderation.train import Recipe

@@ -61,7 +61,8 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         return await answer(
             "/v1/moderations", request, idempotency_key,
             lambda record: service.label_soon(texts, fields=fields, record=record),
-            lambda results: {"id": _id(), "model": results[0].model, "results": [Result.of(result) for result in results]})
+            lambda results: {"id": _id(), "model": results[0].model,
+                             "results": [Result.of(result) for result in results]})
 
     @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"], dependencies=keyed)
     async def chat(request: ChatRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
@@ -70,8 +71,9 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         return await answer(
             "/v1/moderations/chat", request, idempotency_key,
             lambda record: service.check_turn_soon(request.user, request.bot, record=record),
-            lambda turn: {"id": _id(), "model": turn.user.model, "user": Result.of(turn.user), "bot": Result.of(turn.bot),
-                          "reply": turn.reply, "intervened": turn.intervened, "triggered_by": turn.triggered_by})
+            lambda turn: {"id": _id(), "model": turn.user.model, "user": Result.of(turn.user),
+                          "bot": Result.of(turn.bot), "reply": turn.reply, "intervened": turn.intervened,
+                          "triggered_by": turn.triggered_by})
 
     @router.get("/v1/models", tags=["service"])
     def models() -> dict:
