@@ -2,6 +2,7 @@
 backend), and comparisons."""
 
 import json
+import re
 
 import pytest
 from fakes import label_for
@@ -157,6 +158,30 @@ def test_the_held_out_set_reads_the_same_in_either_record_shape(tmp_path):
 def comparable(text: str) -> str:
     """A text as the pool's checks compare it: case and runs of spaces do not count."""
     return " ".join(text.lower().split())
+
+
+def close_pairs(texts: list[str], others: list[str], limit: float = 0.6) -> list[tuple[str, str]]:
+    """The (text, other) pairs whose sets of words overlap by ``limit`` or more (shared words over all words)."""
+    words = [set(re.findall(r"\w+", other.lower())) for other in others]
+    pairs = []
+    for text in texts:
+        mine = set(re.findall(r"\w+", text.lower()))
+        pairs += [(text, other) for other, theirs in zip(others, words)
+                  if len(mine & theirs) >= limit * len(mine | theirs)]
+    return pairs
+
+
+def test_close_pairs_by_hand():
+    assert close_pairs(["Women are too emotional to be leaders."], ["women are too emotional to be GOOD leaders"]) \
+        == [("Women are too emotional to be leaders.", "women are too emotional to be GOOD leaders")]  # 7 of 8
+    assert close_pairs(["my dog learned to sit"], ["the cat learned to sit"]) == []  # 3 of 7
+
+
+def test_no_training_text_comes_close_to_a_text_it_is_measured_on():
+    texts = {path: [text for text, _ in read_labelled(path)] for path in (SEED_FILE, HELDOUT_FILE, POOL_FILE)}
+    for trained, measured in ((SEED_FILE, HELDOUT_FILE), (SEED_FILE, POOL_FILE), (POOL_FILE, HELDOUT_FILE)):
+        close = close_pairs(texts[trained], texts[measured])
+        assert not close, f"{trained.name} has {len(close)} texts close to {measured.name}'s: {close[:3]}"
 
 
 def test_the_pool_has_every_label_no_repeated_text_and_none_of_the_seed_or_held_out_texts():
