@@ -52,8 +52,11 @@ def test_a_run_of_a_trained_version_records_its_name(evaluate, tiny_model_dir, t
     run = evaluate("--data", HELDOUT_FILE, "--model", tiny_model_dir, "--adapter", tiny_adapter_dir, "--db", db,
                    "--json")
     assert run.returncode == 0, run.stderr
-    name = ModelVersion.read(tiny_adapter_dir).name
-    assert (json.loads(run.stdout)["model"], json.loads(run.stdout)["version"]) == (name, name)
+    version = ModelVersion.read(tiny_adapter_dir)
+    name = version.name
+    assert (json.loads(run.stdout)["model"], json.loads(run.stdout)["version"]) == (version.base_name, name)
+    assert version.base_name == str(tiny_model_dir) and "(version " + name + ")" in evaluate(
+        "--data", HELDOUT_FILE, "--model", tiny_model_dir, "--adapter", tiny_adapter_dir, "--db", db).stdout
     assert sqlite_utils.Database(db)["evaluation_runs"].get(1)["version"] == name
     base = json.loads(evaluate("--data", HELDOUT_FILE, "--model", tiny_model_dir, "--db", db, "--json").stdout)
     assert (base["model"], base["version"]) == (str(tiny_model_dir), None)

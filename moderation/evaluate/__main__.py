@@ -81,9 +81,14 @@ def run_comparison(args) -> dict:
         return compare(*(store.evaluations.get(run_id) for run_id in args.compare))
 
 
+def version_text(run: dict) -> str:
+    """`` (version NAME)`` for a run of a trained version, else nothing."""
+    return f" (version {run['version']})" if run.get("version") else ""
+
+
 def run_text(report: dict) -> str:
     """The readable report of a run."""
-    lines = [f"Run #{report['run_id']}: {report['model']}, template {report['template']}, {report['mode']} mode, "
+    lines = [f"Run #{report['run_id']}: {report['model']}{version_text(report)}, template {report['template']}, {report['mode']} mode, "
              f"intervene at {report['threshold']}",
              f"Gold set: {report['gold_name']}, {report['n']} texts (hash {report['gold_hash'][:12]})", "",
              f"Accuracy {report['accuracy']:.1%}   macro-F1 {report['macro_f1']:.3f}   "
