@@ -177,20 +177,21 @@ class PlaygroundService:
     # recorded by the writer thread, on disk once their batch commits (moments after the answer).
 
     async def label_soon(self, texts: list, *, fields: list[str], roles: list[str] | None = None,
-                         record: bool = True) -> list[ModerationResult]:
-        """The default settings' results for ``texts`` (checked at once: InvalidInput naming the field)."""
+                         record: bool = True, settings: Settings | None = None) -> list[ModerationResult]:
+        """The results for ``texts`` under ``settings`` (default: the server's default settings), checked at
+        once: InvalidInput naming the field."""
         cleaned = self.clean(texts, fields)
-        future = self.batcher.enqueue(cleaned, self._settings)
+        future = self.batcher.enqueue(cleaned, settings or self._settings)
         if record:
             future.add_done_callback(lambda done: self._record_later(done, roles or [None] * len(cleaned)))
         return await asyncio.wrap_future(future)
 
     async def check_turn_soon(self, user: str, bot: str, *, record: bool = True) -> TurnResult:
         """:meth:`check_turn` on the REST API's path."""
-        intervention = self._settings.intervention
+        settings = self._settings  # read once: a publish in between cannot mix two settings in one turn
         user_result, bot_result = await self.label_soon([user, bot], fields=["user", "bot"], roles=["user", "bot"],
-                                                        record=record)
-        return TurnResult.of(user_result, bot_result, bot, intervention)
+                                                        record=record, settings=settings)
+        return TurnResult.of(user_result, bot_result, bot, settings.intervention)
 
     async def answer_once(self, idempotency_key: str, request: str, answer, *, record: bool = True) -> str:
         """The response to ``request`` made with ``idempotency_key``: the one stored first when the key was
