@@ -8,7 +8,7 @@ from moderation.labels import SEVERITY
 
 from .common import Page, shown_errors
 
-PAIR_COLUMNS = ["reviewer a", "reviewer b", "predictions both judged", "Cohen's kappa"]
+PAIR_COLUMNS = ["reviewer a", "reviewer b", "texts both judged", "Cohen's kappa"]
 
 
 def build(page: Page) -> None:
@@ -45,7 +45,7 @@ def _overview(stats: dict) -> str:
     return (f"**{stats['predictions']}** predictions, **{stats['queue']}** awaiting a first verdict · "
             f"**{stats['verdicts']}** verdicts, the model's label right in {as_share(stats['model_agreement'])} · "
             f"Krippendorff's alpha (ordinal) **{as_figure(agreement['krippendorff_alpha'])}** on "
-            f"{agreement['items']} predictions judged by several reviewers")
+            f"{agreement['items']} texts judged by several reviewers")
 
 
 def _mix(stats: dict) -> go.Figure:
