@@ -1,6 +1,7 @@
 """The figures of a feedback database, computed once for the Dashboard tab, ``GET /v1/feedback/stats`` and
-``python -m feedback stats``: counts, the model's labels against the reviewers', agreement between reviewers,
-the flag rate by day, verdicts per reviewer and the queue.
+``python -m feedback stats``: counts, the model's labels against the reviewers' (the label mix counts each judged
+prediction's model label once, and each verdict's label), agreement between reviewers, the flag rate by day,
+verdicts per reviewer and the queue.
 
 Agreement is computed by libraries, per text (as the queue and curation count them: each reviewer's latest
 verdict on a text, whichever of its predictions it judged): Cohen's kappa for each pair of reviewers on the texts
@@ -26,7 +27,7 @@ def summary(store) -> dict:
     return {
         **store.stats(),
         "label_mix": {
-            "model": {model: sum(confusion[model].values()) for model in LABELS},
+            "model": store.judged_model_labels(),
             "reviewers": {label: sum(row[label] for row in confusion.values()) for label in LABELS},
         },
         "confusion": confusion,

@@ -401,6 +401,13 @@ class FeedbackStore:
                 counts[model][label] = count
         return counts
 
+    def judged_model_labels(self) -> dict[str, int]:
+        """How many judged predictions (one verdict or more) the model gave each label, each prediction once."""
+        with self._lock:
+            counts = self._counts("select label, count(*) from predictions where label is not null and exists "
+                                  "(select 1 from verdicts where verdicts.prediction_id = predictions.id) group by 1")
+        return {label: counts.get(label, 0) for label in LABELS}
+
     def verdicts_by_day(self) -> list[dict]:
         """Each day's verdicts (UTC): ``{"day", "verdicts", "wrong"}``, oldest first."""
         with self._lock:

@@ -72,7 +72,7 @@ def test_the_other_figures(store):
     ids = judge(store, [{"ana": "casual", "bo": "needs caution"}, {"ana": "needs intervention"}, {}, {}])
     store.db.execute("update verdicts set created = '2026-03-01T10:00:00.000000+00:00' where reviewer = 'bo'")
     stats = summary(store)
-    assert stats["label_mix"] == {"model": {**dict.fromkeys(LABELS, 0), "casual": 3},
+    assert stats["label_mix"] == {"model": {**dict.fromkeys(LABELS, 0), "casual": 2},
                                   "reviewers": {**dict.fromkeys(LABELS, 0), "casual": 1, "needs caution": 1,
                                                 "needs intervention": 1}}
     assert stats["confusion"]["casual"] == {**dict.fromkeys(LABELS, 0), "casual": 1, "needs caution": 1,
@@ -114,3 +114,11 @@ def test_reviewers_who_judged_different_predictions_of_a_text_are_paired(store):
     agreement = summary(store)["agreement"]
     assert agreement["pairs"] == [{"a": "ana", "b": "bo", "n": 2, "cohen_kappa": 0.0}]
     assert agreement["krippendorff_alpha"] == pytest.approx(0.0, abs=1e-9) and agreement["items"] == 2
+
+
+def test_the_models_label_mix_counts_each_judged_prediction_once(store):
+    judge(store, [{"ana": "casual", "bo": "needs caution", "cy": "casual"}, {"ana": "casual"}, {}])
+    judge(store, [{"ana": "needs intervention", "bo": "needs intervention"}], model_label="needs caution")
+    mix = summary(store)["label_mix"]
+    assert mix["model"] == {**dict.fromkeys(LABELS, 0), "casual": 2, "needs caution": 1}
+    assert mix["reviewers"] == {**dict.fromkeys(LABELS, 0), "casual": 3, "needs caution": 1, "needs intervention": 2}
