@@ -12,7 +12,7 @@ PAIR_COLUMNS = ["reviewer a", "reviewer b", "texts both judged", "Cohen's kappa"
 
 
 def build(page: Page) -> None:
-    """The tab and its event: /dashboard (also when the tab opens)."""
+    """The tab and its event: /dashboard (also when the page loads and when the tab opens)."""
     with gr.Tab("Dashboard") as tab:
         refresh = gr.Button("Refresh")
         overview = gr.Markdown()
@@ -38,6 +38,7 @@ def build(page: Page) -> None:
     outputs = [overview, mix, confusion, agreement, flags, reviewers, pairs]
     refresh.click(dashboard, None, outputs, api_name="dashboard")
     tab.select(dashboard, None, outputs, api_visibility="private")
+    gr.on(None, dashboard, None, outputs, api_visibility="private")  # no triggers and no inputs: when the page loads
 
 
 def _overview(stats: dict) -> str:
