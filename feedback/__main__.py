@@ -127,7 +127,7 @@ def run_stats(store, args):
     print(f"Predictions: {stats['predictions']} ({stats['queue']} awaiting a first verdict)")
     print(f"Verdicts: {stats['verdicts']} (reviewers agree with the model on {as_share(stats['model_agreement'])})")
     print(f"Agreement between reviewers: Krippendorff's alpha (ordinal) {as_figure(agreement['krippendorff_alpha'])} "
-          f"on {agreement['items']} predictions judged by several")
+          f"on {agreement['items']} texts judged by several")
     for pair in agreement["pairs"]:
         print(f"  {pair['a']} and {pair['b']}: Cohen's kappa {as_figure(pair['cohen_kappa'])} on {pair['n']}")
     for title, counts in (

@@ -1,11 +1,13 @@
 """The figures of a feedback database, computed once for the Dashboard tab, ``GET /v1/feedback/stats`` and
-``python -m feedback stats``: counts, the model's labels against the reviewers', agreement between reviewers,
-the flag rate by day, verdicts per reviewer and the queue.
+``python -m feedback stats``: counts, the model's labels against the reviewers' (the label mix counts each judged
+prediction's model label once, and each verdict's label), agreement between reviewers, the flag rate by day,
+verdicts per reviewer and the queue.
 
-Agreement is computed by libraries: Cohen's kappa for each pair of reviewers on the predictions both judged
-(scikit-learn), and Krippendorff's alpha at the ordinal level, over the labels' severity order, for all
-reviewers on the predictions several judged (the ``krippendorff`` package). Either is None where it is
-undefined (no shared prediction, or a single label used throughout).
+Agreement is computed by libraries, per text (as the queue and curation count them: each reviewer's latest
+verdict on a text, whichever of its predictions it judged): Cohen's kappa for each pair of reviewers on the texts
+both judged (scikit-learn), and Krippendorff's alpha at the ordinal level, over the labels' severity order, for
+all reviewers on the texts several judged (the ``krippendorff`` package). Either is None where it is undefined
+(no shared text, or a single label used throughout).
 """
 
 import warnings
@@ -25,14 +27,14 @@ def summary(store) -> dict:
     return {
         **store.stats(),
         "label_mix": {
-            "model": {model: sum(confusion[model].values()) for model in LABELS},
+            "model": store.judged_model_labels(),
             "reviewers": {label: sum(row[label] for row in confusion.values()) for label in LABELS},
         },
         "confusion": confusion,
         "agreement": {
             "pairs": kappa_pairs(store.paired_labels()),
             "krippendorff_alpha": ordinal_alpha(shared),
-            "items": len({prediction for _, prediction, _, _ in shared}),
+            "items": len({text for _, text, _, _ in shared}),
         },
         "by_day": by_day(store.verdicts_by_day(), shared),
         "by_reviewer": store.verdicts_by_reviewer(),
@@ -42,7 +44,7 @@ def summary(store) -> dict:
 
 def by_day(days: list[dict], shared: list[tuple]) -> list[dict]:
     """Each day's verdicts, flag rate (the share that find the model's label wrong) and Krippendorff's alpha
-    (on the predictions whose latest verdict came that day)."""
+    (on the texts whose latest verdict came that day)."""
     alphas = {day: ordinal_alpha(list(rows)) for day, rows in groupby(shared, lambda row: row[0])}
     return [{"day": row["day"], "verdicts": row["verdicts"], "flag_rate": row["wrong"] / row["verdicts"],
              "krippendorff_alpha": alphas.get(row["day"])} for row in days]
@@ -63,14 +65,14 @@ def kappa_pairs(paired: list[tuple]) -> list[dict]:
 
 
 def ordinal_alpha(shared: list[tuple]) -> float | None:
-    """Krippendorff's alpha (ordinal, over the severity order) of ``(day, prediction, label, count)`` rows."""
-    units = {prediction for _, prediction, _, _ in shared}
+    """Krippendorff's alpha (ordinal, over the severity order) of ``(day, text, label, count)`` rows."""
+    units = {text for _, text, _, _ in shared}
     if not units:
         return None
-    row_of = {prediction: row for row, prediction in enumerate(sorted(units))}
+    row_of = {text: row for row, text in enumerate(sorted(units))}
     value_counts = np.zeros((len(units), len(SEVERITY)))
-    for _, prediction, label, count in shared:
-        value_counts[row_of[prediction], SEVERITY.index(label)] += count
+    for _, text, label, count in shared:
+        value_counts[row_of[text], SEVERITY.index(label)] += count
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no expected disagreement (one label throughout): alpha is undefined
         alpha = krippendorff.alpha(value_counts=value_counts, value_domain=range(len(SEVERITY)),

@@ -75,6 +75,15 @@ group by predictions.text having count(distinct verdicts.label) > 1
 order by final_labels.label is not null, max(verdicts.id) desc limit ?
 """
 
+_LATEST_ON_TEXT = """
+with latest as (select text, reviewer, label, created from (select predictions.text, verdicts.reviewer,
+  verdicts.label, verdicts.created, row_number() over (partition by predictions.text, verdicts.reviewer
+  order by verdicts.created desc, verdicts.id desc) as newest
+  from verdicts join predictions on predictions.id = verdicts.prediction_id) where newest = 1)
+"""
+"""Each reviewer's latest verdict on each text, as the queue and curation count texts: ``latest (text, reviewer,
+label, created)``."""
+
 _UPSERT_VERDICT = """
 insert into verdicts (prediction_id, verdict, label, note, reviewer, created, status, updated)
 values (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?6)
@@ -392,6 +401,13 @@ class FeedbackStore:
                 counts[model][label] = count
         return counts
 
+    def judged_model_labels(self) -> dict[str, int]:
+        """How many judged predictions (one verdict or more) the model gave each label, each prediction once."""
+        with self._lock:
+            counts = self._counts("select label, count(*) from predictions where label is not null and exists "
+                                  "(select 1 from verdicts where verdicts.prediction_id = predictions.id) group by 1")
+        return {label: counts.get(label, 0) for label in LABELS}
+
     def verdicts_by_day(self) -> list[dict]:
         """Each day's verdicts (UTC): ``{"day", "verdicts", "wrong"}``, oldest first."""
         with self._lock:
@@ -404,22 +420,23 @@ class FeedbackStore:
             return self._counts("select reviewer, count(*) from verdicts group by reviewer order by reviewer")
 
     def paired_labels(self) -> list[tuple]:
-        """For each pair of reviewers (``a`` before ``b``) and pair of labels they gave one prediction, how often:
+        """For each pair of reviewers (``a`` before ``b``) and pair of labels they gave one text (each reviewer's
+        latest verdict on it, whichever prediction of the text it judged), how often:
         ``(a, b, label of a, label of b, count)``."""
         with self._lock:
             return self.db.execute(
-                "select a.reviewer, b.reviewer, a.label, b.label, count(*) from verdicts a join verdicts b on "
-                "a.prediction_id = b.prediction_id and a.reviewer < b.reviewer group by 1, 2, 3, 4 order by 1, 2"
+                f"{_LATEST_ON_TEXT} select a.reviewer, b.reviewer, a.label, b.label, count(*) from latest a join "
+                "latest b on a.text = b.text and a.reviewer < b.reviewer group by 1, 2, 3, 4 order by 1, 2"
             ).fetchall()
 
     def shared_items(self) -> list[tuple]:
-        """Predictions judged by several reviewers: ``(day of the latest verdict, prediction id, label, count)``,
-        by day."""
+        """Texts judged by several reviewers, on each one's latest verdict: ``(day of the latest verdict, text,
+        label, count)``, by day."""
         with self._lock:
             return self.db.execute(
-                "with shared as (select prediction_id, substr(max(created), 1, 10) as day from verdicts "
-                "group by prediction_id having count(*) > 1) select shared.day, prediction_id, label, count(*) "
-                "from shared join verdicts using (prediction_id) group by 1, 2, 3 order by 1, 2").fetchall()
+                f"{_LATEST_ON_TEXT}, shared as (select text, substr(max(created), 1, 10) as day from latest "
+                "group by text having count(*) > 1) select shared.day, text, label, count(*) "
+                "from shared join latest using (text) group by 1, 2, 3 order by 1, 2").fetchall()
 
     def _insert_predictions(self, rows: list[dict]) -> list[int]:
         """Insert checked prediction rows (under the lock, in a transaction); their ids."""

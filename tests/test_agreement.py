@@ -72,7 +72,7 @@ def test_the_other_figures(store):
     ids = judge(store, [{"ana": "casual", "bo": "needs caution"}, {"ana": "needs intervention"}, {}, {}])
     store.db.execute("update verdicts set created = '2026-03-01T10:00:00.000000+00:00' where reviewer = 'bo'")
     stats = summary(store)
-    assert stats["label_mix"] == {"model": {**dict.fromkeys(LABELS, 0), "casual": 3},
+    assert stats["label_mix"] == {"model": {**dict.fromkeys(LABELS, 0), "casual": 2},
                                   "reviewers": {**dict.fromkeys(LABELS, 0), "casual": 1, "needs caution": 1,
                                                 "needs intervention": 1}}
     assert stats["confusion"]["casual"] == {**dict.fromkeys(LABELS, 0), "casual": 1, "needs caution": 1,
@@ -93,5 +93,32 @@ def test_two_reviewers_who_agree_on_every_item_show_1_and_1(store, cli):
     assert agreement["pairs"] == [{"a": "ana", "b": "bo", "n": 3, "cohen_kappa": 1.0}]
     assert agreement["krippendorff_alpha"] == 1.0
     run = cli(feedback_main, "stats", "--db", store.path)
-    assert "Krippendorff's alpha (ordinal) 1.000 on 3 predictions" in run.stdout
+    assert "Krippendorff's alpha (ordinal) 1.000 on 3 texts" in run.stdout
     assert "ana and bo: Cohen's kappa 1.000 on 3" in run.stdout
+
+
+def test_reviewers_who_judged_different_predictions_of_a_text_are_paired(store):
+    """Two texts, each moderated twice; ana judges the first prediction of each, bo the second: the queue counts
+    a text once, so agreement does too, on each reviewer's latest verdict on the text."""
+    for text, label in (("you idiot", "needs caution"), ("hello there", "casual")):
+        first, second = (store.record_prediction(text=text, label="casual", scores=SCORES, prompt="p", model="m")
+                         for _ in range(2))
+        for prediction, reviewer in ((first, "ana"), (second, "bo")):
+            store.add_verdict(prediction, verdict="right" if label == "casual" else "wrong",
+                              label=None if label == "casual" else label, reviewer=reviewer)
+    agreement = summary(store)["agreement"]
+    assert agreement == {"pairs": [{"a": "ana", "b": "bo", "n": 2, "cohen_kappa": 1.0}],
+                         "krippendorff_alpha": 1.0, "items": 2}
+
+    store.add_verdict(1, verdict="right", reviewer="ana")  # ana's latest verdict on "you idiot": casual
+    agreement = summary(store)["agreement"]
+    assert agreement["pairs"] == [{"a": "ana", "b": "bo", "n": 2, "cohen_kappa": 0.0}]
+    assert agreement["krippendorff_alpha"] == pytest.approx(0.0, abs=1e-9) and agreement["items"] == 2
+
+
+def test_the_models_label_mix_counts_each_judged_prediction_once(store):
+    judge(store, [{"ana": "casual", "bo": "needs caution", "cy": "casual"}, {"ana": "casual"}, {}])
+    judge(store, [{"ana": "needs intervention", "bo": "needs intervention"}], model_label="needs caution")
+    mix = summary(store)["label_mix"]
+    assert mix["model"] == {**dict.fromkeys(LABELS, 0), "casual": 2, "needs caution": 1}
+    assert mix["reviewers"] == {**dict.fromkeys(LABELS, 0), "casual": 3, "needs caution": 1, "needs intervention": 2}

@@ -2,8 +2,14 @@
 ``python -m moderation --input FILE --output FILE`` on a small GPT-J."""
 
 import csv
+import fcntl
 import json
+import os
 import re
+import select
+import struct
+import sys
+import termios
 
 import pytest
 from fakes import expected_scores, fake_moderator
@@ -120,8 +126,52 @@ def test_recorded_batch_rows_join_the_queue_and_a_bad_file_records_nothing(cli, 
         assert store.queue_size("ana") == 2 and store.next_in_queue("ana")["margin"] is not None
 
 
+def test_the_command_line_shows_a_progress_bar_at_a_terminal_only(cli, tiny_model_dir, tmp_path, monkeypatch):
+    """At a terminal, stderr shows tqdm's bar up to the last row; piped into a file or log, only the summary."""
+    rows = tmp_path / "rows.txt"
+    rows.write_text("first text\nsecond text\nthird text\n", encoding="utf-8")
+    args = ["--model", tiny_model_dir, "--input", rows, "--output", tmp_path / "out.jsonl"]
+    piped = cli(moderation_main, *args)
+    assert piped.returncode == 0, piped.stderr
+    assert "Labelled 3 of 3 rows" in piped.stderr and "labelling" not in piped.stderr
+
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 rows of 100 columns
+    with open(follower, "w", encoding="utf-8") as terminal, monkeypatch.context() as patch:
+        patch.setattr(sys, "stderr", terminal)
+        ran = cli(moderation_main, *args)
+        terminal.flush()
+        shown = b""
+        while select.select([leader], [], [], 0.5)[0]:
+            shown += os.read(leader, 65536)
+    os.close(leader)
+    assert ran.returncode == 0
+    shown = shown.decode("utf-8")
+    assert re.search(r"labelling: 100%\S* 3/3 \[", shown), shown
+    assert "Labelled 3 of 3 rows" in shown
+
+
+def test_format_overrides_the_outputs_suffix(cli, tiny_model_dir, tmp_path):
+    rows = tmp_path / "rows.txt"
+    rows.write_text("see you soon\n\n", encoding="utf-8")
+    base = ["--model", tiny_model_dir, "--input", rows, "--output"]
+    ran = cli(moderation_main, *base, tmp_path / "out.jsonl", "--format", "csv")
+    assert ran.returncode == 0, ran.stderr
+    with open(tmp_path / "out.jsonl", newline="", encoding="utf-8") as out:
+        table = list(csv.DictReader(out))
+    assert list(table[0]) == list(CSV_COLUMNS) and [row["text"] for row in table] == ["see you soon", ""]
+    assert table[0]["label"] in LABELS and EMPTY in table[1]["error"]
+
+    ran = cli(moderation_main, *base, tmp_path / "out.csv", "--format", "jsonl")
+    assert ran.returncode == 0, ran.stderr
+    lines = [json.loads(line) for line in (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()]
+    assert [line["text"] for line in lines] == ["see you soon", ""]
+    assert lines[0]["label"] in LABELS and EMPTY in lines[1]["error"]
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "give texts to moderate, or --input FILE"),
+    (["--input", "x.txt", "--output", "y.jsonl", "--format", "xml"], "invalid choice: 'xml'"),
     (["hello", "--input", "x.txt", "--output", "y.jsonl"], "not both"),
     (["--input", "x.txt"], "--input needs --output"),
 ])

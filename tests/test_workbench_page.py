@@ -12,6 +12,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from moderation.labels import LABELS
+from playground.ui.page import build_page
 
 ENDPOINTS = {"/queue_next", "/queue_label", "/queue_right", "/queue_skip", "/queue_undo", "/batch", "/dashboard",
              "/disagreements", "/set_final_label"}
@@ -102,3 +103,16 @@ def test_a_curator_settles_a_disagreement_and_the_figures_follow(app):
     assert stats["agreement"]["pairs"] == [{"a": "ana", "b": "bo", "n": 2, "cohen_kappa": 0.0}]
     assert stats["by_reviewer"] == {"ana": 2, "bo": 2} and set(stats["confusion"]) == set(LABELS)
     assert len(plots) == 5 and all(plot for plot in plots)
+
+
+def test_the_dashboard_fills_when_the_page_loads(app):
+    """The page's load event runs the Refresh button's own function into the same figures, once."""
+    record(app, "I hate this", "fine")
+    page = build_page(app.service)
+    refresh = next(event for event in page.fns.values() if event.api_name == "dashboard")
+    on_load = [event for event in page.fns.values()  # the browser runs each event with a load trigger
+               if "load" in [name for _, name in event.targets] and event.outputs == refresh.outputs]
+    assert len(on_load) == 1 and on_load[0].fn is refresh.fn and on_load[0].api_visibility == "private"
+    overview, *_ = on_load[0].fn()
+    assert overview.startswith("**2** predictions, **2** awaiting a first verdict")
+    assert overview == Client(app.url, verbose=False).predict(api_name="/dashboard")[0]

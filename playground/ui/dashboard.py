@@ -8,11 +8,11 @@ from moderation.labels import SEVERITY
 
 from .common import Page, shown_errors
 
-PAIR_COLUMNS = ["reviewer a", "reviewer b", "predictions both judged", "Cohen's kappa"]
+PAIR_COLUMNS = ["reviewer a", "reviewer b", "texts both judged", "Cohen's kappa"]
 
 
 def build(page: Page) -> None:
-    """The tab and its event: /dashboard (also when the tab opens)."""
+    """The tab and its event: /dashboard (also when the page loads and when the tab opens)."""
     with gr.Tab("Dashboard") as tab:
         refresh = gr.Button("Refresh")
         overview = gr.Markdown()
@@ -38,6 +38,7 @@ def build(page: Page) -> None:
     outputs = [overview, mix, confusion, agreement, flags, reviewers, pairs]
     refresh.click(dashboard, None, outputs, api_name="dashboard")
     tab.select(dashboard, None, outputs, api_visibility="private")
+    gr.on(None, dashboard, None, outputs, api_visibility="private")  # no triggers and no inputs: when the page loads
 
 
 def _overview(stats: dict) -> str:
@@ -45,7 +46,7 @@ def _overview(stats: dict) -> str:
     return (f"**{stats['predictions']}** predictions, **{stats['queue']}** awaiting a first verdict · "
             f"**{stats['verdicts']}** verdicts, the model's label right in {as_share(stats['model_agreement'])} · "
             f"Krippendorff's alpha (ordinal) **{as_figure(agreement['krippendorff_alpha'])}** on "
-            f"{agreement['items']} predictions judged by several reviewers")
+            f"{agreement['items']} texts judged by several reviewers")
 
 
 def _mix(stats: dict) -> go.Figure:
