@@ -12,6 +12,7 @@ import tempfile
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
+from gradio.route_utils import API_PREFIX
 
 from feedback.api_keys import ApiKeys
 from feedback.reviewers import Reviewers
@@ -34,15 +35,20 @@ GRACEFUL_SHUTDOWN_S = 3
 """At shutdown, requests in flight get this long to finish; open page streams are then cut."""
 MAX_BODY = 1_000_000
 """Bytes a request body may have by default (--max-body)."""
+MAX_UPLOAD = 100_000_000
+"""Bytes a file uploaded to the page may have by default (--max-upload)."""
+UPLOAD_ROUTE = f"{API_PREFIX}/upload"
+"""Where the page uploads files: bounded by Gradio per file (``max_upload``), not by ``max_body``."""
 
 
 def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True,
-               max_body: int = MAX_BODY, api_keys: ApiKeys | None = None,
+               max_body: int = MAX_BODY, max_upload: int = MAX_UPLOAD, api_keys: ApiKeys | None = None,
                failed_logins: FailedLogins | None = None) -> FastAPI:
     """The REST API under /v1, /healthz and /metrics, and the page at / (behind a login with ``reviewers``,
     whose failed logins ``failed_logins`` limits). With ``api_keys`` the moderation routes need one of the keys.
 
-    A request body over ``max_body`` bytes is refused with 413 before it is parsed. At shutdown the service
+    A request body over ``max_body`` bytes is refused with 413 before it is parsed; a file uploaded to the page
+    may have up to ``max_upload`` bytes (Gradio answers 413 past it, while it streams in). At shutdown the service
     commits what it still queues and closes.
     """
 
@@ -54,7 +60,7 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.",
                   lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_body=max_body)
+    app.add_middleware(BodyLimit, max_body=max_body, unbounded=(UPLOAD_ROUTE,))
     app.add_middleware(ClientAddress)
     failed_logins = failed_logins or FailedLogins()
     app.add_middleware(CountRequests, metrics=service.metrics)
@@ -67,6 +73,7 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
         build_page(service, logins=reviewers is not None).queue(max_size=service.limits.max_waiting),
         path="/",
         allowed_paths=[str(service.export_dir)],
+        max_file_size=max_upload,
         auth=login_check(reviewers, failed_logins) if reviewers else None,
         auth_message="Log in with your reviewer name and password.",
         js=PAGE_JS,
@@ -91,6 +98,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="requests that may wait at once; past it the answer is 'busy, retry' (HTTP 503)")
     parser.add_argument("--max-body", type=int, default=MAX_BODY,
                         help="bytes a request body may have; a larger one gets 413 (default: %(default)s)")
+    parser.add_argument("--max-upload", type=int, default=MAX_UPLOAD,
+                        help="bytes a file uploaded to the page (Batch, Evaluate) may have; a larger one gets 413 "
+                        "(default: %(default)s)")
     parser.add_argument("--no-record-api", action="store_true", help="don't keep the API's predictions")
     parser.add_argument("--auth", default=os.environ.get("MODERATION_AUTH"), metavar="FILE",
                         help="reviewers file (python -m feedback reviewers add NAME --file FILE): log in to review")
@@ -126,7 +136,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     app = create_app(service, reviewers=reviewers, record_api=not args.no_record_api, max_body=args.max_body,
-                     api_keys=api_keys)
+                     max_upload=args.max_upload, api_keys=api_keys)
     print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

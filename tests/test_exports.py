@@ -1,5 +1,5 @@
-"""The page's exports: owner-only files served where they are (no copy in Gradio's cache), removed within the
-hour and when the app stops."""
+"""The page's downloads (the Export tab's exports, the Batch tab's labelled files): owner-only files served where
+they are (no copy in Gradio's cache), removed within the hour and when the app stops."""
 
 import os
 import time
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import running_in_process
 from gradio.utils import get_upload_folder
-from gradio_client import Client
+from gradio_client import Client, handle_file
 
 from playground.exports import MAX_AGE, ExportFiles
 
@@ -29,6 +29,22 @@ def test_a_page_export_is_owner_only_served_without_a_copy_and_gone_at_shutdown(
         assert Path(downloaded).read_text() == written.read_text() and "export me" in written.read_text()
         assert oct(written.stat().st_mode & 0o777) == "0o600"
         assert copies_in_gradios_cache(written.name) == [], "Gradio kept a copy of the export in its cache"
+    assert not written.exists() and not app.service.export_dir.exists()
+
+
+def test_a_batch_tab_output_is_owner_only_served_without_a_copy_and_gone_at_shutdown(tmp_path):
+    rows = tmp_path / "rows.txt"
+    rows.write_text("label me in a batch\nand me\n", encoding="utf-8")
+    with running_in_process(tmp_path / "server") as app:
+        client = Client(app.url, verbose=False, download_files=tmp_path / "client")
+        downloaded, summary = client.predict(handle_file(str(rows)), "jsonl", False, api_name="/batch")
+        client.close()
+        (written,) = app.service.export_dir.glob("batch-*.jsonl")
+        assert summary.startswith("2 of 2 rows labelled")
+        assert Path(downloaded).parent.parent == tmp_path / "client"
+        assert Path(downloaded).read_text() == written.read_text() and "label me in a batch" in written.read_text()
+        assert oct(written.stat().st_mode & 0o777) == "0o600"
+        assert copies_in_gradios_cache(written.name) == [], "Gradio kept a copy of the batch output in its cache"
     assert not written.exists() and not app.service.export_dir.exists()
 
 

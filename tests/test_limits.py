@@ -1,11 +1,17 @@
-"""Request bodies over --max-body get 413 before they are parsed, on the REST API and the page's API alike."""
+"""Request bodies over --max-body get 413 before they are parsed, on the REST API and the page's API alike; the
+page's file uploads have their own bound, --max-upload."""
+
+import json
+from pathlib import Path
 
 import httpx
 import pytest
-from conftest import make_service
+import sqlite_utils
+from conftest import make_service, running_in_process
 from fastapi.testclient import TestClient
+from gradio_client import Client, handle_file
 
-from playground.server import create_app
+from playground.server import MAX_BODY, MAX_UPLOAD, create_app, parse_args
 
 TWO_MB = 2_000_000
 
@@ -38,3 +44,39 @@ def test_the_limit_is_an_option(tmp_path):
     refused = api.post("/v1/moderations", json={"input": "x" * 200})
     assert refused.status_code == 413 and "limit of 100 bytes" in refused.json()["error"]["message"]
     service.close()
+
+
+def test_a_batch_file_larger_than_the_body_limit_uploads_and_is_labelled(tmp_path):
+    rows = tmp_path / "rows.txt"
+    rows.write_text("".join(f"Text {i:05} of the batch, which I hate to label by hand.\n" for i in range(30_000)),
+                    encoding="utf-8")
+    assert rows.stat().st_size > 1.2 * MAX_BODY
+    with running_in_process(tmp_path / "server") as app:
+        client = Client(app.url, verbose=False, download_files=tmp_path / "client")
+        path, summary = client.predict(handle_file(str(rows)), "jsonl", False, api_name="/batch")
+        client.close()
+        lines = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    assert summary.startswith("30000 of 30000 rows labelled (0 with an error)")
+    assert [line["text"] for line in lines[:2]] == [f"Text {i:05} of the batch, which I hate to label by hand."
+                                                    for i in range(2)]
+    assert len(lines) == 30_000 and {line["label"] for line in lines} == {"possibly needs caution"}
+
+
+def test_a_file_over_the_upload_limit_is_refused_with_the_limit_and_nothing_is_recorded(tmp_path):
+    rows = tmp_path / "rows.txt"
+    rows.write_text("a text to label\n" * 200, encoding="utf-8")
+    with running_in_process(tmp_path / "server", app_options={"max_upload": 1000}) as app:
+        answer = httpx.post(app.url + "gradio_api/upload", files={"files": ("rows.txt", rows.read_bytes())})
+        assert answer.status_code == 413
+        assert answer.text == "File size exceeded maximum allowed size of 1000 bytes."
+        client = Client(app.url, verbose=False)
+        with pytest.raises(ValueError, match="exceeds the maximum file size of 1000 bytes"):
+            client.predict(handle_file(str(rows)), "jsonl", True, api_name="/batch")
+        client.close()
+        assert list(app.service.export_dir.glob("batch-*")) == []
+    assert sqlite_utils.Database(app.db_path)["predictions"].count == 0
+
+
+def test_the_upload_limit_is_an_option():
+    assert parse_args([]).max_upload == MAX_UPLOAD == 100_000_000
+    assert parse_args(["--max-upload", "5000000"]).max_upload == 5_000_000

@@ -1,4 +1,5 @@
-"""A bound on request bodies: past ``--max-body`` bytes a request gets 413 before it is parsed."""
+"""A bound on request bodies: past ``--max-body`` bytes a request gets 413 before it is parsed (file uploads, which
+have their own bound, excepted)."""
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -19,14 +20,15 @@ class BodyLimit:
     """ASGI middleware: a request whose Content-Length says more than ``max_body`` bytes is answered 413 without
     being parsed (what it sends is read and thrown away, up to :data:`DRAIN_LIMIT`); a body streamed without a
     length is counted as it is read, and reading past the limit raises a 413 that the app's error handlers
-    answer."""
+    answer. Requests to the paths in ``unbounded`` pass as they are: the route bounds them itself."""
 
-    def __init__(self, app, max_body: int):
+    def __init__(self, app, max_body: int, unbounded: tuple[str, ...] = ()):
         self.app = app
         self.max_body = max_body
+        self.unbounded = unbounded
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.unbounded:
             return await self.app(scope, receive, send)
         length = Headers(scope=scope).get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:

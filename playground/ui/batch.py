@@ -5,7 +5,7 @@ import gradio as gr
 from moderation.batch import MAX_ROWS, OUTPUTS
 from moderation.settings import Settings
 
-from .common import Page, shown_errors
+from .common import Page, download, shown_errors
 
 
 def build(page: Page) -> None:
@@ -20,7 +20,7 @@ def build(page: Page) -> None:
             record = gr.Checkbox(value=True, label="Keep the predictions (they join the review queue)")
         button = gr.Button("Label the file", variant="primary")
         summary = gr.Textbox(label="Batch", interactive=False)
-        download = gr.File(label="Labelled file")
+        file = download(page, "Labelled file")
 
     @shown_errors
     def label_batch(path: str | None, format: str, keep: bool, draft: Settings | None, progress=gr.Progress()):
@@ -36,4 +36,4 @@ def build(page: Page) -> None:
         return str(out), (f"{run.labelled} of {run.rows} rows labelled ({run.errors} with an error{kept}) in "
                           f"{run.seconds:.1f} s.")
 
-    button.click(label_batch, [upload, format_choice, record, page.draft], [download, summary], api_name="batch")
+    button.click(label_batch, [upload, format_choice, record, page.draft], [file, summary], api_name="batch")

@@ -73,6 +73,14 @@ def shown_errors(handler):
     return wrapper
 
 
+def download(page: Page, label: str) -> gr.File:
+    """A file to download that is served where the service wrote it, in its export folder (owner-only, swept
+    within the hour and at shutdown): Gradio keeps no copy of it in its own cache."""
+    file = gr.File(label=label)
+    file.GRADIO_CACHE = str(page.service.export_dir)
+    return file
+
+
 def optional(choice: str) -> str | None:
     """A filter's value: None for "any"."""
     return None if choice == ANY else choice

@@ -5,7 +5,7 @@ import gradio as gr
 from feedback.export import FORMATS
 from feedback.store import STATUSES
 
-from .common import ANY, Page, optional, shown_errors
+from .common import ANY, Page, download, optional, shown_errors
 
 UNITS = {"oig": "texts", "full": "verdicts"}
 """What one line of each export format is."""
@@ -22,8 +22,7 @@ def build(page: Page) -> None:
             since = gr.Textbox(label="Since", placeholder="2026-11-29 (optional)")
         button = gr.Button("Export", variant="primary")
         rows = gr.Textbox(label="Rows", interactive=False)
-        download = gr.File(label="jsonl file")
-    download.GRADIO_CACHE = str(page.service.export_dir)  # served where it is: Gradio keeps no copy of its own
+        file = download(page, "jsonl file")
 
     @shown_errors
     def export(format: str, status: str, since: str, progress=gr.Progress()):
@@ -32,4 +31,4 @@ def build(page: Page) -> None:
         path, count = page.service.export(format=format, status=optional(status), since=since)
         return str(path), f"{count} {UNITS[format]} exported as {format}."
 
-    button.click(export, [format_choice, status, since], [download, rows], api_name="export")
+    button.click(export, [format_choice, status, since], [file, rows], api_name="export")
