@@ -107,7 +107,7 @@ def test_prompts_travel_as_the_local_token_ids(tiny_server, tiny_model_dir, tiny
 
 def test_the_demo_model_is_confident_so_the_comparison_means_something(demo_server, demo_model_dir):
     results = remote_moderator(demo_server, demo_model_dir).moderate(TEXTS[:4])
-    assert max(max(result.scores.values()) for result in results) > 0.6
+    assert max(max(result.scores.values()) for result in results) > 0.5, "far from uniform (0.2 a label)"
     assert len({result.label for result in results}) > 1
 
 
