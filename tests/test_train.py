@@ -17,7 +17,7 @@ from moderation.loading import load_model
 from moderation.local import LocalBackend
 from moderation.prompt import HEADER, PromptTemplate, format_record
 from moderation.records import HELDOUT_FILE
-from moderation.train import Recipe
+from moderation.train import Recipe, learning_rate_for, method_for
 from moderation.train import main as train_main
 from moderation.training_data import IGNORE, WordDropout, pack_records, prepare, stratified_split
 from moderation.versions import ModelVersion
@@ -190,6 +190,34 @@ def test_the_cli_serves_an_adapter_and_names_its_version(cli, tiny_adapter_dir):
     run = cli(main, "--json", "--adapter", tiny_adapter_dir, "hello there")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["model"] == ModelVersion.read(tiny_adapter_dir).name
+
+
+def test_the_apps_own_options_serve_an_adapter_on_its_base(tiny_model_dir, tiny_adapter_dir):
+    from moderation.options import open_model
+    from playground.server import parse_args
+
+    adapter = ["--adapter", str(tiny_adapter_dir)]
+    for argv in (adapter, ["--model", str(tiny_model_dir), *adapter]):  # without --model: the base it names
+        moderator = open_model(parse_args(argv))
+        assert moderator.name == moderator.version.name == ModelVersion.read(tiny_adapter_dir).name
+        assert moderator.moderate(["hello there"])[0].model == moderator.name
+
+
+class Sized:
+    """Stands in for a model of ``count`` parameters where only the count matters."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def num_parameters(self) -> int:
+        return self.count
+
+
+def test_lora_is_the_default_over_1b_parameters_and_either_method_can_be_forced():
+    assert [method_for(Sized(count), None) for count in (6_050_000_000, 1_000_000_001, 1_000_000_000)] == [
+        "lora", "lora", "full"]
+    assert method_for(Sized(6_050_000_000), "full") == "full" and method_for(Sized(1000), "lora") == "lora"
+    assert learning_rate_for(Sized(6_050_000_000), "lora") == 2e-4 and learning_rate_for(Sized(1000), "lora") == 2e-3
 
 
 @pytest.mark.parametrize(
