@@ -9,6 +9,9 @@ from pathlib import Path
 
 from .errors import InvalidInput
 
+BUILDING = "-building-"
+"""In the name of a folder being written beside its target: ``.TARGET-building-XXXX``."""
+
 
 def check_free(target: Path, *, replace: bool) -> None:
     """InvalidInput when ``target`` exists and may not be replaced."""
@@ -23,7 +26,7 @@ def written_whole(target: Path, *, replace: bool = False):
     with ``replace``), and if the block fails (or the process is told to stop) it is removed."""
     check_free(target, replace=replace)
     target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-building-"))
+    building = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{BUILDING}"))
     try:
         yield building
         check_free(target, replace=replace)
@@ -31,6 +34,15 @@ def written_whole(target: Path, *, replace: bool = False):
         building.rename(target)
     finally:
         shutil.rmtree(building, ignore_errors=True)
+
+
+def remove_leftovers(parent: Path) -> list[Path]:
+    """Remove the folders that :func:`written_whole` left half-written in ``parent`` when its process was killed
+    outright (SIGKILL skips every cleanup); call it only while nothing writes there. Returns what it removed."""
+    leftovers = [path for path in Path(parent).glob(f".*{BUILDING}*") if path.is_dir()]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return leftovers
 
 
 def stop_cleanly_on_sigterm() -> None:

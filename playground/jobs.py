@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moderation.errors import InvalidInput
+from moderation.folders import remove_leftovers
 from moderation.progress import last_progress
 from moderation.versions import REPORT_MD, ModelVersion
 
@@ -61,10 +62,12 @@ class JobRunner:
             raise InvalidInput(f"The retraining job {self._name} is still running: wait for it to finish, or stop it.")
 
     def start(self, name: str, arguments: list[str]) -> Job:
-        """Start ``python -m moderation.train ARGUMENTS --out FOLDER/NAME``, logging to ``FOLDER/NAME.log``."""
+        """Start ``python -m moderation.train ARGUMENTS --out FOLDER/NAME``, logging to ``FOLDER/NAME.log``; the
+        half-written folders of jobs killed outright before it are removed first."""
         with self._lock:
             self.check_idle()
             self.folder.mkdir(parents=True, exist_ok=True)
+            remove_leftovers(self.folder)
             with open(self._log(name), "w") as log:
                 self._process = subprocess.Popen(
                     [sys.executable, "-u", "-m", "moderation.train", *arguments, "--out", str(self.folder / name)],

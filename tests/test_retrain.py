@@ -48,23 +48,34 @@ def finished(service, timeout=180):
     return job
 
 
+def logged(service, pattern: str, timeout: float = 120):
+    """The running job once its log matches ``pattern`` (a regular expression)."""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, (now := service.training()).log, re.MULTILINE) and now.state == "running":
+        assert time.monotonic() < deadline, now.log
+        time.sleep(0.05)
+    assert now.state == "running", now.log
+    return now
+
+
 def test_one_job_at_a_time_and_a_killed_job_changes_nothing(service, tiny_moderator):
     accept(service, RECORDS)
     job = service.retrain()
     with pytest.raises(InvalidInput, match=f"The retraining job {job.name} is still running"):
         service.retrain()
+    logged(service, r"^step \d+/")  # training: its version is half-written
     os.kill(job.pid, signal.SIGKILL)
     assert finished(service).state == "failed"
     assert service.moderator is tiny_moderator and service.versions() == []
     assert not (service.jobs.folder / job.name).exists()
+    leftovers = list(service.jobs.folder.glob(f".{job.name}-building-*"))
+    assert leftovers, "SIGKILL skips every cleanup: the half-written folder stays until the next job"
     (shown,) = service.moderate(["still serving"])
     assert shown.result.model == tiny_moderator.name
     stopped = service.retrain()
     assert stopped.pid != job.pid
-    deadline = time.monotonic() + 120
-    while "Training lora" not in (now := service.training()).log and now.state == "running":
-        assert time.monotonic() < deadline, now.log
-        time.sleep(0.05)
+    assert not any(path.exists() for path in leftovers), "the next job removes what a killed one left"
+    logged(service, "Training lora")
     assert service.stop_training().state == "stopped"
     assert service.versions() == [] and not (service.jobs.folder / stopped.name).exists()
     assert not list(service.jobs.folder.glob(f".{stopped.name}-building-*")), "a stopped job cleans up after itself"
