@@ -38,7 +38,10 @@ MAX_BODY = 1_000_000
 MAX_UPLOAD = 100_000_000
 """Bytes a file uploaded to the page may have by default (--max-upload)."""
 UPLOAD_ROUTE = f"{API_PREFIX}/upload"
-"""Where the page uploads files: bounded by Gradio per file (``max_upload``), not by ``max_body``."""
+"""Where the page uploads files: bounded by Gradio per file (``max_upload``), and as a whole (with the multipart
+envelope, :data:`UPLOAD_ENVELOPE`) by the body limit, not by ``max_body``."""
+UPLOAD_ENVELOPE = 64 * 1024
+"""Bytes an upload's body may have beyond ``max_upload``: the multipart boundaries and headers around the file."""
 
 
 def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True,
@@ -48,7 +51,8 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     whose failed logins ``failed_logins`` limits). With ``api_keys`` the moderation routes need one of the keys.
 
     A request body over ``max_body`` bytes is refused with 413 before it is parsed; a file uploaded to the page
-    may have up to ``max_upload`` bytes (Gradio answers 413 past it, while it streams in). At shutdown the service
+    may have up to ``max_upload`` bytes (Gradio answers 413 past it, while it streams in), and so may all the files
+    of one upload together (the body limit answers 413 past them and their envelope). At shutdown the service
     commits what it still queues and closes.
     """
 
@@ -60,7 +64,8 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.",
                   lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_body=max_body, unbounded=(UPLOAD_ROUTE,))
+    app.add_middleware(BodyLimit, max_body=max_body,
+                       bounds={UPLOAD_ROUTE: (max_upload + UPLOAD_ENVELOPE, "--max-upload")})
     app.add_middleware(ClientAddress)
     failed_logins = failed_logins or FailedLogins()
     app.add_middleware(CountRequests, metrics=service.metrics)

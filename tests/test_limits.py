@@ -11,7 +11,7 @@ from conftest import make_service, running_in_process
 from fastapi.testclient import TestClient
 from gradio_client import Client, handle_file
 
-from playground.server import MAX_BODY, MAX_UPLOAD, create_app, parse_args
+from playground.server import MAX_BODY, MAX_UPLOAD, UPLOAD_ENVELOPE, create_app, parse_args
 
 TWO_MB = 2_000_000
 
@@ -75,6 +75,18 @@ def test_a_file_over_the_upload_limit_is_refused_with_the_limit_and_nothing_is_r
         client.close()
         assert list(app.service.export_dir.glob("batch-*")) == []
     assert sqlite_utils.Database(app.db_path)["predictions"].count == 0
+
+
+def test_an_upload_of_many_files_is_bounded_as_a_whole(tmp_path):
+    with running_in_process(tmp_path / "server", app_options={"max_upload": 100_000}) as app:
+        one = ("rows.txt", b"a text to label\n" * 5900)  # 94.4 kB: under the limit alone, not twice
+        answer = httpx.post(app.url + "gradio_api/upload", files=[("files", one)])
+        assert answer.status_code == 200 and len(answer.json()) == 1
+        answer = httpx.post(app.url + "gradio_api/upload", files=[("files", one), ("files", one)])
+        assert answer.status_code == 413
+        assert answer.json()["error"]["message"] == (
+            f"The request body is over the server's limit of {100_000 + UPLOAD_ENVELOPE} bytes (--max-upload): "
+            "send less.")
 
 
 def test_the_upload_limit_is_an_option():
