@@ -182,9 +182,10 @@ class PlaygroundService:
         once: InvalidInput naming the field."""
         cleaned = self.clean(texts, fields)
         future = self.batcher.enqueue(cleaned, settings or self._settings)
+        answered = asyncio.wrap_future(future)  # its callback comes first: the answer does not wait for the record
         if record:
             future.add_done_callback(lambda done: self._record_later(done, roles or [None] * len(cleaned)))
-        return await asyncio.wrap_future(future)
+        return await answered
 
     async def check_turn_soon(self, user: str, bot: str, *, record: bool = True) -> TurnResult:
         """:meth:`check_turn` on the REST API's path."""
