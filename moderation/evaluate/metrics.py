@@ -17,12 +17,11 @@ from sklearn.metrics import (
     accuracy_score,
     cohen_kappa_score,
     confusion_matrix,
-    f1_score,
     mean_absolute_error,
     precision_recall_fscore_support,
 )
 
-from ..labels import SEVERITY, intervenes, severity
+from ..labels import SEVERITY, intervenes
 
 NO_LABEL = "no label"
 """What a generate-mode output that names none of the five labels counts as."""
@@ -39,41 +38,44 @@ def compute_metrics(gold: list[str], predicted: list[str | None], confidences: l
     ``confidences`` are the probabilities of the predicted labels (score mode), None in generate mode;
     ``threshold`` is the least severe label that intervenes (or ``"never"``).
     """
-    shown = [label or NO_LABEL for label in predicted]
-    acting = [label or "casual" for label in predicted]
     columns = list(SEVERITY) + ([NO_LABEL] if confidences is None else [])
-    precision, recall, f1, support = precision_recall_fscore_support(gold, shown, labels=SEVERITY, zero_division=0)
-    decisions = intervention_scores(gold, acting, dict.fromkeys([*SWEEP, threshold]))
+    code = {label: index for index, label in enumerate([*SEVERITY, NO_LABEL])}  # the severity, for a label
+    truth = np.array([code[label] for label in gold])
+    shown = np.array([code[label or NO_LABEL] for label in predicted])
+    acting = np.where(shown == code[NO_LABEL], code["casual"], shown)  # no label acts as casual does
+    labels = list(range(len(SEVERITY)))  # scikit-learn gets severities: checking numbers costs it far less
+    precision, recall, f1, support = precision_recall_fscore_support(truth, shown, labels=labels, zero_division=0)
+    decisions = intervention_scores(truth, acting, dict.fromkeys([*SWEEP, threshold]))
     figures = {
         "n": len(gold),
-        "accuracy": float(accuracy_score(gold, shown)),
-        "macro_f1": float(f1_score(gold, shown, labels=SEVERITY, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(truth, shown)),
+        "macro_f1": float(np.mean(f1)),  # scikit-learn's macro F1: the unweighted mean of its per-label F1
         "per_label": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                       for label, p, r, f, s in zip(SEVERITY, precision, recall, f1, support)},
-        "confusion": {"labels": columns, "matrix": confusion_matrix(gold, shown, labels=columns).tolist()},
+        "confusion": {"labels": columns,
+                      "matrix": confusion_matrix(truth, shown, labels=list(range(len(columns)))).tolist()},
         "flagged": {key: value for key, value in decisions[SWEEP[0]].items() if key != "threshold"},
         "intervene": decisions[threshold],
-        "kappa_quadratic": _kappa(gold, acting),
-        "mean_severity_error": float(mean_absolute_error(list(map(severity, gold)), list(map(severity, acting)))),
+        "kappa_quadratic": _kappa(truth, acting),
+        "mean_severity_error": float(mean_absolute_error(truth, acting)),
         "sweep": [decisions[level] for level in SWEEP],
     }
     if confidences is None:
-        figures["no_label"] = shown.count(NO_LABEL) / len(shown)
+        figures["no_label"] = float(np.mean(shown == code[NO_LABEL]))
     else:
-        figures["calibration"] = calibration_bins([g == p for g, p in zip(gold, shown)], confidences)
+        figures["calibration"] = calibration_bins(truth == shown, confidences)
         figures["ece"] = sum(b["count"] * abs(b["accuracy"] - b["confidence"])
                              for b in figures["calibration"]) / len(gold)
     return figures
 
 
-def intervention_scores(gold: list[str], predicted: list[str], thresholds) -> dict[str, dict]:
+def intervention_scores(truth: np.ndarray, acting: np.ndarray, thresholds) -> dict[str, dict]:
     """For each threshold (a label or ``"never"``), the precision, recall and F1 of intervening there (zero where
-    undefined) and how many gold labels intervene: one scikit-learn call, a column per threshold."""
-    def decisions(labels):
-        return np.array([[intervenes(label, threshold) for threshold in thresholds] for label in labels])
-
-    precision, recall, f1, support = precision_recall_fscore_support(decisions(gold), decisions(predicted),
-                                                                     average=None, zero_division=0)
+    undefined) and how many gold labels intervene, for labels given as severities: one scikit-learn call, a
+    column per threshold."""
+    table = np.array([[intervenes(label, threshold) for threshold in thresholds] for label in SEVERITY])
+    precision, recall, f1, support = precision_recall_fscore_support(table[truth], table[acting], average=None,
+                                                                     zero_division=0)
     return {threshold: {"threshold": threshold, "precision": float(p), "recall": float(r), "f1": float(f),
                         "support": int(s)} for threshold, p, r, f, s in zip(thresholds, precision, recall, f1, support)}
 
@@ -89,9 +91,9 @@ def calibration_bins(correct: list[bool], confidences: list[float]) -> list[dict
             for c, a, n in zip(confidence, accuracy, counts[counts > 0])]
 
 
-def _kappa(gold: list[str], predicted: list[str]) -> float | None:
-    """Cohen's kappa with quadratic weights over the severity order; None where it is undefined."""
+def _kappa(truth: np.ndarray, acting: np.ndarray) -> float | None:
+    """Cohen's kappa with quadratic weights over the severities; None where it is undefined."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        kappa = cohen_kappa_score(gold, predicted, labels=SEVERITY, weights="quadratic")
+        kappa = cohen_kappa_score(truth, acting, labels=list(range(len(SEVERITY))), weights="quadratic")
     return None if math.isnan(kappa) else float(kappa)
