@@ -10,6 +10,7 @@ import select
 import struct
 import sys
 import termios
+import tracemalloc
 
 import pytest
 from fakes import expected_scores, fake_moderator
@@ -68,12 +69,26 @@ def test_jsonl_and_txt_inputs_and_csv_output(tmp_path, label):
     assert float(rows[2]["possibly needs caution"]) == pytest.approx(0.6) and rows[2]["flagged"] == "True"
 
 
-def test_progress_and_recording_follow_the_chunks(tmp_path, label):
+def test_progress_follows_the_chunks_and_recording_keeps_every_result_a_few_chunks_at_a_time(tmp_path, label):
     heard, kept = [], []
     run(tmp_path, "rows.txt", "".join(f"text {n}\n" for n in range(7)) + "\n", label, chunk_size=3,
-        progress=lambda done, total: heard.append((done, total)), record=lambda results: kept.append(len(results)))
+        progress=lambda done, total: heard.append((done, total)), record=lambda results: kept.append(len(results)),
+        record_every=5)
     assert heard == [(3, 8), (6, 8), (8, 8)]
-    assert kept == [3, 3, 1], "the empty row is not recorded"
+    assert kept == [6, 1], "two chunks reach 5 results; the rest is kept before the file appears; no empty row"
+
+
+@pytest.mark.parametrize("record", [None, lambda results: None], ids=["labelled", "recorded"])
+def test_memory_stays_flat_as_the_file_grows(tmp_path, label, record):
+    peaks = []
+    for rows in (1_000, 4_000):
+        path = tmp_path / f"rows-{rows}.txt"
+        path.write_text("".join(f"text number {n}\n" for n in range(rows)), encoding="utf-8")
+        tracemalloc.start()
+        label_file(path, tmp_path / f"out-{rows}.jsonl", label, record=record)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0], f"peaks of {peaks} bytes for 1,000 and 4,000 rows: the rows are streamed"
 
 
 @pytest.mark.parametrize("name, content, message", [
