@@ -111,6 +111,18 @@ def test_a_verdict_records_the_logged_in_reviewer(locked_app):
     assert sqlite_utils.Database(db_path)["verdicts"].get(verdict_id)["reviewer"] == "ana"
 
 
+def test_the_queue_and_the_curator_name_the_logged_in_reviewer(locked_app):
+    url, db_path = locked_app
+    client = Client(url, auth=("bo", "another long secret"), verbose=False)
+    _, _, _, prediction_id = client.predict("Is the library open on Sundays?", "score", api_name="/moderate")
+    assert client.predict(prediction_id, "needs caution", "somebody else", api_name="/queue_label").startswith(
+        "Saved verdict #")
+    settled = client.predict("Is the library open on Sundays?", "casual", "somebody else", api_name="/set_final_label")
+    assert settled.endswith("(set by bo).")
+    verdicts = sqlite_utils.Database(db_path)["verdicts"]
+    assert [row["reviewer"] for row in verdicts.rows_where("prediction_id = ?", [prediction_id])] == ["bo"]
+
+
 def test_rest_feedback_routes_need_a_reviewer(locked_app):
     url, _ = locked_app
     for route in ("v1/feedback/export", "v1/feedback/stats"):
