@@ -83,7 +83,8 @@ class Evaluations:
 def describe(run: dict) -> str:
     """One line that tells a run apart: id, time, model (or version), template, threshold, mode and gold set."""
     return (f"#{run['id']} {run['created'][:16].replace('T', ' ')} {run['version'] or run['model']}, "
-            f"template {run['template']}, threshold {run['threshold']}, {run['mode']} on {run['gold_name']} ({run['gold_size']} texts)")
+            f"template {run['template']}, threshold {run['threshold']}, {run['mode']} on {run['gold_name']} "
+            f"({run['gold_size']} texts)")
 
 
 def _check(run: dict) -> None:

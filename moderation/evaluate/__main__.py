@@ -88,8 +88,8 @@ def version_text(run: dict) -> str:
 
 def run_text(report: dict) -> str:
     """The readable report of a run."""
-    lines = [f"Run #{report['run_id']}: {report['model']}{version_text(report)}, template {report['template']}, {report['mode']} mode, "
-             f"intervene at {report['threshold']}",
+    lines = [f"Run #{report['run_id']}: {report['model']}{version_text(report)}, template {report['template']}, "
+             f"{report['mode']} mode, intervene at {report['threshold']}",
              f"Gold set: {report['gold_name']}, {report['n']} texts (hash {report['gold_hash'][:12]})", "",
              f"Accuracy {report['accuracy']:.1%}   macro-F1 {report['macro_f1']:.3f}   "
              f"quadratic kappa {figure_text(report['kappa_quadratic'])}   "

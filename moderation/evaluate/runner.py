@@ -30,9 +30,9 @@ def evaluate(moderator: Moderator, gold: GoldSet, settings: Settings = Settings(
     """A run of ``moderator`` with ``settings`` over ``gold``: what was measured, the figures and every item.
 
     The run is a plain dict, as :class:`feedback.store.FeedbackStore` stores it: ``model`` (the base model, for a
-    trained version), ``version`` (the trained version's name, None for a model as published), ``template``, ``threshold``, ``mode``, ``gold_name``,
-    ``gold_hash``, ``gold_size``, ``metrics`` and ``items`` (each ``text``, ``gold``, ``label``, ``scores`` and
-    ``generated``).
+    trained version), ``version`` (the trained version's name, None for a model as published), ``template``,
+    ``threshold``, ``mode``, ``gold_name``, ``gold_hash``, ``gold_size``, ``metrics`` and ``items`` (each
+    ``text``, ``gold``, ``label``, ``scores`` and ``generated``).
     """
     results = label_gold(moderator, gold, settings, mode, progress)
     confidences = [result.scores[result.label] for result in results] if mode == "score" else None
