@@ -101,12 +101,13 @@ def build_demo_model(target: Path, recipe: DemoRecipe = DemoRecipe(), *, progres
         trained = fine_tune(model, tokenizer, TrainingData(train_records, validation), recipe.training,
                             folder / ".checkpoints", log=print if progress else lambda line: None)
         temperature = calibrate(trained.model, tokenizer, validation, recipe.temperatures)
+        calibrated = Moderator(LocalBackend(trained.model, tokenizer), DEMO_NAME)
         metrics = {
             "train_records": len(train_records),
             "validation_records": len(validation),
             "held_out_records": len(held_out),
-            "validation": figures(trained.model, tokenizer, "validation", validation),
-            "held_out": figures(trained.model, tokenizer, HELDOUT_FILE.name, held_out),
+            "validation": figures(calibrated, "validation", validation),
+            "held_out": figures(calibrated, HELDOUT_FILE.name, held_out),
             "temperature": temperature,
             "validation_loss": round(trained.held_out_loss, 4),
             "best_step": trained.best_step,
@@ -167,24 +168,26 @@ def calibrate(model, tokenizer, records, temperatures) -> float:
     label) ``records`` get the lowest log-loss over the five labels, and returns it."""
     head = model.lm_head
     weight, bias = head.weight.detach().clone(), head.bias.detach().clone()
-    gold = [label for _, label in records]
+    gold, labels = [label for _, label in records], sorted(SEVERITY)
 
-    def scaled(temperature: float) -> float:
+    def scale(temperature: float) -> None:
         with torch.no_grad():
             head.weight.copy_(weight / temperature)
             head.bias.copy_(bias / temperature)
-        results = Moderator(LocalBackend(model, tokenizer), DEMO_NAME).moderate([text for text, _ in records])
-        return log_loss(gold, [[result.scores[label] for label in sorted(SEVERITY)] for result in results],
-                        labels=sorted(SEVERITY))
 
-    best = min(temperatures, key=scaled)
-    scaled(best)
+    def loss(temperature: float) -> float:
+        scale(temperature)  # a new Moderator each time: its prefix cache holds the weights it was built with
+        results = Moderator(LocalBackend(model, tokenizer), DEMO_NAME).moderate([text for text, _ in records])
+        return log_loss(gold, [[result.scores[label] for label in labels] for result in results], labels=labels)
+
+    best = min(temperatures, key=loss)
+    scale(best)
     return best
 
 
-def figures(model, tokenizer, name: str, records) -> dict:
-    """Evaluate's :data:`FIGURES` for the (text, label) ``records``, with the card's prompt."""
-    run = evaluate(Moderator(LocalBackend(model, tokenizer), DEMO_NAME), GoldSet(name, tuple(records)))
+def figures(moderator: Moderator, name: str, records) -> dict:
+    """Evaluate's :data:`FIGURES` of ``moderator`` for the (text, label) ``records``, with the card's prompt."""
+    run = evaluate(moderator, GoldSet(name, tuple(records)))
     return {key: round(run["metrics"][key], 4) for key in FIGURES}
 
 

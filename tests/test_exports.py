@@ -16,6 +16,15 @@ def copies_in_gradios_cache(name: str) -> list[Path]:
     return list(Path(get_upload_folder()).rglob(name)) if Path(get_upload_folder()).exists() else []
 
 
+def assert_served_where_it_is(written: Path, downloaded: str, client_dir: Path, text: str) -> None:
+    """The client got the file the service wrote (holding ``text``), readable by the app's user alone, and
+    Gradio kept no copy of it."""
+    assert Path(downloaded).parent.parent == client_dir
+    assert Path(downloaded).read_text() == written.read_text() and text in written.read_text()
+    assert oct(written.stat().st_mode & 0o777) == "0o600"
+    assert copies_in_gradios_cache(written.name) == [], f"Gradio kept a copy of {written.name} in its cache"
+
+
 def test_a_page_export_is_owner_only_served_without_a_copy_and_gone_at_shutdown(tmp_path):
     with running_in_process(tmp_path / "server") as app:
         client = Client(app.url, verbose=False, download_files=tmp_path / "client")
@@ -25,10 +34,7 @@ def test_a_page_export_is_owner_only_served_without_a_copy_and_gone_at_shutdown(
         client.close()
         (written,) = app.service.export_dir.glob("feedback-full-*.jsonl")
         assert count == "1 verdicts exported as full."
-        assert Path(downloaded).parent.parent == tmp_path / "client"
-        assert Path(downloaded).read_text() == written.read_text() and "export me" in written.read_text()
-        assert oct(written.stat().st_mode & 0o777) == "0o600"
-        assert copies_in_gradios_cache(written.name) == [], "Gradio kept a copy of the export in its cache"
+        assert_served_where_it_is(written, downloaded, tmp_path / "client", "export me")
     assert not written.exists() and not app.service.export_dir.exists()
 
 
@@ -41,10 +47,7 @@ def test_a_batch_tab_output_is_owner_only_served_without_a_copy_and_gone_at_shut
         client.close()
         (written,) = app.service.export_dir.glob("batch-*.jsonl")
         assert summary.startswith("2 of 2 rows labelled")
-        assert Path(downloaded).parent.parent == tmp_path / "client"
-        assert Path(downloaded).read_text() == written.read_text() and "label me in a batch" in written.read_text()
-        assert oct(written.stat().st_mode & 0o777) == "0o600"
-        assert copies_in_gradios_cache(written.name) == [], "Gradio kept a copy of the batch output in its cache"
+        assert_served_where_it_is(written, downloaded, tmp_path / "client", "label me in a batch")
     assert not written.exists() and not app.service.export_dir.exists()
 
 

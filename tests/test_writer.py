@@ -80,7 +80,7 @@ def test_a_full_queue_makes_the_caller_wait(tmp_path):
     gate.acquire()
     writer.add([prediction(0)])  # taken by the writer, which waits at the gate
     while writer.depth:
-        pass
+        time.sleep(0.001)
     writer.add([prediction(1)])
     writer.add([prediction(2)])
     third = threading.Thread(target=writer.add, args=([prediction(3)],))

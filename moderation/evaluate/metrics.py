@@ -56,7 +56,7 @@ def compute_metrics(gold: list[str], predicted: list[str | None], confidences: l
                       "matrix": confusion_matrix(truth, shown, labels=list(range(len(columns)))).tolist()},
         "flagged": {key: value for key, value in decisions[SWEEP[0]].items() if key != "threshold"},
         "intervene": decisions[threshold],
-        "kappa_quadratic": _kappa(truth, acting),
+        "kappa_quadratic": _kappa(truth, acting, labels),
         "mean_severity_error": float(mean_absolute_error(truth, acting)),
         "sweep": [decisions[level] for level in SWEEP],
     }
@@ -91,9 +91,9 @@ def calibration_bins(correct: list[bool], confidences: list[float]) -> list[dict
             for c, a, n in zip(confidence, accuracy, counts[counts > 0])]
 
 
-def _kappa(truth: np.ndarray, acting: np.ndarray) -> float | None:
-    """Cohen's kappa with quadratic weights over the severities; None where it is undefined."""
+def _kappa(truth: np.ndarray, acting: np.ndarray, labels: list[int]) -> float | None:
+    """Cohen's kappa with quadratic weights over the severities ``labels``; None where it is undefined."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        kappa = cohen_kappa_score(truth, acting, labels=list(range(len(SEVERITY))), weights="quadratic")
+        kappa = cohen_kappa_score(truth, acting, labels=labels, weights="quadratic")
     return None if math.isnan(kappa) else float(kappa)
