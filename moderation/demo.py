@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from sklearn.metrics import log_loss
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTJConfig, GPTJForCausalLM, PreTrainedTokenizerFast
@@ -69,10 +70,13 @@ def cache_dir() -> Path:
 
 
 def ensure_demo_model(recipe: DemoRecipe = DemoRecipe(), *, progress: bool = True) -> Path:
-    """The folder of the demo model for ``recipe``, built first if it is not in the cache yet."""
+    """The folder of the demo model for ``recipe``, built first if it is not in the cache yet. Processes that
+    start at once on an empty cache build it once: the others wait for the first one's build."""
     target = cache_dir() / f"demo-{recipe.key()}"
-    if not (target / "metrics.json").exists():
-        build_demo_model(target, recipe, progress=progress)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.with_name(f"{target.name}.lock")):
+        if not (target / "metrics.json").exists():
+            build_demo_model(target, recipe, progress=progress)
     return target
 
 

@@ -1,25 +1,28 @@
-"""Shared fixtures: small GPT-J checkpoints built by the tests themselves (offline), the fake backend's
-service, and servers started in this process (uvicorn in a thread) or, where a process is the point, apart."""
+"""The test session: its caches and environment, the demo model built beside the first tests, and shared
+fixtures: small GPT-J checkpoints built by the tests themselves (offline), the fake backend's service, the app
+served in this process (:mod:`servers`) and command lines run in this process.
 
-import contextlib
+Fixtures import the app where they use it: pytest-xdist's first process runs no test and loads none of it."""
+
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-# MODERATION_TEST_CACHE keeps the built models between runs while developing; CI leaves it unset.
+# MODERATION_TEST_CACHE keeps the built models between runs while developing; CI leaves it unset. The session's
+# workers (pytest-xdist) are started with it set to the session's folder, so they share one demo model.
 KEEP_CACHES = bool(os.environ.get("MODERATION_TEST_CACHE"))
 CACHES = Path(os.environ.get("MODERATION_TEST_CACHE") or tempfile.mkdtemp(prefix="moderation-tests-"))
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 os.environ.update(
+    MODERATION_TEST_CACHE=str(CACHES),
+    # Each worker's torch gets its share of the cores (the processes its tests start inherit it).
+    OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // WORKERS)),
     HF_HUB_OFFLINE="1",
     HF_DATASETS_OFFLINE="1",
     HF_HOME=str(CACHES / "huggingface"),
@@ -29,32 +32,30 @@ os.environ.update(
 )
 
 import pytest  # noqa: E402
-import uvicorn  # noqa: E402
-from fakes import fake_moderator  # noqa: E402
 
-from feedback.reviewers import Reviewers  # noqa: E402
-from feedback.store import FeedbackStore  # noqa: E402
-from moderation.engine import Moderator  # noqa: E402
-from moderation.models import DEMO_NAME  # noqa: E402
-from playground.server import create_app  # noqa: E402
-from playground.service import PlaygroundService  # noqa: E402
-
-DEMO_BUILD_LOG = CACHES / "demo-build.log"
 demo_build: subprocess.Popen | None = None
 
 
 def pytest_sessionstart(session):
-    """The demo model trains in a process of its own (one thread) while the tests that need no trained model run."""
+    """The demo model trains in a process of its own (one thread) while the tests that need no trained model run;
+    the session's first process starts it, not its workers."""
     global demo_build
-    DEMO_BUILD_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with open(DEMO_BUILD_LOG, "w") as log:
-        demo_build = subprocess.Popen([sys.executable, "-m", "moderation.demo"], cwd=ROOT, stdout=log,
-                                      stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if not hasattr(session.config, "workerinput"):
+        demo_build = subprocess.Popen([sys.executable, "-m", "moderation.demo"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def needs_demo_model(item) -> bool:
+    """Whether a test uses the demo model: through its fixtures, or named by a parameter (a fixture looked up)."""
+    params = item.callspec.params.values() if hasattr(item, "callspec") else ()
+    return "demo_model_dir" in item.fixturenames or any(str(value).startswith("demo") for value in params)
 
 
 def pytest_collection_modifyitems(items):
-    """The tests that need the trained demo model run last, once it is built (a stable sort keeps the rest)."""
-    items.sort(key=lambda item: "demo_model_dir" in item.fixturenames)
+    """The tests that need the trained demo model run last, once it is built; within each group the slow ones
+    (and the browsers) start first, so that the workers end together. A stable sort keeps the rest in order."""
+    items.sort(key=lambda item: (needs_demo_model(item),
+                                 not (item.get_closest_marker("slow") or item.get_closest_marker("browser"))))
 
 
 def pytest_sessionfinish(session):
@@ -97,81 +98,33 @@ def tiny_adapter_dir(tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_moderator(tiny_model_dir):
+    from moderation.engine import Moderator
+
     return Moderator.load(str(tiny_model_dir))
 
 
 @pytest.fixture(scope="session")
 def demo_model_dir():
-    """The demo model, trained once per test session into the session's cache (as the app builds it)."""
+    """The demo model, trained once per test session into the session's cache (as the app builds it): this waits
+    for the build the session started, and builds it here if that one failed (raising what went wrong)."""
     from moderation.demo import ensure_demo_model
 
-    if demo_build.wait() != 0:
-        pytest.fail(f"building the demo model failed:\n{DEMO_BUILD_LOG.read_text()[-3000:]}")
     return ensure_demo_model(progress=False)
 
 
 @pytest.fixture(scope="session")
 def demo_moderator(demo_model_dir):
+    from moderation.engine import Moderator
+    from moderation.models import DEMO_NAME
+
     return Moderator.load(str(demo_model_dir), name=DEMO_NAME, demo=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving_in_thread(app):
-    """``app`` served by uvicorn in a thread of this process on a free port; yields its URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the in-process server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = server.force_exit = True  # open connections (a client's stream) are cut
-        thread.join(timeout=10)
-
-
-@dataclass
-class App:
-    """A playground served in this process: its URL, service and database file."""
-
-    url: str
-    service: PlaygroundService
-    db_path: Path
-
-
-def make_service(tmp_path: Path, moderator=None, **options) -> PlaygroundService:
-    """A service on ``moderator`` (the fake one by default) with its own database and export folder."""
-    (tmp_path / "exports").mkdir(parents=True, exist_ok=True)
-    return PlaygroundService(moderator or fake_moderator(), FeedbackStore(tmp_path / "feedback.db"),
-                             tmp_path / "exports", **options)
-
-
-@contextlib.contextmanager
-def running_in_process(tmp_path: Path, moderator=None, *, reviewers_file=None, record_api=True, app_options=None,
-                       **options):
-    """The whole app (page and API) on ``moderator`` served in this process; yields an :class:`App`.
-    ``app_options`` go to ``create_app``, ``options`` to the service."""
-    service = make_service(tmp_path, moderator, **options)
-    reviewers = Reviewers(reviewers_file) if reviewers_file else None
-    app = create_app(service, reviewers=reviewers, record_api=record_api, **(app_options or {}))
-    with serving_in_thread(app) as url:
-        yield App(url, service, tmp_path / "feedback.db")
-    service.close()
 
 
 @pytest.fixture
 def service(tmp_path):
     """The service on the fake backend, with its own database."""
+    from servers import make_service
+
     service = make_service(tmp_path)
     yield service
     service.close()
@@ -180,6 +133,8 @@ def service(tmp_path):
 @pytest.fixture(scope="module")
 def fake_app(tmp_path_factory):
     """The app on the fake backend, served in this process for the module's tests."""
+    from servers import running_in_process
+
     with running_in_process(tmp_path_factory.mktemp("fake-app")) as app:
         yield app
 
@@ -187,6 +142,8 @@ def fake_app(tmp_path_factory):
 @pytest.fixture(scope="module")
 def demo_app(demo_moderator, tmp_path_factory):
     """The app on the demo model, served in this process for the module's tests."""
+    from servers import running_in_process
+
     with running_in_process(tmp_path_factory.mktemp("demo-app"), demo_moderator) as app:
         yield app
 
@@ -214,41 +171,3 @@ def cli(capfd):
         return Ran(code, printed.out, printed.err)
 
     return run
-
-
-@contextlib.contextmanager
-def serving(command, ready_url, log_path):
-    """The server that ``command`` starts (its output in ``log_path``); yields the process once
-    ``ready_url`` answers, and stops it afterwards if it still runs."""
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(ready_url, timeout=2)
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{command[1]} did not start: {Path(log_path).read_text()}") from None
-                    time.sleep(0.3)
-            yield server
-        finally:
-            if server.poll() is None:
-                server.terminate()
-            server.wait(timeout=30)
-
-
-def app_command(model, db_path, port, *extra):
-    """``python app.py`` on ``model`` (None: its default) and ``db_path``, as a reviewer starts it."""
-    chosen = ["--model", str(model)] if model else []
-    return [sys.executable, "app.py", *chosen, "--db", str(db_path), "--port", str(port), *extra]
-
-
-@contextlib.contextmanager
-def running_app(model, db_path, *extra):
-    """``python app.py`` in its own process on a free port; yields its URL once /healthz answers."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    with serving(app_command(model, db_path, port, *extra), url + "healthz", Path(db_path).with_suffix(".log")):
-        yield url

@@ -8,9 +8,9 @@ import threading
 
 import openai
 import pytest
-from conftest import make_service
 from fakes import expected_scores
 from fastapi.testclient import TestClient
+from servers import make_service
 
 from moderation.labels import LABELS
 from playground.server import create_app

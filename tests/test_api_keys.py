@@ -3,8 +3,8 @@
 
 import openai
 import pytest
-from conftest import make_service
 from fastapi.testclient import TestClient
+from servers import make_service
 
 from feedback.__main__ import main as feedback_main
 from feedback.api_keys import ApiKeys

@@ -8,8 +8,8 @@ import urllib.request
 import httpx
 import pytest
 import sqlite_utils
-from conftest import running_app
 from gradio_client import Client
+from servers import running_app
 
 from moderation.prompt import PromptTemplate
 
@@ -25,6 +25,8 @@ def real_app(demo_model_dir, tmp_path_factory):
         yield url, db_path
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("real-app")  # one python app.py for both
 def test_the_app_starts_on_its_default_model_and_serves_page_and_api(real_app):
     url, _ = real_app
     page = urllib.request.urlopen(url, timeout=30).read().decode()
@@ -85,9 +87,12 @@ def publish_while_moderating(url: str, db_path) -> None:
     assert used[-1] == last_id and draft_id not in used
 
 
+@pytest.mark.slow
 def test_publishing_races_no_api_request_in_this_process(fake_app):
     publish_while_moderating(fake_app.url, fake_app.db_path)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("real-app")  # one python app.py for both
 def test_publishing_races_no_api_request_on_a_real_server(real_app):
     publish_while_moderating(*real_app)

@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 import sqlite_utils
-from conftest import running_in_process
 from gradio_client import Client
+from servers import running_in_process
 
 from feedback.__main__ import main as feedback_main
 from feedback.reviewers import Reviewers, load_reviewers

@@ -109,6 +109,7 @@ def resident_kib():
         return int(statm.read().split()[1]) * 4
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_over_hundreds_of_requests(tiny_moderator):
     batcher = MicroBatcher(lambda texts, key: tiny_moderator.moderate(texts), max_wait=0.001)
     texts = [f"request {i}: " + "some words " * (i % 7) for i in range(700)]

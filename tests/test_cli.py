@@ -29,6 +29,7 @@ def test_json_output_one_object_per_text(moderate, demo_model_dir):
     assert first["prompt"].endswith("Input: I want to call in sick\nOutput:")
 
 
+@pytest.mark.slow
 def test_the_entry_point_runs_the_default_model_offline_without_a_gpu(demo_model_dir):
     """The one run in a process of its own: ``python -m moderation`` as a user types it."""
     run = subprocess.run([sys.executable, "-m", "moderation", "--json", "I want to call in sick"], cwd=ROOT,

@@ -23,8 +23,9 @@ import time
 import urllib.request
 
 import httpx
-from conftest import app_command, free_port, serving
+import pytest
 from gradio_client import Client
+from servers import app_command, free_port, serving
 
 from moderation.labels import LABELS
 
@@ -151,6 +152,7 @@ def exported_verdicts(url):
     return {row["id"]: (row["prediction_id"], row["label"], row["reviewer"], row["note"]) for row in rows}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_model_dir, tmp_path):
     db_path = tmp_path / "feedback.db"
     port = free_port()

@@ -72,6 +72,7 @@ def test_generate_mode_reports_what_it_generated(tiny_moderator):
         assert result.mode == "generate"
 
 
+@pytest.mark.slow
 def test_greedy_decoding_yields_every_label_the_model_is_sure_of(demo_moderator):
     """A label whose whole continuation has probability > 1/2 wins every greedy step, so both modes agree."""
     _, held_out = split_seed()

@@ -8,7 +8,7 @@ import re
 
 import pytest
 import sqlite_utils
-from conftest import make_service
+from servers import make_service
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
 from moderation.__main__ import main as moderate_main

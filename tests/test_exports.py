@@ -5,9 +5,9 @@ import os
 import time
 from pathlib import Path
 
-from conftest import running_in_process
 from gradio.utils import get_upload_folder
 from gradio_client import Client, handle_file
+from servers import running_in_process
 
 from playground.exports import MAX_AGE, ExportFiles
 

@@ -84,6 +84,7 @@ def run_cli(cli):
     return lambda *args: cli(feedback_main, *args)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("format", ["full", "oig"])
 def test_export_streams_with_bounded_memory(big_db, tmp_path, format):
     out_path = tmp_path / f"{format}.jsonl"

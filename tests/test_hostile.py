@@ -24,9 +24,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import running_in_process
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from servers import running_in_process
 from test_browser import CHROMIUM, FLAGS
 
 from feedback.__main__ import main as feedback_main

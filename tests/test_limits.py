@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlite_utils
-from conftest import make_service, running_in_process
 from fastapi.testclient import TestClient
 from gradio_client import Client, handle_file
+from servers import make_service, running_in_process
 
 from playground.server import MAX_BODY, MAX_UPLOAD, UPLOAD_ENVELOPE, create_app, parse_args
 
@@ -46,6 +46,7 @@ def test_the_limit_is_an_option(tmp_path):
     service.close()
 
 
+@pytest.mark.slow
 def test_a_batch_file_larger_than_the_body_limit_uploads_and_is_labelled(tmp_path):
     rows = tmp_path / "rows.txt"
     rows.write_text("".join(f"Text {i:05} of the batch, which I hate to label by hand.\n" for i in range(30_000)),

@@ -3,11 +3,13 @@ acknowledged verdict is found in the database."""
 
 import json
 
-from conftest import running_in_process
+import pytest
+from servers import running_in_process
 
 from bench.load import main as load_main
 
 
+@pytest.mark.slow
 def test_load_bench_smoke(cli, tmp_path):
     with running_in_process(tmp_path) as app:
         run = cli(load_main, "--url", app.url, "--db", app.db_path, "--clients", "2", "--seconds", "2",

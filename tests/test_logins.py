@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from conftest import running_in_process
+from servers import running_in_process
 
 from feedback.reviewers import add_reviewer
 from playground.logins import FailedLogins
@@ -64,6 +64,7 @@ def test_the_page_login_answers_429_with_when_to_retry(reviewers_file, tmp_path)
         assert login(app.url, "nobody", "anything at all").status_code == 400
 
 
+@pytest.mark.slow
 def test_healthz_stays_quick_while_8_clients_guess_passwords(reviewers_file, tmp_path):
     unlimited = FailedLogins(per_name=10**6, per_address=10**6)  # every guess runs scrypt
     with running_in_process(tmp_path, reviewers_file=reviewers_file, app_options={"failed_logins": unlimited}) as app:

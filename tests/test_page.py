@@ -6,10 +6,10 @@ import time
 import httpx
 import pytest
 import sqlite_utils
-from conftest import running_in_process
 from fakes import expected_scores, fake_moderator
 from gradio_client import Client
 from gradio_client.exceptions import AppError
+from servers import running_in_process
 
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, PromptTemplate

@@ -86,6 +86,7 @@ def loaded_modules(*statements: str) -> list[set[str]]:
     return loaded
 
 
+@pytest.mark.slow
 def test_what_each_entry_loads(tiny_model_dir):
     remote = (f"from moderation.models import open_moderator; "
               f"open_moderator({str(tiny_model_dir)!r}, backend='vllm', base_url='http://127.0.0.1:9')")

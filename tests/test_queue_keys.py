@@ -6,8 +6,8 @@ import re
 import httpx
 import pytest
 import sqlite_utils
-from conftest import running_in_process
 from playwright.sync_api import expect, sync_playwright
+from servers import running_in_process
 from test_browser import CHROMIUM, FLAGS, SCREENSHOTS, snap
 
 pytestmark = pytest.mark.browser

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 from completions_server import create_app
-from conftest import free_port, serving_in_thread
+from servers import free_port, serving_in_thread
 from transformers import AutoConfig, AutoTokenizer
 
 from moderation.engine import Moderator

@@ -9,8 +9,8 @@ import signal
 import time
 
 import pytest
-from conftest import make_service, running_in_process
 from playwright.sync_api import expect, sync_playwright
+from servers import make_service, running_in_process
 from test_browser import CHROMIUM, FLAGS, snap
 
 from moderation.demo import split_seed
@@ -58,6 +58,7 @@ def logged(service, pattern: str, timeout: float = 120):
     return now
 
 
+@pytest.mark.slow
 def test_one_job_at_a_time_and_a_killed_job_changes_nothing(service, tiny_moderator):
     accept(service, RECORDS)
     job = service.retrain()

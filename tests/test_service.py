@@ -5,8 +5,8 @@ import json
 import threading
 
 import pytest
-from conftest import make_service
 from fakes import OTHER, WINNER, expected_scores, fake_moderator
+from servers import make_service
 
 from moderation.errors import InvalidInput
 from moderation.labels import LABELS

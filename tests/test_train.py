@@ -294,6 +294,7 @@ def test_calibration_keeps_the_temperature_with_the_lowest_log_loss(tiny_model_d
     assert torch.allclose(model.lm_head.weight, weight / chosen), "the model keeps the chosen temperature"
 
 
+@pytest.mark.slow
 def test_demo_build_is_deterministic(tmp_path):
     recipe = DemoRecipe(vocab_size=300, n_embd=16, n_layer=1, n_head=2, rotary_dim=4, temperatures=(1.0, 2.0),
                         training=Recipe(method="full", learning_rate=1e-3, max_steps=4, eval_steps=2))

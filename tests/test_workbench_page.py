@@ -6,10 +6,10 @@ import json
 import httpx
 import pytest
 import sqlite_utils
-from conftest import running_in_process
 from fakes import label_for
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from servers import running_in_process
 
 from moderation.labels import LABELS
 from playground.ui.page import build_page

@@ -1,0 +1,113 @@
+"""The app served for tests: in this process (uvicorn in a thread, on the fake backend or a given model), or,
+where a process is the point, as ``python app.py`` in a process of its own."""
+
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from conftest import ROOT
+from fakes import fake_moderator
+
+from feedback.reviewers import Reviewers
+from feedback.store import FeedbackStore
+from playground.server import create_app
+from playground.service import PlaygroundService
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving_in_thread(app):
+    """``app`` served by uvicorn in a thread of this process on a free port; yields its URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the in-process server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = server.force_exit = True  # open connections (a client's stream) are cut
+        thread.join(timeout=10)
+
+
+@dataclass
+class App:
+    """A playground served in this process: its URL, service and database file."""
+
+    url: str
+    service: PlaygroundService
+    db_path: Path
+
+
+def make_service(tmp_path: Path, moderator=None, **options) -> PlaygroundService:
+    """A service on ``moderator`` (the fake one by default) with its own database and export folder."""
+    (tmp_path / "exports").mkdir(parents=True, exist_ok=True)
+    return PlaygroundService(moderator or fake_moderator(), FeedbackStore(tmp_path / "feedback.db"),
+                             tmp_path / "exports", **options)
+
+
+@contextlib.contextmanager
+def running_in_process(tmp_path: Path, moderator=None, *, reviewers_file=None, record_api=True, app_options=None,
+                       **options):
+    """The whole app (page and API) on ``moderator`` served in this process; yields an :class:`App`.
+    ``app_options`` go to ``create_app``, ``options`` to the service."""
+    service = make_service(tmp_path, moderator, **options)
+    reviewers = Reviewers(reviewers_file) if reviewers_file else None
+    app = create_app(service, reviewers=reviewers, record_api=record_api, **(app_options or {}))
+    with serving_in_thread(app) as url:
+        yield App(url, service, tmp_path / "feedback.db")
+    service.close()
+
+
+@contextlib.contextmanager
+def serving(command, ready_url, log_path):
+    """The server that ``command`` starts (its output in ``log_path``); yields the process once
+    ``ready_url`` answers, and stops it afterwards if it still runs."""
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(ready_url, timeout=2)
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"{command[1]} did not start: {Path(log_path).read_text()}") from None
+                    time.sleep(0.3)
+            yield server
+        finally:
+            if server.poll() is None:
+                server.terminate()
+            server.wait(timeout=30)
+
+
+def app_command(model, db_path, port, *extra):
+    """``python app.py`` on ``model`` (None: its default) and ``db_path``, as a reviewer starts it."""
+    chosen = ["--model", str(model)] if model else []
+    return [sys.executable, "app.py", *chosen, "--db", str(db_path), "--port", str(port), *extra]
+
+
+@contextlib.contextmanager
+def running_app(model, db_path, *extra):
+    """``python app.py`` in its own process on a free port; yields its URL once /healthz answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with serving(app_command(model, db_path, port, *extra), url + "healthz", Path(db_path).with_suffix(".log")):
+        yield url
