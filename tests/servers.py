@@ -1,8 +1,10 @@
 """The app served for tests: in this process (uvicorn in a thread, on the fake backend or a given model), or,
-where a process is the point, as ``python app.py`` in a process of its own."""
+where a process is the point, as ``python app.py`` in a process of its own; and an API client that keeps
+posting to it."""
 
 import contextlib
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -11,9 +13,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
 from conftest import ROOT
 from fakes import fake_moderator
+from gradio_client import Client
 
 from feedback.reviewers import Reviewers
 from feedback.store import FeedbackStore
@@ -44,6 +48,12 @@ def serving_in_thread(app):
     finally:
         server.should_exit = server.force_exit = True  # open connections (a client's stream) are cut
         thread.join(timeout=10)
+
+
+def page_client(url: str, **options) -> Client:
+    """gradio_client's Client for an app served here over plain http. With nothing to verify it skips TLS
+    verification, which would otherwise load the certificate store for every request (most of a call's time)."""
+    return Client(url, verbose=False, ssl_verify=False, **options)
 
 
 @dataclass
@@ -106,8 +116,40 @@ def app_command(model, db_path, port, *extra):
 
 @contextlib.contextmanager
 def running_app(model, db_path, *extra):
-    """``python app.py`` in its own process on a free port; yields its URL once /healthz answers."""
+    """``python app.py`` in its own process on a free port; yields its URL and the process once /healthz answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    with serving(app_command(model, db_path, port, *extra), url + "healthz", Path(db_path).with_suffix(".log")):
-        yield url
+    with serving(app_command(model, db_path, port, *extra), url + "healthz",
+                 Path(db_path).with_suffix(".log")) as process:
+        yield url, process
+
+
+class ApiStream:
+    """A client posting one new text at a time to /v1/moderations until stopped; keeps when each was answered."""
+
+    def __init__(self, url, name):
+        self.url, self.name = url, name
+        self.stop = threading.Event()
+        self.acked = {}  # text -> monotonic time of its answer
+
+    def run(self):
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            for count in range(100_000):
+                if self.stop.is_set():
+                    return
+                text = f"{self.name} api text {count}"
+                try:
+                    answer = http.post("v1/moderations", json={"input": text})
+                except httpx.HTTPError:
+                    return
+                if answer.status_code == 200:
+                    self.acked[text] = time.monotonic()
+
+
+def stored_texts(db_path) -> set[str]:
+    """The texts of every prediction in the database file, read with sqlite3."""
+    connection = sqlite3.connect(db_path)
+    try:
+        return {row[0] for row in connection.execute("select text from predictions")}
+    finally:
+        connection.close()

@@ -1,5 +1,6 @@
-"""``python app.py`` in its own process on its default model, and the race between publishing the default
-prompt and API traffic, both in this process (fake backend) and against that real server (demo model)."""
+"""``python app.py`` in its own process on its default model, through its life (it serves, survives the race
+between publishing the default prompt and API traffic, and stops cleanly), and the same race in this process
+(fake backend)."""
 
 import threading
 import time
@@ -8,8 +9,7 @@ import urllib.request
 import httpx
 import pytest
 import sqlite_utils
-from gradio_client import Client
-from servers import running_app
+from servers import ApiStream, page_client, running_app, stored_texts
 
 from moderation.prompt import PromptTemplate
 
@@ -17,35 +17,11 @@ CLIENTS = 8
 PUBLISHES = 30
 
 
-@pytest.fixture(scope="module")
-def real_app(demo_model_dir, tmp_path_factory):
-    """``python app.py`` with no --model: offline and without a GPU, its default is the demo model."""
-    db_path = tmp_path_factory.mktemp("real-app") / "feedback.db"
-    with running_app(None, db_path) as url:
-        yield url, db_path
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("real-app")  # one python app.py for both
-def test_the_app_starts_on_its_default_model_and_serves_page_and_api(real_app):
-    url, _ = real_app
-    page = urllib.request.urlopen(url, timeout=30).read().decode()
-    assert "<title>Moderation Playground</title>" in page or "gradio" in page.lower()
-    assert httpx.get(url + "healthz").json() == {"status": "ok", "model": "playground-demo-gptj"}
-    client = Client(url, verbose=False)
-    label, _, prompt, _ = client.predict("Good morning, how are you?", "score", api_name="/moderate")
-    client.close()
-    assert prompt == PromptTemplate().assemble("Good morning, how are you?") and label["label"]
-    metrics = httpx.get(url + "metrics").text
-    (loaded,) = [line for line in metrics.splitlines() if line.startswith("moderation_model_load_seconds ")]
-    assert float(loaded.split()[1]) > 0
-
-
 def publish_while_moderating(url: str, db_path) -> None:
     """8 REST clients moderate while another session publishes the default 30 times, and a third session
     holds a draft: no errors, every prediction names a stored template, and the API ends on the last
     published template, never the draft."""
-    drafting, publishing = Client(url, verbose=False), Client(url, verbose=False)
+    drafting, publishing = page_client(url), page_client(url)
     _, status = drafting.predict({"headers": ["text", "label"], "data": [["A draft nobody else sees", "casual"]]},
                                  "never", api_name="/set_prompt")
     draft_id = status.split()[1]
@@ -92,7 +68,34 @@ def test_publishing_races_no_api_request_in_this_process(fake_app):
     publish_while_moderating(fake_app.url, fake_app.db_path)
 
 
+def serves_page_and_api(url: str) -> None:
+    """The page, /healthz on the default model, a moderation through the page's API and the model's metrics."""
+    page = urllib.request.urlopen(url, timeout=30).read().decode()
+    assert "<title>Moderation Playground</title>" in page or "gradio" in page.lower()
+    assert httpx.get(url + "healthz").json() == {"status": "ok", "model": "playground-demo-gptj"}
+    client = page_client(url)
+    label, _, prompt, _ = client.predict("Good morning, how are you?", "score", api_name="/moderate")
+    client.close()
+    assert prompt == PromptTemplate().assemble("Good morning, how are you?") and label["label"]
+    metrics = httpx.get(url + "metrics").text
+    (loaded,) = [line for line in metrics.splitlines() if line.startswith("moderation_model_load_seconds ")]
+    assert float(loaded.split()[1]) > 0
+
+
 @pytest.mark.slow
-@pytest.mark.xdist_group("real-app")  # one python app.py for both
-def test_publishing_races_no_api_request_on_a_real_server(real_app):
-    publish_while_moderating(*real_app)
+def test_the_app_on_its_default_model_serves_survives_the_race_and_stops_cleanly(demo_model_dir, tmp_path):
+    """``python app.py`` with no --model: offline and without a GPU, its default is the demo model. Stopped as an
+    operator (or a container runtime) stops it, with SIGTERM, it keeps every API prediction it acknowledged: a
+    clean stop commits what the writer still holds."""
+    db_path = tmp_path / "feedback.db"
+    with running_app(None, db_path) as (url, process):
+        serves_page_and_api(url)
+        publish_while_moderating(url, db_path)
+        posting = ApiStream(url, "stopped")
+        poster = threading.Thread(target=posting.run, daemon=True)
+        poster.start()
+        time.sleep(1)
+        process.terminate()
+        process.wait(timeout=30)  # uvicorn stops gracefully, then ends by the signal it caught
+        poster.join(timeout=30)
+    assert posting.acked and set(posting.acked) <= stored_texts(db_path), "a clean stop lost API predictions"

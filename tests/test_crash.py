@@ -5,12 +5,11 @@ posts texts to ``/v1/moderations``; once 30 verdicts are acknowledged the server
 The database must then pass ``PRAGMA integrity_check`` and hold:
 
 - every acknowledged verdict with the fields it was acknowledged with (a verdict is on disk before it is
-  acknowledged), read directly with sqlite3 and through the app restarted on the same file;
+  acknowledged), read directly with sqlite3 and through the app started again on the same file;
 - every acknowledged API prediction except, at most, those acknowledged in the last moments before the kill
   (API predictions are committed by a writer thread, a batch at a time, just after their answers).
 
-The restarted app is then stopped as an operator stops it (SIGTERM): every API prediction it acknowledged is
-on disk, since a clean stop commits what the writer still holds.
+A clean stop (SIGTERM) of ``python app.py`` is tested in ``test_app.py``.
 """
 
 import json
@@ -22,10 +21,8 @@ import threading
 import time
 import urllib.request
 
-import httpx
 import pytest
-from gradio_client import Client
-from servers import app_command, free_port, serving
+from servers import ApiStream, app_command, free_port, page_client, running_in_process, serving, stored_texts
 
 from moderation.labels import LABELS
 
@@ -61,7 +58,7 @@ class FlagStream:
     def run(self, number):
         """One client: flag the predictions in turn with a label other than the model's, each flag under a
         reviewer name of its own (a reviewer's second verdict on a prediction would replace the first)."""
-        client = Client(self.url, verbose=False)
+        client = page_client(self.url)
         try:
             for count in range(MAX_FLAGS_PER_THREAD):
                 if self.killed.is_set():
@@ -91,39 +88,9 @@ class FlagStream:
             return len(self.acked)
 
 
-class ApiStream:
-    """A client posting one new text at a time to /v1/moderations until stopped; keeps when each was answered."""
-
-    def __init__(self, url, name):
-        self.url, self.name = url, name
-        self.stop = threading.Event()
-        self.acked = {}  # text -> monotonic time of its answer
-
-    def run(self):
-        with httpx.Client(base_url=self.url, timeout=30) as http:
-            for count in range(100_000):
-                if self.stop.is_set():
-                    return
-                text = f"{self.name} api text {count}"
-                try:
-                    answer = http.post("v1/moderations", json={"input": text})
-                except httpx.HTTPError:
-                    return
-                if answer.status_code == 200:
-                    self.acked[text] = time.monotonic()
-
-
-def stored_texts(db_path) -> set[str]:
-    connection = sqlite3.connect(db_path)
-    try:
-        return {row[0] for row in connection.execute("select text from predictions")}
-    finally:
-        connection.close()
-
-
 def moderate_texts(url):
     """Moderate the texts once; returns [(prediction id, model label)]."""
-    client = Client(url, verbose=False)
+    client = page_client(url)
     try:
         predictions = []
         for text in TEXTS:
@@ -153,7 +120,7 @@ def exported_verdicts(url):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_model_dir, tmp_path):
+def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_moderator, tmp_path):
     db_path = tmp_path / "feedback.db"
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -189,25 +156,15 @@ def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_model_dir, tmp_pa
     assert len(api.acked) >= 10
     assert all(killed_at - at < LAST_MOMENTS_S for at in lost.values()), "an API prediction before the last batch lost"
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    with serving(app_command("demo", db_path, port), url + "healthz", tmp_path / "second-run.log") as server:
-        exported = exported_verdicts(url)
+    with running_in_process(tmp_path, demo_moderator) as restarted:  # the same database file
+        exported = exported_verdicts(restarted.url)
         assert {verdict_id: exported.get(verdict_id) for verdict_id in acked} == acked
         prediction_id, model_label = stream.predictions[0]
         label = next(other for other in LABELS if other != model_label)
-        client = Client(url, verbose=False)
+        client = page_client(restarted.url)
         try:
             reply = client.predict(prediction_id, label, "after restart", "crash-check", api_name="/flag")
         finally:
             client.close()
         assert int(SAVED.fullmatch(reply).group(1)) > max(acked)
-        restarted = ApiStream(url, "stopped")
-        poster = threading.Thread(target=restarted.run, daemon=True)
-        poster.start()
-        time.sleep(1)
-        server.terminate()  # SIGTERM, as an operator (or a container runtime) stops it
-        server.wait(timeout=30)  # uvicorn stops gracefully, then ends by the signal it caught
-        poster.join(timeout=30)
-    assert restarted.acked and set(restarted.acked) <= stored_texts(db_path), "a clean stop lost API predictions"
     assert stored_verdicts(db_path)[0] == "ok"

@@ -24,9 +24,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from gradio_client import Client
 from gradio_client.exceptions import AppError
-from servers import running_in_process
+from servers import page_client, running_in_process
 from test_browser import CHROMIUM, FLAGS
 
 from feedback.__main__ import main as feedback_main
@@ -233,7 +232,7 @@ def app_server(hostile_app):
 @pytest.fixture(scope="module")
 def client(app_server):
     url, _ = app_server
-    return Client(url, verbose=False)
+    return page_client(url)
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,15 @@ import uuid
 import httpx
 import pytest
 import sqlite_utils
-from gradio_client import Client
 from gradio_client.exceptions import AppError
+from servers import page_client
 
 from moderation.labels import LABELS
 
 
 @pytest.fixture(scope="module")
 def client(fake_app):
-    return Client(fake_app.url, verbose=False)
+    return page_client(fake_app.url)
 
 
 def count(fake_app, table) -> int:

@@ -12,7 +12,7 @@ from feedback.reviewers import add_reviewer
 from playground.logins import FailedLogins
 
 GUESSERS = 8
-FLOOD_S = 4
+FLOOD_S = 2
 
 
 class Clock:
