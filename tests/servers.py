@@ -50,10 +50,17 @@ def serving_in_thread(app):
         thread.join(timeout=10)
 
 
-def page_client(url: str, **options) -> Client:
+class PageClient(Client):
     """gradio_client's Client for an app served here over plain http. With nothing to verify it skips TLS
-    verification, which would otherwise load the certificate store for every request (most of a call's time)."""
-    return Client(url, verbose=False, ssl_verify=False, **options)
+    verification, which would otherwise load the certificate store for every request (most of a call's time).
+    Closing it ends its heartbeat stream without waiting: that stream notices only at the server's next
+    heartbeat, and gradio_client's own close waits a second for it."""
+
+    def __init__(self, url: str, **options):
+        super().__init__(url, verbose=False, ssl_verify=False, **options)
+
+    def close(self):
+        self._kill_heartbeat.set()
 
 
 @dataclass

@@ -9,7 +9,7 @@ import urllib.request
 import httpx
 import pytest
 import sqlite_utils
-from servers import ApiStream, page_client, running_app, stored_texts
+from servers import ApiStream, PageClient, running_app, stored_texts
 
 from moderation.prompt import PromptTemplate
 
@@ -21,7 +21,7 @@ def publish_while_moderating(url: str, db_path) -> None:
     """8 REST clients moderate while another session publishes the default 30 times, and a third session
     holds a draft: no errors, every prediction names a stored template, and the API ends on the last
     published template, never the draft."""
-    drafting, publishing = page_client(url), page_client(url)
+    drafting, publishing = PageClient(url), PageClient(url)
     _, status = drafting.predict({"headers": ["text", "label"], "data": [["A draft nobody else sees", "casual"]]},
                                  "never", api_name="/set_prompt")
     draft_id = status.split()[1]
@@ -73,7 +73,7 @@ def serves_page_and_api(url: str) -> None:
     page = urllib.request.urlopen(url, timeout=30).read().decode()
     assert "<title>Moderation Playground</title>" in page or "gradio" in page.lower()
     assert httpx.get(url + "healthz").json() == {"status": "ok", "model": "playground-demo-gptj"}
-    client = page_client(url)
+    client = PageClient(url)
     label, _, prompt, _ = client.predict("Good morning, how are you?", "score", api_name="/moderate")
     client.close()
     assert prompt == PromptTemplate().assemble("Good morning, how are you?") and label["label"]
@@ -94,7 +94,9 @@ def test_the_app_on_its_default_model_serves_survives_the_race_and_stops_cleanly
         posting = ApiStream(url, "stopped")
         poster = threading.Thread(target=posting.run, daemon=True)
         poster.start()
-        time.sleep(1)
+        deadline = time.monotonic() + 30
+        while len(posting.acked) < 10 and time.monotonic() < deadline:  # stopped while it posts
+            time.sleep(0.01)
         process.terminate()
         process.wait(timeout=30)  # uvicorn stops gracefully, then ends by the signal it caught
         poster.join(timeout=30)

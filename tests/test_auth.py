@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 import sqlite_utils
-from servers import page_client, running_in_process
+from servers import PageClient, running_in_process
 
 from feedback.__main__ import main as feedback_main
 from feedback.reviewers import Reviewers, load_reviewers
@@ -95,14 +95,14 @@ def test_bad_reviewers_are_refused(add_reviewer, tmp_path, name, password, messa
 def test_page_and_its_api_need_a_login(locked_app):
     url, _ = locked_app
     with pytest.raises(Exception):
-        page_client(url)
+        PageClient(url)
     with pytest.raises(Exception):
-        page_client(url, auth=("ana", "wrong password"))
+        PageClient(url, auth=("ana", "wrong password"))
 
 
 def test_a_verdict_records_the_logged_in_reviewer(locked_app):
     url, db_path = locked_app
-    client = page_client(url, auth=("ana", "correct horse battery"))
+    client = PageClient(url, auth=("ana", "correct horse battery"))
     label, _, _, prediction_id = client.predict("Shall we meet for coffee?", "score", api_name="/moderate")
     correct = next(name for name in LABELS if name != label["label"])
     saved = client.predict(prediction_id, correct, "", "somebody else", api_name="/flag")
@@ -112,7 +112,7 @@ def test_a_verdict_records_the_logged_in_reviewer(locked_app):
 
 def test_the_queue_and_the_curator_name_the_logged_in_reviewer(locked_app):
     url, db_path = locked_app
-    client = page_client(url, auth=("bo", "another long secret"))
+    client = PageClient(url, auth=("bo", "another long secret"))
     _, _, _, prediction_id = client.predict("Is the library open on Sundays?", "score", api_name="/moderate")
     assert client.predict(prediction_id, "needs caution", "somebody else", api_name="/queue_label").startswith(
         "Saved verdict #")

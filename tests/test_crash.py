@@ -22,7 +22,7 @@ import time
 import urllib.request
 
 import pytest
-from servers import ApiStream, app_command, free_port, page_client, running_in_process, serving, stored_texts
+from servers import ApiStream, PageClient, app_command, free_port, running_in_process, serving, stored_texts
 
 from moderation.labels import LABELS
 
@@ -58,7 +58,7 @@ class FlagStream:
     def run(self, number):
         """One client: flag the predictions in turn with a label other than the model's, each flag under a
         reviewer name of its own (a reviewer's second verdict on a prediction would replace the first)."""
-        client = page_client(self.url)
+        client = PageClient(self.url)
         try:
             for count in range(MAX_FLAGS_PER_THREAD):
                 if self.killed.is_set():
@@ -90,7 +90,7 @@ class FlagStream:
 
 def moderate_texts(url):
     """Moderate the texts once; returns [(prediction id, model label)]."""
-    client = page_client(url)
+    client = PageClient(url)
     try:
         predictions = []
         for text in TEXTS:
@@ -161,7 +161,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_moderator, tmp_pa
         assert {verdict_id: exported.get(verdict_id) for verdict_id in acked} == acked
         prediction_id, model_label = stream.predictions[0]
         label = next(other for other in LABELS if other != model_label)
-        client = page_client(restarted.url)
+        client = PageClient(restarted.url)
         try:
             reply = client.predict(prediction_id, label, "after restart", "crash-check", api_name="/flag")
         finally:

@@ -8,7 +8,7 @@ import sqlite_utils
 from fakes import label_for
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from servers import page_client
+from servers import PageClient
 
 from moderation.evaluate import heldout_gold
 from moderation.prompt import PromptTemplate
@@ -19,7 +19,7 @@ DRAFT = {"headers": ["text", "label"],
 
 @pytest.fixture(scope="module")
 def client(fake_app):
-    return page_client(fake_app.url)
+    return PageClient(fake_app.url)
 
 
 def gold_file(tmp_path, items, name="gold.jsonl"):
@@ -98,7 +98,7 @@ def test_an_unknown_run_lists_the_recent_ones(client, fake_app):
 
 
 def test_the_sessions_draft_is_what_the_tab_evaluates(fake_app):
-    mine = page_client(fake_app.url)
+    mine = PageClient(fake_app.url)
     mine.predict(DRAFT, "never", api_name="/set_prompt")
     mine.predict("held-out set", None, "score", api_name="/evaluate")
     run = fake_app.service.runs(1)[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gradio.utils import get_upload_folder
 from gradio_client import handle_file
-from servers import page_client, running_in_process
+from servers import PageClient, running_in_process
 
 from playground.exports import MAX_AGE, ExportFiles
 
@@ -27,7 +27,7 @@ def assert_served_where_it_is(written: Path, downloaded: str, client_dir: Path, 
 
 def test_a_page_export_is_owner_only_served_without_a_copy_and_gone_at_shutdown(tmp_path):
     with running_in_process(tmp_path / "server") as app:
-        client = page_client(app.url, download_files=tmp_path / "client")
+        client = PageClient(app.url, download_files=tmp_path / "client")
         _, _, _, prediction_id = client.predict("export me", "score", api_name="/moderate")
         client.predict(prediction_id, "", "ana", api_name="/confirm")
         downloaded, count = client.predict("full", "any", "", api_name="/export")
@@ -42,7 +42,7 @@ def test_a_batch_tab_output_is_owner_only_served_without_a_copy_and_gone_at_shut
     rows = tmp_path / "rows.txt"
     rows.write_text("label me in a batch\nand me\n", encoding="utf-8")
     with running_in_process(tmp_path / "server") as app:
-        client = page_client(app.url, download_files=tmp_path / "client")
+        client = PageClient(app.url, download_files=tmp_path / "client")
         downloaded, summary = client.predict(handle_file(str(rows)), "jsonl", False, api_name="/batch")
         client.close()
         (written,) = app.service.export_dir.glob("batch-*.jsonl")

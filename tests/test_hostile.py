@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from gradio_client.exceptions import AppError
-from servers import page_client, running_in_process
+from servers import PageClient, running_in_process
 from test_browser import CHROMIUM, FLAGS
 
 from feedback.__main__ import main as feedback_main
@@ -232,7 +232,7 @@ def app_server(hostile_app):
 @pytest.fixture(scope="module")
 def client(app_server):
     url, _ = app_server
-    return page_client(url)
+    return PageClient(url)
 
 
 @pytest.fixture(scope="module")

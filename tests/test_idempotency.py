@@ -8,14 +8,14 @@ import httpx
 import pytest
 import sqlite_utils
 from gradio_client.exceptions import AppError
-from servers import page_client
+from servers import PageClient
 
 from moderation.labels import LABELS
 
 
 @pytest.fixture(scope="module")
 def client(fake_app):
-    return page_client(fake_app.url)
+    return PageClient(fake_app.url)
 
 
 def count(fake_app, table) -> int:

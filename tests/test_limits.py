@@ -9,7 +9,7 @@ import pytest
 import sqlite_utils
 from fastapi.testclient import TestClient
 from gradio_client import handle_file
-from servers import make_service, page_client, running_in_process
+from servers import PageClient, make_service, running_in_process
 
 from playground.server import MAX_BODY, MAX_UPLOAD, UPLOAD_ENVELOPE, create_app, parse_args
 
@@ -53,7 +53,7 @@ def test_a_batch_file_larger_than_the_body_limit_uploads_and_is_labelled(tmp_pat
                     encoding="utf-8")
     assert rows.stat().st_size > 1.2 * MAX_BODY
     with running_in_process(tmp_path / "server") as app:
-        client = page_client(app.url, download_files=tmp_path / "client")
+        client = PageClient(app.url, download_files=tmp_path / "client")
         path, summary = client.predict(handle_file(str(rows)), "jsonl", False, api_name="/batch")
         client.close()
         lines = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
@@ -70,7 +70,7 @@ def test_a_file_over_the_upload_limit_is_refused_with_the_limit_and_nothing_is_r
         answer = httpx.post(app.url + "gradio_api/upload", files={"files": ("rows.txt", rows.read_bytes())})
         assert answer.status_code == 413
         assert answer.text == "File size exceeded maximum allowed size of 1000 bytes."
-        client = page_client(app.url)
+        client = PageClient(app.url)
         with pytest.raises(ValueError, match="exceeds the maximum file size of 1000 bytes"):
             client.predict(handle_file(str(rows)), "jsonl", True, api_name="/batch")
         client.close()

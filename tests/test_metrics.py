@@ -2,7 +2,7 @@
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from servers import page_client
+from servers import PageClient
 
 
 def scrape(url) -> dict:
@@ -22,7 +22,7 @@ def test_metrics_count_the_requests_labels_batches_and_verdicts(fake_app):
     for text in ("hello there", "you idiot", "I will hurt you"):
         assert httpx.post(fake_app.url + "v1/moderations", json={"input": text}).status_code == 200
     assert httpx.post(fake_app.url + "v1/moderations", json={"input": ""}).status_code == 400
-    client = page_client(fake_app.url)
+    client = PageClient(fake_app.url)
     label, _, _, prediction_id = client.predict("I hate mondays", "score", api_name="/moderate")
     client.predict(prediction_id, "", "ana", api_name="/confirm")
     after = scrape(fake_app.url)

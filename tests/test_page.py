@@ -8,7 +8,7 @@ import pytest
 import sqlite_utils
 from fakes import expected_scores, fake_moderator
 from gradio_client.exceptions import AppError
-from servers import page_client, running_in_process
+from servers import PageClient, running_in_process
 
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, PromptTemplate
@@ -23,7 +23,7 @@ def table(rows):
 
 @pytest.fixture(scope="module")
 def client(fake_app):
-    return page_client(fake_app.url)
+    return PageClient(fake_app.url)
 
 
 def moderate(client, text, mode="score"):
@@ -123,7 +123,7 @@ def test_generate_mode_is_recorded_with_its_text(client, fake_app):
 
 
 def test_a_draft_belongs_to_its_session_until_it_is_published(fake_app):
-    mine, theirs = page_client(fake_app.url), page_client(fake_app.url)
+    mine, theirs = PageClient(fake_app.url), PageClient(fake_app.url)
     draft = PromptTemplate.from_examples([{"text": t, "label": lab} for t, lab in TWO_EXAMPLES])
     try:
         preview, status = mine.predict(table(TWO_EXAMPLES), "never", api_name="/set_prompt")
@@ -166,7 +166,7 @@ def test_chat_check_flags_either_side_with_its_role(client, fake_app):
 
 def test_a_bug_in_the_page_is_reported_as_a_server_failure(tmp_path, caplog):
     with running_in_process(tmp_path, fake_moderator(bug=ValueError("index out of range in packing"))) as app:
-        client = page_client(app.url)
+        client = PageClient(app.url)
         with pytest.raises(AppError) as failed:
             client.predict("hello", "score", api_name="/moderate")
     assert "Something went wrong on the server" in str(failed.value)

@@ -9,7 +9,7 @@ import sqlite_utils
 from fakes import label_for
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from servers import page_client, running_in_process
+from servers import PageClient, running_in_process
 
 from moderation.labels import LABELS
 from playground.ui.page import build_page
@@ -32,7 +32,7 @@ def record(app, *texts):
 
 
 def test_the_queue_takes_verdicts_skips_and_undoes(app):
-    client = page_client(app.url)
+    client = PageClient(app.url)
     assert ENDPOINTS <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     record(app, "I will hurt you", "What a lovely day", "You idiot")
     db = sqlite_utils.Database(app.db_path)
@@ -61,7 +61,7 @@ def test_the_queue_takes_verdicts_skips_and_undoes(app):
 
 
 def test_the_batch_tab_labels_a_file_and_keeps_its_rows_for_review(app, tmp_path):
-    client = page_client(app.url)
+    client = PageClient(app.url)
     rows = tmp_path / "rows.csv"
     rows.write_text('id,text\n1,I hate mondays\n2,""\n3,See you soon\n', encoding="utf-8")
     path, summary = client.predict(handle_file(str(rows)), "jsonl", True, api_name="/batch")
@@ -80,7 +80,7 @@ def test_the_batch_tab_labels_a_file_and_keeps_its_rows_for_review(app, tmp_path
 
 
 def test_a_curator_settles_a_disagreement_and_the_figures_follow(app):
-    client = page_client(app.url)
+    client = PageClient(app.url)
     record(app, "I hate this", "fine")
     for reviewer, label in (("ana", "casual"), ("bo", "needs caution")):
         client.predict(1, label, reviewer, api_name="/queue_label")
@@ -115,4 +115,4 @@ def test_the_dashboard_fills_when_the_page_loads(app):
     assert len(on_load) == 1 and on_load[0].fn is refresh.fn and on_load[0].api_visibility == "private"
     overview, *_ = on_load[0].fn()
     assert overview.startswith("**2** predictions, **2** awaiting a first verdict")
-    assert overview == page_client(app.url).predict(api_name="/dashboard")[0]
+    assert overview == PageClient(app.url).predict(api_name="/dashboard")[0]
