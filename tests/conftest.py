@@ -33,6 +33,9 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
 demo_build: subprocess.Popen | None = None
 
 
@@ -64,6 +67,25 @@ def pytest_sessionfinish(session):
         demo_build.kill()
     if not KEEP_CACHES:
         shutil.rmtree(CACHES, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright: one for each test process, started when a test first needs it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(browser):
+    """A page of its own browser context (its own storage and cookies): 1280 x 1000, downloads accepted."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    yield page
+    page.close()
 
 
 @pytest.fixture(scope="session")

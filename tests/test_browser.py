@@ -7,26 +7,18 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync"]
 SCREENSHOTS = Path(__file__).parent.parent / "test-artifacts" / "screenshots"
 
 
 @pytest.fixture
-def page(demo_app):
-    url = demo_app.url
+def page(demo_app, browser_page):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-        page.goto(url)
-        yield page
-        browser.close()
+    browser_page.goto(demo_app.url)
+    return browser_page
 
 
 def snap(page, name):

@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 from gradio_client.exceptions import AppError
 from servers import PageClient, running_in_process
-from test_browser import CHROMIUM, FLAGS
 
 from feedback.__main__ import main as feedback_main
 from moderation.__main__ import main as moderation_main
@@ -570,48 +569,44 @@ def prompt_box_text(page) -> str:
 
 
 @pytest.mark.browser
-def test_hostile_text_in_the_page_is_text(app_server):
-    from playwright.sync_api import expect, sync_playwright
+def test_hostile_text_in_the_page_is_text(app_server, browser_page):
+    from playwright.sync_api import expect
 
     url, _ = app_server
+    page = browser_page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     attack = ('<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
               '<a href="javascript:window.__pwned=3">click</a>')
     rtl = "\u202eevil.exe\u202c zero\u200bwidth\u200d join\ufeff"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(url)
-            text_box = page.get_by_label("Text", exact=True)
-            moderate = page.get_by_role("button", name="Moderate", exact=True)
-            prompt = page.locator(".cm-content")
+    page.goto(url)
+    text_box = page.get_by_label("Text", exact=True)
+    moderate = page.get_by_role("button", name="Moderate", exact=True)
+    prompt = page.locator(".cm-content")
 
-            text_box.fill(attack)
-            moderate.click()
-            expect(prompt).to_contain_text(f"Input: {attack}")
-            page.screenshot(path=SCREENSHOTS / "hostile-html.png", full_page=True)
-            assert page.evaluate("window.__pwned") is None
-            assert page.locator("img[src='x']").count() == 0
-            assert page.locator("a[href^='javascript:']").count() == 0
-            shown = prompt_box_text(page)
-            assert shown is None or shown.endswith(f"\nInput: {attack}\nOutput:")
+    text_box.fill(attack)
+    moderate.click()
+    expect(prompt).to_contain_text(f"Input: {attack}")
+    page.screenshot(path=SCREENSHOTS / "hostile-html.png", full_page=True)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator("a[href^='javascript:']").count() == 0
+    shown = prompt_box_text(page)
+    assert shown is None or shown.endswith(f"\nInput: {attack}\nOutput:")
 
-            text_box.fill(rtl)
-            moderate.click()
-            expect(prompt).to_contain_text("evil.exe")
-            expect(prompt).to_contain_text("zero")
-            page.screenshot(path=SCREENSHOTS / "hostile-rtl-zero-width.png", full_page=True)
-            shown = prompt_box_text(page)
-            assert shown is not None, "could not read the prompt box's text"
-            assert shown.endswith(f"\nInput: {rtl}\nOutput:")
+    text_box.fill(rtl)
+    moderate.click()
+    expect(prompt).to_contain_text("evil.exe")
+    expect(prompt).to_contain_text("zero")
+    page.screenshot(path=SCREENSHOTS / "hostile-rtl-zero-width.png", full_page=True)
+    shown = prompt_box_text(page)
+    assert shown is not None, "could not read the prompt box's text"
+    assert shown.endswith(f"\nInput: {rtl}\nOutput:")
 
-            page.get_by_role("tab", name="Export").click()
-            page.get_by_label("Since", exact=True).fill('<img src=x onerror="window.__pwned=4">')
-            page.get_by_role("button", name="Export", exact=True).click()
-            expect(page.get_by_text('Bad date \'<img src=x onerror="window.__pwned=4">\'')).to_be_visible()
-            page.screenshot(path=SCREENSHOTS / "hostile-error-toast.png")
-            assert page.evaluate("window.__pwned") is None
-            assert page.locator("img[src='x']").count() == 0
-        finally:
-            browser.close()
+    page.get_by_role("tab", name="Export").click()
+    page.get_by_label("Since", exact=True).fill('<img src=x onerror="window.__pwned=4">')
+    page.get_by_role("button", name="Export", exact=True).click()
+    expect(page.get_by_text('Bad date \'<img src=x onerror="window.__pwned=4">\'')).to_be_visible()
+    page.screenshot(path=SCREENSHOTS / "hostile-error-toast.png")
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src='x']").count() == 0
+

@@ -6,60 +6,56 @@ import re
 import httpx
 import pytest
 import sqlite_utils
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from servers import running_in_process
-from test_browser import CHROMIUM, FLAGS, SCREENSHOTS, snap
+from test_browser import SCREENSHOTS, snap
 
 pytestmark = pytest.mark.browser
 
 TEXTS = ["I will hurt you", "What a lovely day", "You idiot", "See you at noon"]
 
 
-def test_the_queue_saves_verdicts_from_key_presses_alone(tmp_path):
+def test_the_queue_saves_verdicts_from_key_presses_alone(tmp_path, browser_page):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with running_in_process(tmp_path) as app, sync_playwright() as playwright:
+    page = browser_page
+    with running_in_process(tmp_path) as app:
         httpx.post(app.url + "v1/moderations", json={"input": TEXTS}).raise_for_status()
         app.service.writer.flush()  # the API's predictions are committed by the writer, moments after the answer
         db = sqlite_utils.Database(app.db_path)
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(app.url)
-            page.get_by_label("Reviewer", exact=True).fill("kim")
-            page.get_by_role("tab", name="Queue").click()
-            expect(page.get_by_text("Enter label is right")).to_be_visible()
-            card = page.get_by_label("Text to judge", exact=True)
-            last = page.get_by_label("Last verdict", exact=True)
-            expect(card).not_to_have_value("")
-            snap(page, "queue-01-first-card")
+        page.goto(app.url)
+        page.get_by_label("Reviewer", exact=True).fill("kim")
+        page.get_by_role("tab", name="Queue").click()
+        expect(page.get_by_text("Enter label is right")).to_be_visible()
+        card = page.get_by_label("Text to judge", exact=True)
+        last = page.get_by_label("Last verdict", exact=True)
+        expect(card).not_to_have_value("")
+        snap(page, "queue-01-first-card")
 
-            def press(key, expected):
-                """Press a key with the focus on the page (outside any text field); returns the text it judged."""
-                judged = card.input_value()
-                page.locator("body").click(position={"x": 5, "y": 5})
-                page.keyboard.press(key)
-                expect(last).to_have_value(expected)
-                return judged
+        def press(key, expected):
+            """Press a key with the focus on the page (outside any text field); returns the text it judged."""
+            judged = card.input_value()
+            page.locator("body").click(position={"x": 5, "y": 5})
+            page.keyboard.press(key)
+            expect(last).to_have_value(expected)
+            return judged
 
-            first = press("2", re.compile(r"Saved verdict #1 on prediction #\d+: wrong, needs caution\."))
-            expect(card).not_to_have_value(first)
-            second = press("Enter", re.compile(r"Saved verdict #2 on prediction #\d+: right, .+\."))
-            skipped = card.input_value()
-            page.keyboard.press("s")
-            expect(card).not_to_have_value(skipped)
-            snap(page, "queue-02-judged-and-skipped")
-            third = press("5", re.compile(r"Saved verdict #3 on prediction #\d+: \w+, probably needs caution\."))
-            press("u", re.compile(r"Took back verdict #3 on prediction #\d+\."))
-            expect(card).to_have_value(third)
-            press("1", re.compile(r"Saved verdict #\d+ on prediction #\d+: \w+, casual\."))
-            snap(page, "queue-03-undone-and-judged-again")
+        first = press("2", re.compile(r"Saved verdict #1 on prediction #\d+: wrong, needs caution\."))
+        expect(card).not_to_have_value(first)
+        second = press("Enter", re.compile(r"Saved verdict #2 on prediction #\d+: right, .+\."))
+        skipped = card.input_value()
+        page.keyboard.press("s")
+        expect(card).not_to_have_value(skipped)
+        snap(page, "queue-02-judged-and-skipped")
+        third = press("5", re.compile(r"Saved verdict #3 on prediction #\d+: \w+, probably needs caution\."))
+        press("u", re.compile(r"Took back verdict #3 on prediction #\d+\."))
+        expect(card).to_have_value(third)
+        press("1", re.compile(r"Saved verdict #\d+ on prediction #\d+: \w+, casual\."))
+        snap(page, "queue-03-undone-and-judged-again")
 
-            page.get_by_label("Reviewer", exact=True).click()
-            page.keyboard.press("End")
-            page.keyboard.press("3")
-            expect(page.get_by_label("Reviewer", exact=True)).to_have_value("kim3")
-        finally:
-            browser.close()
+        page.get_by_label("Reviewer", exact=True).click()
+        page.keyboard.press("End")
+        page.keyboard.press("3")
+        expect(page.get_by_label("Reviewer", exact=True)).to_have_value("kim3")
         rows = list(db.query("select predictions.text, predictions.label as model_label, verdicts.reviewer, "
                              "verdicts.label from verdicts join predictions on predictions.id = verdicts.prediction_id "
                              "order by verdicts.id"))

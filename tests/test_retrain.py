@@ -9,9 +9,9 @@ import signal
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from servers import make_service, running_in_process
-from test_browser import CHROMIUM, FLAGS, snap
+from test_browser import snap
 
 from moderation.demo import split_seed
 from moderation.errors import InvalidInput
@@ -106,14 +106,14 @@ def test_a_model_served_elsewhere_is_not_retrained_here(tmp_path):
 
 
 @pytest.mark.browser
-def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_back(tmp_path, tiny_moderator):
+def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_back(tmp_path, tiny_moderator,
+                                                                                   browser_page):
     """The one test that trains to the end: a reviewer's clicks in a real browser (Debian chromium), over the
     service; the progress bar and the log follow the job as it runs."""
-    with running_in_process(tmp_path, tiny_moderator) as app, sync_playwright() as playwright:
+    page = browser_page
+    with running_in_process(tmp_path, tiny_moderator) as app:
         service = app.service
         accept(service, RECORDS)
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(app.url)
         expect(page.get_by_text(f"Model: {tiny_moderator.name}")).to_be_visible()
         page.get_by_role("tab", name="Retrain").click()
@@ -153,4 +153,3 @@ def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_ba
         assert service.moderator is tiny_moderator
         page.get_by_role("button", name="Roll back").click()
         expect(page.get_by_text("Nothing to roll back to")).to_be_visible()
-        browser.close()
