@@ -139,7 +139,7 @@ def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Pat
         report_to="none",
         disable_tqdm=True,
     )
-    trainer = Trainer(
+    trainer = LabelLossTrainer(
         model=model,
         args=arguments,
         data_collator=PackingCollator(tokenizer, recipe.per_sequence, context_length(model.config)),
@@ -153,6 +153,22 @@ def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Pat
     model.eval()
     state = trainer.state
     return Trained(model, method, state.best_metric, state.best_global_step, state.global_step)
+
+
+class LabelLossTrainer(Trainer):
+    """The Trainer, with the output layer computed only where the loss looks: at the positions that predict a
+    label token. Over every position the vocabulary-wide layer is most of a small model's step (a quarter of
+    the demo model's build), and for a large vocabulary most of a long sequence's memory."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The mean cross-entropy of the label tokens, as the model's own loss over ``labels`` computes it."""
+        targets = inputs["labels"][:, 1:]  # the token each position predicts
+        predicting = targets != IGNORE
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], logits_to_keep=1,
+                        output_hidden_states=True)
+        logits = model.get_output_embeddings()(outputs.hidden_states[-1][:, :-1][predicting])
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets[predicting])
+        return (loss, outputs) if return_outputs else loss
 
 
 class ProgressLog(TrainerCallback):

@@ -7,7 +7,9 @@ from collections import Counter
 
 import pytest
 import torch
+from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file
+from transformers import TrainingArguments
 
 from moderation.demo import DemoRecipe, build_demo_model, calibrate, split_seed
 from moderation.engine import Moderator
@@ -17,7 +19,7 @@ from moderation.loading import load_model
 from moderation.local import LocalBackend
 from moderation.prompt import HEADER, PromptTemplate, format_record
 from moderation.records import HELDOUT_FILE
-from moderation.train import Recipe, learning_rate_for, method_for
+from moderation.train import LORA_TARGETS, LabelLossTrainer, PackingCollator, Recipe, learning_rate_for, method_for
 from moderation.train import main as train_main
 from moderation.training_data import IGNORE, WordDropout, pack_records, prepare, stratified_split
 from moderation.versions import ModelVersion
@@ -47,6 +49,28 @@ class WordTokenizer:
 def write_jsonl(path, records):
     path.write_text("".join(json.dumps({"text": format_record(text, label)}) + "\n" for text, label in records))
     return path
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_the_loss_at_the_label_positions_alone_is_the_models_own(tiny_model_dir, tmp_path, method):
+    """The trainer computes the output layer at the positions that predict a label token only: its loss and
+    gradients equal those of the model's own loss over the packed labels (every position's logits)."""
+    model, tokenizer = load_model(str(tiny_model_dir))
+    if method == "lora":
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM"))
+    batch = PackingCollator(tokenizer, per_sequence=3, max_length=256)(split_seed()[0][:10])
+    trainer = LabelLossTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
+                                                                   report_to="none"))
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
+
+    def loss_and_gradients(loss):
+        gradients = torch.autograd.grad(loss, trained)
+        return loss.item(), gradients
+
+    own, own_gradients = loss_and_gradients(model(**batch).loss)
+    label_only, label_only_gradients = loss_and_gradients(trainer.compute_loss(model, batch))
+    assert label_only == pytest.approx(own, rel=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(own_gradients, label_only_gradients))
 
 
 def test_records_are_packed_in_the_cards_layout_with_only_the_labels_learned():
