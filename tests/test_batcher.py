@@ -54,16 +54,17 @@ def test_one_caller_alone(tiny_moderator):
 
 
 def test_items_of_different_keys_never_share_a_call():
-    calls = []
+    calls, release = [], threading.Event()
 
     def tag(items, key):
         calls.append((key, list(items)))
+        release.wait(30)  # the first call holds the worker while the other items arrive together
         return [f"{key}:{item}" for item in items]
 
     batcher = MicroBatcher(tag, max_wait=0.2)
-    results, errors = run_concurrently(6, lambda i: batcher.submit([f"t{i}"], key="ab"[i % 2]))
-    assert not errors
-    assert [result[0] for result in results] == [f"{'ab'[i % 2]}:t{i}" for i in range(6)]
+    futures = [batcher.enqueue([f"t{i}"], key="ab"[i % 2]) for i in range(6)]
+    release.set()
+    assert [future.result(timeout=30) for future in futures] == [[f"{'ab'[i % 2]}:t{i}"] for i in range(6)]
     assert all({item for item in items} <= {f"t{i}" for i in range(6) if "ab"[i % 2] == key} for key, items in calls)
     assert sorted(len(items) for _, items in calls) != [1] * 6, "same-key items arriving together share a call"
 
