@@ -12,7 +12,7 @@ from feedback.reviewers import add_reviewer
 from playground.logins import FailedLogins
 
 GUESSERS = 8
-FLOOD_S = 2
+FLOOD_S = 1
 
 
 class Clock:

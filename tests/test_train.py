@@ -321,6 +321,7 @@ def test_calibration_keeps_the_temperature_with_the_lowest_log_loss(tiny_model_d
 @pytest.mark.slow
 def test_demo_build_is_deterministic(tmp_path):
     recipe = DemoRecipe(vocab_size=300, n_embd=16, n_layer=1, n_head=2, rotary_dim=4, temperatures=(1.0, 2.0),
+                        validation_fraction=0.05,
                         training=Recipe(method="full", learning_rate=1e-3, max_steps=4, eval_steps=2))
     first = build_demo_model(tmp_path / "a", recipe, progress=False)
     second = build_demo_model(tmp_path / "b", recipe, progress=False)
