@@ -25,7 +25,8 @@ import transformers
 from transformers import GPTJConfig, GPTJForCausalLM
 
 from bench.common import sync
-from moderation.demo import split_seed, train_tokenizer
+from moderation.demo import split_seed
+from moderation.demo_build import train_tokenizer
 from moderation.engine import Moderator
 from moderation.labels import parse_label
 from moderation.local import LocalBackend

@@ -16,7 +16,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import GPTJConfig, GPTJForCausalLM
 
-from moderation.train import LORA_TARGETS, Recipe
+from moderation.recipe import Recipe
+from moderation.train import LORA_TARGETS
 
 GB = 1e9
 BF16, FP32 = 2, 4

@@ -36,7 +36,8 @@ import transformers
 
 from bench.common import machine, quiet_torch, sync
 from moderation.batcher import MicroBatcher
-from moderation.demo import ensure_demo_model, new_gptj, split_seed, train_tokenizer
+from moderation.demo import ensure_demo_model, split_seed
+from moderation.demo_build import new_gptj, train_tokenizer
 from moderation.engine import Moderator
 from moderation.labels import parse_label
 from moderation.local import LocalBackend

@@ -28,6 +28,7 @@ from .folders import check_free, stop_cleanly_on_sigterm, written_whole
 from .loading import load_model
 from .models import local_model
 from .progress import progress_line
+from .recipe import Recipe
 from .records import SEED_FILE, read_labelled
 from .training_data import HELD_OUT_FRACTION, IGNORE, Record, TrainingData, WordDropout, pack_records, prepare
 from .training_report import held_out_gold, measure, write_report
@@ -42,32 +43,6 @@ LEARNING_RATES = {"lora": 2e-4, "full": 1e-5}
 fine-tune."""
 SMALL_MODEL_LEARNING_RATE = 2e-3
 """The default learning rate for smaller models (such as the demo model), whose updates move them less."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How to fine-tune: the method (None: by the model's size), LoRA's rank and scale, and the schedule (the
-    card's: warm up, then constant). ``word_dropout`` drops words of the training texts as they are read.
-
-    A step trains on ``batch_size`` sequences of ``per_sequence`` records; the held-out loss is measured
-    every ``eval_steps`` steps, and training stops once it has not improved ``patience`` times in a row.
-    """
-
-    method: str | None = None
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    learning_rate: float | None = None
-    epochs: float = 10.0
-    max_steps: int = -1
-    batch_size: int = 8
-    per_sequence: int = 5
-    warmup_steps: int = 10
-    eval_steps: int = 10
-    patience: int = 3
-    weight_decay: float = 0.0
-    word_dropout: float = 0.0
-    seed: int = 0
 
 
 @dataclass

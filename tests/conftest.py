@@ -91,7 +91,8 @@ def browser_page(browser):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A randomly initialised GPT-J with a 256-token context, saved as transformers saves any checkpoint."""
-    from moderation.demo import new_gptj, split_seed, train_tokenizer
+    from moderation.demo import split_seed
+    from moderation.demo_build import new_gptj, train_tokenizer
 
     path = tmp_path_factory.mktemp("tiny-gptj")
     records, _ = split_seed()

@@ -11,15 +11,17 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file
 from transformers import TrainingArguments
 
-from moderation.demo import DemoRecipe, build_demo_model, calibrate, split_seed
+from moderation.demo import DemoRecipe, split_seed
+from moderation.demo_build import build_demo_model, calibrate
 from moderation.engine import Moderator
 from moderation.errors import InvalidInput
 from moderation.evaluate import evaluate, read_gold
 from moderation.loading import load_model
 from moderation.local import LocalBackend
 from moderation.prompt import HEADER, PromptTemplate, format_record
+from moderation.recipe import Recipe
 from moderation.records import HELDOUT_FILE
-from moderation.train import LORA_TARGETS, LabelLossTrainer, PackingCollator, Recipe, learning_rate_for, method_for
+from moderation.train import LORA_TARGETS, LabelLossTrainer, PackingCollator, learning_rate_for, method_for
 from moderation.train import main as train_main
 from moderation.training_data import IGNORE, WordDropout, pack_records, prepare, stratified_split
 from moderation.versions import ModelVersion
