@@ -55,9 +55,11 @@ def needs_demo_model(item) -> bool:
 
 
 def pytest_collection_modifyitems(items):
-    """The tests that need the trained demo model run last, once it is built; within each group the slow ones
-    (and the browsers) start first, so that the workers end together. A stable sort keeps the rest in order."""
-    items.sort(key=lambda item: (needs_demo_model(item),
+    """The tests that need the trained demo model run last, once it is built. Within each group the modules
+    that drive the page through gradio_client (they import ``PageClient``) start first: their calls mostly wait
+    on its polling, and early on the demo model's build fills those waits. Then the slow tests (and the
+    browsers), so that the workers end together. A stable sort keeps the rest in order."""
+    items.sort(key=lambda item: (needs_demo_model(item), "PageClient" not in vars(item.module),
                                  not (item.get_closest_marker("slow") or item.get_closest_marker("browser"))))
 
 

@@ -85,6 +85,7 @@ def run_cli(cli):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("big-db")  # one worker fills the database for both
 @pytest.mark.parametrize("format", ["full", "oig"])
 def test_export_streams_with_bounded_memory(big_db, tmp_path, format):
     out_path = tmp_path / f"{format}.jsonl"
