@@ -5,14 +5,13 @@ a plain hash is enough: nobody can guess one to match it, and checking it costs 
 """
 
 import hashlib
-import os
 import secrets
 from pathlib import Path
 
-from moderation.errors import InvalidInput
+from .secrets_file import SecretsFile
 
 PREFIX = "mp-"
-SCHEME = "sha256$"
+KEYS_FILE = SecretsFile(scheme="sha256$", noun="API key", command="api-keys")
 
 
 def new_key() -> str:
@@ -22,39 +21,21 @@ def new_key() -> str:
 
 def key_hash(key: str) -> str:
     """How the file stores ``key``."""
-    return SCHEME + hashlib.sha256(key.encode()).hexdigest()
+    return KEYS_FILE.scheme + hashlib.sha256(key.encode()).hexdigest()
 
 
 def load_api_keys(path: str | Path) -> dict[str, str]:
-    """Name -> stored hash; InvalidInput naming the line when the file is malformed or empty."""
-    keys = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        name, separator, stored = line.partition(":")
-        if not separator or not name or not stored.startswith(SCHEME):
-            raise InvalidInput(f"{path}:{number}: not 'name:sha256$...'; add keys with "
-                               "'python -m feedback api-keys add NAME --file FILE'.")
-        keys[name] = stored
-    if not keys:
-        raise InvalidInput(f"{path} lists no API keys: add one with "
-                           f"'python -m feedback api-keys add NAME --file {path}'.")
-    return keys
+    """Name -> stored hash; InvalidInput naming the line when the file is malformed, or when it lists no key."""
+    return KEYS_FILE.load(path)
 
 
 def add_api_key(path: str | Path, name: str) -> str:
     """A new key for ``name`` (replacing its old one) stored in the file, written whole or not at all; the key."""
-    name = name.strip()
-    if not name or ":" in name or any(ch.isspace() or not ch.isprintable() for ch in name):
-        raise InvalidInput(f"Bad key name {name!r}: use letters, digits and punctuation other than ':'.")
-    path = Path(path)
-    keys = load_api_keys(path) if path.exists() and path.read_text(encoding="utf-8").strip() else {}
+    name = KEYS_FILE.name(name)
+    keys = KEYS_FILE.read_if_any(path)
     key = new_key()
     keys[name] = key_hash(key)
-    partial = path.with_name(path.name + ".tmp")
-    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
-        out.write("".join(f"{who}:{stored}\n" for who, stored in keys.items()))
-    os.replace(partial, path)
+    KEYS_FILE.write(path, keys)
     return key
 
 

@@ -6,14 +6,16 @@ Each line is ``name:scrypt$n$r$p$salt$hash`` (salt and hash in base64).
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
 from moderation.errors import InvalidInput
 
+from .secrets_file import SecretsFile
+
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 8
+REVIEWERS_FILE = SecretsFile(scheme="scrypt$", noun="reviewer", command="reviewers")
 
 
 def hash_password(password: str) -> str:
@@ -36,36 +38,19 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 def load_reviewers(path: str | Path) -> dict[str, str]:
-    """Reviewer name -> password hash; ValueError naming the line when the file is malformed."""
-    reviewers = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        name, separator, stored = line.partition(":")
-        if not separator or not name or not stored.startswith("scrypt$"):
-            raise InvalidInput(f"{path}:{number}: not 'name:scrypt$...'; add reviewers with "
-                             "'python -m feedback reviewers add NAME --file FILE'.")
-        reviewers[name] = stored
-    if not reviewers:
-        raise InvalidInput(
-            f"{path} lists no reviewers: add one with 'python -m feedback reviewers add NAME --file {path}'.")
-    return reviewers
+    """Reviewer name -> password hash; InvalidInput naming the line when the file is malformed, or when it lists
+    nobody."""
+    return REVIEWERS_FILE.load(path)
 
 
 def add_reviewer(path: str | Path, name: str, password: str) -> None:
     """Add ``name`` (or give it a new password) in the reviewers file, written whole or not at all."""
-    name = name.strip()
-    if not name or ":" in name or any(ch.isspace() or not ch.isprintable() for ch in name):
-        raise InvalidInput(f"Bad reviewer name {name!r}: use letters, digits and punctuation other than ':'.")
+    name = REVIEWERS_FILE.name(name)
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"The password is too short: use at least {MIN_PASSWORD} characters.")
-    path = Path(path)
-    reviewers = load_reviewers(path) if path.exists() and path.read_text(encoding="utf-8").strip() else {}
+    reviewers = REVIEWERS_FILE.read_if_any(path)
     reviewers[name] = hash_password(password)
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text("".join(f"{who}:{stored}\n" for who, stored in reviewers.items()), encoding="utf-8")
-    os.chmod(partial, 0o600)
-    os.replace(partial, path)
+    REVIEWERS_FILE.write(path, reviewers)
 
 
 class Reviewers:

@@ -34,7 +34,7 @@ def test_the_command_prints_the_key_once_and_the_file_keeps_its_hash(keys_file, 
 
 def test_a_bad_name_or_file_is_refused(tmp_path, cli):
     bad = cli(feedback_main, "api-keys", "add", "a:b", "--file", tmp_path / "keys.txt")
-    assert bad.returncode == 2 and "Bad key name" in bad.stderr and not (tmp_path / "keys.txt").exists()
+    assert bad.returncode == 2 and "Bad API key name" in bad.stderr and not (tmp_path / "keys.txt").exists()
     (tmp_path / "broken.txt").write_text("chatbot:plain-key\n")
     with pytest.raises(ValueError, match="broken.txt:1"):
         ApiKeys(tmp_path / "broken.txt")

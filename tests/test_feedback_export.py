@@ -230,4 +230,4 @@ def test_cli_bad_since(run_cli, store, tmp_path):
     assert "2026-11-29" in result.stderr
     assert "Traceback" not in result.stderr
     assert not path.exists()
-    assert not pathlib.Path(f"{path}.tmp").exists()
+    assert not list(tmp_path.glob("out.jsonl*")), "a partial file was left behind"

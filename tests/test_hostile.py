@@ -490,7 +490,7 @@ def run_feedback_export(case, ctx: Context):
     run = ctx.cli(feedback_main, "export", "--db", ctx.db_path, "--since", case["input"]["since"], out)
     if case["expect"] == "error":
         cli_error(run, case)
-        assert not out.exists() and not Path(f"{out}.tmp").exists()
+        assert not list(out.parent.glob(f"{out.name}*")), "a refused export left a file behind"
     else:
         assert run.returncode == 0, run.stderr
     return 0, 0
