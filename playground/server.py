@@ -5,6 +5,7 @@
 
 import argparse
 import contextlib
+import ipaddress
 import os
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from .api.feedback import feedback_router
 from .api.limits import BodyLimit
 from .api.moderations import moderation_router
 from .api.monitoring import monitoring_router
-from .logins import ClientAddress, FailedLogins, login_check
+from .logins import ClientAddress, LoginLimiter, login_check
 from .metrics import CountRequests
 from .service import Limits, PlaygroundService
 from .ui.page import PAGE_JS, build_page
@@ -46,9 +47,9 @@ UPLOAD_ENVELOPE = 64 * 1024
 
 def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True,
                max_body: int = MAX_BODY, max_upload: int = MAX_UPLOAD, api_keys: ApiKeys | None = None,
-               failed_logins: FailedLogins | None = None) -> FastAPI:
+               login_limiter: LoginLimiter | None = None) -> FastAPI:
     """The REST API under /v1, /healthz and /metrics, and the page at / (behind a login with ``reviewers``,
-    whose failed logins ``failed_logins`` limits). With ``api_keys`` the moderation routes need one of the keys.
+    whose tries ``login_limiter`` limits). With ``api_keys`` the moderation routes need one of the keys.
 
     A request body over ``max_body`` bytes is refused with 413 before it is parsed; a file uploaded to the page
     may have up to ``max_upload`` bytes (Gradio answers 413 past it, while it streams in), and so may all the files
@@ -67,9 +68,9 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     app.add_middleware(BodyLimit, max_body=max_body,
                        bounds={UPLOAD_ROUTE: (max_upload + UPLOAD_ENVELOPE, "--max-upload")})
     app.add_middleware(ClientAddress)
-    failed_logins = failed_logins or FailedLogins()
+    login_limiter = login_limiter or LoginLimiter()
     app.add_middleware(CountRequests, metrics=service.metrics)
-    app.include_router(feedback_router(service, reviewers, failed_logins))
+    app.include_router(feedback_router(service, reviewers, login_limiter))
     # the moderation routes end with the catch-all of /v1, so they come after the other /v1 routes
     app.include_router(moderation_router(service, record=record_api, api_keys=api_keys))
     app.include_router(monitoring_router(service))
@@ -79,10 +80,32 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
         path="/",
         allowed_paths=[str(service.export_dir)],
         max_file_size=max_upload,
-        auth=login_check(reviewers, failed_logins) if reviewers else None,
+        auth=login_check(reviewers, login_limiter) if reviewers else None,
         auth_message="Log in with your reviewer name and password.",
         js=PAGE_JS,
     )
+
+
+def uvicorn_options(forwarded_allow_ips: str = "") -> dict:
+    """How uvicorn serves the app. It believes ``X-Forwarded-For`` and ``-Proto`` only from the proxies named in
+    ``forwarded_allow_ips`` (uvicorn's comma-separated list; none by default, where uvicorn's own default believes
+    127.0.0.1), so the client address that logins are limited by is the connection's unless a named proxy says
+    otherwise."""
+    return {"log_level": "warning", "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+            "proxy_headers": bool(forwarded_allow_ips), "forwarded_allow_ips": forwarded_allow_ips}
+
+
+def proxy_addresses(value: str) -> str:
+    """``--forwarded-allow-ips`` checked: addresses or networks, comma-separated, or ``*`` for any."""
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is no IP address or network: list the proxies' addresses, "
+                                             "like 10.0.0.5,10.1.0.0/16") from None
+    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -113,6 +136,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="keys file (python -m feedback api-keys add NAME --file FILE): /v1/moderations* then "
                         "needs 'Authorization: Bearer KEY'")
     parser.add_argument("--insecure", action="store_true", help="serve another address than localhost without --auth")
+    parser.add_argument("--forwarded-allow-ips", type=proxy_addresses, default="", metavar="IPS",
+                        help="the proxies in front of the app (addresses or networks, comma-separated): their "
+                        "X-Forwarded-For names the client that logins are limited by (default: none is believed)")
     return parser.parse_args(argv)
 
 
@@ -144,5 +170,5 @@ def main(argv=None) -> int:
                      max_upload=args.max_upload, api_keys=api_keys)
     print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
           flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    uvicorn.run(app, host=args.host, port=args.port, **uvicorn_options(args.forwarded_allow_ips))
     return 0

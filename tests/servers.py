@@ -21,7 +21,7 @@ from gradio_client import Client
 
 from feedback.reviewers import Reviewers
 from feedback.store import FeedbackStore
-from playground.server import create_app
+from playground.server import create_app, uvicorn_options
 from playground.service import PlaygroundService
 
 
@@ -32,9 +32,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving_in_thread(app):
-    """``app`` served by uvicorn in a thread of this process on a free port; yields its URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+def serving_in_thread(app, forwarded_allow_ips=""):
+    """``app`` served by uvicorn in a thread of this process on a free port, as ``python app.py`` serves it; yields
+    its URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, **uvicorn_options(forwarded_allow_ips)))
     thread = threading.Thread(target=server.run, name="test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -81,13 +82,13 @@ def make_service(tmp_path: Path, moderator=None, **options) -> PlaygroundService
 
 @contextlib.contextmanager
 def running_in_process(tmp_path: Path, moderator=None, *, reviewers_file=None, record_api=True, app_options=None,
-                       **options):
+                       forwarded_allow_ips="", **options):
     """The whole app (page and API) on ``moderator`` served in this process; yields an :class:`App`.
-    ``app_options`` go to ``create_app``, ``options`` to the service."""
+    ``app_options`` go to ``create_app``, ``forwarded_allow_ips`` to uvicorn, ``options`` to the service."""
     service = make_service(tmp_path, moderator, **options)
     reviewers = Reviewers(reviewers_file) if reviewers_file else None
     app = create_app(service, reviewers=reviewers, record_api=record_api, **(app_options or {}))
-    with serving_in_thread(app) as url:
+    with serving_in_thread(app, forwarded_allow_ips) as url:
         yield App(url, service, tmp_path / "feedback.db")
     service.close()
 

@@ -1,18 +1,24 @@
-"""Logins that cannot stall the server: scrypt off the event loop, failed logins limited per name and address."""
+"""Logins that cannot stall the server nor lock a reviewer out: scrypt off the event loop, tries limited per name
+from one address and per address, with growing waits, counted before the password is checked, and the client's
+address forwarded only by the proxies named in --forwarded-allow-ips."""
 
 import statistics
 import threading
 import time
+from collections import Counter
 
 import httpx
 import pytest
 from servers import running_in_process
+from starlette.exceptions import HTTPException
 
 from feedback.reviewers import add_reviewer
-from playground.logins import FailedLogins
+from playground.logins import LoginLimiter
 
 GUESSERS = 8
 FLOOD_S = 1
+SIMULTANEOUS = 64
+PASSWORD = "correct horse battery"
 
 
 class Clock:
@@ -26,48 +32,110 @@ class Clock:
 @pytest.fixture(scope="module")
 def reviewers_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("logins") / "reviewers.txt"
-    add_reviewer(path, "ana", "correct horse battery")
+    add_reviewer(path, "ana", PASSWORD)
     return path
 
 
-def login(url, name, password):
-    return httpx.post(url + "login", data={"username": name, "password": password}, timeout=60)
+def client(source="127.0.0.1"):
+    """An HTTP client whose connections come from ``source`` (any address of 127.0.0.0/8 reaches the server)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=60)
 
 
-def test_failures_are_limited_per_name_and_per_address_in_a_sliding_window():
+def login(http, url, name, password, **headers):
+    return http.post(url + "login", data={"username": name, "password": password}, headers=headers)
+
+
+def tried(limiter, name, address, correct=False):
+    """What a try gets: "checked" (the password was checked, and was wrong), "in", or the seconds to wait."""
+    try:
+        return "in" if limiter.check(name, address, lambda: correct) else "checked"
+    except HTTPException as held:
+        assert held.status_code == 429
+        return int(held.headers["Retry-After"])
+
+
+def test_tries_are_limited_per_name_from_an_address_with_growing_waits():
     clock = Clock()
-    failed = FailedLogins(per_name=3, per_address=5, window=60, clock=clock)
-    for _ in range(3):
-        assert failed.retry_after("ana", "10.0.0.1") is None
-        failed.failed("ana", "10.0.0.1")
-        clock.now += 10
-    assert failed.retry_after("ana", "10.0.0.1") == 30  # the first failure leaves the window at 1060
-    assert failed.retry_after("ana", "10.0.0.2") == 30, "the name is held back from any address"
-    assert failed.retry_after("bo", "10.0.0.1") is None
-    failed.failed("bo", "10.0.0.1")
-    failed.failed("cy", "10.0.0.1")
-    assert failed.retry_after("dan", "10.0.0.1") == 30, "five failures from one address hold it back"
-    assert failed.retry_after("dan", "10.0.0.9") is None
-    clock.now += 31
-    assert failed.retry_after("ana", "10.0.0.1") is None
+    limiter = LoginLimiter(per_name=3, per_address=100, first_wait=10, max_wait=35, forget_after=600, clock=clock)
+    assert [tried(limiter, "ana", "10.0.0.66") for _ in range(4)] == ["checked"] * 3 + [10]
+    assert tried(limiter, "ana", "10.0.0.1", correct=True) == "in", "a stranger's guesses never lock ana out"
+    clock.now += 10
+    assert tried(limiter, "ana", "10.0.0.66") == "checked", "past the limit, one try once the wait is over"
+    assert tried(limiter, "ana", "10.0.0.66") == 20, "and each failure doubles the wait"
+    clock.now += 20
+    assert [tried(limiter, "ana", "10.0.0.66"), tried(limiter, "ana", "10.0.0.66", correct=True)] == ["checked", 35]
+    clock.now += 35
+    assert tried(limiter, "ana", "10.0.0.66", correct=True) == "in"
+    assert [tried(limiter, "ana", "10.0.0.66") for _ in range(4)] == ["checked"] * 3 + [10], "a login clears them"
 
 
-def test_the_page_login_answers_429_with_when_to_retry(reviewers_file, tmp_path):
-    limits = FailedLogins(per_name=3, per_address=100, window=600)
-    with running_in_process(tmp_path, reviewers_file=reviewers_file, app_options={"failed_logins": limits}) as app:
-        assert [login(app.url, "ana", f"guess {n}").status_code for n in range(3)] == [400, 400, 400]
-        held = login(app.url, "ana", "correct horse battery")
-        assert held.status_code == 429 and 590 <= int(held.headers["Retry-After"]) <= 600
-        assert "Too many failed logins: try again in" in held.json()["detail"]
-        basic = httpx.get(app.url + "v1/feedback/stats", auth=("ana", "correct horse battery"))
-        assert basic.status_code == 429, "the REST login counts the same failures"
-        assert login(app.url, "nobody", "anything at all").status_code == 400
+def test_tries_are_limited_per_address_and_forgotten_in_time():
+    clock = Clock()
+    limiter = LoginLimiter(per_name=3, per_address=5, first_wait=10, forget_after=600, clock=clock)
+    assert [tried(limiter, f"name{n}", "10.0.0.66") for n in range(6)] == ["checked"] * 5 + [10]
+    assert tried(limiter, "ana", "10.0.0.66", correct=True) == 10, "the address is held back, whatever the name"
+    assert tried(limiter, "name0", "10.0.0.1") == "checked"
+    clock.now += 599
+    assert tried(limiter, "ana", "10.0.0.66") == "checked"
+    clock.now += 601
+    assert [tried(limiter, f"name{n}", "10.0.0.66") for n in range(6)] == ["checked"] * 5 + [10], "forgotten"
+
+
+def test_a_stranger_never_locks_a_reviewer_out_of_the_page_or_rest(reviewers_file, tmp_path):
+    with running_in_process(tmp_path, reviewers_file=reviewers_file) as app:
+        with client("127.0.0.2") as stranger:
+            assert [login(stranger, app.url, "ana", f"guess {n}").status_code for n in range(5)] == [400] * 5
+            with client("127.0.0.1") as ana:
+                assert login(ana, app.url, "ana", PASSWORD).status_code == 200
+                assert ana.get(app.url + "v1/feedback/stats", auth=("ana", PASSWORD)).status_code == 200
+            held = login(stranger, app.url, "ana", PASSWORD)
+            assert held.status_code == 429 and held.headers["Retry-After"] == "10"
+            assert "Too many failed logins: try again in 10 seconds." in held.json()["detail"]
+            basic = stranger.get(app.url + "v1/feedback/stats", auth=("ana", PASSWORD))
+            assert basic.status_code == 429, "the REST login is held back by the same limiter"
+
+
+def test_simultaneous_guesses_check_no_more_passwords_than_the_limit(reviewers_file, tmp_path):
+    with running_in_process(tmp_path, reviewers_file=reviewers_file) as app:
+        answers, start = [], threading.Barrier(SIMULTANEOUS)
+
+        def guess(number):
+            with client("127.0.0.3") as http:
+                start.wait()
+                answers.append(login(http, app.url, "ana", f"guess {number}").status_code)
+
+        threads = [threading.Thread(target=guess, args=(n,)) for n in range(SIMULTANEOUS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert Counter(answers) == {400: 5, 429: SIMULTANEOUS - 5}, "400: a password checked; 429: held back"
+        with client("127.0.0.1") as ana:
+            assert login(ana, app.url, "ana", PASSWORD).status_code == 200
+
+
+def test_a_forwarded_address_is_believed_only_from_a_named_proxy(reviewers_file, tmp_path):
+    with running_in_process(tmp_path, reviewers_file=reviewers_file) as app, client() as http:
+        spoofed = [login(http, app.url, f"name{n}", "wrong password", **{"X-Forwarded-For": f"10.9.0.{n}"})
+                   for n in range(21)]
+        assert [answer.status_code for answer in spoofed] == [400] * 20 + [429], "20 failures from one address"
+    proxied = tmp_path / "proxied"
+    with running_in_process(proxied, reviewers_file=reviewers_file, forwarded_allow_ips="127.0.0.1") as app:
+        with client() as proxy:
+            guesses = [login(proxy, app.url, "ana", f"guess {n}", **{"X-Forwarded-For": "203.0.113.7"})
+                       for n in range(6)]
+            assert [answer.status_code for answer in guesses] == [400] * 5 + [429]
+            assert login(proxy, app.url, "ana", PASSWORD, **{"X-Forwarded-For": "198.51.100.2"}).status_code == 200
+        with client("127.0.0.2") as stranger:
+            forged = [login(stranger, app.url, "ana", f"guess {n}", **{"X-Forwarded-For": f"10.9.0.{n}"})
+                      for n in range(6)]
+            assert [answer.status_code for answer in forged] == [400] * 5 + [429], "127.0.0.2 is no proxy"
 
 
 @pytest.mark.slow
 def test_healthz_stays_quick_while_8_clients_guess_passwords(reviewers_file, tmp_path):
-    unlimited = FailedLogins(per_name=10**6, per_address=10**6)  # every guess runs scrypt
-    with running_in_process(tmp_path, reviewers_file=reviewers_file, app_options={"failed_logins": unlimited}) as app:
+    unlimited = LoginLimiter(per_name=10**6, per_address=10**6)  # every guess runs scrypt
+    with running_in_process(tmp_path, reviewers_file=reviewers_file, app_options={"login_limiter": unlimited}) as app:
         stop, guesses = threading.Event(), []
 
         def guess(number):
@@ -94,3 +162,12 @@ def test_healthz_stays_quick_while_8_clients_guess_passwords(reviewers_file, tmp
     print(f"\n{len(guesses)} wrong guesses in {FLOOD_S} s; /healthz p50 {p50 * 1000:.1f} ms ({len(latencies)} calls)")
     assert set(guesses) == {400} and len(guesses) >= GUESSERS
     assert p50 < 0.050
+
+
+def test_forwarded_allow_ips_takes_addresses_and_networks_only(cli):
+    from playground.server import main, parse_args
+
+    assert parse_args([]).forwarded_allow_ips == "", "no proxy is believed by default"
+    assert parse_args(["--forwarded-allow-ips", "10.0.0.5, 10.1.0.0/16,::1"]).forwarded_allow_ips
+    refused = cli(main, "--forwarded-allow-ips", "10.0.0.5,proxy.internal")
+    assert refused.returncode == 2 and "'proxy.internal' is no IP address or network" in refused.stderr

@@ -9,24 +9,22 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from feedback.reviewers import Reviewers
 
-from ..logins import FailedLogins
+from ..logins import LoginLimiter, client_address
 from ..service import PlaygroundService
 
 basic = HTTPBasic(auto_error=False, description="A reviewer's name and password (see --auth).")
 
 
-def feedback_router(service: PlaygroundService, reviewers: Reviewers | None, failed: FailedLogins) -> APIRouter:
-    """The feedback routes; with ``reviewers``, each needs a reviewer's HTTP Basic login (failed logins are
-    limited as the page's are)."""
+def feedback_router(service: PlaygroundService, reviewers: Reviewers | None, limiter: LoginLimiter) -> APIRouter:
+    """The feedback routes; with ``reviewers``, each needs a reviewer's HTTP Basic login (limited by ``limiter``,
+    as the page's logins are)."""
 
     def reviewer(request: Request, credentials: HTTPBasicCredentials | None = Depends(basic)) -> str | None:
         if reviewers is None:
             return None
-        name, address = (credentials.username if credentials else ""), request.client.host
-        failed.hold_back(name, address)
-        if credentials is None or not reviewers.check(credentials.username, credentials.password):
-            if credentials is not None:
-                failed.failed(name, address)
+        if credentials is None or not limiter.check(
+                credentials.username, client_address(request.scope),
+                lambda: reviewers.check(credentials.username, credentials.password)):
             raise HTTPException(401, "Log in as a reviewer (HTTP Basic) to read feedback.",
                                 headers={"WWW-Authenticate": 'Basic realm="moderation-playground"'})
         return credentials.username
