@@ -1,5 +1,5 @@
 """Command line: ``python -m feedback export|stats`` on a feedback database, ``merge`` of replicas' databases,
-``reviewers add`` for logins, ``api-keys add`` for the REST API's keys."""
+``reviewers add`` for logins, ``api-keys add|revoke|list`` for the REST API's keys."""
 
 import argparse
 import getpass
@@ -10,7 +10,7 @@ import sys
 
 from moderation.errors import InvalidInput
 
-from .api_keys import add_api_key
+from .api_keys import add_api_key, api_key_names, revoke_api_key
 from .export import FORMATS, export_jsonl, write_export
 from .merge import merge
 from .reviewers import add_reviewer
@@ -39,9 +39,14 @@ def main(argv=None) -> int:
     merging.add_argument("sources", nargs="+", metavar="SOURCE.db", help="the replicas' database files (only read)")
     merging.add_argument("--into", required=True, metavar="TARGET.db", help="the database to add them to")
     api_keys = commands.add_parser("api-keys", help="manage the keys that may call /v1/moderations")
-    api_keys.add_argument("action", choices=["add"], help="make a new key for NAME (its old one stops working)")
-    api_keys.add_argument("name")
-    api_keys.add_argument("--file", required=True, help="the keys file given to app.py --api-keys")
+    key_actions = api_keys.add_subparsers(dest="action", required=True)
+    for action, help in (("add", "make a new key for NAME (its old one stops working)"),
+                         ("revoke", "remove NAME's key (a running server refuses it within seconds)"),
+                         ("list", "the names that have a key (never their hashes)")):
+        command = key_actions.add_parser(action, help=help)
+        if action != "list":
+            command.add_argument("name")
+        command.add_argument("--file", required=True, help="the keys file given to app.py --api-keys")
     args = parser.parse_args(argv)
     if args.command == "reviewers":
         return run_reviewers(args)
@@ -95,15 +100,36 @@ def run_merge(args) -> int:
 
 
 def run_api_keys(args) -> int:
-    """Make a key, store its hash, and print the key once, alone on the last line."""
+    """Add a key (printed once, alone on the last line), revoke one, or list the names."""
     try:
-        key = add_api_key(args.file, args.name)
+        print(KEY_ACTIONS[args.action](args))
     except (InvalidInput, OSError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
-    print(f"New API key for {args.name} (file: {args.file}); it is shown only now, keep it secret:")
-    print(key)
     return 0
+
+
+def add_key(args) -> str:
+    key = add_api_key(args.file, args.name)
+    return f"New API key for {args.name} (file: {args.file}); it is shown only now, keep it secret:\n{key}"
+
+
+def revoke_key(args) -> str:
+    left = revoke_api_key(args.file, args.name)
+    revoked = (f"Revoked the API key of {args.name} (file: {args.file}, {left} keys left): a server running on "
+               "the file refuses it within seconds.")
+    if left:
+        return revoked
+    return (f"{revoked}\nThe file lists no key now: a server running on it refuses every request to "
+            "/v1/moderations, and app.py starts on it again once a key is added.")
+
+
+def list_keys(args) -> str:
+    names = api_key_names(args.file)
+    return "\n".join(names) if names else f"{args.file} lists no API keys."
+
+
+KEY_ACTIONS = {"add": add_key, "revoke": revoke_key, "list": list_keys}
 
 
 def run_export(store, args):

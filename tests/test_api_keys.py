@@ -1,14 +1,23 @@
-"""API keys: made by ``python -m feedback api-keys add``, stored as hashes, required on /v1/moderations* by
---api-keys."""
+"""API keys: made by ``python -m feedback api-keys add``, revoked and listed by ``revoke`` and ``list``, stored as
+hashes, required on /v1/moderations* by --api-keys, and followed by a running server as its file changes."""
 
+import logging
+import os
+import threading
+import time
+
+import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
-from servers import make_service
+from servers import make_service, running_in_process
 
 from feedback.__main__ import main as feedback_main
-from feedback.api_keys import ApiKeys
+from feedback.api_keys import CHECK_EVERY_S, ApiKeys
 from playground.server import create_app
+
+FOLLOWED_S = 5
+"""How soon a running server must follow a change of its keys file ("within a few seconds")."""
 
 
 @pytest.fixture
@@ -59,3 +68,91 @@ def test_moderation_routes_need_a_key_and_record_nothing_without_one(keys_file, 
         openai.OpenAI(base_url="http://testserver/v1", api_key="mp-nope", max_retries=0,
                       http_client=api).moderations.create(input="hello")
     service.close()
+
+
+def test_revoke_removes_a_name_and_list_shows_names_only(keys_file, cli):
+    path, key = keys_file
+    cli(feedback_main, "api-keys", "add", "other-bot", "--file", path)
+    listed = cli(feedback_main, "api-keys", "list", "--file", path)
+    assert listed.returncode == 0 and listed.stdout.splitlines() == ["chatbot", "other-bot"]
+    assert "sha256" not in listed.stdout + listed.stderr
+    revoked = cli(feedback_main, "api-keys", "revoke", "chatbot", "--file", path)
+    assert revoked.returncode == 0 and "Revoked the API key of chatbot" in revoked.stdout
+    assert ApiKeys(path).owner(key) is None
+    unknown = cli(feedback_main, "api-keys", "revoke", "chatbot", "--file", path)
+    assert unknown.returncode == 2 and "holds no API key named 'chatbot'" in unknown.stderr
+    assert "api-keys list --file" in unknown.stderr
+    last = cli(feedback_main, "api-keys", "revoke", "other-bot", "--file", path)
+    assert last.returncode == 0 and "refuses every request to /v1/moderations" in last.stdout
+    assert cli(feedback_main, "api-keys", "list", "--file", path).stdout.strip() == f"{path} lists no API keys."
+    missing = cli(feedback_main, "api-keys", "list", "--file", path.with_name("missing.txt"))
+    assert missing.returncode == 2 and "No API keys file at" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def answered_within(seconds, check) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def moderation_status(url, key) -> int:
+    return httpx.post(url + "v1/moderations", json={"input": "hello"}, headers={"Authorization": f"Bearer {key}"},
+                      timeout=30).status_code
+
+
+def test_a_running_server_follows_its_keys_file(keys_file, tmp_path, cli, caplog):
+    path, key = keys_file
+    with running_in_process(tmp_path, app_options={"api_keys": ApiKeys(path)}) as app:
+        assert moderation_status(app.url, key) == 200
+        added = cli(feedback_main, "api-keys", "add", "new-bot", "--file", path).stdout.splitlines()[-1]
+        assert answered_within(FOLLOWED_S, lambda: moderation_status(app.url, added) == 200), "a new key got 401"
+        assert cli(feedback_main, "api-keys", "revoke", "chatbot", "--file", path).returncode == 0
+        assert answered_within(FOLLOWED_S, lambda: moderation_status(app.url, key) == 401), "a revoked key got 200"
+
+        with caplog.at_level(logging.WARNING, logger="feedback.api_keys"):
+            path.write_text(path.read_text() + "chatbot:mp-a-plain-key\n")
+            time.sleep(1.5 * CHECK_EVERY_S)
+            assert moderation_status(app.url, added) == 200 and moderation_status(app.url, key) == 401
+        assert f"{path}:2: not 'name:sha256$...'" in caplog.text and "the 1 keys read before still work" in caplog.text
+        again = cli(feedback_main, "api-keys", "add", "chatbot", "--file", path)
+        assert again.returncode == 2 and f"{path.name}:2" in again.stderr, "a malformed file is never overwritten"
+
+
+def test_a_keys_file_slow_to_read_holds_up_no_other_request(keys_file, tmp_path):
+    """The file is read again by the request that finds it changed, in a worker thread: a pipe that nobody writes
+    to yet holds up that request only."""
+    path, key = keys_file
+    content = path.read_text()
+    with running_in_process(tmp_path, app_options={"api_keys": ApiKeys(path)}) as app:
+        pipe = tmp_path / "keys.pipe"
+        os.mkfifo(pipe)
+        os.replace(pipe, path)
+        time.sleep(CHECK_EVERY_S)
+        slow = []
+        reader = threading.Thread(target=lambda: slow.append(moderation_status(app.url, key)))
+        reader.start()
+        writer = write_end_once_read(path)
+        try:
+            start = time.monotonic()
+            assert httpx.get(app.url + "healthz", timeout=30).status_code == 200
+            assert moderation_status(app.url, key) == 200, "the other requests keep the keys read before"
+            assert time.monotonic() - start < 1 and slow == []
+        finally:
+            os.write(writer, content.encode())
+            os.close(writer)
+        reader.join(timeout=30)
+    assert slow == [200]
+
+
+def write_end_once_read(pipe) -> int:
+    """The write end of ``pipe``, opened once a reader has opened it."""
+    deadline = time.monotonic() + FOLLOWED_S
+    while True:
+        try:
+            return os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: nobody reads it yet
+            assert time.monotonic() < deadline, "nobody read the changed keys file"
+            time.sleep(0.05)

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from feedback.api_keys import KEYS_FILE, add_api_key, load_api_keys
+from feedback.api_keys import KEYS_FILE, add_api_key, load_api_keys, revoke_api_key
 from feedback.reviewers import REVIEWERS_FILE, add_reviewer, load_reviewers
 
 WATCHES = []
@@ -66,8 +66,11 @@ def add_keys(path, *names):
         add_api_key(path, name)
 
 
-@pytest.mark.parametrize("add, load", [(add_reviewers, load_reviewers), (add_keys, load_api_keys)])
-def test_a_reader_never_sees_a_secrets_file_partial_or_open_to_others(tmp_path, open_umask, add, load):
+@pytest.mark.parametrize("add, load, revoke", [
+    (add_reviewers, load_reviewers, None),
+    (add_keys, load_api_keys, revoke_api_key),
+])
+def test_a_reader_never_sees_a_secrets_file_partial_or_open_to_others(tmp_path, open_umask, add, load, revoke):
     path = tmp_path / "secrets.txt"
     add(path, "ana", "bo")
     before = path.read_text()
@@ -76,12 +79,14 @@ def test_a_reader_never_sees_a_secrets_file_partial_or_open_to_others(tmp_path, 
     try:
         add(path, "cy")
         added = path.read_text()
+        if revoke:
+            revoke(path, "bo")
     finally:
         WATCHES.remove(watch)
     assert watch.events > 5, "the watch saw the steps of the writes"
     assert watch.readable == [], "a file in the folder could be read by others"
     assert set(watch.contents) <= {before, added, path.read_text()}, "a reader saw the file partial"
-    assert list(load(path)) == ["ana", "bo", "cy"]
+    assert list(load(path)) == (["ana", "cy"] if revoke else ["ana", "bo", "cy"])
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert sorted(entry.name for entry in tmp_path.iterdir()) == ["secrets.txt"], "a partial file was left behind"
 
