@@ -152,6 +152,11 @@ def main(argv=None) -> int:
             return 2
         print(f"warning: serving {args.host} without logins (--insecure): anyone who reaches it can read and "
               "change the feedback.", file=sys.stderr)
+    if not args.api_keys and args.host not in LOCAL_HOSTS:
+        recorded = "" if args.no_record_api else ", and each text they send is recorded"
+        print(f"warning: serving {args.host} without --api-keys: REST /v1/moderations is open to anyone who reaches "
+              f"it{recorded}. Make keys with 'python -m feedback api-keys add NAME --file FILE' and pass "
+              "--api-keys FILE.", file=sys.stderr)
     try:
         reviewers = Reviewers(args.auth) if args.auth else None
         api_keys = ApiKeys(args.api_keys) if args.api_keys else None

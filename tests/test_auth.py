@@ -11,6 +11,7 @@ import sqlite_utils
 from servers import PageClient, running_in_process
 
 from feedback.__main__ import main as feedback_main
+from feedback.api_keys import add_api_key
 from feedback.reviewers import Reviewers, load_reviewers
 from moderation.labels import LABELS
 from playground.server import main as app_main
@@ -162,3 +163,19 @@ def test_a_malformed_reviewers_file_stops_the_app(run_app, tmp_path):
     bad.write_text("ana:plaintext-password\n")
     run = run_app("--auth", str(bad), "--model", "demo")
     assert run.returncode == 2 and "reviewers.txt:1" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_public_host_without_api_keys_warns_that_rest_is_open(run_app, reviewers_file, tmp_path):
+    def started(*args):  # the model is missing: the run stops once the options are checked
+        run = run_app("--auth", reviewers_file, "--model", tmp_path / "missing", *args)
+        assert run.returncode == 2
+        return run.stderr
+
+    warning = "warning: serving 0.0.0.0 without --api-keys: REST /v1/moderations is open to anyone who reaches it"
+    assert f"{warning}, and each text they send is recorded." in started("--host", "0.0.0.0")
+    assert f"{warning}. Make keys with 'python -m feedback api-keys add" in started("--host", "0.0.0.0",
+                                                                                      "--no-record-api")
+    keys = tmp_path / "keys.txt"
+    add_api_key(keys, "chatbot")
+    assert "without --api-keys" not in started("--host", "0.0.0.0", "--api-keys", keys)
+    assert "without --api-keys" not in started("--host", "127.0.0.1")
