@@ -13,6 +13,7 @@ Large or binary values are generated: ``{"repeat": [s, n]}`` is ``s * n``, ``{"r
 """
 
 import base64
+import io
 import json
 import logging
 import math
@@ -23,11 +24,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client.exceptions import AppError
 from servers import PageClient, running_in_process
 
 from feedback.__main__ import main as feedback_main
+from feedback.api_keys import ApiKeys, add_api_key, key_hash
+from feedback.reviewers import add_reviewer
 from moderation.__main__ import main as moderation_main
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
@@ -38,6 +42,11 @@ ROOT = Path(__file__).parent.parent
 CORPUS = Path(__file__).parent / "data" / "hostile.jsonl"
 CARD = PromptTemplate()
 REVIEWER = "hostile-tester"
+PASSWORD = "correct horse battery"
+REVIEWER_ADDRESS = "127.0.9.9"
+"""Where the reviewer of the locked app logs in from: no case guesses from there."""
+FOLLOWED_S = 5
+"""How soon the locked app must follow a change of its keys file."""
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 
 
@@ -245,6 +254,18 @@ def target_prediction(client):
 def export_dir(app_server):
     """The server's own export folder (the client gets a downloaded copy)."""
     return Path(app_server[1]).parent / "exports"
+
+
+@pytest.fixture(scope="module")
+def locked_app(tmp_path_factory):
+    """The app behind logins (reviewer "ana") and API keys (one for "chatbot"), served in this process; yields
+    (app, keys file, chatbot's key)."""
+    folder = tmp_path_factory.mktemp("hostile-locked")
+    add_reviewer(folder / "reviewers.txt", "ana", PASSWORD)
+    key = add_api_key(folder / "keys.txt", "chatbot")
+    with running_in_process(folder, reviewers_file=folder / "reviewers.txt",
+                            app_options={"api_keys": ApiKeys(folder / "keys.txt")}) as app:
+        yield app, folder / "keys.txt", key
 
 
 class Context:
@@ -496,6 +517,108 @@ def run_feedback_export(case, ctx: Context):
     return 0, 0
 
 
+def from_address(source: str) -> httpx.Client:
+    """An HTTP client whose connections come from ``source`` (any address of 127.0.0.0/8 reaches the server)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=60)
+
+
+def try_login(http: httpx.Client, url: str, via: str, name: str, password: str, headers: dict) -> httpx.Response:
+    """A login through the page's /login or the REST feedback routes' HTTP Basic."""
+    if via == "page":
+        return http.post(url + "login", data={"username": name, "password": password}, headers=headers)
+    return http.get(url + "v1/feedback/stats", auth=(name, password), headers=headers)
+
+
+def run_login(case, ctx: Context):
+    """A flood of wrong guesses from one address: no more passwords checked than the limit, then 429 saying when to
+    retry; the reviewer, from another address, still logs in."""
+    spec = expand(case["input"])
+    app, _, _ = ctx.fixture("locked_app")
+    with from_address(spec["source"]) as http:
+        answers = [try_login(http, app.url, spec["via"], spec["name"].format(n=n), spec["password"].format(n=n),
+                             {key: value.format(n=n) for key, value in spec.get("headers", {}).items()})
+                   for n in range(spec["guesses"])]
+    assert sum(answer.status_code != 429 for answer in answers) <= case["checked_at_most"]
+    held = answers[-1]
+    assert held.status_code == 429 and int(held.headers["Retry-After"]) >= 1
+    body = held.json()
+    message = body["error"]["message"] if "error" in body else body["detail"]
+    assert case["error_contains"] in message
+    with from_address(REVIEWER_ADDRESS) as reviewer:
+        assert try_login(reviewer, app.url, spec["via"], "ana", PASSWORD, {}).status_code == 200
+    return 0, 0
+
+
+def moderation_answer(url: str, authorization: str):
+    """(status, raw body) of POST /v1/moderations with ``authorization``."""
+    answer = httpx.post(url + "v1/moderations", json={"input": "hello"}, headers={"Authorization": authorization},
+                        timeout=30)
+    return answer.status_code, answer.content
+
+
+def settled(seconds, answer, status):
+    """``answer()`` once its status is ``status``, or the last one after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (last := answer())[0] != status and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return last
+
+
+def run_api_key(case, ctx: Context):
+    """A key sent as ``authorization`` says: chatbot's, or one made for the case (once the server takes it) and
+    then revoked or replaced while the server runs."""
+    spec = case["input"]
+    app, keys, key = ctx.fixture("locked_app")
+    if "then" in spec:
+        key = add_api_key(keys, case["name"])
+        assert settled(FOLLOWED_S, lambda: moderation_answer(app.url, f"Bearer {key}"), 200)[0] == 200
+        for action in spec["then"]:
+            run = ctx.cli(feedback_main, "api-keys", action, case["name"], "--file", keys)
+            assert run.returncode == 0, run.stderr
+    authorization = spec["authorization"].format(key=key, hash=key_hash(key))
+    json_error(*settled(FOLLOWED_S, lambda: moderation_answer(app.url, authorization), case["status"]), case)
+    return 0, 0
+
+
+def run_keys_file(case, ctx: Context):
+    """The keys file made malformed while the server runs: the keys read before keep working (or, a file of no key,
+    none does), the log says why, and no line of the file is taken for a key."""
+    spec = expand(case["input"])
+    app, keys, key = ctx.fixture("locked_app")
+    original = keys.read_bytes()
+    content = spec["content"]
+    try:
+        keys.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+        log, deadline = ctx.fixture("caplog"), time.monotonic() + FOLLOWED_S
+        while True:  # the request that finds the file changed reads it, and logs why it cannot use it
+            status = moderation_answer(app.url, f"Bearer {key}")[0]
+            if case["error_contains"] in log.text or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert case["error_contains"] in log.text and status == spec["chatbot_status"]
+        for forged in spec.get("forged", []):
+            assert moderation_answer(app.url, f"Bearer {forged}")[0] == 401
+    finally:
+        keys.write_bytes(original)
+        assert settled(FOLLOWED_S, lambda: moderation_answer(app.url, f"Bearer {key}"), 200)[0] == 200
+    return 0, 0
+
+
+def run_secrets_cli(case, ctx: Context):
+    """``python -m feedback reviewers|api-keys ...`` on a file with one name in it: refused, the file unchanged."""
+    spec = expand(case["input"])
+    path = ctx.tmp_path / "secrets.txt"
+    if spec["args"][0] == "reviewers":
+        add_reviewer(path, "ana", PASSWORD)
+    else:
+        add_api_key(path, "chatbot")
+    before = path.read_bytes()
+    ctx.fixture("monkeypatch").setattr("sys.stdin", io.StringIO(spec.get("stdin", "a long enough password\n")))
+    cli_error(ctx.cli(feedback_main, *spec["args"], "--file", path), case)
+    assert path.read_bytes() == before
+    return 0, 0
+
+
 RUNNERS = {
     "rest": run_rest,
     "rest_raw": run_rest,
@@ -509,6 +632,10 @@ RUNNERS = {
     "examples_file": run_examples_file,
     "train_file": run_train_file,
     "feedback_export": run_feedback_export,
+    "login": run_login,
+    "api_key": run_api_key,
+    "keys_file": run_keys_file,
+    "secrets_cli": run_secrets_cli,
 }
 
 
@@ -522,6 +649,8 @@ def test_corpus_covers_every_kind():
     assert {"empty/whitespace", "1 MB text", "control characters", "invalid UTF-8", "RTL/zero-width",
             "HTML/script", "SQL", "prompt forging", "unknown labels", "oversized JSON body", "wrong types",
             "malformed JSON", "wrong content type", "non-object lines", "bad dates"} <= kinds
+    assert {"password flood", "spoofed X-Forwarded-For", "revoked key", "malformed keys file",
+            "names with ':' or newlines"} <= kinds
     assert {case["target"] for case in cases} == set(RUNNERS)
     for case in cases:
         assert case["expect"] in ("result", "error")
