@@ -1,6 +1,6 @@
 """The app served for tests: in this process (uvicorn in a thread, on the fake backend or a given model), or,
-where a process is the point, as ``python app.py`` in a process of its own; and an API client that keeps
-posting to it."""
+where a process is the point, as ``python app.py`` in a process of its own; an API client that keeps
+posting to it, and clients that log in or send keys from a chosen address."""
 
 import contextlib
 import socket
@@ -152,6 +152,39 @@ class ApiStream:
                     return
                 if answer.status_code == 200:
                     self.acked[text] = time.monotonic()
+
+
+KEYS_FOLLOWED_S = 5
+"""How soon a running app must follow a change of its keys file ("within a few seconds")."""
+
+
+def from_address(source: str = "127.0.0.1") -> httpx.Client:
+    """An HTTP client whose connections come from ``source`` (any address of 127.0.0.0/8 reaches the server)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=60)
+
+
+def log_in(http: httpx.Client, url: str, name: str, password: str, *, via: str = "page",
+           headers: dict | None = None) -> httpx.Response:
+    """A login through the page's /login, or through HTTP Basic on a REST feedback route (``via="basic"``)."""
+    if via == "page":
+        return http.post(url + "login", data={"username": name, "password": password}, headers=headers)
+    return http.get(url + "v1/feedback/stats", auth=(name, password), headers=headers)
+
+
+def moderate_with(url: str, authorization: str) -> httpx.Response:
+    """``POST /v1/moderations`` of one text with the header ``Authorization: <authorization>``."""
+    return httpx.post(url + "v1/moderations", json={"input": "hello"}, headers={"Authorization": authorization},
+                      timeout=30)
+
+
+def within(seconds: float, check) -> bool:
+    """Whether ``check()`` comes true within ``seconds`` (it is asked every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def stored_texts(db_path) -> set[str]:

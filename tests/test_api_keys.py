@@ -10,14 +10,11 @@ import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
-from servers import make_service, running_in_process
+from servers import KEYS_FOLLOWED_S, make_service, moderate_with, running_in_process, within
 
 from feedback.__main__ import main as feedback_main
 from feedback.api_keys import CHECK_EVERY_S, ApiKeys
 from playground.server import create_app
-
-FOLLOWED_S = 5
-"""How soon a running server must follow a change of its keys file ("within a few seconds")."""
 
 
 @pytest.fixture
@@ -89,18 +86,8 @@ def test_revoke_removes_a_name_and_list_shows_names_only(keys_file, cli):
     assert missing.returncode == 2 and "No API keys file at" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def answered_within(seconds, check) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def moderation_status(url, key) -> int:
-    return httpx.post(url + "v1/moderations", json={"input": "hello"}, headers={"Authorization": f"Bearer {key}"},
-                      timeout=30).status_code
+    return moderate_with(url, f"Bearer {key}").status_code
 
 
 def test_a_running_server_follows_its_keys_file(keys_file, tmp_path, cli, caplog):
@@ -108,9 +95,9 @@ def test_a_running_server_follows_its_keys_file(keys_file, tmp_path, cli, caplog
     with running_in_process(tmp_path, app_options={"api_keys": ApiKeys(path)}) as app:
         assert moderation_status(app.url, key) == 200
         added = cli(feedback_main, "api-keys", "add", "new-bot", "--file", path).stdout.splitlines()[-1]
-        assert answered_within(FOLLOWED_S, lambda: moderation_status(app.url, added) == 200), "a new key got 401"
+        assert within(KEYS_FOLLOWED_S, lambda: moderation_status(app.url, added) == 200), "a new key got 401"
         assert cli(feedback_main, "api-keys", "revoke", "chatbot", "--file", path).returncode == 0
-        assert answered_within(FOLLOWED_S, lambda: moderation_status(app.url, key) == 401), "a revoked key got 200"
+        assert within(KEYS_FOLLOWED_S, lambda: moderation_status(app.url, key) == 401), "a revoked key got 200"
 
         with caplog.at_level(logging.WARNING, logger="feedback.api_keys"):
             path.write_text(path.read_text() + "chatbot:mp-a-plain-key\n")
@@ -149,10 +136,14 @@ def test_a_keys_file_slow_to_read_holds_up_no_other_request(keys_file, tmp_path)
 
 def write_end_once_read(pipe) -> int:
     """The write end of ``pipe``, opened once a reader has opened it."""
-    deadline = time.monotonic() + FOLLOWED_S
-    while True:
+    opened = []
+
+    def opens() -> bool:
         try:
-            return os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+            opened.append(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
         except OSError:  # ENXIO: nobody reads it yet
-            assert time.monotonic() < deadline, "nobody read the changed keys file"
-            time.sleep(0.05)
+            return False
+        return True
+
+    assert within(KEYS_FOLLOWED_S, opens), "nobody read the changed keys file"
+    return opened[0]

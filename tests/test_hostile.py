@@ -24,10 +24,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import httpx
 import pytest
 from gradio_client.exceptions import AppError
-from servers import PageClient, running_in_process
+from servers import (KEYS_FOLLOWED_S, PageClient, from_address, log_in, moderate_with, running_in_process,
+                     within)
 
 from feedback.__main__ import main as feedback_main
 from feedback.api_keys import ApiKeys, add_api_key, key_hash
@@ -45,8 +45,6 @@ REVIEWER = "hostile-tester"
 PASSWORD = "correct horse battery"
 REVIEWER_ADDRESS = "127.0.9.9"
 """Where the reviewer of the locked app logs in from: no case guesses from there."""
-FOLLOWED_S = 5
-"""How soon the locked app must follow a change of its keys file."""
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 
 
@@ -517,26 +515,14 @@ def run_feedback_export(case, ctx: Context):
     return 0, 0
 
 
-def from_address(source: str) -> httpx.Client:
-    """An HTTP client whose connections come from ``source`` (any address of 127.0.0.0/8 reaches the server)."""
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=60)
-
-
-def try_login(http: httpx.Client, url: str, via: str, name: str, password: str, headers: dict) -> httpx.Response:
-    """A login through the page's /login or the REST feedback routes' HTTP Basic."""
-    if via == "page":
-        return http.post(url + "login", data={"username": name, "password": password}, headers=headers)
-    return http.get(url + "v1/feedback/stats", auth=(name, password), headers=headers)
-
-
 def run_login(case, ctx: Context):
     """A flood of wrong guesses from one address: no more passwords checked than the limit, then 429 saying when to
     retry; the reviewer, from another address, still logs in."""
     spec = expand(case["input"])
     app, _, _ = ctx.fixture("locked_app")
     with from_address(spec["source"]) as http:
-        answers = [try_login(http, app.url, spec["via"], spec["name"].format(n=n), spec["password"].format(n=n),
-                             {key: value.format(n=n) for key, value in spec.get("headers", {}).items()})
+        answers = [log_in(http, app.url, spec["name"].format(n=n), spec["password"].format(n=n), via=spec["via"],
+                          headers={key: value.format(n=n) for key, value in spec.get("headers", {}).items()})
                    for n in range(spec["guesses"])]
     assert sum(answer.status_code != 429 for answer in answers) <= case["checked_at_most"]
     held = answers[-1]
@@ -545,23 +531,8 @@ def run_login(case, ctx: Context):
     message = body["error"]["message"] if "error" in body else body["detail"]
     assert case["error_contains"] in message
     with from_address(REVIEWER_ADDRESS) as reviewer:
-        assert try_login(reviewer, app.url, spec["via"], "ana", PASSWORD, {}).status_code == 200
+        assert log_in(reviewer, app.url, "ana", PASSWORD, via=spec["via"]).status_code == 200
     return 0, 0
-
-
-def moderation_answer(url: str, authorization: str):
-    """(status, raw body) of POST /v1/moderations with ``authorization``."""
-    answer = httpx.post(url + "v1/moderations", json={"input": "hello"}, headers={"Authorization": authorization},
-                        timeout=30)
-    return answer.status_code, answer.content
-
-
-def settled(seconds, answer, status):
-    """``answer()`` once its status is ``status``, or the last one after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while (last := answer())[0] != status and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return last
 
 
 def run_api_key(case, ctx: Context):
@@ -571,12 +542,14 @@ def run_api_key(case, ctx: Context):
     app, keys, key = ctx.fixture("locked_app")
     if "then" in spec:
         key = add_api_key(keys, case["name"])
-        assert settled(FOLLOWED_S, lambda: moderation_answer(app.url, f"Bearer {key}"), 200)[0] == 200
+        assert within(KEYS_FOLLOWED_S, lambda: moderate_with(app.url, f"Bearer {key}").status_code == 200)
         for action in spec["then"]:
             run = ctx.cli(feedback_main, "api-keys", action, case["name"], "--file", keys)
             assert run.returncode == 0, run.stderr
     authorization = spec["authorization"].format(key=key, hash=key_hash(key))
-    json_error(*settled(FOLLOWED_S, lambda: moderation_answer(app.url, authorization), case["status"]), case)
+    within(KEYS_FOLLOWED_S, lambda: moderate_with(app.url, authorization).status_code == case["status"])
+    answer = moderate_with(app.url, authorization)
+    json_error(answer.status_code, answer.content, case)
     return 0, 0
 
 
@@ -587,20 +560,21 @@ def run_keys_file(case, ctx: Context):
     app, keys, key = ctx.fixture("locked_app")
     original = keys.read_bytes()
     content = spec["content"]
+    log = ctx.fixture("caplog")
+
+    def logged() -> bool:  # the request that finds the file changed reads it, and logs why it cannot use it
+        moderate_with(app.url, f"Bearer {key}")
+        return case["error_contains"] in log.text
+
     try:
         keys.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-        log, deadline = ctx.fixture("caplog"), time.monotonic() + FOLLOWED_S
-        while True:  # the request that finds the file changed reads it, and logs why it cannot use it
-            status = moderation_answer(app.url, f"Bearer {key}")[0]
-            if case["error_contains"] in log.text or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        assert case["error_contains"] in log.text and status == spec["chatbot_status"]
+        assert within(KEYS_FOLLOWED_S, logged)
+        assert moderate_with(app.url, f"Bearer {key}").status_code == spec["chatbot_status"]
         for forged in spec.get("forged", []):
-            assert moderation_answer(app.url, f"Bearer {forged}")[0] == 401
+            assert moderate_with(app.url, f"Bearer {forged}").status_code == 401
     finally:
         keys.write_bytes(original)
-        assert settled(FOLLOWED_S, lambda: moderation_answer(app.url, f"Bearer {key}"), 200)[0] == 200
+        assert within(KEYS_FOLLOWED_S, lambda: moderate_with(app.url, f"Bearer {key}").status_code == 200)
     return 0, 0
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from servers import running_in_process
+from servers import from_address, log_in, running_in_process
 from starlette.exceptions import HTTPException
 
 from feedback.reviewers import add_reviewer
@@ -34,15 +34,6 @@ def reviewers_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("logins") / "reviewers.txt"
     add_reviewer(path, "ana", PASSWORD)
     return path
-
-
-def client(source="127.0.0.1"):
-    """An HTTP client whose connections come from ``source`` (any address of 127.0.0.0/8 reaches the server)."""
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=60)
-
-
-def login(http, url, name, password, **headers):
-    return http.post(url + "login", data={"username": name, "password": password}, headers=headers)
 
 
 def tried(limiter, name, address, correct=False):
@@ -83,15 +74,15 @@ def test_tries_are_limited_per_address_and_forgotten_in_time():
 
 def test_a_stranger_never_locks_a_reviewer_out_of_the_page_or_rest(reviewers_file, tmp_path):
     with running_in_process(tmp_path, reviewers_file=reviewers_file) as app:
-        with client("127.0.0.2") as stranger:
-            assert [login(stranger, app.url, "ana", f"guess {n}").status_code for n in range(5)] == [400] * 5
-            with client("127.0.0.1") as ana:
-                assert login(ana, app.url, "ana", PASSWORD).status_code == 200
-                assert ana.get(app.url + "v1/feedback/stats", auth=("ana", PASSWORD)).status_code == 200
-            held = login(stranger, app.url, "ana", PASSWORD)
+        with from_address("127.0.0.2") as stranger:
+            assert [log_in(stranger, app.url, "ana", f"guess {n}").status_code for n in range(5)] == [400] * 5
+            with from_address("127.0.0.1") as ana:
+                assert log_in(ana, app.url, "ana", PASSWORD).status_code == 200
+                assert log_in(ana, app.url, "ana", PASSWORD, via="basic").status_code == 200
+            held = log_in(stranger, app.url, "ana", PASSWORD)
             assert held.status_code == 429 and held.headers["Retry-After"] == "10"
             assert "Too many failed logins: try again in 10 seconds." in held.json()["detail"]
-            basic = stranger.get(app.url + "v1/feedback/stats", auth=("ana", PASSWORD))
+            basic = log_in(stranger, app.url, "ana", PASSWORD, via="basic")
             assert basic.status_code == 429, "the REST login is held back by the same limiter"
 
 
@@ -100,9 +91,9 @@ def test_simultaneous_guesses_check_no_more_passwords_than_the_limit(reviewers_f
         answers, start = [], threading.Barrier(SIMULTANEOUS)
 
         def guess(number):
-            with client("127.0.0.3") as http:
+            with from_address("127.0.0.3") as http:
                 start.wait()
-                answers.append(login(http, app.url, "ana", f"guess {number}").status_code)
+                answers.append(log_in(http, app.url, "ana", f"guess {number}").status_code)
 
         threads = [threading.Thread(target=guess, args=(n,)) for n in range(SIMULTANEOUS)]
         for thread in threads:
@@ -110,24 +101,25 @@ def test_simultaneous_guesses_check_no_more_passwords_than_the_limit(reviewers_f
         for thread in threads:
             thread.join(timeout=60)
         assert Counter(answers) == {400: 5, 429: SIMULTANEOUS - 5}, "400: a password checked; 429: held back"
-        with client("127.0.0.1") as ana:
-            assert login(ana, app.url, "ana", PASSWORD).status_code == 200
+        with from_address("127.0.0.1") as ana:
+            assert log_in(ana, app.url, "ana", PASSWORD).status_code == 200
 
 
 def test_a_forwarded_address_is_believed_only_from_a_named_proxy(reviewers_file, tmp_path):
-    with running_in_process(tmp_path, reviewers_file=reviewers_file) as app, client() as http:
-        spoofed = [login(http, app.url, f"name{n}", "wrong password", **{"X-Forwarded-For": f"10.9.0.{n}"})
+    with running_in_process(tmp_path, reviewers_file=reviewers_file) as app, from_address() as http:
+        spoofed = [log_in(http, app.url, f"name{n}", "wrong password", headers={"X-Forwarded-For": f"10.9.0.{n}"})
                    for n in range(21)]
         assert [answer.status_code for answer in spoofed] == [400] * 20 + [429], "20 failures from one address"
     proxied = tmp_path / "proxied"
     with running_in_process(proxied, reviewers_file=reviewers_file, forwarded_allow_ips="127.0.0.1") as app:
-        with client() as proxy:
-            guesses = [login(proxy, app.url, "ana", f"guess {n}", **{"X-Forwarded-For": "203.0.113.7"})
+        with from_address() as proxy:
+            guesses = [log_in(proxy, app.url, "ana", f"guess {n}", headers={"X-Forwarded-For": "203.0.113.7"})
                        for n in range(6)]
             assert [answer.status_code for answer in guesses] == [400] * 5 + [429]
-            assert login(proxy, app.url, "ana", PASSWORD, **{"X-Forwarded-For": "198.51.100.2"}).status_code == 200
-        with client("127.0.0.2") as stranger:
-            forged = [login(stranger, app.url, "ana", f"guess {n}", **{"X-Forwarded-For": f"10.9.0.{n}"})
+            reviewer = log_in(proxy, app.url, "ana", PASSWORD, headers={"X-Forwarded-For": "198.51.100.2"})
+            assert reviewer.status_code == 200
+        with from_address("127.0.0.2") as stranger:
+            forged = [log_in(stranger, app.url, "ana", f"guess {n}", headers={"X-Forwarded-For": f"10.9.0.{n}"})
                       for n in range(6)]
             assert [answer.status_code for answer in forged] == [400] * 5 + [429], "127.0.0.2 is no proxy"
 
