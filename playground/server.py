@@ -7,12 +7,12 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 from gradio.route_utils import API_PREFIX
+from gradio.utils import get_upload_folder
 
 from feedback.api_keys import ApiKeys
 from feedback.reviewers import Reviewers
@@ -27,6 +27,7 @@ from .api.moderations import moderation_router
 from .api.monitoring import monitoring_router
 from .logins import ClientAddress, FailedLogins, login_check
 from .metrics import CountRequests
+from .scratch import ScratchFolder
 from .service import Limits, PlaygroundService
 from .ui.page import PAGE_JS, build_page
 
@@ -77,7 +78,7 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
         app,
         build_page(service, logins=reviewers is not None).queue(max_size=service.limits.max_waiting),
         path="/",
-        allowed_paths=[str(service.export_dir)],
+        allowed_paths=[str(service.scratch.exports)],
         max_file_size=max_upload,
         auth=login_check(reviewers, failed_logins) if reviewers else None,
         auth_message="Log in with your reviewer name and password.",
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
         moderator = open_model(args)
         store = FeedbackStore(args.db)
         service = PlaygroundService(
-            moderator, store, tempfile.mkdtemp(prefix="moderation-exports-"), settings=settings,
+            moderator, store, ScratchFolder(get_upload_folder(), args.db), settings=settings,
             limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),
             max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000, versions_dir=args.versions,
         )

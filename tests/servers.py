@@ -17,10 +17,12 @@ import httpx
 import uvicorn
 from conftest import ROOT
 from fakes import fake_moderator
+from gradio.utils import get_upload_folder
 from gradio_client import Client
 
 from feedback.reviewers import Reviewers
 from feedback.store import FeedbackStore
+from playground.scratch import ScratchFolder
 from playground.server import create_app
 from playground.service import PlaygroundService
 
@@ -73,10 +75,11 @@ class App:
 
 
 def make_service(tmp_path: Path, moderator=None, **options) -> PlaygroundService:
-    """A service on ``moderator`` (the fake one by default) with its own database and export folder."""
-    (tmp_path / "exports").mkdir(parents=True, exist_ok=True)
-    return PlaygroundService(moderator or fake_moderator(), FeedbackStore(tmp_path / "feedback.db"),
-                             tmp_path / "exports", **options)
+    """A service on ``moderator`` (the fake one by default) with its own database and scratch folder (where the app
+    keeps it: under Gradio's upload folder)."""
+    database = tmp_path / "feedback.db"
+    return PlaygroundService(moderator or fake_moderator(), FeedbackStore(database),
+                             ScratchFolder(get_upload_folder(), database), **options)
 
 
 @contextlib.contextmanager

@@ -242,9 +242,9 @@ def target_prediction(client):
 
 
 @pytest.fixture(scope="module")
-def export_dir(app_server):
+def export_dir(hostile_app):
     """The server's own export folder (the client gets a downloaded copy)."""
-    return Path(app_server[1]).parent / "exports"
+    return hostile_app.service.scratch.exports
 
 
 class Context:
