@@ -21,6 +21,7 @@ FORBIDDEN = {
     "playground/jobs.py": WEB | MODEL | PICTURES,
     "playground/metrics.py": WEB | MODEL | PICTURES,
     "playground/scratch.py": WEB | MODEL | PICTURES,
+    "playground/uploads.py": WEB | MODEL | PICTURES,
     "playground/logins.py": {"gradio", "gradio_client", "fastapi", "uvicorn"} | MODEL | PICTURES,
     "playground/api": {"gradio", "gradio_client"} | MODEL | PICTURES,
     "playground/ui": {"fastapi", "starlette", "uvicorn"} | MODEL,
