@@ -38,6 +38,7 @@ from moderation.evaluate import evaluate, heldout_gold
 from moderation.evaluate.metrics import compute_metrics
 from moderation.models import open_moderator
 from moderation.settings import Settings
+from playground.scratch import ScratchFolder
 from playground.service import PlaygroundService
 
 TARGET = 0.9
@@ -70,7 +71,7 @@ def timed(run) -> float:
 def measure(moderator: Moderator, rounds: int, folder: Path) -> dict:
     """Median and least seconds of each path over ``rounds`` interleaved rounds, the model warmed up first."""
     gold, settings = heldout_gold(), Settings()
-    service = PlaygroundService(moderator, FeedbackStore(folder / "runs.db"), folder)
+    service = PlaygroundService(moderator, FeedbackStore(folder / "runs.db"), ScratchFolder(folder, folder / "runs.db"))
     run = evaluate(moderator, gold, settings)
     predicted = [item["label"] for item in run["items"]]
     confidences = [item["scores"][item["label"]] for item in run["items"]]
@@ -85,7 +86,7 @@ def measure(moderator: Moderator, rounds: int, folder: Path) -> dict:
     for _ in range(rounds):
         for name, path in paths.items():
             seconds[name].append(timed(path))
-    service.store.close()
+    service.close()
     engine = seconds["engine"]
     return {name: {"median_s": statistics.median(times), "min_s": min(times),
                    "texts_per_s": len(gold.items) / statistics.median(times),

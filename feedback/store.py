@@ -3,6 +3,7 @@
 import datetime
 import json
 import numbers
+import os
 import pathlib
 import sqlite3
 import threading
@@ -93,11 +94,14 @@ on conflict (prediction_id, reviewer) do update set verdict = excluded.verdict, 
 
 
 class FeedbackStore:
-    """A SQLite file of predictions and verdicts, safe to share between threads."""
+    """A SQLite file of predictions and verdicts, safe to share between threads; a new file (and its WAL) is
+    readable and writable by its owner alone."""
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # a new file is made readable by its owner alone before SQLite opens it: SQLite gives its WAL the same mode
+        os.close(os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o600))
         self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
         for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
             self.db.execute(f"PRAGMA {pragma}")

@@ -29,6 +29,8 @@ RECORD_EVERY = 256
 INPUTS = (".csv", ".jsonl", ".txt")
 OUTPUTS = ("jsonl", "csv")
 CSV_COLUMNS = ("text", "label", *LABELS, "flagged", "intervene", "error")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""How a CSV cell that a spreadsheet would run as a formula starts."""
 _FIELD_LIMIT = 16 * 1024 * 1024
 
 Labeller = Callable[[list[NormalizedText]], list[ModerationResult]]
@@ -86,10 +88,7 @@ def read_rows(path: str | Path) -> Iterator[Row]:
                            "field, or a .txt file with one text a line.")
     readers = {".csv": _csv_rows, ".jsonl": _jsonl_rows, ".txt": _txt_rows}
     with open(path, "rb") as raw:
-        try:
-            yield from readers[suffix](_decoded(raw, path), path)
-        except csv.Error as error:
-            raise InvalidInput(f"{_name(path)} is not CSV ({error}).") from None
+        yield from readers[suffix](_decoded(raw, path), path)
 
 
 def label_file(
@@ -176,16 +175,31 @@ def _decoded(raw, path) -> Iterator[str]:
 
 def _csv_rows(lines, path) -> Iterator[Row]:
     csv.field_size_limit(_FIELD_LIMIT)
-    reader = csv.reader(lines)
-    header = next(reader, None)
+    records = _csv_records(csv.reader(lines, strict=True), path)
+    header = next(records, None)
     columns = [name.strip().lower() for name in header or []]
     if "text" not in columns:
         raise InvalidInput(f"{_name(path)} has no text column: its first line must name the columns, one of them "
                            f"'text' (found: {', '.join(header or []) or 'nothing'}).")
     index = columns.index("text")
-    for values in reader:
+    for values in records:
         if values:
             yield Row(values[index]) if index < len(values) else Row(None, "This row has no text column.")
+
+
+def _csv_records(reader, path) -> Iterator[list[str]]:
+    """The records of a CSV reader; InvalidInput naming the line where a broken record starts (a quote that is
+    never closed would otherwise take the rest of the file into one text)."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            problem = ("a quote opened in it is never closed: close it, or write a quote inside a quoted text as two "
+                       '("")') if "unexpected end of data" in str(error) else str(error)
+            raise InvalidInput(f"{_name(path)} is not CSV: the row that starts on line {start}: {problem}.") from None
 
 
 def _jsonl_rows(lines, path) -> Iterator[Row]:
@@ -196,6 +210,9 @@ def _jsonl_rows(lines, path) -> Iterator[Row]:
             item = json.loads(line)
         except json.JSONDecodeError as error:
             yield Row(None, f"Not a JSON line ({error}).")
+            continue
+        except RecursionError:
+            yield Row(None, 'This line is JSON nested too deeply: write {"text": "..."}.')
             continue
         if isinstance(item, dict) and isinstance(item.get("text"), str):
             yield Row(item["text"])
@@ -215,10 +232,11 @@ def _writer(out, format: str) -> Callable[[Row, ModerationResult | None], None]:
 
         def write_csv(row: Row, result: ModerationResult | None):
             if result is None:
-                table.writerow([row.text or "", "", *[""] * len(LABELS), "", "", row.error])
+                cells = [row.text or "", "", *[""] * len(LABELS), "", "", row.error]
             else:
-                table.writerow([row.text, result.label, *(result.scores[label] for label in LABELS),
-                                result.flagged, result.intervene, ""])
+                cells = [row.text, result.label, *(result.scores[label] for label in LABELS), result.flagged,
+                         result.intervene, ""]
+            table.writerow([_as_text(cell) for cell in cells])
 
         return write_csv
 
@@ -231,6 +249,12 @@ def _writer(out, format: str) -> Callable[[Row, ModerationResult | None], None]:
         out.write(json.dumps(item, ensure_ascii=False) + "\n")
 
     return write_jsonl
+
+
+def _as_text(cell):
+    """A cell that a spreadsheet shows as it is: a text that starts like a formula gets a single quote before it
+    (OWASP's guidance on CSV injection)."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
 
 
 def _name(path) -> str:

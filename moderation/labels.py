@@ -27,9 +27,11 @@ DEFAULT_THRESHOLD = "needs caution"
 
 
 def check_label(label: str) -> str:
-    """Return ``label`` if it is one of the five labels, else raise InvalidInput naming them."""
+    """Return ``label`` if it is one of the five labels, else raise InvalidInput naming them (and the label given,
+    cut short, when it is text)."""
     if label not in LABELS:
-        raise InvalidInput(f"Unknown label {label!r}: choose one of {', '.join(LABELS)}.")
+        given = f"{label!r:.80}" if isinstance(label, str) else f"(a {type(label).__name__}, not text)"
+        raise InvalidInput(f"Unknown label {given}: choose one of {', '.join(LABELS)}.")
     return label
 
 

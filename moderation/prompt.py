@@ -61,7 +61,7 @@ def parse_record(record: str) -> tuple[NormalizedText, str]:
     """The (text, label) of an ``Input: ...\\nOutput: ...`` record; InvalidInput if it is not one."""
     match = _RECORD.match(record)
     if not match:
-        raise InvalidInput(f"Not a record of the form 'Input: <text>\\nOutput: <label>': {record[:80]!r}")
+        raise InvalidInput("Not a record of the form 'Input: <text>\\nOutput: <label>'.")
     return normalize_text(match["text"]), check_label(match["label"].strip())
 
 
@@ -137,10 +137,8 @@ class PromptTemplate:
 def labelled_item(item) -> tuple[NormalizedText, str]:
     """(text, label) of ``{"text", "label"}`` or of a ``{"text": "Input: ...\\nOutput: ..."}`` record."""
     if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-        raise InvalidInput(
-            'An example must be an object with a "text" string and a "label", or a "text" record '
-            f"'Input: ...\\nOutput: ...': {item!r:.80}"
-        )
+        raise InvalidInput('An example must be an object with a "text" string and a "label", or a "text" record '
+                           "'Input: ...\\nOutput: ...'.")
     if "label" in item:
         return normalize_text(item["text"]), check_label(item["label"])
     return parse_record(item["text"])

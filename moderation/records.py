@@ -1,7 +1,8 @@
 """Files of labelled texts: few-shot examples, training data and gold sets all share one reader.
 
 A file is jsonl (one object per line) or a JSON list; each object is ``{"text", "label"}`` or a record
-``{"text": "Input: <text>\\nOutput: <label>"}``. Every error names the file and the line.
+``{"text": "Input: <text>\\nOutput: <label>"}``. Every error names the file (by its name) and the line, and says
+what is wrong without repeating the file's content.
 """
 
 import json
@@ -21,15 +22,16 @@ POOL_FILE = DATA / "pool.jsonl"
 
 def read_labelled(path: str | Path) -> list[tuple[NormalizedText, str]]:
     """The (text, label) pairs of ``path``, in file order; InvalidInput naming the file and line otherwise."""
+    name = Path(path).name
     try:
         content = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise InvalidInput(f"{path} is not UTF-8 text ({error}): save it as utf-8.") from None
+        raise InvalidInput(f"{name} is not UTF-8 text ({error}): save it as utf-8.") from None
     if content.lstrip().startswith("["):
-        items = enumerate(_json(content, path, "the list"), 1)
+        items = enumerate(_json(content, name, "the list"), 1)
         where = "item"
     else:
-        items = ((number, _json(line, path, f"line {number}")) for number, line in enumerate(content.split("\n"), 1)
+        items = ((number, _json(line, name, f"line {number}")) for number, line in enumerate(content.split("\n"), 1)
                  if line.strip())
         where = "line"
     pairs = []
@@ -37,18 +39,21 @@ def read_labelled(path: str | Path) -> list[tuple[NormalizedText, str]]:
         try:
             pairs.append(labelled_item(item))
         except InvalidInput as error:
-            raise InvalidInput(f"{path}: {where} {number}: {error}") from None
+            raise InvalidInput(f"{name}: {where} {number}: {error}") from None
     if not pairs:
-        raise InvalidInput(f"{path} holds no labelled texts: give one example a line, like "
+        raise InvalidInput(f"{name} holds no labelled texts: give one example a line, like "
                            '{"text": "I want to call in sick", "label": "casual"}.')
     return pairs
 
 
-def _json(text: str, path, where: str):
+def _json(text: str, name: str, where: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise InvalidInput(f"{path}: {where}: not valid JSON ({error}).") from None
+        raise InvalidInput(f"{name}: {where}: not valid JSON ({error}).") from None
+    except RecursionError:
+        raise InvalidInput(f"{name}: {where}: JSON nested too deeply: give flat objects, like "
+                           '{"text": "I want to call in sick", "label": "casual"}.') from None
 
 
 def read_template(path: str | Path) -> PromptTemplate:

@@ -8,12 +8,13 @@ import contextlib
 import ipaddress
 import os
 import sys
-import tempfile
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from gradio.route_utils import API_PREFIX
+from gradio.routes import App
+from gradio.utils import get_upload_folder
 
 from feedback.api_keys import ApiKeys
 from feedback.reviewers import Reviewers
@@ -23,13 +24,16 @@ from moderation.options import add_model_options, add_settings_options, open_mod
 
 from .api.errors import install_error_handlers
 from .api.feedback import feedback_router
-from .api.limits import BodyLimit
+from .api.limits import BodyLimit, UploadQuota
 from .api.moderations import moderation_router
 from .api.monitoring import monitoring_router
 from .logins import ClientAddress, LoginLimiter, login_check
 from .metrics import CountRequests
+from .scratch import ScratchFolder
 from .service import Limits, PlaygroundService
+from .ui.inputs import only_uploads
 from .ui.page import PAGE_JS, build_page
+from .uploads import CLIENT_SHARE, Uploads
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 GRACEFUL_SHUTDOWN_S = 3
@@ -38,23 +42,28 @@ MAX_BODY = 1_000_000
 """Bytes a request body may have by default (--max-body)."""
 MAX_UPLOAD = 100_000_000
 """Bytes a file uploaded to the page may have by default (--max-upload)."""
+MAX_UPLOADS = 1_000_000_000
+"""Bytes of uploads the server keeps at once by default (--max-uploads); a client address may keep a quarter."""
 UPLOAD_ROUTE = f"{API_PREFIX}/upload"
 """Where the page uploads files: bounded by Gradio per file (``max_upload``), and as a whole (with the multipart
 envelope, :data:`UPLOAD_ENVELOPE`) by the body limit, not by ``max_body``."""
 UPLOAD_ENVELOPE = 64 * 1024
 """Bytes an upload's body may have beyond ``max_upload``: the multipart boundaries and headers around the file."""
+DEEP_LINK_ROUTE = f"{API_PREFIX}/deep_link"
 
 
 def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None, record_api: bool = True,
-               max_body: int = MAX_BODY, max_upload: int = MAX_UPLOAD, api_keys: ApiKeys | None = None,
-               login_limiter: LoginLimiter | None = None) -> FastAPI:
+               max_body: int = MAX_BODY, max_upload: int = MAX_UPLOAD, max_uploads: int = MAX_UPLOADS,
+               api_keys: ApiKeys | None = None, login_limiter: LoginLimiter | None = None) -> FastAPI:
     """The REST API under /v1, /healthz and /metrics, and the page at / (behind a login with ``reviewers``,
     whose tries ``login_limiter`` limits). With ``api_keys`` the moderation routes need one of the keys.
 
     A request body over ``max_body`` bytes is refused with 413 before it is parsed; a file uploaded to the page
     may have up to ``max_upload`` bytes (Gradio answers 413 past it, while it streams in), and so may all the files
-    of one upload together (the body limit answers 413 past them and their envelope). At shutdown the service
-    commits what it still queues and closes.
+    of one upload together (the body limit answers 413 past them and their envelope). The server keeps at most
+    ``max_uploads`` bytes of uploads, a client address a quarter of it (429 past it), in the service's scratch
+    folder, and a page call may name only those files. At shutdown the service commits what it still queues and
+    closes.
     """
 
     @contextlib.asynccontextmanager
@@ -65,6 +74,8 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.",
                   lifespan=lifespan)
     install_error_handlers(app)
+    uploads = Uploads(service.scratch.uploads, max_total=max_uploads)
+    app.add_middleware(UploadQuota, uploads=uploads, route=UPLOAD_ROUTE, max_request=max_upload + UPLOAD_ENVELOPE)
     app.add_middleware(BodyLimit, max_body=max_body,
                        bounds={UPLOAD_ROUTE: (max_upload + UPLOAD_ENVELOPE, "--max-upload")})
     app.add_middleware(ClientAddress)
@@ -74,16 +85,42 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     # the moderation routes end with the catch-all of /v1, so they come after the other /v1 routes
     app.include_router(moderation_router(service, record=record_api, api_keys=api_keys))
     app.include_router(monitoring_router(service))
-    return gr.mount_gradio_app(
+    app.add_api_route(DEEP_LINK_ROUTE, no_deep_links, include_in_schema=False)  # before the page, to come first
+    page = build_page(service, logins=reviewers is not None).queue(max_size=service.limits.max_waiting)
+    gr.mount_gradio_app(
         app,
-        build_page(service, logins=reviewers is not None).queue(max_size=service.limits.max_waiting),
+        page,
         path="/",
-        allowed_paths=[str(service.export_dir)],
+        allowed_paths=[str(service.scratch.exports)],
         max_file_size=max_upload,
         auth=login_check(reviewers, login_limiter) if reviewers else None,
         auth_message="Log in with your reviewer name and password.",
         js=PAGE_JS,
     )
+    take_uploads_in(app, page, uploads)
+    return app
+
+
+def no_deep_links():
+    """Gradio saves a session's values to a file in the upload folder on any ``GET`` of its deep link route, which
+    the upload bounds would not count: the page offers no deep links."""
+    raise HTTPException(404, "This page offers no deep links.")
+
+
+def take_uploads_in(app: FastAPI, page: gr.Blocks, uploads: Uploads) -> None:
+    """Make the page mounted on ``app`` keep its uploads in ``uploads.folder`` (Gradio's own upload folder is
+    shared by every server of the machine) and accept no other file in a page call.
+
+    Gradio's own check of a page call's files (only files in its upload folder) is on once the page is launched;
+    ``mount_gradio_app`` leaves it off, so it is turned on here. :func:`only_uploads` narrows it to this server's
+    uploads, regular files only, before Gradio looks at them."""
+    page.has_launched = True
+    (mounted,) = [route.app for route in app.routes if isinstance(getattr(route, "app", None), App)]
+    mounted.uploaded_file_dir = str(uploads.folder)
+    for block in page.blocks.values():
+        if block.GRADIO_CACHE == get_upload_folder():  # not a download, which is served from the export folder
+            block.GRADIO_CACHE = str(uploads.folder)
+    only_uploads(page, uploads)
 
 
 def uvicorn_options(forwarded_allow_ips: str = "") -> dict:
@@ -129,6 +166,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-upload", type=int, default=MAX_UPLOAD,
                         help="bytes a file uploaded to the page (Batch, Evaluate) may have; a larger one gets 413 "
                         "(default: %(default)s)")
+    parser.add_argument("--max-uploads", type=int, default=MAX_UPLOADS,
+                        help="bytes of uploads the server keeps at once, a client address a quarter of them; past "
+                        "that an upload gets 429. Each upload is removed once the call that used it ends, or within "
+                        "the hour (default: %(default)s)")
     parser.add_argument("--no-record-api", action="store_true", help="don't keep the API's predictions")
     parser.add_argument("--auth", default=os.environ.get("MODERATION_AUTH"), metavar="FILE",
                         help="reviewers file (python -m feedback reviewers add NAME --file FILE): log in to review")
@@ -157,6 +198,10 @@ def main(argv=None) -> int:
         print(f"warning: serving {args.host} without --api-keys: REST /v1/moderations is open to anyone who reaches "
               f"it{recorded}. Make keys with 'python -m feedback api-keys add NAME --file FILE' and pass "
               "--api-keys FILE.", file=sys.stderr)
+    if args.max_uploads < CLIENT_SHARE * (args.max_upload + UPLOAD_ENVELOPE):
+        print(f"error: a client may keep a quarter of --max-uploads, less than one upload of --max-upload bytes: "
+              f"give --max-uploads at least {CLIENT_SHARE * (args.max_upload + UPLOAD_ENVELOPE)}.", file=sys.stderr)
+        return 2
     try:
         reviewers = Reviewers(args.auth) if args.auth else None
         api_keys = ApiKeys(args.api_keys) if args.api_keys else None
@@ -164,7 +209,7 @@ def main(argv=None) -> int:
         moderator = open_model(args)
         store = FeedbackStore(args.db)
         service = PlaygroundService(
-            moderator, store, tempfile.mkdtemp(prefix="moderation-exports-"), settings=settings,
+            moderator, store, ScratchFolder(get_upload_folder(), args.db), settings=settings,
             limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),
             max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000, versions_dir=args.versions,
         )
@@ -172,7 +217,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     app = create_app(service, reviewers=reviewers, record_api=not args.no_record_api, max_body=args.max_body,
-                     max_upload=args.max_upload, api_keys=api_keys)
+                     max_upload=args.max_upload, max_uploads=args.max_uploads, api_keys=api_keys)
     print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, **uvicorn_options(args.forwarded_allow_ips))

@@ -33,9 +33,9 @@ from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
 from moderation.training_data import HELD_OUT_FRACTION, stratified_split
 
-from .exports import ExportFiles
 from .jobs import Job, JobRunner
 from .metrics import Metrics
+from .scratch import ScratchFolder
 
 ANONYMOUS = "anonymous"
 """The reviewer a verdict is from when no name is given (and nobody is logged in)."""
@@ -61,13 +61,14 @@ class Prediction:
 
 
 class PlaygroundService:
-    """One Moderator and one FeedbackStore behind the page and the API."""
+    """One Moderator and one FeedbackStore behind the page and the API; files to download (and the page's uploads)
+    go in the ``scratch`` folder, which it removes when it closes."""
 
     def __init__(
         self,
         moderator: Moderator,
         store: FeedbackStore,
-        export_dir: Path,
+        scratch: ScratchFolder,
         *,
         settings: Settings = Settings(),
         limits: Limits = Limits(),
@@ -77,10 +78,9 @@ class PlaygroundService:
     ):
         self.moderator = moderator
         self.store = store
-        self.export_dir = Path(export_dir)
-        self.exports = ExportFiles(self.export_dir)
+        self.scratch = scratch
         self.limits = limits
-        self.jobs = JobRunner(Path(versions_dir) if versions_dir else self.export_dir / "versions")
+        self.jobs = JobRunner(Path(versions_dir) if versions_dir else scratch.folder / "versions")
         self._previous: Moderator | None = None
         self._swapping = threading.Lock()
         self.batcher = MicroBatcher(self._label, max_batch_size=max_batch_size, max_wait=max_wait)
@@ -90,10 +90,10 @@ class PlaygroundService:
         self.metrics.watch(self)
 
     def close(self) -> None:
-        """Commit the predictions still queued for the database, then close it; remove the export files."""
+        """Commit the predictions still queued for the database, then close it; remove the scratch folder."""
         self.writer.close()
         self.store.close()
-        self.exports.close()
+        self.scratch.close()
 
     # Settings
 
@@ -246,7 +246,7 @@ class PlaygroundService:
     def export(self, *, format: str = "oig", status=None, since=None) -> tuple[Path, int]:
         """Write the verdicts as a jsonl file in the export folder (removed within the hour); returns its path and
         how many it holds."""
-        path = self.exports.new_path(f"feedback-{format}")
+        path = self.scratch.new_export(f"feedback-{format}")
         return path, write_export(self.store, path, format=format, status=status, since=since or None)
 
     # The reviewer's workbench: names, the review queue, disagreements, batch files and the figures
@@ -301,7 +301,7 @@ class PlaygroundService:
             raise InvalidInput("Upload a file first: CSV with a text column, jsonl with a text field, or txt.", "file")
         settings = settings or self._settings
         format = output_format("", format or "jsonl")
-        out = self.exports.new_path("batch", format)
+        out = self.scratch.new_export("batch", format)
         run = label_file(path, out, lambda texts: self.batcher.submit(texts, settings), format=format,
                          max_chars=self.limits.max_chars, chunk_size=self.batcher.max_batch_size,
                          record=self.store.record_results if record else None, progress=progress)

@@ -3,6 +3,8 @@ where a process is the point, as ``python app.py`` in a process of its own; an A
 posting to it, and clients that log in or send keys from a chosen address."""
 
 import contextlib
+import json
+import re
 import socket
 import sqlite3
 import subprocess
@@ -17,10 +19,12 @@ import httpx
 import uvicorn
 from conftest import ROOT
 from fakes import fake_moderator
+from gradio.utils import get_upload_folder
 from gradio_client import Client
 
 from feedback.reviewers import Reviewers
 from feedback.store import FeedbackStore
+from playground.scratch import ScratchFolder
 from playground.server import create_app, uvicorn_options
 from playground.service import PlaygroundService
 
@@ -74,10 +78,11 @@ class App:
 
 
 def make_service(tmp_path: Path, moderator=None, **options) -> PlaygroundService:
-    """A service on ``moderator`` (the fake one by default) with its own database and export folder."""
-    (tmp_path / "exports").mkdir(parents=True, exist_ok=True)
-    return PlaygroundService(moderator or fake_moderator(), FeedbackStore(tmp_path / "feedback.db"),
-                             tmp_path / "exports", **options)
+    """A service on ``moderator`` (the fake one by default) with its own database and scratch folder (where the app
+    keeps it: under Gradio's upload folder)."""
+    database = tmp_path / "feedback.db"
+    return PlaygroundService(moderator or fake_moderator(), FeedbackStore(database),
+                             ScratchFolder(get_upload_folder(), database), **options)
 
 
 @contextlib.contextmanager
@@ -130,6 +135,53 @@ def running_app(model, db_path, *extra):
     with serving(app_command(model, db_path, port, *extra), url + "healthz",
                  Path(db_path).with_suffix(".log")) as process:
         yield url, process
+
+
+def call_page(url: str, api_name: str, *args, timeout: float = 60) -> tuple[str, object]:
+    """A page call sent as raw HTTP, as any client can (``POST /gradio_api/call/<api_name>``, then its event
+    stream): ("complete", the outputs) or ("error", what the page said)."""
+    base = f"{url}gradio_api/call{api_name}"
+    with httpx.Client(timeout=timeout) as http:
+        started = http.post(base, content=json.dumps({"data": list(args)}),
+                            headers={"Content-Type": "application/json"})
+        assert started.status_code == 200, started.text[:500]
+        stream = http.get(f"{base}/{started.json()['event_id']}").text
+    events = re.findall(r"^event: (\w+)\ndata: (.*)$", stream, re.MULTILINE)
+    event, data = next((event, data) for event, data in events if event in ("complete", "error"))
+    data = json.loads(data)
+    return event, (data.get("error") or "error") if event == "error" and isinstance(data, dict) else data
+
+
+def upload(url: str, name: str, content: bytes, **options) -> httpx.Response:
+    """``content`` uploaded to the page as a file named ``name`` (``options`` go to httpx, e.g. a transport)."""
+    with httpx.Client(timeout=60, **options) as http:
+        return http.post(url + "gradio_api/upload", files={"files": (name, content)})
+
+
+def file_data(path: str) -> dict:
+    """A page call's file, as the page and gradio_client send one: its path on the server, tagged as a file."""
+    return {"path": path, "meta": {"_type": "gradio.FileData"}}
+
+
+def file_endpoints(url: str) -> dict[str, list]:
+    """Every api_name of the page that takes a file, with arguments for it (each input's default, or its example):
+    found in the page's API info, so that an event added later is covered too."""
+    client = PageClient(url)
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    client.close()
+    found = {}
+    for api_name, endpoint in endpoints.items():
+        parameters = endpoint["parameters"]
+        if any(parameter["python_type"]["type"] == "filepath" for parameter in parameters):
+            found[api_name] = [None if parameter["python_type"]["type"] == "filepath" else
+                               parameter["parameter_default"] if parameter["parameter_has_default"] else
+                               parameter["example_input"] for parameter in parameters]
+    return found
+
+
+def with_file(arguments: list, file) -> list:
+    """The arguments with ``file`` in place of each file."""
+    return [file if argument is None else argument for argument in arguments]
 
 
 class ApiStream:

@@ -9,9 +9,11 @@ import urllib.request
 import httpx
 import pytest
 import sqlite_utils
+from gradio.utils import get_upload_folder
 from servers import ApiStream, PageClient, running_app, stored_texts
 
 from moderation.prompt import PromptTemplate
+from playground.scratch import runs_folder
 
 CLIENTS = 8
 PUBLISHES = 30
@@ -88,9 +90,11 @@ def test_the_app_on_its_default_model_serves_survives_the_race_and_stops_cleanly
     operator (or a container runtime) stops it, with SIGTERM, it keeps every API prediction it acknowledged: a
     clean stop commits what the writer still holds."""
     db_path = tmp_path / "feedback.db"
+    scratch = runs_folder(get_upload_folder(), db_path)
     with running_app(None, db_path) as (url, process):
         serves_page_and_api(url)
         publish_while_moderating(url, db_path)
+        assert len(list(scratch.glob("run-*"))) == 1, "the server's scratch folder"
         posting = ApiStream(url, "stopped")
         poster = threading.Thread(target=posting.run, daemon=True)
         poster.start()
@@ -101,3 +105,5 @@ def test_the_app_on_its_default_model_serves_survives_the_race_and_stops_cleanly
         process.wait(timeout=30)  # uvicorn stops gracefully, then ends by the signal it caught
         poster.join(timeout=30)
     assert posting.acked and set(posting.acked) <= stored_texts(db_path), "a clean stop lost API predictions"
+    assert not scratch.exists(), "the scratch folder (uploads, downloads) outlived the server"
+    assert {oct(path.stat().st_mode & 0o777) for path in tmp_path.glob("feedback.db*")} == {"0o600"}

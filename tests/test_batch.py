@@ -69,6 +69,36 @@ def test_jsonl_and_txt_inputs_and_csv_output(tmp_path, label):
     assert float(rows[2]["possibly needs caution"]) == pytest.approx(0.6) and rows[2]["flagged"] == "True"
 
 
+def test_a_line_of_deeply_nested_json_is_a_row_with_an_error(tmp_path, label):
+    jsonl = '{"text": "fine"}\n' + "[" * 100_000 + "]" * 100_000 + '\n{"text": "' + "{" * 5_000 + '"}\n'
+    done, rows = run(tmp_path, "rows.jsonl", jsonl, label)
+    assert (done.rows, done.labelled, done.errors) == (3, 2, 1)
+    assert rows[1] == {"text": None, "error": 'This line is JSON nested too deeply: write {"text": "..."}.'}
+    assert rows[2]["text"] == "{" * 5_000 and rows[2]["label"]
+
+
+@pytest.mark.parametrize("content, line", [
+    ('text\nfine\n"never closed, and the rest of the file\nwould be\none text\n', 3),
+    ('id,text\n1,fine\n2,"two\nlines"\n3,"never closed\n4,more\n', 5),
+])
+def test_a_quote_that_is_never_closed_is_an_error_naming_its_line(tmp_path, label, content, line):
+    with pytest.raises(InvalidInput) as refused:
+        run(tmp_path, "rows.csv", content, label)
+    assert str(refused.value) == (f"rows.csv is not CSV: the row that starts on line {line}: a quote opened in it is "
+                                  'never closed: close it, or write a quote inside a quoted text as two ("").')
+
+
+def test_csv_output_neutralises_cells_a_spreadsheet_would_run_as_formulas(tmp_path, label):
+    texts = ["=HYPERLINK(\"http://evil.example\",\"click\")", "+1+2", "-2+3", "@SUM(A1:A2)", "\tcmd", "\r=1",
+             "a = b", "plain"]
+    content = "text\n" + "".join('"' + text.replace('"', '""') + '"\n' for text in texts)
+    _, rows = run(tmp_path, "rows.csv", content, label, out="out.csv")
+    assert [row["text"] for row in rows] == ["'" + text for text in texts[:6]] + texts[6:]
+    assert all(row["label"] for row in rows)
+    _, rows = run(tmp_path, "rows.csv", content, label, out="out.jsonl")
+    assert [row["text"] for row in rows] == texts, "jsonl keeps the texts as they are"
+
+
 def test_progress_follows_the_chunks_and_recording_keeps_every_result_a_few_chunks_at_a_time(tmp_path, label):
     heard, kept = [], []
     run(tmp_path, "rows.txt", "".join(f"text {n}\n" for n in range(7)) + "\n", label, chunk_size=3,

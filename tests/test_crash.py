@@ -9,7 +9,8 @@ The database must then pass ``PRAGMA integrity_check`` and hold:
 - every acknowledged API prediction except, at most, those acknowledged in the last moments before the kill
   (API predictions are committed by a writer thread, a batch at a time, just after their answers).
 
-A clean stop (SIGTERM) of ``python app.py`` is tested in ``test_app.py``.
+The start on the same database removes the killed server's scratch folder (its uploads and downloads). A clean
+stop (SIGTERM) of ``python app.py`` is tested in ``test_app.py``.
 """
 
 import json
@@ -22,9 +23,11 @@ import time
 import urllib.request
 
 import pytest
+from gradio.utils import get_upload_folder
 from servers import ApiStream, PageClient, app_command, free_port, running_in_process, serving, stored_texts
 
 from moderation.labels import LABELS
+from playground.scratch import runs_folder
 
 THREADS = 3
 LAST_MOMENTS_S = 1.0
@@ -156,7 +159,10 @@ def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_moderator, tmp_pa
     assert len(api.acked) >= 10
     assert all(killed_at - at < LAST_MOMENTS_S for at in lost.values()), "an API prediction before the last batch lost"
 
+    killed_runs = list(runs_folder(get_upload_folder(), db_path).glob("run-*"))
+    assert len(killed_runs) == 1, "the killed server's scratch folder (uploads, downloads)"
     with running_in_process(tmp_path, demo_moderator) as restarted:  # the same database file
+        assert not killed_runs[0].exists(), "the start on the same database did not remove it"
         exported = exported_verdicts(restarted.url)
         assert {verdict_id: exported.get(verdict_id) for verdict_id in acked} == acked
         prediction_id, model_label = stream.predictions[0]

@@ -11,7 +11,7 @@ from moderation.errors import InvalidInput
 from moderation.evaluate import compare, evaluate, gold_from_verdicts, heldout_gold, read_gold
 from moderation.evaluate.gold import GoldSet
 from moderation.evaluate.metrics import compute_metrics
-from moderation.labels import SEVERITY
+from moderation.labels import LABELS, SEVERITY
 from moderation.prompt import PromptTemplate
 from moderation.records import HELDOUT_FILE, POOL_FILE, SEED_FILE, read_labelled
 
@@ -137,12 +137,39 @@ def test_the_gold_hash_changes_with_any_text_or_label():
      "gold.jsonl: line 2: Unknown label 'rude'"),
     ('{"text": "fine", "label": "casual"}\n\n{"text": "cut\n', "gold.jsonl: line 3: not valid JSON"),
     ("\n  \n", "gold.jsonl holds no labelled texts"),
+    ('{"text": "fine", "label": "casual"}\n' + "[" * 100_000 + "]" * 100_000, "gold.jsonl: line 2: JSON nested too "
+     "deeply"),
+    ("[" * 100_000 + "]" * 100_000, "gold.jsonl: the list: JSON nested too deeply"),
 ])
 def test_a_bad_gold_file_names_the_file_and_line(tmp_path, content, message):
     path = tmp_path / "gold.jsonl"
     path.write_text(content)
     with pytest.raises(InvalidInput, match=message):
         read_gold(path)
+
+
+@pytest.mark.parametrize("content", [
+    '{"api_key": "sk-SECRET-123"}\n',
+    '{"text": "Input: sk-SECRET-123"}\n',
+    '{"text": "fine", "label": {"token": "sk-SECRET-123"}}\n',
+])
+def test_an_error_in_a_gold_file_says_what_is_wrong_without_its_content(tmp_path, content):
+    path = tmp_path / "keys.json"
+    path.write_text(content)
+    with pytest.raises(InvalidInput) as refused:
+        read_gold(path)
+    message = str(refused.value)
+    assert message.startswith("keys.json: line 1: ") and str(tmp_path) not in message
+    assert "SECRET" not in message and "token" not in message, message
+
+
+def test_an_unknown_label_is_named_cut_short(tmp_path):
+    path = tmp_path / "gold.jsonl"
+    path.write_text(json.dumps({"text": "fine", "label": "x" * 10_000}) + "\n")
+    with pytest.raises(InvalidInput) as refused:
+        read_gold(path)
+    assert str(refused.value) == (f"gold.jsonl: line 1: Unknown label '{'x' * 79}: choose one of "
+                                  f"{', '.join(LABELS)}.")
 
 
 def test_the_held_out_set_reads_the_same_in_either_record_shape(tmp_path):

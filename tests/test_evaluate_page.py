@@ -83,6 +83,15 @@ def test_a_bad_gold_file_is_a_clear_error_and_no_run(client, fake_app, tmp_path,
     assert runs(fake_app) == before
 
 
+def test_a_gold_files_error_names_it_but_neither_its_content_nor_where_the_server_keeps_it(client, tmp_path):
+    path = tmp_path / "keys.json"
+    path.write_text('{"api_key": "sk-SECRET-123"}\n')
+    with pytest.raises(AppError) as refused:
+        client.predict("a file", handle_file(str(path)), "score", api_name="/evaluate")
+    assert str(refused.value) == ('keys.json: line 1: An example must be an object with a "text" string and a '
+                                  "\"label\", or a \"text\" record 'Input: ...\\nOutput: ...'.")
+
+
 def test_a_file_without_a_file_is_refused(client):
     with pytest.raises(AppError, match="Upload a gold file first"):
         client.predict("a file", None, "score", api_name="/evaluate")

@@ -1,4 +1,5 @@
 import json
+import os
 import threading
 
 import pytest
@@ -25,6 +26,18 @@ def predict(store, text="I hate my job", label="possibly needs caution", **extra
 
 def counts(store):
     return {name: store.db[name].count for name in ("templates", "predictions", "verdicts", "final_labels")}
+
+
+def test_a_new_database_and_its_wal_are_for_their_owner_alone(tmp_path):
+    path = tmp_path / "feedback.db"
+    previous = os.umask(0o022)  # the usual umask, which leaves new files readable by everyone
+    try:
+        with FeedbackStore(path) as store:
+            predict(store)
+            modes = {file.name: oct(file.stat().st_mode & 0o777) for file in tmp_path.iterdir()}
+    finally:
+        os.umask(previous)
+    assert modes == {"feedback.db": "0o600", "feedback.db-wal": "0o600", "feedback.db-shm": "0o600"}
 
 
 def test_migrations_create_schema_once(tmp_path):

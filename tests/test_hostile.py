@@ -9,14 +9,20 @@ nothing). A case that documents a bug is marked xfail in the corpus
 
 Corpus lines: ``{"name", "kind", "target", "input", "expect": "result"|"error", "error_contains"?, ...}``.
 Large or binary values are generated: ``{"repeat": [s, n]}`` is ``s * n``, ``{"repeat_list": [v, n]}`` is
-``[v] * n``, ``{"concat": [...]}`` joins strings, ``{"bytes_b64": "..."}`` is raw bytes.
+``[v] * n``, ``{"concat": [...]}`` joins strings, ``{"bytes_b64": "..."}`` is raw bytes. In a page call's file,
+``{secret}`` is a 0600 file of the test's, ``{uploads}`` this server's upload folder (where a FIFO, a link to
+/dev/zero, a folder and a link to /etc are planted), ``{other_upload}`` a file uploaded to another server and
+``{used_upload}`` an upload that a call has used. Page calls go through gradio_client and as raw HTTP
+(``/gradio_api/call/<api_name>``) alike.
 """
 
 import base64
+import functools
 import io
 import json
 import logging
 import math
+import os
 import re
 import sqlite3
 import time
@@ -25,9 +31,24 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from gradio.utils import get_upload_folder
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from servers import (KEYS_FOLLOWED_S, PageClient, from_address, log_in, moderate_with, running_in_process,
-                     within)
+from gradio_client.utils import is_file_obj_with_meta, is_http_url_like, traverse
+from servers import (
+    KEYS_FOLLOWED_S,
+    PageClient,
+    call_page,
+    file_data,
+    file_endpoints,
+    from_address,
+    log_in,
+    moderate_with,
+    running_in_process,
+    upload,
+    with_file,
+    within,
+)
 
 from feedback.__main__ import main as feedback_main
 from feedback.api_keys import ApiKeys, add_api_key, key_hash
@@ -45,6 +66,8 @@ REVIEWER = "hostile-tester"
 PASSWORD = "correct horse battery"
 REVIEWER_ADDRESS = "127.0.9.9"
 """Where the reviewer of the locked app logs in from: no case guesses from there."""
+SECRET = "reviewers file: ana scrypt$16384$8$1$c2FsdA$aGFzaA"
+"""What the ``{secret}`` file holds: no answer may show it."""
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 
 
@@ -160,7 +183,9 @@ def app_error(call, case):
         call()
     message = str(caught.value)
     assert case.get("error_contains", "") in message, message[:500]
-    assert "Traceback" not in message
+    assert "Traceback" not in message and SECRET not in message
+    for lacking in case.get("error_lacks", ()):
+        assert lacking not in message, message[:500]
 
 
 def cli_error(run, case):
@@ -183,23 +208,16 @@ def has_surrogate(value) -> bool:
     return False
 
 
-def predict(ctx, api_name: str, *args):
-    """``client.predict``; a lone surrogate (which httpx cannot encode, but a browser's JSON.stringify sends
-    as ``\\udXXX``) goes through Gradio's plain HTTP API instead, with the same AppError on failure."""
-    if not has_surrogate(args):
+def predict(ctx, api_name: str, *args, raw: bool = False):
+    """``client.predict``; with ``raw`` (and for a lone surrogate, which httpx cannot encode, but a browser's
+    JSON.stringify sends as ``\\udXXX``) the call goes through Gradio's plain HTTP API instead, with the same
+    AppError on failure."""
+    if not raw and not has_surrogate(args):
         return ctx.fixture("client").predict(*args, api_name=api_name)
-    base = f"{ctx.url}gradio_api/call{api_name}"
-    status, raw = http(base, method="POST", body=json.dumps({"data": list(args)}).encode(),
-                       content_type="application/json")
-    assert status == 200, raw[:500]
-    _, stream = http(f"{base}/{json.loads(raw)['event_id']}")
-    events = re.findall(r"^event: (\w+)\ndata: (.*)$", stream.decode("utf-8"), re.MULTILINE)
-    event, data = next((event, data) for event, data in events if event in ("complete", "error"))
+    event, data = call_page(ctx.url, api_name, *args)
     if event == "error":
-        data = json.loads(data)
-        raise AppError((data.get("error") or "error") if isinstance(data, dict) else str(data))
-    outputs = json.loads(data)
-    return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        raise AppError(str(data))
+    return data[0] if len(data) == 1 else tuple(data)
 
 
 CHAINED = re.compile(
@@ -249,9 +267,57 @@ def target_prediction(client):
 
 
 @pytest.fixture(scope="module")
-def export_dir(app_server):
+def export_dir(hostile_app):
     """The server's own export folder (the client gets a downloaded copy)."""
-    return Path(app_server[1]).parent / "exports"
+    return hostile_app.service.scratch.exports
+
+
+@pytest.fixture(scope="module")
+def page_files(app_server):
+    """Every api_name of the page that takes a file, with arguments for it."""
+    return file_endpoints(app_server[0])
+
+
+@pytest.fixture(scope="module")
+def secret_file(tmp_path_factory):
+    """A file of the server's machine that only its owner may read, as the reviewers file is."""
+    path = tmp_path_factory.mktemp("secrets") / "reviewers-secret.txt"
+    path.write_text(SECRET + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def uploads_dir(hostile_app):
+    """This server's upload folder, with what an attacker on the machine could plant in it: a FIFO, a link to
+    /dev/zero, a folder named like a file and a link to /etc."""
+    folder = hostile_app.service.scratch.uploads
+    os.mkfifo(folder / "planted.fifo")
+    (folder / "planted-zero.txt").symlink_to("/dev/zero")
+    (folder / "planted-folder.jsonl").mkdir()
+    (folder / "planted-etc").symlink_to("/etc")
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def other_upload(tmp_path_factory):
+    """A file uploaded to another server running in this process."""
+    with running_in_process(tmp_path_factory.mktemp("other-server")) as other:
+        yield upload(other.url, "rows.txt", b"a text uploaded to another server\n").json()[0]
+
+
+@pytest.fixture(scope="module")
+def used_upload(app_server):
+    """An upload that a page call has used (and so removed)."""
+    url, _ = app_server
+    path = upload(url, "rows.txt", b"a text labelled once\n").json()[0]
+    assert call_page(url, "/batch", file_data(path), "jsonl", False)[0] == "complete"
+    return path
+
+
+PLACES = {"{secret}": "secret_file", "{uploads}": "uploads_dir", "{other_upload}": "other_upload",
+          "{used_upload}": "used_upload"}
+"""The names a page call's file may hold, and the fixtures they stand for."""
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +343,16 @@ class Context:
 
     def fixture(self, name):
         return self.request.getfixturevalue(name)
+
+    def placed(self, value):
+        """``value`` with the names of :data:`PLACES` in its strings filled in."""
+        if isinstance(value, dict):
+            return {key: self.placed(item) for key, item in value.items()}
+        if isinstance(value, str):
+            for name, fixture in PLACES.items():
+                if name in value:
+                    value = value.replace(name, self.fixture(fixture))
+        return value
 
 
 # ------------------------------------------------------------------------------------------------ runners
@@ -593,6 +669,61 @@ def run_secrets_cli(case, ctx: Context):
     return 0, 0
 
 
+def sent_as_is(args) -> bool:
+    """Whether gradio_client sends ``args`` as they are: it uploads each local file they name (an upload like any
+    other), and sends URLs on."""
+    files = []
+    traverse(list(args), lambda file: files.append(file) or file, is_file_obj_with_meta)
+    return all(is_http_url_like(file["path"]) for file in files)
+
+
+def run_page_file(case, ctx: Context):
+    """A file named in a call to every api_name that takes one: as raw HTTP, and through gradio_client where it
+    sends it as it is."""
+    file = ctx.placed(expand(case["input"]["file"]))
+    for api_name, arguments in ctx.fixture("page_files").items():
+        args = with_file(arguments, file)
+        app_error(functools.partial(predict, ctx, api_name, *args, raw=True), case)
+        if sent_as_is(args):
+            app_error(functools.partial(predict, ctx, api_name, *args), case)
+    if case["input"].get("never_copied"):
+        name = Path(file["path"]).name
+        copies = [folder for folder, _, files in os.walk(get_upload_folder()) if name in files]
+        assert copies == [], f"{name} was copied into {copies}"
+    return 0, 0
+
+
+def run_page_upload(case, ctx: Context):
+    """A file uploaded to the page, then labelled or evaluated: through gradio_client, and as raw HTTP (an upload,
+    then the call naming what it stored)."""
+    spec = expand(case["input"])
+    content = spec["content"].encode("utf-8") if isinstance(spec["content"], str) else spec["content"]
+    path = ctx.tmp_path / spec["name"]
+    path.write_bytes(content)
+    for raw in (False, True):
+        file = file_data(upload(ctx.url, spec["name"], content).json()[0]) if raw else handle_file(str(path))
+        args = [file if argument == "{file}" else argument for argument in spec["args"]]
+        call = functools.partial(predict, ctx, spec["api_name"], *args, raw=raw)
+        if case["expect"] == "error":
+            app_error(call, case)
+            continue
+        written = call()[0]
+        output = (Path(written).read_text(encoding="utf-8") if isinstance(written, str) else
+                  http(written["url"])[1].decode("utf-8"))
+        for expected in case["output_contains"]:
+            assert expected in output, output[:1000]
+    return 0, 0
+
+
+def run_page_value(case, ctx: Context):
+    """Values that an input cannot take: as raw HTTP, and through gradio_client where it sends them as they are."""
+    spec = expand(case["input"])
+    app_error(lambda: predict(ctx, spec["api_name"], *spec["args"], raw=True), case)
+    if sent_as_is(spec["args"]):
+        app_error(lambda: predict(ctx, spec["api_name"], *spec["args"]), case)
+    return 0, 0
+
+
 RUNNERS = {
     "rest": run_rest,
     "rest_raw": run_rest,
@@ -610,6 +741,9 @@ RUNNERS = {
     "api_key": run_api_key,
     "keys_file": run_keys_file,
     "secrets_cli": run_secrets_cli,
+    "page_file": run_page_file,
+    "page_upload": run_page_upload,
+    "page_value": run_page_value,
 }
 
 
@@ -622,7 +756,9 @@ def test_corpus_covers_every_kind():
     kinds = {case["kind"] for case in cases}
     assert {"empty/whitespace", "1 MB text", "control characters", "invalid UTF-8", "RTL/zero-width",
             "HTML/script", "SQL", "prompt forging", "unknown labels", "oversized JSON body", "wrong types",
-            "malformed JSON", "wrong content type", "non-object lines", "bad dates"} <= kinds
+            "malformed JSON", "wrong content type", "non-object lines", "bad dates", "server files",
+            "devices and FIFOs", "links", "URLs", "nested JSON", "CSV quotes", "formula cells",
+            "non-table values"} <= kinds
     assert {"password flood", "spoofed X-Forwarded-For", "revoked key", "malformed keys file",
             "names with ':' or newlines"} <= kinds
     assert {case["target"] for case in cases} == set(RUNNERS)

@@ -74,7 +74,7 @@ def test_a_file_over_the_upload_limit_is_refused_with_the_limit_and_nothing_is_r
         with pytest.raises(ValueError, match="exceeds the maximum file size of 1000 bytes"):
             client.predict(handle_file(str(rows)), "jsonl", True, api_name="/batch")
         client.close()
-        assert list(app.service.export_dir.glob("batch-*")) == []
+        assert list(app.service.scratch.exports.glob("batch-*")) == []
     assert sqlite_utils.Database(app.db_path)["predictions"].count == 0
 
 

@@ -220,7 +220,7 @@ def test_refused_verdicts_write_nothing(service, call, message):
         call(service, shown.id)
     assert service.store.db["verdicts"].count == before
     assert [row["status"] for row in service.store.db["verdicts"].rows] == ["pending"]
-    assert not list(service.export_dir.iterdir())
+    assert not list(service.scratch.exports.iterdir())
 
 
 def test_the_fake_backends_probabilities_are_its_own():

@@ -77,7 +77,7 @@ def download(page: Page, label: str) -> gr.File:
     """A file to download that is served where the service wrote it, in its export folder (owner-only, swept
     within the hour and at shutdown): Gradio keeps no copy of it in its own cache."""
     file = gr.File(label=label)
-    file.GRADIO_CACHE = str(page.service.export_dir)
+    file.GRADIO_CACHE = str(page.service.scratch.exports)
     return file
 
 
