@@ -90,7 +90,9 @@ class PlaygroundService:
         self.metrics.watch(self)
 
     def close(self) -> None:
-        """Commit the predictions still queued for the database, then close it; remove the export files."""
+        """Stop the retraining job that runs, if any (nothing of it is kept); commit the predictions still queued
+        for the database, then close it; remove the export files."""
+        self.jobs.close()
         self.writer.close()
         self.store.close()
         self.exports.close()

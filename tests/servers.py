@@ -3,6 +3,8 @@ where a process is the point, as ``python app.py`` in a process of its own; and 
 posting to it."""
 
 import contextlib
+import json
+import re
 import socket
 import sqlite3
 import subprocess
@@ -61,6 +63,19 @@ class PageClient(Client):
 
     def close(self):
         self._kill_heartbeat.set()
+
+
+def call_page(url: str, api_name: str, body: str) -> tuple[str, object]:
+    """One page call sent raw, as a browser or curl sends it: ``body`` (JSON text with ``data``, the inputs) posted
+    to /gradio_api/call/NAME, then its event stream read to the end; returns its last event ("complete" or
+    "error") with that event's data."""
+    with httpx.Client(base_url=url, timeout=120) as http:
+        posted = http.post(f"gradio_api/call{api_name}", content=body, headers={"Content-Type": "application/json"})
+        assert posted.status_code == 200, posted.text[:500]
+        stream = http.get(f"gradio_api/call{api_name}/{posted.json()['event_id']}").text
+    events = re.findall(r"^event: (\w+)\ndata: (.*)$", stream, re.MULTILINE)
+    event, data = next((event, data) for event, data in events if event in ("complete", "error"))
+    return event, json.loads(data)
 
 
 @dataclass

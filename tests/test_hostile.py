@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from gradio_client.exceptions import AppError
-from servers import PageClient, running_in_process
+from servers import PageClient, call_page, running_in_process
 
 from feedback.__main__ import main as feedback_main
 from moderation.__main__ import main as moderation_main
@@ -181,18 +181,10 @@ def predict(ctx, api_name: str, *args):
     as ``\\udXXX``) goes through Gradio's plain HTTP API instead, with the same AppError on failure."""
     if not has_surrogate(args):
         return ctx.fixture("client").predict(*args, api_name=api_name)
-    base = f"{ctx.url}gradio_api/call{api_name}"
-    status, raw = http(base, method="POST", body=json.dumps({"data": list(args)}).encode(),
-                       content_type="application/json")
-    assert status == 200, raw[:500]
-    _, stream = http(f"{base}/{json.loads(raw)['event_id']}")
-    events = re.findall(r"^event: (\w+)\ndata: (.*)$", stream.decode("utf-8"), re.MULTILINE)
-    event, data = next((event, data) for event, data in events if event in ("complete", "error"))
+    event, data = call_page(ctx.url, api_name, json.dumps({"data": list(args)}))
     if event == "error":
-        data = json.loads(data)
         raise AppError((data.get("error") or "error") if isinstance(data, dict) else str(data))
-    outputs = json.loads(data)
-    return outputs[0] if len(outputs) == 1 else tuple(outputs)
+    return data[0] if len(data) == 1 else tuple(data)
 
 
 CHAINED = re.compile(
