@@ -477,6 +477,46 @@ def run_train_file(case, ctx: Context):
     return 0, 0
 
 
+ID_CALLS = {
+    "/confirm": lambda id: [id, "", REVIEWER, ""],
+    "/flag": lambda id: [id, LABELS[0], "", REVIEWER, ""],
+    "/confirm_side": lambda id: ["user", id, id, "", REVIEWER, ""],
+    "/flag_side": lambda id: ["bot", id, id, LABELS[0], "", REVIEWER, ""],
+    "/queue_label": lambda id: [id, LABELS[0], REVIEWER],
+    "/queue_right": lambda id: [id, "most uncertain", REVIEWER],
+    "/queue_skip": lambda id: [id, "most uncertain", REVIEWER],
+    "/accept": lambda id: [id],
+    "/discard": lambda id: [id],
+    "/relabel": lambda id: [id, LABELS[0]],
+    "/compare_runs": lambda id: [id, id],
+}
+"""Every page call that takes an id: its inputs around the id given."""
+ID_SLOT = "<the id>"
+
+
+def run_page_id(case, ctx: Context):
+    """The id (``id``, or ``id_json`` as JSON text, which can say ``1e309``) sent raw to /gradio_api/call, and through
+    gradio_client where its JSON can carry the value."""
+    spec = case["input"]
+    literal = spec.get("id_json", json.dumps(spec.get("id")))
+    inputs = ID_CALLS[spec["api"]]
+    answers = [call_page(ctx.url, spec["api"], json.dumps({"data": inputs(ID_SLOT)}).replace(json.dumps(ID_SLOT),
+                                                                                               literal))]
+    value = json.loads(literal)
+    if not isinstance(value, float) or math.isfinite(value):
+        try:
+            answers.append(("complete", ctx.fixture("client").predict(*inputs(value), api_name=spec["api"])))
+        except AppError as error:
+            answers.append(("error", {"error": str(error)}))
+    for event, data in answers:
+        if case["expect"] == "error":
+            assert event == "error" and case["error_contains"] in data["error"], data
+            assert "Traceback" not in data["error"]
+        else:
+            assert event == "complete", data
+    return 0, 0
+
+
 def run_feedback_export(case, ctx: Context):
     out = ctx.tmp_path / "export.jsonl"
     run = ctx.cli(feedback_main, "export", "--db", ctx.db_path, "--since", case["input"]["since"], out)
@@ -501,6 +541,7 @@ RUNNERS = {
     "examples_file": run_examples_file,
     "train_file": run_train_file,
     "feedback_export": run_feedback_export,
+    "page_id": run_page_id,
 }
 
 

@@ -94,8 +94,8 @@ def build(page: Page) -> None:
 
     @shown_errors
     def skip_item(prediction, order_name: str, skip: list, name: str, request: gr.Request):
-        """Leave this prediction for later (this session), and show the next."""
-        skip = skip + [int(prediction)] if prediction is not None else skip
+        """Leave this prediction (a recorded one: its id is whole) for later in this session, and show the next."""
+        skip = skip + [service.prediction(prediction)["id"]] if prediction is not None else skip
         return skip, *following(page.reviewer(name, request), order_name, skip)
 
     @shown_errors
