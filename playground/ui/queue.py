@@ -5,6 +5,7 @@ import gradio as gr
 
 from feedback.store import QUEUE_ORDERS
 from moderation.labels import LABELS
+from moderation.markdown import markdown_text
 
 from .common import Page, saved, shown_errors
 
@@ -69,7 +70,7 @@ def build(page: Page) -> None:
         numbered = "\n".join(f"{number}. {name}{'  ← the model' if name == item['label'] else ''}"
                              for number, name in enumerate(LABELS, 1))
         return (item["id"], item["text"], item["scores"], f"```\n{numbered}\n```", item["prompt"],
-                f"{waiting} waiting for you · prediction #{item['id']} · {item['model']}")
+                f"{waiting} waiting for you · prediction #{item['id']} · {markdown_text(item['model'])}")
 
     def following(reviewer: str, order_name: str, skip: list):
         return card(service.next_in_queue(reviewer, order=order_name, skip=skip), reviewer)
