@@ -482,17 +482,17 @@ def run_train_file(case, ctx: Context):
 
 
 ID_CALLS = {
-    "/confirm": lambda id: [id, "", REVIEWER, ""],
-    "/flag": lambda id: [id, LABELS[0], "", REVIEWER, ""],
-    "/confirm_side": lambda id: ["user", id, id, "", REVIEWER, ""],
-    "/flag_side": lambda id: ["bot", id, id, LABELS[0], "", REVIEWER, ""],
-    "/queue_label": lambda id: [id, LABELS[0], REVIEWER],
-    "/queue_right": lambda id: [id, "most uncertain", REVIEWER],
-    "/queue_skip": lambda id: [id, "most uncertain", REVIEWER],
-    "/accept": lambda id: [id],
-    "/discard": lambda id: [id],
-    "/relabel": lambda id: [id, LABELS[0]],
-    "/compare_runs": lambda id: [id, id],
+    "/confirm": lambda given: [given, "", REVIEWER, ""],
+    "/flag": lambda given: [given, LABELS[0], "", REVIEWER, ""],
+    "/confirm_side": lambda given: ["user", given, given, "", REVIEWER, ""],
+    "/flag_side": lambda given: ["bot", given, given, LABELS[0], "", REVIEWER, ""],
+    "/queue_label": lambda given: [given, LABELS[0], REVIEWER],
+    "/queue_right": lambda given: [given, "most uncertain", REVIEWER],
+    "/queue_skip": lambda given: [given, "most uncertain", REVIEWER],
+    "/accept": lambda given: [given],
+    "/discard": lambda given: [given],
+    "/relabel": lambda given: [given, LABELS[0]],
+    "/compare_runs": lambda given: [given, given],
 }
 """Every page call that takes an id: its inputs around the id given."""
 ID_SLOT = "<the id>"
