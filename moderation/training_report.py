@@ -8,6 +8,7 @@ from .engine import Moderator
 from .evaluate import GoldSet, compare, evaluate
 from .evaluate.compare import figure_text
 from .local import LocalBackend
+from .markdown import markdown_text
 from .training_data import Record
 from .versions import REPORT_JSON, REPORT_MD
 
@@ -46,10 +47,12 @@ def write_report(folder: Path, before: dict, after: dict) -> dict:
 
 
 def report_text(report: dict, figures: dict) -> str:
-    """The report as Markdown: the headline figures before and after, then every flipped text."""
-    lines = [f"# {report['after']['model']}: before and after training", "",
-             f"On the {report['gold']['size']} {report['gold']['name']} (never trained on), "
-             f"{report['before']['model']} before and {report['after']['model']} after. The new version fixes "
+    """The report as Markdown: the headline figures before and after, then every flipped text (texts and names
+    shown as they are, never as markup)."""
+    before, after = markdown_text(report["before"]["model"]), markdown_text(report["after"]["model"])
+    lines = [f"# {after}: before and after training", "",
+             f"On the {report['gold']['size']} {markdown_text(report['gold']['name'])} (never trained on), "
+             f"{before} before and {after} after. The new version fixes "
              f"{report['fixed']} and breaks {report['broken']} of them.", "",
              "| figure | before | after | change |", "| --- | --- | --- | --- |"]
     lines += [f"| {name} | {figure_text(figures[name]['a'])} | {figure_text(figures[name]['b'])} | "
@@ -57,11 +60,6 @@ def report_text(report: dict, figures: dict) -> str:
     if report["flipped"]:
         lines += ["", "## Texts whose label changed", "", "| text | gold | before | after | outcome |",
                   "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {_cell(item['text'])} | {item['gold']} | {item['a']} | {item['b']} | {item['outcome']} |"
+        lines += [f"| {markdown_text(item['text'])} | {item['gold']} | {item['a']} | {item['b']} | {item['outcome']} |"
                   for item in report["flipped"]]
     return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    """A text as one Markdown table cell."""
-    return text.replace("|", "\\|")

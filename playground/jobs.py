@@ -1,10 +1,15 @@
 """Retraining jobs: one fine-tune at a time, in a process of its own (``python -m moderation.train``), with its
 progress and log for the page. Whatever becomes of a job, what the app serves changes only when a version is
-served; a job's version folder appears whole or not at all."""
+served; a job's version folder appears whole or not at all. A job lives no longer than the app: closing the runner
+stops it, and on Linux the kernel stops it if the app dies outright."""
 
+import ctypes
+import os
+import signal
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +21,9 @@ from moderation.versions import REPORT_MD, ModelVersion
 LOG_TAIL = 20_000
 """How much of the end of a job's log is shown."""
 STOP_WAIT_S = 30
+"""How long a job told to stop (SIGTERM) has to remove its half-written version before it is killed."""
+PR_SET_PDEATHSIG = 1
+"""prctl(2)'s option: the signal a process gets when the thread that created it ends."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,9 @@ class JobRunner:
         self._process: subprocess.Popen | None = None
         self._name: str | None = None
         self._stopped = False
+        # The kernel's "parent died" signal follows the thread that started a process, and the page's handlers run
+        # on threads that come and go: jobs are started from this thread, which lives as long as the runner.
+        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-starter")
 
     def check_idle(self) -> None:
         """InvalidInput while a job runs: one job at a time."""
@@ -63,16 +74,18 @@ class JobRunner:
 
     def start(self, name: str, arguments: list[str]) -> Job:
         """Start ``python -m moderation.train ARGUMENTS --out FOLDER/NAME``, logging to ``FOLDER/NAME.log``; the
-        half-written folders of jobs killed outright before it are removed first."""
+        half-written folders of jobs killed outright before it are removed first. The job gets SIGTERM (and removes
+        its half-written version) if this process ends without stopping it."""
         with self._lock:
             self.check_idle()
             self.folder.mkdir(parents=True, exist_ok=True)
             remove_leftovers(self.folder)
             with open(self._log(name), "w") as log:
-                self._process = subprocess.Popen(
+                self._process = self._starter.submit(
+                    subprocess.Popen,
                     [sys.executable, "-u", "-m", "moderation.train", *arguments, "--out", str(self.folder / name)],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                )
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_tied_to(os.getpid()),
+                ).result()
             self._name, self._stopped = name, False
         return self.status()
 
@@ -94,10 +107,15 @@ class JobRunner:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 raise InvalidInput("No retraining job is running.")
-            self._stopped = True
-            self._process.terminate()
-            self._process.wait(timeout=STOP_WAIT_S)
+            self._end()
         return self.status()
+
+    def close(self) -> None:
+        """Stop the running job, if any (its half-written version is removed), and the thread that starts jobs."""
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                self._end()
+        self._starter.shutdown()
 
     def versions(self) -> list[tuple[Path, ModelVersion]]:
         """The versions trained here, newest first: (folder, version)."""
@@ -108,3 +126,31 @@ class JobRunner:
 
     def _log(self, name: str) -> Path:
         return self.folder / f"{name}.log"
+
+    def _end(self) -> None:
+        """Tell the running job to stop; kill it if it has not within STOP_WAIT_S, and remove what it left."""
+        self._stopped = True
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+            remove_leftovers(self.folder)
+
+
+def _tied_to(parent: int):
+    """Popen's ``preexec_fn`` that ties a job to this process, on Linux (elsewhere None): in the child,
+    before it runs the job, ask the kernel for SIGTERM when the thread that started it ends (PR_SET_PDEATHSIG, which
+    the job keeps), and give up at once if ``parent`` has already ended. It calls prctl and getppid alone: little
+    enough to run between fork and exec in a process with threads."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def die_with_parent():
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return die_with_parent

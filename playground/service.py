@@ -90,7 +90,9 @@ class PlaygroundService:
         self.metrics.watch(self)
 
     def close(self) -> None:
-        """Commit the predictions still queued for the database, then close it; remove the scratch folder."""
+        """Stop the retraining job that runs, if any (nothing of it is kept); commit the predictions still queued
+        for the database, then close it; remove the scratch folder."""
+        self.jobs.close()
         self.writer.close()
         self.store.close()
         self.scratch.close()

@@ -137,12 +137,13 @@ def running_app(model, db_path, *extra):
         yield url, process
 
 
-def call_page(url: str, api_name: str, *args, timeout: float = 60) -> tuple[str, object]:
+def call_page(url: str, api_name: str, *args, body: str | None = None, timeout: float = 60) -> tuple[str, object]:
     """A page call sent as raw HTTP, as any client can (``POST /gradio_api/call/<api_name>``, then its event
-    stream): ("complete", the outputs) or ("error", what the page said)."""
+    stream), with ``args`` as its inputs, or ``body`` as the JSON text posted (which can say what Python's JSON
+    cannot, like ``1e309``): ("complete", the outputs) or ("error", what the page said)."""
     base = f"{url}gradio_api/call{api_name}"
     with httpx.Client(timeout=timeout) as http:
-        started = http.post(base, content=json.dumps({"data": list(args)}),
+        started = http.post(base, content=body if body is not None else json.dumps({"data": list(args)}),
                             headers={"Content-Type": "application/json"})
         assert started.status_code == 200, started.text[:500]
         stream = http.get(f"{base}/{started.json()['event_id']}").text

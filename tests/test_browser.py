@@ -12,6 +12,8 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(__file__).parent.parent / "test-artifacts" / "screenshots"
+REMOTE = "remote.invalid"
+"""The host that links and images in hostile user content name: the browser must never request it."""
 
 
 @pytest.fixture
@@ -81,20 +83,36 @@ def test_reviewer_moderates_corrects_curates_and_exports(page, tmp_path):
     assert lines == [{"text": f"Input: {text}\nOutput: {correct}"}]
 
 
+def remote_requests(page) -> list[str]:
+    """The URLs of :data:`REMOTE` that ``page`` requests from now on (user content that makes the browser fetch)."""
+    fetched = []
+    page.on("request", lambda request: fetched.append(request.url) if REMOTE in request.url else None)
+    return fetched
+
+
 def test_user_text_shows_as_text_and_never_runs(page):
+    fetched = remote_requests(page)
     attack = '<img src=x onerror="window.__pwned = 1"><script>window.__pwned = 2</script><b>bold</b>'
     page.get_by_label("Text", exact=True).fill(attack)
     page.get_by_role("button", name="Moderate", exact=True).click()
     expect(page.locator(".cm-content")).to_contain_text('Input: <img src=x onerror="window.__pwned = 1">')
-    page.get_by_label("Reviewer", exact=True).fill('<img src=y onerror="window.__pwned = 3">')
+    name = f'<a href="http://{REMOTE}/name">ana</a><img src=y onerror="window.__pwned = 3">'
+    page.get_by_label("Reviewer", exact=True).fill(name)
     page.get_by_role("button", name="Label is right").click()
     expect(page.get_by_label("Saved", exact=True)).to_have_value(re.compile(r"Saved verdict #\d+ .*: right, .+\."))
     page.get_by_role("tab", name="Review").click()
     page.get_by_role("button", name="Refresh").click()
     expect(page.get_by_role("row").filter(has_text="<b>bold</b>")).to_have_count(1)
     snap(page, "06-hostile-text")
+
+    page.get_by_role("tab", name="Dashboard").click()  # plotly draws a subset of HTML in labels and hover text
+    plot = page.locator("#reviewers-plot")
+    expect(plot.locator(".xtick text").filter(has_text=name)).to_have_count(1)
+    snap(page, "06-hostile-name-in-a-plot")
+    assert plot.locator("svg a").count() == 0
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img[src='x'], img[src='y']").count() == 0
+    assert fetched == []
 
 
 def test_a_new_user_saves_a_correction_without_a_name_and_the_browser_keeps_a_name(page, demo_app):

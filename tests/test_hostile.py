@@ -18,6 +18,7 @@ Large or binary values are generated: ``{"repeat": [s, n]}`` is ``s * n``, ``{"r
 
 import base64
 import functools
+import html
 import io
 import json
 import logging
@@ -28,6 +29,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,7 @@ from gradio.utils import get_upload_folder
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from gradio_client.utils import is_file_obj_with_meta, is_http_url_like, traverse
+from markdown_it import MarkdownIt
 from servers import (
     KEYS_FOLLOWED_S,
     PageClient,
@@ -58,6 +61,7 @@ from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
 from moderation.records import read_labelled, read_template
 from moderation.train import main as train_main
+from moderation.training_report import report_text
 
 ROOT = Path(__file__).parent.parent
 CORPUS = Path(__file__).parent / "data" / "hostile.jsonl"
@@ -580,6 +584,107 @@ def run_train_file(case, ctx: Context):
     return 0, 0
 
 
+ID_CALLS = {
+    "/confirm": lambda given: [given, "", REVIEWER, ""],
+    "/flag": lambda given: [given, LABELS[0], "", REVIEWER, ""],
+    "/confirm_side": lambda given: ["user", given, given, "", REVIEWER, ""],
+    "/flag_side": lambda given: ["bot", given, given, LABELS[0], "", REVIEWER, ""],
+    "/queue_label": lambda given: [given, LABELS[0], REVIEWER],
+    "/queue_right": lambda given: [given, "most uncertain", REVIEWER],
+    "/queue_skip": lambda given: [given, "most uncertain", REVIEWER],
+    "/accept": lambda given: [given],
+    "/discard": lambda given: [given],
+    "/relabel": lambda given: [given, LABELS[0]],
+    "/compare_runs": lambda given: [given, given],
+}
+"""Every page call that takes an id: its inputs around the id given."""
+ID_SLOT = "<the id>"
+
+
+def run_page_id(case, ctx: Context):
+    """The id (``id``, or ``id_json`` as JSON text, which can say ``1e309``) sent raw to /gradio_api/call, and through
+    gradio_client where its JSON can carry the value."""
+    spec = case["input"]
+    literal = spec.get("id_json", json.dumps(spec.get("id")))
+    inputs = ID_CALLS[spec["api"]]
+    body = json.dumps({"data": inputs(ID_SLOT)}).replace(json.dumps(ID_SLOT), literal)
+    answers = [call_page(ctx.url, spec["api"], body=body)]
+    value = json.loads(literal)
+    if not isinstance(value, float) or math.isfinite(value):
+        try:
+            answers.append(("complete", ctx.fixture("client").predict(*inputs(value), api_name=spec["api"])))
+        except AppError as error:
+            answers.append(("error", str(error)))
+    for event, data in answers:
+        if case["expect"] == "error":
+            assert event == "error" and case["error_contains"] in data, data
+            assert "Traceback" not in data
+        else:
+            assert event == "complete", data
+    return 0, 0
+
+
+class Rendered(HTMLParser):
+    """The elements and the text of a Markdown string as a GitHub-like renderer shows it (markdown-it with tables,
+    strikethrough and bare links)."""
+
+    def __init__(self, markdown: str):
+        super().__init__()
+        self.tags, self.text = set(), ""
+        self.feed(MarkdownIt("gfm-like").render(markdown))
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+
+    def handle_data(self, data):
+        self.text += data
+
+
+def shows_as_text(markdown: str, text: str, layout: set[str]):
+    """``markdown`` renders ``text`` (on one line) as it is, and no element but those of its own ``layout``."""
+    shown = Rendered(markdown)
+    assert shown.tags <= layout, f"user content became {shown.tags - layout}: {markdown!r}"
+    assert " ".join(text.splitlines()).strip() in shown.text, markdown
+
+
+def run_retrain_report(case, ctx: Context):
+    """The report a retraining job writes (the Retrain tab shows it as Markdown) with the text among its flips."""
+    figures = {"accuracy": {"a": 0.5, "b": 1.0, "delta": 0.5}}
+    report = {"gold": {"name": "held-out records", "size": 1}, "before": {"model": "base"},
+              "after": {"model": "base-lora-1"}, "fixed": 1, "broken": 0,
+              "flipped": [{"text": case["input"]["text"], "gold": "casual", "a": "needs caution", "b": "casual",
+                           "outcome": "fixed"}]}
+    shows_as_text(report_text(report, figures), case["input"]["text"],
+                  {"h1", "h2", "p", "table", "thead", "tbody", "tr", "th", "td"})
+    return 0, 0
+
+
+def run_dashboard(case, ctx: Context):
+    """A verdict under the reviewer name given, then the Dashboard: its plot of verdicts per reviewer names the
+    reviewer with the entities that make plotly show the name as text (it draws links and other HTML)."""
+    added = run_verdict({**case, "target": "flag"}, ctx)
+    *_, reviewers, _ = ctx.fixture("client").predict(api_name="/dashboard")
+    names = json.loads(reviewers["plot"])["data"][0]["x"]
+    assert html.escape(case["input"]["reviewer"].strip(), quote=False) in names
+    assert not any("<" in name for name in names)
+    return added
+
+
+def run_evaluate_conflicts(case, ctx: Context):
+    """The text accepted with two labels, then evaluated on the accepted verdicts: the summary (Markdown) lists
+    it among the texts accepted with different labels."""
+    client, text = ctx.fixture("client"), case["input"]["text"]
+    for number in range(2):
+        shown, _, _, prediction_id = client.predict(text, "score", api_name="/moderate")
+        label = [label for label in LABELS if label != shown["label"]][number]
+        saved = client.predict(prediction_id, label, "", REVIEWER, "", api_name="/flag")
+        client.predict(int(saved.split("#")[1].split()[0]), api_name="/accept")
+    summary, *_ = client.predict("accepted verdicts", None, "score", api_name="/evaluate")
+    assert "texts were accepted with different labels" in summary
+    shows_as_text(summary, text, {"p", "strong", "ul", "li"})
+    return 2, 2
+
+
 def run_feedback_export(case, ctx: Context):
     out = ctx.tmp_path / "export.jsonl"
     run = ctx.cli(feedback_main, "export", "--db", ctx.db_path, "--since", case["input"]["since"], out)
@@ -744,6 +849,10 @@ RUNNERS = {
     "page_file": run_page_file,
     "page_upload": run_page_upload,
     "page_value": run_page_value,
+    "page_id": run_page_id,
+    "retrain_report": run_retrain_report,
+    "dashboard": run_dashboard,
+    "evaluate_conflicts": run_evaluate_conflicts,
 }
 
 
@@ -771,9 +880,8 @@ def test_corpus_covers_every_kind():
 def test_hostile_input(case, app_server, request, tmp_path, cli, capfd, caplog):
     url, db_path = app_server
     ctx = Context(request, app_server, tmp_path, cli)
-    for name in {"flag": ["target_prediction"], "confirm": ["target_prediction"], "export": ["export_dir"]}.get(
-        case["target"], []
-    ):
+    for name in {"flag": ["target_prediction"], "confirm": ["target_prediction"], "dashboard": ["target_prediction"],
+                 "export": ["export_dir"]}.get(case["target"], []):
         ctx.fixture(name)  # set up before the counts are taken
     before = counts(db_path)
     capfd.readouterr()

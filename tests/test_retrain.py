@@ -11,12 +11,16 @@ import time
 import pytest
 from playwright.sync_api import expect
 from servers import make_service, running_in_process
-from test_browser import snap
+from test_browser import REMOTE, remote_requests, snap
 
 from moderation.demo import split_seed
 from moderation.errors import InvalidInput
 
 RECORDS = split_seed()[0][:30]
+HOSTILE = (f'<img src="http://{REMOTE}/pixel.png"> <a href="http://{REMOTE}/a">a</a> ![image](http://{REMOTE}/md.png) '
+           f"www.{REMOTE} mail@{REMOTE} ")
+"""What the texts of the browser test begin with: an image and links to a remote host, in HTML, in Markdown and bare
+(which a renderer of GitHub's Markdown makes links)."""
 
 
 def accept(service, records):
@@ -34,10 +38,7 @@ def accept(service, records):
 def service(tmp_path, tiny_moderator):
     service = make_service(tmp_path, tiny_moderator)
     yield service
-    job = service.training()
-    if job and job.state == "running":
-        service.stop_training()
-    service.store.close()
+    service.close()  # a job still running is stopped
 
 
 def finished(service, timeout=180):
@@ -106,16 +107,19 @@ def test_a_model_served_elsewhere_is_not_retrained_here(tmp_path):
 
 
 @pytest.mark.browser
-def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_back(tmp_path, tiny_moderator,
+def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_back(tmp_path, demo_moderator,
                                                                                    browser_page):
     """The one test that trains to the end: a reviewer's clicks in a real browser (Debian chromium), over the
-    service; the progress bar and the log follow the job as it runs."""
+    service; the progress bar and the log follow the job as it runs. It trains the demo model (the tiny one labels
+    every text alike, before and after), on texts that each hold an image and a link to a remote host: the report
+    shows the texts whose label changed as text, and the browser fetches nothing."""
     page = browser_page
-    with running_in_process(tmp_path, tiny_moderator) as app:
+    fetched = remote_requests(page)
+    with running_in_process(tmp_path, demo_moderator) as app:
         service = app.service
-        accept(service, RECORDS)
+        accept(service, [(HOSTILE + text, label) for text, label in RECORDS])
         page.goto(app.url)
-        expect(page.get_by_text(f"Model: {tiny_moderator.name}")).to_be_visible()
+        expect(page.get_by_text(f"Model: {demo_moderator.name}")).to_be_visible()
         page.get_by_role("tab", name="Retrain").click()
         page.get_by_role("button", name="Retrain on accepted verdicts").click()
         progress = page.locator("#retrain-progress progress")
@@ -134,22 +138,26 @@ def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_ba
         shown_report = page.locator("#retrain-report")
         expect(shown_report).to_contain_text(f"{job.version.name}: before and after training")
         expect(shown_report).to_contain_text(f"fixes {report['fixed']} and breaks {report['broken']} of them")
+        assert report["flipped"], "no held-out text changed its label: the report shows no text"
+        for item in report["flipped"]:
+            expect(shown_report.locator("td").filter(has_text=item["text"])).to_have_count(1)
+        assert shown_report.locator("img, a").count() == 0
         snap(page, "12-retrained")
 
         page.get_by_role("button", name="Serve this version").click()
-        expect(page.get_by_text(f"Serving: {job.version.name} (a LoRA adapter on {tiny_moderator.name})")) \
-            .to_be_visible()
+        base = job.version.base_name
+        expect(page.get_by_text(f"Serving: {job.version.name} (a LoRA adapter on {base})")).to_be_visible()
         assert service.moderator.name == job.version.name
         (shown,) = service.moderate(["hello there"])
         assert service.store.db["predictions"].get(shown.id)["model"] == job.version.name
         page.reload()
-        expect(page.get_by_text(f"Model: {job.version.name} (a LoRA adapter on {tiny_moderator.name})")) \
-            .to_be_visible()
+        expect(page.get_by_text(f"Model: {job.version.name} (a LoRA adapter on {base})")).to_be_visible()
         snap(page, "13-version-served")
 
         page.get_by_role("tab", name="Retrain").click()
         page.get_by_role("button", name="Roll back").click()
-        expect(page.get_by_text(f"Serving: {tiny_moderator.name}", exact=True)).to_be_visible()
-        assert service.moderator is tiny_moderator
+        expect(page.get_by_text(f"Serving: {demo_moderator.name}", exact=True)).to_be_visible()
+        assert service.moderator is demo_moderator
         page.get_by_role("button", name="Roll back").click()
         expect(page.get_by_text("Nothing to roll back to")).to_be_visible()
+    assert fetched == []

@@ -60,6 +60,16 @@ def test_the_queue_takes_verdicts_skips_and_undoes(app):
     assert left.startswith("3 waiting for you"), "another reviewer's queue is their own"
 
 
+def test_a_skip_leaves_out_the_prediction_it_names_and_no_other(app):
+    """An id that is not a whole number is refused: ``int()`` made 2.7 skip prediction #2 without a word."""
+    client = PageClient(app.url)
+    record(app, "one", "two", "three")
+    with pytest.raises(AppError, match="No prediction 2.7: prediction ids are whole numbers"):
+        client.predict(2.7, "newest", "", api_name="/queue_skip")
+    prediction, text, *_ = client.predict(3, "newest", "", api_name="/queue_skip")
+    assert (prediction, text) == (2, "two")
+
+
 def test_the_batch_tab_labels_a_file_and_keeps_its_rows_for_review(app, tmp_path):
     client = PageClient(app.url)
     rows = tmp_path / "rows.csv"

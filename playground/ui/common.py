@@ -9,6 +9,7 @@ import gradio as gr
 
 from moderation.errors import USER_ERRORS
 from moderation.labels import LABELS
+from moderation.markdown import markdown_text
 from moderation.settings import Settings
 
 from ..service import PlaygroundService
@@ -89,8 +90,8 @@ def optional(choice: str) -> str | None:
 def model_text(moderator) -> str:
     """The model (version) that labels now, in Markdown: its name, and for an adapter the model it is on."""
     version = moderator.version
-    on = f" (a LoRA adapter on `{version.base_name}`)" if version and version.kind == "lora" else ""
-    return f"`{moderator.name}`{on}"
+    on = f" (a LoRA adapter on {markdown_text(version.base_name)})" if version and version.kind == "lora" else ""
+    return f"{markdown_text(moderator.name)}{on}"
 
 
 def saved(row: dict) -> str:

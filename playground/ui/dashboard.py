@@ -1,5 +1,7 @@
 """The Dashboard tab: the feedback's figures, the same as ``python -m feedback stats --json``, drawn with plotly."""
 
+import html
+
 import gradio as gr
 import plotly.graph_objects as go
 
@@ -23,7 +25,7 @@ def build(page: Page) -> None:
             agreement = gr.Plot(label="Agreement between reviewers")
             flags = gr.Plot(label="Flag rate")
         with gr.Row():
-            reviewers = gr.Plot(label="Verdicts per reviewer")
+            reviewers = gr.Plot(label="Verdicts per reviewer", elem_id="reviewers-plot")
             pairs = gr.Dataframe(headers=PAIR_COLUMNS, interactive=False, label="Agreement of each pair")
 
     @shown_errors
@@ -71,6 +73,12 @@ def _by_day(stats: dict, key: str, title: str) -> go.Figure:
 
 
 def _reviewers(stats: dict) -> go.Figure:
-    names = list(stats["by_reviewer"])
-    return go.Figure(go.Bar(x=names, y=[stats["by_reviewer"][name] for name in names])).update_layout(
-        title="Verdicts per reviewer")
+    counts = stats["by_reviewer"]
+    figure = go.Figure(go.Bar(x=[_plot_text(name) for name in counts], y=list(counts.values())))
+    return figure.update_layout(title="Verdicts per reviewer", xaxis_type="category")
+
+
+def _plot_text(value: str) -> str:
+    """A user's string as plotly shows it literally: plotly draws a subset of HTML in labels and hover text
+    (links included) and decodes the entities that escape it."""
+    return html.escape(value, quote=False)

@@ -6,6 +6,7 @@ import gradio as gr
 from feedback.evaluations import describe
 from moderation.evaluate import ACCEPTED_NAME, GOLD_SOURCES, HELDOUT_NAME, GoldSet
 from moderation.evaluate.compare import BROKEN, FIXED, figure_text
+from moderation.markdown import markdown_text
 from moderation.results import MODES
 
 from .common import Page, shown_errors
@@ -107,10 +108,10 @@ def run_summary(run: dict, gold: GoldSet) -> str:
                f"quadratic kappa {figure_text(metrics['kappa_quadratic'])}",
                f"mean severity error {metrics['mean_severity_error']:.3f}",
                f"ECE {metrics['ece']:.3f}" if "ece" in metrics else f"no label {metrics['no_label']:.1%}"]
-    lines = [f"**Run #{run['id']}**: {' · '.join(figures)}", "", describe(run)]
+    lines = [f"**Run #{run['id']}**: {' · '.join(figures)}", "", markdown_text(describe(run))]
     if gold.conflicts:
         lines += ["", f"{len(gold.conflicts)} texts were accepted with different labels; the latest was kept:"]
-        lines += [f"- {' → '.join(c.labels)}: {_quoted(c.text)}" for c in gold.conflicts]
+        lines += [f"- {' → '.join(c.labels)}: {markdown_text(c.text)}" for c in gold.conflicts]
     return "\n".join(lines)
 
 
@@ -121,7 +122,7 @@ def comparison_summary(comparison: dict, a: str, b: str) -> str:
                for name in HEADLINE if name in metrics]
     flips = comparison["flipped"]
     lines = [f"**{b.capitalize()} fixes {comparison[FIXED]} and breaks {comparison[BROKEN]}** of "
-             f"{comparison['b']['gold_size']} texts on the {comparison['b']['gold_name']} against {a} "
+             f"{comparison['b']['gold_size']} texts on the {markdown_text(comparison['b']['gold_name'])} against {a} "
              f"(run #{comparison['a']['id']} → #{comparison['b']['id']}; {len(flips)} labels change).",
              "", " · ".join(changes)]
     if not comparison["same_gold"]:
@@ -138,7 +139,3 @@ def flip_rows(comparison: dict) -> list[list[str]]:
 def figure_rows(comparison: dict) -> list[list[str]]:
     """Every figure of both runs, with its change."""
     return [[name, *(figure_text(f[key]) for key in ("a", "b", "delta"))] for name, f in comparison["metrics"].items()]
-
-
-def _quoted(text: str) -> str:
-    return "`" + text.replace("`", "'") + "`"

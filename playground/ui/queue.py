@@ -5,6 +5,7 @@ import gradio as gr
 
 from feedback.store import QUEUE_ORDERS
 from moderation.labels import LABELS
+from moderation.markdown import markdown_text
 
 from .common import Page, saved, shown_errors
 
@@ -69,7 +70,7 @@ def build(page: Page) -> None:
         numbered = "\n".join(f"{number}. {name}{'  ← the model' if name == item['label'] else ''}"
                              for number, name in enumerate(LABELS, 1))
         return (item["id"], item["text"], item["scores"], f"```\n{numbered}\n```", item["prompt"],
-                f"{waiting} waiting for you · prediction #{item['id']} · {item['model']}")
+                f"{waiting} waiting for you · prediction #{item['id']} · {markdown_text(item['model'])}")
 
     def following(reviewer: str, order_name: str, skip: list):
         return card(service.next_in_queue(reviewer, order=order_name, skip=skip), reviewer)
@@ -94,8 +95,8 @@ def build(page: Page) -> None:
 
     @shown_errors
     def skip_item(prediction, order_name: str, skip: list, name: str, request: gr.Request):
-        """Leave this prediction for later (this session), and show the next."""
-        skip = skip + [int(prediction)] if prediction is not None else skip
+        """Leave this prediction (a recorded one: its id is whole) for later in this session, and show the next."""
+        skip = skip + [service.prediction(prediction)["id"]] if prediction is not None else skip
         return skip, *following(page.reviewer(name, request), order_name, skip)
 
     @shown_errors
