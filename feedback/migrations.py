@@ -151,3 +151,9 @@ def create_idempotency_keys(db):
         pk="key",
         not_null={"request", "response", "created"},
     )
+
+
+@migrations()
+def create_write_checks(db):
+    """Where the store writes (and removes) a few pages to learn whether writes succeed again after a failure."""
+    db["write_checks"].create({"id": int, "filler": bytes}, pk="id")

@@ -1,5 +1,6 @@
 """The feedback database: every prediction shown, reviewers' verdicts on them, and curation."""
 
+import contextlib
 import datetime
 import json
 import numbers
@@ -11,7 +12,7 @@ import unicodedata
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
-from moderation.errors import InvalidInput
+from moderation.errors import InvalidInput, Unavailable
 from moderation.labels import LABELS, check_label
 from moderation.prompt import is_blank
 from moderation.results import MODES, ROLES
@@ -23,6 +24,8 @@ VERDICTS = ("right", "wrong")
 MAX_KEY = 200
 """Characters an idempotency key may have."""
 STATUSES = ("pending", "accepted", "discarded")
+WRITE_CHECK_BYTES = 64 * 1024
+"""What :meth:`FeedbackStore.check_writable` writes (and removes): room for a batch of predictions."""
 
 _JOINED = """
 select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdicts.status,
@@ -93,7 +96,11 @@ on conflict (prediction_id, reviewer) do update set verdict = excluded.verdict, 
 
 
 class FeedbackStore:
-    """A SQLite file of predictions and verdicts, safe to share between threads."""
+    """A SQLite file of predictions and verdicts, safe to share between threads.
+
+    A write that SQLite cannot make (a full disk, an I/O error) raises :class:`Unavailable` with a message that
+    says what to do, and leaves ``failure`` set to SQLite's reason until a later write commits.
+    """
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
@@ -103,7 +110,9 @@ class FeedbackStore:
             self.db.execute(f"PRAGMA {pragma}")
         migrations.apply(self.db)
         self._lock = threading.Lock()
-        self.evaluations = Evaluations(self.db, self._lock, now)
+        self.failure: str | None = None
+        """Why the last write failed (SQLite's words, such as "database or disk is full"); None once one commits."""
+        self.evaluations = Evaluations(self.db, self._lock, self._transaction, now)
 
     def close(self):
         """Close the database connection."""
@@ -113,6 +122,18 @@ class FeedbackStore:
     def __enter__(self):
         return self
 
+    def check_writable(self) -> bool:
+        """Write (and remove) :data:`WRITE_CHECK_BYTES` in one transaction, to learn whether writes succeed again;
+        clears or sets ``failure`` as any write does."""
+        with self._lock:
+            try:
+                with self._transaction():
+                    self.db.execute("insert into write_checks (filler) values (zeroblob(?))", [WRITE_CHECK_BYTES])
+                    self.db.execute("delete from write_checks")
+            except Unavailable:
+                return False
+        return True
+
     def __exit__(self, *exc):
         self.close()
 
@@ -120,7 +141,7 @@ class FeedbackStore:
         """Store a prompt template under ``template_id``; saving the same id again does nothing."""
         if not template_id:
             raise ValueError("Empty template id: pass the template's short hash.")
-        with self._lock, self.db.atomic():
+        with self._lock, self._transaction():
             self.db["templates"].insert(
                 {"id": template_id, "text": text, "created": now()}, ignore=True
             )
@@ -144,7 +165,7 @@ class FeedbackStore:
     def record_predictions(self, predictions: list[dict]) -> list[int]:
         """Record many predictions (each with :meth:`record_prediction`'s fields) in one transaction; their ids."""
         rows = [_prediction_row(**prediction) for prediction in predictions]
-        with self._lock, self.db.atomic():
+        with self._lock, self._transaction():
             return self._insert_predictions(rows)
 
     def add_verdict(self, prediction_id: int, *, verdict, label=None, note="", reviewer, idempotency_key=None) -> dict:
@@ -181,7 +202,7 @@ class FeedbackStore:
                         f"{label!r} is the model's own label: use 'Label is right' instead."
                     )
             created = now()
-            with self.db.atomic():
+            with self._transaction():
                 self.db.execute(_UPSERT_VERDICT, [prediction_id, verdict, label, note or "", reviewer, created])
                 stored = self._reviewers_verdict(prediction_id, reviewer)
                 self._remember(idempotency_key, request, str(stored["id"]))
@@ -202,7 +223,7 @@ class FeedbackStore:
             first = self._recall(idempotency_key, request)
             if first is not None:
                 return first
-            with self.db.atomic():
+            with self._transaction():
                 self._insert_predictions(rows)
                 self._remember(idempotency_key, request, response)
             return response
@@ -298,7 +319,7 @@ class FeedbackStore:
             raise InvalidInput(f"No verdict {verdict_id}: pick one from the list of verdicts.") from None
 
     def _update_verdict(self, verdict_id, **changes):
-        with self.db.atomic():
+        with self._transaction():
             self.db["verdicts"].update(verdict_id, {**changes, "updated": now()})
         return self.db["verdicts"].get(verdict_id)
 
@@ -345,7 +366,7 @@ class FeedbackStore:
             if row["status"] != "pending":
                 raise InvalidInput(f"Verdict #{verdict_id} is already {row['status']}: a curator decides on it now "
                                    "(Review tab).")
-            with self.db.atomic():
+            with self._transaction():
                 self.db["verdicts"].delete(verdict_id)
             return row
 
@@ -361,7 +382,7 @@ class FeedbackStore:
             if not judged:
                 raise InvalidInput("No verdict on this text: pick a text from the list of disagreements.")
             row = {"text": text, "label": label, "curator": curator.strip(), "created": now()}
-            with self.db.atomic():
+            with self._transaction():
                 self.db["final_labels"].upsert(row, pk="text")
                 self.db.execute("update verdicts set status = 'accepted', updated = ? where status = 'pending' and "
                                 "prediction_id in (select id from predictions where text = ?)", [row["created"], text])
@@ -445,6 +466,18 @@ class FeedbackStore:
                 raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
         return [self.db.execute(_INSERT_PREDICTION, row).lastrowid for row in rows]
 
+    @contextlib.contextmanager
+    def _transaction(self):
+        """A write transaction (under the lock, which the caller holds): :class:`Unavailable` when SQLite cannot
+        write, and ``failure`` set until a later one commits."""
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.OperationalError as error:
+            self.failure = str(error)
+            raise Unavailable(cannot_write(self.failure)) from error
+        self.failure = None
+
     def _recall(self, key, request):
         if key is None:
             return None
@@ -472,6 +505,17 @@ def prediction_fields(result, role: str | None = None) -> dict:
     return dict(text=result.text, label=result.label, scores=result.scores, prompt=result.prompt, model=result.model,
                 template=result.template, mode=result.mode, generated=result.generated, role=role,
                 threshold=result.threshold)
+
+
+def cannot_write(reason: str) -> str:
+    """What a user is told when the database cannot be written for ``reason``: what is wrong and what to do."""
+    if "full" in reason:
+        remedy = "free disk space where it is kept, then retry"
+    elif "locked" in reason:
+        remedy = "another program holds it, retry in a moment"
+    else:
+        remedy = "check the database file and its disk, then retry"
+    return f"The feedback database cannot be written ({reason}): {remedy}. Nothing was saved."
 
 
 def now() -> str:

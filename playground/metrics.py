@@ -1,5 +1,6 @@
 """The app's Prometheus metrics (``GET /metrics``): requests by route and status with their latency, batch sizes,
-queue depths, labels given, verdicts by status and the model's load time.
+queue depths, labels given, predictions lost (acknowledged, then not committed), verdicts by status and the model's
+load time.
 
 Each service has its own registry, so several apps in one process (as in the tests) never share counts.
 """
@@ -7,7 +8,7 @@ Each service has its own registry, so several apps in one process (as in the tes
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -49,6 +50,8 @@ class _ServiceState:
         depth.add_metric(["batcher"], service.batcher.depth)
         depth.add_metric(["prediction_writer"], service.writer.depth)
         yield depth
+        yield CounterMetricFamily("moderation_predictions_lost", "REST predictions answered whose batch then failed "
+                                  "to commit (a full disk): not in the database.", value=service.writer.lost)
         verdicts = GaugeMetricFamily("moderation_verdicts", "Verdicts in the database, by status.", labels=["status"])
         for status, count in service.store.stats()["verdicts_by_status"].items():
             verdicts.add_metric([status], count)

@@ -19,13 +19,13 @@ from pathlib import Path
 
 from feedback.export import export_lines, write_export
 from feedback.stats import summary
-from feedback.store import FeedbackStore, prediction_fields
+from feedback.store import FeedbackStore, cannot_write, prediction_fields
 from feedback.writer import PredictionWriter
 from moderation import evaluate as evaluation
 from moderation.batch import MAX_CHARS, BatchRun, label_file, output_format
 from moderation.batcher import MicroBatcher
 from moderation.engine import Moderator
-from moderation.errors import InvalidInput
+from moderation.errors import InvalidInput, Unavailable
 from moderation.models import open_moderator
 from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
 from moderation.records import read_labelled
@@ -174,13 +174,16 @@ class PlaygroundService:
         return turn, shown[0], shown[1]
 
     # The REST API's path: labelled by the batcher while the caller's event loop goes on; predictions are
-    # recorded by the writer thread, on disk once their batch commits (moments after the answer).
+    # recorded by the writer thread, on disk once their batch commits (moments after the answer). While the
+    # database is known to fail, a request that would record is refused instead of answered and then lost.
 
     async def label_soon(self, texts: list, *, fields: list[str], roles: list[str] | None = None,
                          record: bool = True, settings: Settings | None = None) -> list[ModerationResult]:
         """The results for ``texts`` under ``settings`` (default: the server's default settings), checked at
-        once: InvalidInput naming the field."""
+        once: InvalidInput naming the field; Unavailable when they should be recorded and the database is failing."""
         cleaned = self.clean(texts, fields)
+        if record and self.store.failure is not None:
+            raise Unavailable(cannot_write(self.store.failure))
         future = self.batcher.enqueue(cleaned, settings or self._settings)
         answered = asyncio.wrap_future(future)  # its callback comes first: the answer does not wait for the record
         if record:

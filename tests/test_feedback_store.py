@@ -53,6 +53,7 @@ def test_migrations_create_schema_once(tmp_path):
         "create_final_labels",
         "create_evaluation_runs",
         "create_idempotency_keys",
+        "create_write_checks",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()
