@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime
+from collections import Counter
 import json
 import numbers
 import pathlib
@@ -112,6 +113,7 @@ class FeedbackStore:
         self._lock = threading.Lock()
         self.failure: str | None = None
         """Why the last write failed (SQLite's words, such as "database or disk is full"); None once one commits."""
+        self._by_status = Counter(self._counts("select status, count(*) from verdicts group by status"))
         self.evaluations = Evaluations(self.db, self._lock, self._transaction, now)
 
     def close(self):
@@ -121,6 +123,11 @@ class FeedbackStore:
 
     def __enter__(self):
         return self
+
+    def verdicts_by_status(self) -> dict[str, int]:
+        """How many verdicts have each status: counted once at start, then kept as each write commits (read without
+        the lock, and without a query). Another program's writes to the file are not seen."""
+        return {status: self._by_status[status] for status in STATUSES}
 
     def check_writable(self) -> bool:
         """Write (and remove) :data:`WRITE_CHECK_BYTES` in one transaction, to learn whether writes succeed again;
@@ -202,8 +209,13 @@ class FeedbackStore:
                         f"{label!r} is the model's own label: use 'Label is right' instead."
                     )
             created = now()
-            with self._transaction():
+            replaced = self.db.execute("select status from verdicts where prediction_id = ? and reviewer = ?",
+                                       [prediction_id, reviewer]).fetchone()
+            with self._transaction() as moved:
                 self.db.execute(_UPSERT_VERDICT, [prediction_id, verdict, label, note or "", reviewer, created])
+                moved["pending"] += 1
+                if replaced:
+                    moved[replaced[0]] -= 1
                 stored = self._reviewers_verdict(prediction_id, reviewer)
                 self._remember(idempotency_key, request, str(stored["id"]))
             return stored
@@ -232,8 +244,9 @@ class FeedbackStore:
         """Set a verdict's curation status (pending, accepted or discarded); return the row."""
         _choice(status, STATUSES, "status")
         with self._lock:
-            self._verdict(verdict_id)
-            return self._update_verdict(verdict_id, status=status)
+            moved = Counter({status: 1})
+            moved[self._verdict(verdict_id)["status"]] -= 1
+            return self._update_verdict(verdict_id, moved, status=status)
 
     def relabel(self, verdict_id: int, label: str) -> dict:
         """Give a verdict another correct label; it becomes "right" when that is the model's label."""
@@ -241,7 +254,7 @@ class FeedbackStore:
         with self._lock:
             model_label = self._model_label(self._verdict(verdict_id)["prediction_id"])
             verdict = "right" if label == model_label else "wrong"
-            return self._update_verdict(verdict_id, label=label, verdict=verdict)
+            return self._update_verdict(verdict_id, Counter(), label=label, verdict=verdict)
 
     def verdicts(self, *, status=None, label=None, disagree=False, search=None, limit=200) -> list[dict]:
         """Verdicts joined with their predictions, newest first.
@@ -318,9 +331,10 @@ class FeedbackStore:
         except NotFoundError:
             raise InvalidInput(f"No verdict {verdict_id}: pick one from the list of verdicts.") from None
 
-    def _update_verdict(self, verdict_id, **changes):
-        with self._transaction():
+    def _update_verdict(self, verdict_id, moved: Counter, **changes):
+        with self._transaction() as counted:
             self.db["verdicts"].update(verdict_id, {**changes, "updated": now()})
+            counted.update(moved)
         return self.db["verdicts"].get(verdict_id)
 
     def _counts(self, sql):
@@ -366,8 +380,9 @@ class FeedbackStore:
             if row["status"] != "pending":
                 raise InvalidInput(f"Verdict #{verdict_id} is already {row['status']}: a curator decides on it now "
                                    "(Review tab).")
-            with self._transaction():
+            with self._transaction() as moved:
                 self.db["verdicts"].delete(verdict_id)
+                moved["pending"] -= 1
             return row
 
     def set_final_label(self, text: str, label: str, curator: str) -> dict:
@@ -382,10 +397,12 @@ class FeedbackStore:
             if not judged:
                 raise InvalidInput("No verdict on this text: pick a text from the list of disagreements.")
             row = {"text": text, "label": label, "curator": curator.strip(), "created": now()}
-            with self._transaction():
+            with self._transaction() as moved:
                 self.db["final_labels"].upsert(row, pk="text")
-                self.db.execute("update verdicts set status = 'accepted', updated = ? where status = 'pending' and "
-                                "prediction_id in (select id from predictions where text = ?)", [row["created"], text])
+                accepted = self.db.execute("update verdicts set status = 'accepted', updated = ? where status = "
+                                           "'pending' and prediction_id in (select id from predictions where text = ?)",
+                                           [row["created"], text]).rowcount
+                moved.update(pending=-accepted, accepted=accepted)
             return row
 
     def curated_labels(self, *, status=None, since=None, batch_size=1000):
@@ -469,14 +486,18 @@ class FeedbackStore:
     @contextlib.contextmanager
     def _transaction(self):
         """A write transaction (under the lock, which the caller holds): :class:`Unavailable` when SQLite cannot
-        write, and ``failure`` set until a later one commits."""
+        write, and ``failure`` set until a later one commits. It yields a Counter in which the caller moves
+        verdicts between statuses (+1 for each verdict that gets one, -1 for each that leaves it): they count once
+        the transaction commits."""
+        moved = Counter()
         try:
             with self.db.atomic():
-                yield
+                yield moved
         except sqlite3.OperationalError as error:
             self.failure = str(error)
             raise Unavailable(cannot_write(self.failure)) from error
         self.failure = None
+        self._by_status.update(moved)
 
     def _recall(self, key, request):
         if key is None:

@@ -23,9 +23,10 @@ def monitoring_router(service: PlaygroundService) -> APIRouter:
         return JSONResponse({"status": "ok", "model": service.moderator.name})
 
     @router.get("/metrics", response_class=Response)
-    def metrics() -> Response:
-        """Requests by route and status with their latency, batch sizes, queue depths, labels given, verdicts by
-        status and the model's load time, in Prometheus' text format."""
-        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics() -> Response:
+        """Requests by route and status with their latency, batch sizes, queue depths, labels given, predictions
+        lost, verdicts by status and the model's load time, in Prometheus' text format (at most ten times a second:
+        faster scrapes wait their turn)."""
+        return Response(await service.metrics.scrape(), media_type=CONTENT_TYPE_LATEST)
 
     return router
