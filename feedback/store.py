@@ -16,14 +16,17 @@ from sqlite_utils.db import NotFoundError
 from moderation.errors import InvalidInput, Unavailable
 from moderation.labels import LABELS, check_label
 from moderation.prompt import is_blank
-from moderation.results import MODES, ROLES
+from moderation.results import MODES, ROLES, ModerationResult
 
 from .evaluations import Evaluations
-from .migrations import migrations, prediction_margins
+from .migrations import migrations, prediction_margins, request_hash
 
 VERDICTS = ("right", "wrong")
 MAX_KEY = 200
 """Characters an idempotency key may have."""
+KEY_HOURS = 24.0
+"""How long an idempotency key is kept by default: a retry within that time gets the first answer again, a request
+made with the key later is a new one."""
 STATUSES = ("pending", "accepted", "discarded")
 WRITE_CHECK_BYTES = 64 * 1024
 """What :meth:`FeedbackStore.check_writable` writes (and removes): room for a batch of predictions."""
@@ -103,8 +106,9 @@ class FeedbackStore:
     says what to do, and leaves ``failure`` set to SQLite's reason until a later write commits.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, key_hours: float = KEY_HOURS):
         self.path = pathlib.Path(path)
+        self.key_hours = key_hours
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
         for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
@@ -190,7 +194,7 @@ class FeedbackStore:
         with self._lock:
             first = self._recall(idempotency_key, request)
             if first is not None:
-                return self.db["verdicts"].get(int(first))
+                return self._keyed_verdict(idempotency_key, first["verdict_id"])
             model_label = self._model_label(prediction_id)
             if verdict == "right":
                 if model_label is None:
@@ -217,28 +221,44 @@ class FeedbackStore:
                 if replaced:
                     moved[replaced[0]] -= 1
                 stored = self._reviewers_verdict(prediction_id, reviewer)
-                self._remember(idempotency_key, request, str(stored["id"]))
+                self._remember(idempotency_key, request, verdict_id=stored["id"])
             return stored
 
-    def recall(self, idempotency_key: str, request: str) -> str | None:
-        """The response stored for the request first made with ``idempotency_key``, or None for a new key;
-        InvalidInput when the key was used for another request."""
+    def recall(self, idempotency_key: str, request: str) -> dict | None:
+        """What the first request made with ``idempotency_key`` was answered with, as :meth:`record_once` stored
+        it; None for a new key (or one older than ``key_hours``); InvalidInput when the key was used for another
+        request."""
         with self._lock:
             return self._recall(idempotency_key, request)
 
-    def record_once(self, idempotency_key: str, request: str, response: str, predictions: list[dict]) -> str:
-        """Record ``predictions`` and ``response`` under ``idempotency_key`` in one transaction, and return
-        ``response``; when the key is already stored (a concurrent retry won), write nothing and return the
-        response stored first."""
-        rows = [_prediction_row(**prediction) for prediction in predictions]
+    def record_once(self, idempotency_key: str, request: str, response_id: str, predictions: list[dict] | None,
+                    settings: dict) -> dict:
+        """Record ``predictions`` (None: keep none) and the answer's ids under ``idempotency_key`` in one
+        transaction: ``{"response_id", "predictions": [their ids] or None, "settings"}`` (the settings that decided
+        it), which it returns. When the key is already stored (a concurrent retry won), it writes nothing and
+        returns what is stored. The request itself is kept as a hash."""
+        rows = None if predictions is None else [_prediction_row(**prediction) for prediction in predictions]
         with self._lock:
             first = self._recall(idempotency_key, request)
             if first is not None:
                 return first
             with self._transaction():
-                self._insert_predictions(rows)
-                self._remember(idempotency_key, request, response)
-            return response
+                ids = None if rows is None else self._insert_predictions(rows)
+                self._remember(idempotency_key, request, response_id=response_id,
+                               predictions=None if ids is None else json.dumps(ids), settings=json.dumps(settings))
+            return {"response_id": response_id, "predictions": ids, "settings": settings}
+
+    def predictions(self, ids: list[int]) -> list[dict]:
+        """The recorded predictions with these ids, in their order, scores decoded; InvalidInput naming the first
+        one that is no longer stored."""
+        with self._lock:
+            rows = {row["id"]: row for row in self.db.query(
+                "select * from predictions where id in (select value from json_each(?))", [json.dumps(ids)])}
+        missing = next((prediction_id for prediction_id in ids if prediction_id not in rows), None)
+        if missing is not None:
+            raise InvalidInput(f"Prediction #{missing} was erased since: send the request again with a new key.",
+                               "idempotency_key")
+        return [_decode(rows[prediction_id]) for prediction_id in ids]
 
     def set_status(self, verdict_id: int, status: str) -> dict:
         """Set a verdict's curation status (pending, accepted or discarded); return the row."""
@@ -499,22 +519,36 @@ class FeedbackStore:
         self.failure = None
         self._by_status.update(moved)
 
-    def _recall(self, key, request):
+    def _recall(self, key, request) -> dict | None:
         if key is None:
             return None
         _check_key(key)
-        row = self.db.execute("select request, response from idempotency_keys where key = ?", [key]).fetchone()
+        rows = self.db.query("select request_hash, verdict_id, response_id, predictions, settings from "
+                             "idempotency_keys where key = ? and created >= ?", [key, self._keys_since()])
+        row = next(rows, None)
         if row is None:
             return None
-        if row[0] != request:
+        if row.pop("request_hash") != request_hash(request):
             raise InvalidInput(f"The idempotency key {key!r} was used for another request: send a new key with a "
                                "new request.", "idempotency_key")
-        return row[1]
+        return {**row, **{name: json.loads(row[name]) for name in ("predictions", "settings") if row[name]}}
 
-    def _remember(self, key, request, response):
+    def _remember(self, key, request, **answer):
+        """Keep ``key`` with the hash of ``request`` and the answer's ids (replacing an expired row of the key)."""
         if key is not None:
-            self.db.execute("insert into idempotency_keys (key, request, response, created) values (?, ?, ?, ?)",
-                            [key, request, response, now()])
+            row = {"key": key, "request_hash": request_hash(request), "created": now(), **answer}
+            self.db["idempotency_keys"].insert(row, replace=True)
+
+    def _keys_since(self) -> str:
+        """When the oldest key still kept was made."""
+        return _iso(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=self.key_hours))
+
+    def _keyed_verdict(self, key, verdict_id) -> dict:
+        try:
+            return self.db["verdicts"].get(verdict_id)
+        except NotFoundError:
+            raise InvalidInput(f"The idempotency key {key!r} names verdict #{verdict_id}, which was taken back: "
+                               "give the verdict again with a new key.", "idempotency_key") from None
 
     def _reviewers_verdict(self, prediction_id, reviewer):
         return next(self.db["verdicts"].rows_where("prediction_id = ? and reviewer = ?", [prediction_id, reviewer]))
@@ -537,6 +571,14 @@ def cannot_write(reason: str) -> str:
     else:
         remedy = "check the database file and its disk, then retry"
     return f"The feedback database cannot be written ({reason}): {remedy}. Nothing was saved."
+
+
+def stored_result(row: dict, threshold: str) -> ModerationResult:
+    """A recorded prediction (scores decoded) as the result it was shown as, judged at the intervention
+    ``threshold`` it was made at: the inverse of :func:`prediction_fields`."""
+    return ModerationResult.decided(text=row["text"], label=row["label"], scores=row["scores"], prompt=row["prompt"],
+                                    model=row["model"], mode=row["mode"], generated=row["generated"],
+                                    template=row["template"], threshold=threshold)
 
 
 def now() -> str:

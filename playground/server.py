@@ -5,6 +5,7 @@
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import tempfile
@@ -16,7 +17,7 @@ from gradio.route_utils import API_PREFIX
 
 from feedback.api_keys import ApiKeys
 from feedback.reviewers import Reviewers
-from feedback.store import FeedbackStore
+from feedback.store import KEY_HOURS, FeedbackStore
 from moderation.errors import USER_ERRORS
 from moderation.options import add_model_options, add_settings_options, open_model, settings_from
 
@@ -85,6 +86,22 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     )
 
 
+def above_zero(kind):
+    """An option's type: a finite number of ``kind`` (int or float) above zero, else a message that says so."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number above zero")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line of ``python app.py``."""
     parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.split("\n\n")[0])
@@ -107,6 +124,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="bytes a file uploaded to the page (Batch, Evaluate) may have; a larger one gets 413 "
                         "(default: %(default)s)")
     parser.add_argument("--no-record-api", action="store_true", help="don't keep the API's predictions")
+    parser.add_argument("--key-hours", type=above_zero(float), default=KEY_HOURS, metavar="HOURS",
+                        help="how long an idempotency key is kept: a retry within it gets the first answer again "
+                        "(default: %(default)s)")
     parser.add_argument("--auth", default=os.environ.get("MODERATION_AUTH"), metavar="FILE",
                         help="reviewers file (python -m feedback reviewers add NAME --file FILE): log in to review")
     parser.add_argument("--api-keys", default=os.environ.get("MODERATION_API_KEYS"), metavar="FILE",
@@ -131,7 +151,7 @@ def main(argv=None) -> int:
         api_keys = ApiKeys(args.api_keys) if args.api_keys else None
         settings = settings_from(args)
         moderator = open_model(args)
-        store = FeedbackStore(args.db)
+        store = FeedbackStore(args.db, key_hours=args.key_hours)
         service = PlaygroundService(
             moderator, store, tempfile.mkdtemp(prefix="moderation-exports-"), settings=settings,
             limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),
