@@ -18,6 +18,7 @@ from moderation.labels import LABELS, check_label
 from moderation.prompt import is_blank
 from moderation.results import MODES, ROLES, ModerationResult
 
+from .erasure import Erasure
 from .evaluations import Evaluations
 from .migrations import migrations, prediction_margins, request_hash
 
@@ -111,14 +112,22 @@ class FeedbackStore:
         self.key_hours = key_hours
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
-        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
-            self.db.execute(f"PRAGMA {pragma}")
-        migrations.apply(self.db)
+        try:
+            # secure_delete: a deleted row (a text erased or swept) is overwritten with zeros in the file
+            for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                           "secure_delete=ON"):
+                self.db.execute(f"PRAGMA {pragma}")
+            migrations.apply(self.db)
+        except sqlite3.DatabaseError as error:
+            self.db.close()
+            raise InvalidInput(f"Cannot open the feedback database {self.path} ({error}): give the app's database "
+                               "file, or the name of a new one.") from None
         self._lock = threading.Lock()
         self.failure: str | None = None
         """Why the last write failed (SQLite's words, such as "database or disk is full"); None once one commits."""
         self._by_status = Counter(self._counts("select status, count(*) from verdicts group by status"))
         self.evaluations = Evaluations(self.db, self._lock, self._transaction, now)
+        self.erasure = Erasure(self.db, self._lock, self._transaction, self._keys_since)
 
     def close(self):
         """Close the database connection."""

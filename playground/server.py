@@ -124,6 +124,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="bytes a file uploaded to the page (Batch, Evaluate) may have; a larger one gets 413 "
                         "(default: %(default)s)")
     parser.add_argument("--no-record-api", action="store_true", help="don't keep the API's predictions")
+    parser.add_argument("--keep-days", type=above_zero(int), metavar="DAYS",
+                        help="delete the predictions older than DAYS that no reviewer judged, at start and daily "
+                        "(default: keep every prediction)")
     parser.add_argument("--key-hours", type=above_zero(float), default=KEY_HOURS, metavar="HOURS",
                         help="how long an idempotency key is kept: a retry within it gets the first answer again "
                         "(default: %(default)s)")
@@ -156,6 +159,7 @@ def main(argv=None) -> int:
             moderator, store, tempfile.mkdtemp(prefix="moderation-exports-"), settings=settings,
             limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),
             max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000, versions_dir=args.versions,
+            keep_days=args.keep_days,
         )
     except (*USER_ERRORS, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from feedback.export import export_lines, write_export
+from feedback.retention import DailySweep
 from feedback.stats import summary
 from feedback.store import FeedbackStore, cannot_write, prediction_fields, stored_result
 from feedback.writer import PredictionWriter
@@ -84,6 +85,7 @@ class PlaygroundService:
         max_batch_size: int = 32,
         max_wait: float = 0.005,
         versions_dir: Path | None = None,
+        keep_days: int | None = None,
     ):
         self.moderator = moderator
         self.store = store
@@ -95,13 +97,16 @@ class PlaygroundService:
         self._swapping = threading.Lock()
         self.batcher = MicroBatcher(self._label, max_batch_size=max_batch_size, max_wait=max_wait)
         self.writer = PredictionWriter(store)
+        self.sweep = DailySweep(store, keep_days)
         self.metrics = Metrics()
         self._settings = self.prepare(settings)
         self.metrics.watch(self)
 
     def close(self) -> None:
-        """Commit the predictions still queued for the database, then close it; remove the export files."""
+        """Commit the predictions still queued for the database, stop its daily sweep, then close it; remove the
+        export files."""
         self.writer.close()
+        self.sweep.close()
         self.store.close()
         self.exports.close()
 
