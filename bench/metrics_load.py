@@ -27,8 +27,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the client must no
 
 from gradio_client import Client  # noqa: E402
 
-from bench.common import machine, start_app, stop_app  # noqa: E402
-from bench.load import LOCAL_HOSTS, percentile  # noqa: E402
+from bench.common import add_app_options, check_app_options, machine, start_app, stop_app  # noqa: E402
+from bench.load import percentile  # noqa: E402
 from feedback.store import FeedbackStore  # noqa: E402
 from moderation.labels import LABELS  # noqa: E402
 
@@ -40,19 +40,14 @@ REVIEWER = "metrics-bench"
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="a running playground, like http://127.0.0.1:7860/ (needs --db)")
-    parser.add_argument("--db", help="the server's SQLite file (default without --url: a temporary one)")
-    parser.add_argument("--model", default="demo", help="the model app.py starts with when no --url (default: demo)")
+    add_app_options(parser)
     parser.add_argument("--predictions", type=int, default=200_000, help="predictions to add first (%(default)s)")
     parser.add_argument("--verdicts", type=int, default=30, help="verdicts saved in each round (%(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each alone then scraped (%(default)s)")
     parser.add_argument("--scrapers", type=int, default=8, help="clients scraping /metrics (%(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    if args.url and not args.db:
-        parser.error("--url needs --db, the server's database file, to add predictions to")
-    if args.url and urllib.parse.urlsplit(args.url).hostname not in LOCAL_HOSTS:
-        parser.error(f"--url must be on {' or '.join(LOCAL_HOSTS)}")
+    check_app_options(parser, args, "to add predictions to")
     if min(args.verdicts, args.rounds, args.scrapers) < 1 or args.predictions < 2 * args.verdicts * args.rounds:
         parser.error("need at least one verdict, round and scraper, and a prediction for each verdict saved")
     return args
