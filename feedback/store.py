@@ -579,7 +579,7 @@ def cannot_write(reason: str) -> str:
         remedy = "another program holds it, retry in a moment"
     else:
         remedy = "check the database file and its disk, then retry"
-    return f"The feedback database cannot be written ({reason}): {remedy}. Nothing was saved."
+    return f"The feedback database cannot be written ({reason}): {remedy}."
 
 
 def stored_result(row: dict, threshold: str) -> ModerationResult:
