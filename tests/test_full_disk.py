@@ -23,16 +23,6 @@ REMEDY = "free disk space"
 PADDING = "padding " * 60
 
 
-@pytest.fixture(scope="module")
-def full_app(tmp_path_factory):
-    """The app on the fake backend whose database may grow by a few pages only."""
-    with running_in_process(tmp_path_factory.mktemp("full-disk")) as app:
-        store = app.service.store
-        pages = store.db.execute("PRAGMA page_count").fetchone()[0]
-        store.db.execute(f"PRAGMA max_page_count = {pages + 40}")
-        yield app
-
-
 def refused(answer: httpx.Response) -> bool:
     """Whether ``answer`` is the 503 of a database that cannot be written, saying what to do."""
     if answer.status_code != 503:
@@ -42,9 +32,13 @@ def refused(answer: httpx.Response) -> bool:
     return True
 
 
-def test_a_full_disk_loses_no_rest_prediction_silently(full_app):
-    acked, statuses = [], []
-    with httpx.Client(base_url=full_app.url, timeout=30) as http:
+def fill_up(app) -> tuple[list[int], list[str]]:
+    """Let the app's database grow by a few pages only, then post REST requests one at a time until five are
+    refused; (the status of each answer, the texts answered 200)."""
+    store = app.service.store
+    store.db.execute(f"PRAGMA max_page_count = {store.db.execute('PRAGMA page_count').fetchone()[0] + 12}")
+    statuses, acked = [], []
+    with httpx.Client(base_url=app.url, timeout=30) as http:
         for number in range(200):
             text = f"full disk text {number} {PADDING}end"
             answer = http.post("v1/moderations", json={"input": text})
@@ -54,29 +48,42 @@ def test_a_full_disk_loses_no_rest_prediction_silently(full_app):
             elif refused(answer) and statuses.count(503) == 5:
                 break
             time.sleep(0.06)  # past the writer's linger: a batch of one request
-        full_app.service.writer.flush()
-        health = http.get("healthz")
-        lost = value(scrape(full_app.url), "moderation_predictions_lost_total")
+    app.service.writer.flush()
+    return statuses, acked
+
+
+@pytest.fixture(scope="module")
+def full_app(tmp_path_factory):
+    """The app on the fake backend, its database filled up by REST requests: (app, statuses, texts answered 200)."""
+    with running_in_process(tmp_path_factory.mktemp("full-disk")) as app:
+        yield app, *fill_up(app)
+
+
+def test_a_full_disk_loses_no_rest_prediction_silently(full_app):
+    app, statuses, acked = full_app
+    health = httpx.get(app.url + "healthz")
+    lost = value(scrape(app.url), "moderation_predictions_lost_total")
     first_refusal = statuses.index(503)
     assert set(statuses[first_refusal:]) == {503}, "a request was answered 200 while the database failed"
-    missing = [text for text in acked if text not in stored_texts(full_app.db_path)]
+    missing = [text for text in acked if text not in stored_texts(app.db_path)]
     assert missing, "the database never filled up"
     assert lost == len(missing), "every acknowledged prediction that is not on disk is counted as lost"
     assert health.status_code == 503 and health.json()["status"] == "degraded" and health.json()["reason"] == FULL
 
 
 def test_keyed_requests_page_predictions_and_verdicts_fail_with_a_clear_message(full_app):
-    assert full_app.service.store.failure == FULL, "the REST test above fills the database first"
+    app, _, _ = full_app
+    assert app.service.store.failure == FULL
     headers = {"Idempotency-Key": str(uuid.uuid4())}
-    keyed = httpx.post(full_app.url + "v1/moderations", json={"input": f"keyed {PADDING}"}, headers=headers)
+    keyed = httpx.post(app.url + "v1/moderations", json={"input": f"keyed {PADDING}"}, headers=headers)
     assert refused(keyed)
-    client = PageClient(full_app.url)
+    client = PageClient(app.url)
     shown = []
     with pytest.raises(AppError, match=REMEDY) as caught:
         for number in range(50):  # each one committed before it is shown, until one cannot be
             shown.append(client.predict(f"page text {number} {PADDING}end", "score", api_name="/moderate")[3])
     assert FULL in str(caught.value)
-    db = sqlite_utils.Database(full_app.db_path)
+    db = sqlite_utils.Database(app.db_path)
     assert all(db["predictions"].count_where("id = ?", [int(number)]) for number in shown)
     prediction_id, label = db.execute("select id, label from predictions order by id limit 1").fetchone()
     saved, before = [], db["verdicts"].count
@@ -89,16 +96,17 @@ def test_keyed_requests_page_predictions_and_verdicts_fail_with_a_clear_message(
     client.close()
 
 
-def test_once_space_is_freed_the_server_is_healthy_and_records_again(full_app):
-    assert full_app.service.store.failure == FULL
-    lost = value(scrape(full_app.url), "moderation_predictions_lost_total")
-    full_app.service.store.db.execute("PRAGMA max_page_count = 1073741823")
-    deadline = time.monotonic() + 20
-    while httpx.get(full_app.url + "healthz").status_code != 200:  # no other request: the writer checks the store
-        assert time.monotonic() < deadline, "/healthz stayed degraded after space was freed"
-        time.sleep(0.2)
-    text = f"recorded again {uuid.uuid4()}"
-    assert httpx.post(full_app.url + "v1/moderations", json={"input": text}).status_code == 200
-    full_app.service.writer.flush()
-    assert text in stored_texts(full_app.db_path)
-    assert value(scrape(full_app.url), "moderation_predictions_lost_total") == lost
+def test_once_space_is_freed_the_server_is_healthy_and_records_again(tmp_path):
+    with running_in_process(tmp_path) as app:
+        fill_up(app)
+        lost = value(scrape(app.url), "moderation_predictions_lost_total")
+        app.service.store.db.execute("PRAGMA max_page_count = 1073741823")
+        deadline = time.monotonic() + 20
+        while httpx.get(app.url + "healthz").status_code != 200:  # no other request: the writer checks the store
+            assert time.monotonic() < deadline, "/healthz stayed degraded after space was freed"
+            time.sleep(0.2)
+        text = f"recorded again {uuid.uuid4()}"
+        assert httpx.post(app.url + "v1/moderations", json={"input": text}).status_code == 200
+        app.service.writer.flush()
+        assert text in stored_texts(app.db_path)
+        assert value(scrape(app.url), "moderation_predictions_lost_total") == lost
