@@ -99,6 +99,7 @@ def test_keyed_requests_page_predictions_and_verdicts_fail_with_a_clear_message(
 def test_once_space_is_freed_the_server_is_healthy_and_records_again(tmp_path):
     with running_in_process(tmp_path) as app:
         fill_up(app)
+        assert httpx.get(app.url + "healthz").status_code == 503
         lost = value(scrape(app.url), "moderation_predictions_lost_total")
         app.service.store.db.execute("PRAGMA max_page_count = 1073741823")
         deadline = time.monotonic() + 20
