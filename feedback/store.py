@@ -2,13 +2,13 @@
 
 import contextlib
 import datetime
-from collections import Counter
 import json
 import numbers
 import pathlib
 import sqlite3
 import threading
 import unicodedata
+from collections import Counter
 
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
@@ -137,6 +137,9 @@ class FeedbackStore:
     def __enter__(self):
         return self
 
+    def __exit__(self, *exc):
+        self.close()
+
     def verdicts_by_status(self) -> dict[str, int]:
         """How many verdicts have each status: counted once at start, then kept as each write commits (read without
         the lock, and without a query). Another program's writes to the file are not seen."""
@@ -153,9 +156,6 @@ class FeedbackStore:
             except Unavailable:
                 return False
         return True
-
-    def __exit__(self, *exc):
-        self.close()
 
     def save_template(self, template_id: str, text: str) -> None:
         """Store a prompt template under ``template_id``; saving the same id again does nothing."""
@@ -532,12 +532,13 @@ class FeedbackStore:
         if key is None:
             return None
         _check_key(key)
-        rows = self.db.query("select request_hash, verdict_id, response_id, predictions, settings from "
-                             "idempotency_keys where key = ? and created >= ?", [key, self._keys_since()])
-        row = next(rows, None)
-        if row is None:
+        found = self.db.execute("select request_hash, verdict_id, response_id, predictions, settings from "
+                                "idempotency_keys where key = ? and created >= ?", [key, self._keys_since()]).fetchone()
+        if found is None:
             return None
-        if row.pop("request_hash") != request_hash(request):
+        hashed, *answer = found
+        row = dict(zip(("verdict_id", "response_id", "predictions", "settings"), answer))
+        if hashed != request_hash(request):
             raise InvalidInput(f"The idempotency key {key!r} was used for another request: send a new key with a "
                                "new request.", "idempotency_key")
         return {**row, **{name: json.loads(row[name]) for name in ("predictions", "settings") if row[name]}}
