@@ -200,10 +200,9 @@ class PlaygroundService:
         if record and self.store.failure is not None:
             raise Unavailable(cannot_write(self.store.failure))
         future = self.batcher.enqueue(cleaned, settings or self._settings)
-        answered = asyncio.wrap_future(future)  # its callback comes first: the answer does not wait for the record
-        if record:
+        if record:  # handed to the writer before the answer is released: a flush or a clean stop after it has it
             future.add_done_callback(lambda done: self._record_later(done, roles or [None] * len(cleaned)))
-        return await answered
+        return await asyncio.wrap_future(future)
 
     async def answer(self, texts: list, *, fields: list[str], roles: list[str] | None = None, record: bool = True,
                      response_id: str) -> "Answer":
