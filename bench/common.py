@@ -1,11 +1,13 @@
 """What the benchmarks share: the machine they measured on, GPU timing, and an app started on a free port."""
 
+import argparse
 import os
 import platform
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 300
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 def machine(load_at_start: float) -> dict:
@@ -84,3 +87,19 @@ def stop_app(server: subprocess.Popen) -> None:
         server.wait(timeout=30)
     except subprocess.TimeoutExpired:
         server.kill()
+
+
+def add_app_options(parser: argparse.ArgumentParser) -> None:
+    """--url and --db (a playground running on this machine, and its database file) or --model (the model of the
+    app the bench starts itself)."""
+    parser.add_argument("--url", help="a running playground, like http://127.0.0.1:7860/ (needs --db)")
+    parser.add_argument("--model", default="demo", help="the model app.py starts with when no --url (default: demo)")
+    parser.add_argument("--db", help="the server's SQLite file (default without --url: a temporary one)")
+
+
+def check_app_options(parser: argparse.ArgumentParser, args: argparse.Namespace, needs_db: str) -> None:
+    """Refuse --url without --db (which the bench reads or writes ``needs_db``), or on another machine."""
+    if args.url and not args.db:
+        parser.error(f"--url needs --db, the server's database file, {needs_db}")
+    if args.url and urllib.parse.urlsplit(args.url).hostname not in LOCAL_HOSTS:
+        parser.error(f"--url must be on {' or '.join(LOCAL_HOSTS)}")

@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,12 +35,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the client must no
 
 from gradio_client import Client  # noqa: E402
 
-from bench.common import machine, start_app, stop_app  # noqa: E402
+from bench.common import add_app_options, check_app_options, machine, start_app, stop_app  # noqa: E402
 from moderation.demo import split_seed  # noqa: E402
 from moderation.labels import LABELS  # noqa: E402
 
 KINDS = ("moderate", "flag", "rest")
-LOCAL_HOSTS = ("127.0.0.1", "localhost")
 MAX_ROUNDS = 100_000  # per client, on top of the time limit
 MAX_BURST = 256
 REQUEST_TIMEOUT_S = 60
@@ -52,19 +50,14 @@ SAVED = re.compile(r"Saved verdict #(\d+) on prediction #(\d+): wrong, (.+)\.")
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="a running playground, like http://127.0.0.1:7860/ (needs --db)")
-    parser.add_argument("--model", default="demo", help="the model app.py starts with when no --url (default: demo)")
-    parser.add_argument("--db", help="the server's SQLite file (default without --url: a temporary one)")
+    add_app_options(parser)
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=30, help="how long the clients run (default: %(default)s)")
     parser.add_argument("--burst", type=int, default=0,
                         help=f"then fire this many REST requests at once, at most {MAX_BURST} (default: off)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    if args.url and not args.db:
-        parser.error("--url needs --db, the server's database file, to check the verdicts")
-    if args.url and urllib.parse.urlsplit(args.url).hostname not in LOCAL_HOSTS:
-        parser.error(f"--url must be on {' or '.join(LOCAL_HOSTS)}")
+    check_app_options(parser, args, "to check the verdicts")
     if not 1 <= args.clients <= 256 or not 0 < args.seconds <= 3600 or not 0 <= args.burst <= MAX_BURST:
         parser.error(f"need 1-256 clients, 0-3600 seconds and a burst of 0-{MAX_BURST}")
     return args

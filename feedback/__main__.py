@@ -1,5 +1,5 @@
-"""Command line: ``python -m feedback export|stats`` on a feedback database, ``merge`` of replicas' databases,
-``reviewers add`` for logins, ``api-keys add|revoke|list`` for the REST API's keys."""
+"""Command line: ``python -m feedback export|stats|forget`` on a feedback database, ``merge`` of replicas'
+databases, ``reviewers add`` for logins, ``api-keys add|revoke|list`` for the REST API's keys."""
 
 import argparse
 import getpass
@@ -29,7 +29,11 @@ def main(argv=None) -> int:
     export.add_argument("--since", metavar="DATE", help="only verdicts given since, like 2026-11-29")
     stats = commands.add_parser("stats", help="counts, agreement between reviewers, the queue")
     stats.add_argument("--json", action="store_true", help="print every figure as JSON")
-    for command in (export, stats):
+    forget = commands.add_parser("forget", help="erase a text everywhere the database holds it")
+    which = forget.add_mutually_exclusive_group(required=True)
+    which.add_argument("--text", help="the text to erase")
+    which.add_argument("--match", metavar="PATTERN", help="erase every text that contains PATTERN (case aside)")
+    for command in (export, stats, forget):
         command.add_argument("--db", default="feedback.db", help="database file (default feedback.db)")
     reviewers = commands.add_parser("reviewers", help="manage the reviewers who may log in")
     reviewers.add_argument("action", choices=["add"], help="add a reviewer, or set a reviewer's new password")
@@ -59,10 +63,7 @@ def main(argv=None) -> int:
         return 2
     try:
         with FeedbackStore(args.db) as store:
-            if args.command == "export":
-                run_export(store, args)
-            else:
-                run_stats(store, args)
+            {"export": run_export, "stats": run_stats, "forget": run_forget}[args.command](store, args)
     except (InvalidInput, OSError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
@@ -141,6 +142,20 @@ def run_export(store, args):
     else:
         count = write_export(store, args.out, **options)
     print(f"Exported {count} rows to {'stdout' if args.out == '-' else args.out}", file=sys.stderr)
+
+
+def run_forget(store, args):
+    """Erase the text (or the texts that match) and say what was removed; the text itself is not printed."""
+    removed = store.erasure.forget(text=args.text, match=args.match)
+    print(f"Erased from {args.db}: {removed['predictions']} predictions, {removed['verdicts']} verdicts, "
+          f"{removed['final_labels']} final labels, {removed['evaluation_items']} evaluation items and "
+          f"{removed['idempotency_keys']} idempotency keys.")
+    if removed["templates"]:
+        print(f"{removed['templates']} prompt templates hold it among their examples: they are kept (predictions "
+              "name them). Publish a prompt without it.", file=sys.stderr)
+    if not removed["log_emptied"]:
+        print("Another program (the app?) was reading the database, so its write-ahead log may still hold the text: "
+              "run forget again when it is idle, or stopped.", file=sys.stderr)
 
 
 def run_stats(store, args):

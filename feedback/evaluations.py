@@ -4,6 +4,7 @@ stored runs (each with every item's gold label, label and five probabilities).""
 import json
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from moderation.errors import InvalidInput
 from moderation.labels import check_label, check_threshold
@@ -25,9 +26,11 @@ _RUN_COLUMNS = ("model", "version", "template", "threshold", "mode", "gold_name"
 class Evaluations:
     """Evaluation runs in a :class:`~feedback.store.FeedbackStore`'s database (under its lock)."""
 
-    def __init__(self, db, lock: threading.Lock, clock: Callable[[], str]):
+    def __init__(self, db, lock: threading.Lock, transaction: Callable[[], AbstractContextManager],
+                 clock: Callable[[], str]):
         self.db = db
         self._lock = lock
+        self._transaction = transaction
         self._clock = clock
 
     def accepted_labels(self) -> list[tuple[str, str]]:
@@ -41,7 +44,7 @@ class Evaluations:
         returns it as stored, with its ``id`` and ``created``. Its template must be saved already."""
         _check(run)
         with self._lock:
-            with self.db.atomic():
+            with self._transaction():
                 table = self.db["evaluation_runs"].insert(
                     {"created": self._clock(), **{key: run[key] for key in _RUN_COLUMNS},
                      "metrics": json.dumps(run["metrics"])})

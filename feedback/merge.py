@@ -1,5 +1,7 @@
 """Merge the feedback databases of several app replicas into one: templates once, every prediction and verdict
-with new ids (each verdict still pointing at its prediction), and the idempotency keys.
+with new ids (each verdict still pointing at its prediction), and the idempotency keys (naming the new ids; a retry
+sends its request as it was, so a key's request hash stays). A source written before keys held hashes keeps its
+keys out: they would name no answer that can be rebuilt.
 
 The sources are only read. The target is written in one transaction: after a failure it is as it was.
 """
@@ -14,9 +16,7 @@ from .store import FeedbackStore
 
 PREDICTION_COLUMNS = ("created", "text", "label", "scores", "prompt", "model", "template", "mode", "generated", "role")
 VERDICT_COLUMNS = ("verdict", "label", "note", "reviewer", "created", "status", "updated")
-VERDICT_REQUEST = '["verdict"'
-"""How the request of an idempotency key that guards a verdict starts (it names the prediction, and its response
-is the verdict's id: both get their new ids)."""
+KEY_COLUMNS = ("key", "request_hash", "verdict_id", "response_id", "predictions", "settings", "created")
 
 
 def merge(sources: list[str | Path], into: str | Path) -> dict[str, int]:
@@ -60,14 +60,15 @@ def _copy(source: sqlite3.Connection, target) -> dict[str, int]:
         verdicts[row["id"]] = target.execute(
             f"insert into verdicts ({columns}) values ({', '.join('?' * len(values))})", values).lastrowid
     added.update(predictions=len(predictions), verdicts=len(verdicts), idempotency_keys=0)
-    if "idempotency_keys" in tables:
-        for key, request, response, created in source.execute("select key, request, response, created from "
-                                                              "idempotency_keys"):
-            if request.startswith(VERDICT_REQUEST):  # ["verdict", prediction id, ...] -> the verdict's id
-                fields = json.loads(request)
-                fields[1] = predictions[fields[1]]
-                request, response = json.dumps(fields), str(verdicts[int(response)])
-            added["idempotency_keys"] += target.execute(
-                "insert or ignore into idempotency_keys (key, request, response, created) values (?, ?, ?, ?)",
-                [key, request, response, created]).rowcount
+    hashed = "idempotency_keys" in tables and any(
+        row["name"] == "request_hash" for row in source.execute("pragma table_info(idempotency_keys)"))
+    for row in source.execute(f"select {', '.join(KEY_COLUMNS)} from idempotency_keys") if hashed else ():
+        key = dict(row)
+        if key["verdict_id"] is not None:
+            key["verdict_id"] = verdicts[key["verdict_id"]]
+        if key["predictions"] is not None:
+            key["predictions"] = json.dumps([predictions[old] for old in json.loads(key["predictions"])])
+        added["idempotency_keys"] += target.execute(
+            f"insert or ignore into idempotency_keys ({', '.join(KEY_COLUMNS)}) values "
+            f"({', '.join('?' * len(KEY_COLUMNS))})", [key[column] for column in KEY_COLUMNS]).rowcount
     return added

@@ -1,5 +1,6 @@
 """The feedback database schema, as sqlite-utils migrations applied in order."""
 
+import hashlib
 import json
 
 from sqlite_utils import Migrations
@@ -14,6 +15,12 @@ def prediction_margins(scores: dict[str, float], threshold: str | None) -> dict:
     """The queue's columns of a scored prediction made at the intervention ``threshold``."""
     return {"margin": margin(scores),
             "intervene_margin": intervene_margin(scores, threshold) if threshold is not None else None}
+
+
+def request_hash(request: str) -> str:
+    """What an idempotency key keeps of its request: a SHA-256, so that a retry can be told from another request
+    without the request (texts, notes, names) being stored."""
+    return hashlib.sha256(request.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @migrations()
@@ -151,3 +158,28 @@ def create_idempotency_keys(db):
         pk="key",
         not_null={"request", "response", "created"},
     )
+
+
+@migrations()
+def create_write_checks(db):
+    """Where the store writes (and removes) a few pages to learn whether writes succeed again after a failure."""
+    db["write_checks"].create({"id": int, "filler": bytes}, pk="id")
+
+
+@migrations()
+def idempotency_keys_hold_hashes_and_ids(db):
+    """An idempotency key keeps a hash of its request and the ids of its answer (the verdict, or the response's id,
+    its predictions and the settings that decided it), never a body. A verdict's key keeps its verdict; a REST key
+    stored its whole response, whose predictions it did not name, so it cannot be rebuilt: it is dropped."""
+    verdict_keys = db.execute("select key, request, response, created from idempotency_keys where request like "
+                              "'[\"verdict\"%'").fetchall()
+    db["idempotency_keys"].drop()
+    db["idempotency_keys"].create(
+        {"key": str, "request_hash": str, "verdict_id": int, "response_id": str, "predictions": str, "settings": str,
+         "created": str},
+        pk="key",
+        not_null={"request_hash", "created"},
+    )
+    db["idempotency_keys"].create_index(["created"])
+    db["idempotency_keys"].insert_all({"key": key, "request_hash": request_hash(request), "verdict_id": int(response),
+                                       "created": created} for key, request, response, created in verdict_keys)

@@ -1,5 +1,6 @@
 """The feedback database: every prediction shown, reviewers' verdicts on them, and curation."""
 
+import contextlib
 import datetime
 import json
 import numbers
@@ -8,22 +9,29 @@ import pathlib
 import sqlite3
 import threading
 import unicodedata
+from collections import Counter
 
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
-from moderation.errors import InvalidInput
+from moderation.errors import InvalidInput, Unavailable
 from moderation.labels import LABELS, check_label
 from moderation.prompt import is_blank
-from moderation.results import MODES, ROLES
+from moderation.results import MODES, ROLES, ModerationResult
 
+from .erasure import Erasure
 from .evaluations import Evaluations
-from .migrations import migrations, prediction_margins
+from .migrations import migrations, prediction_margins, request_hash
 
 VERDICTS = ("right", "wrong")
 MAX_KEY = 200
 """Characters an idempotency key may have."""
+KEY_HOURS = 24.0
+"""How long an idempotency key is kept by default: a retry within that time gets the first answer again, a request
+made with the key later is a new one."""
 STATUSES = ("pending", "accepted", "discarded")
+WRITE_CHECK_BYTES = 64 * 1024
+"""What :meth:`FeedbackStore.check_writable` writes (and removes): room for a batch of predictions."""
 
 _JOINED = """
 select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdicts.status,
@@ -95,19 +103,35 @@ on conflict (prediction_id, reviewer) do update set verdict = excluded.verdict, 
 
 class FeedbackStore:
     """A SQLite file of predictions and verdicts, safe to share between threads; a new file (and its WAL) is
-    readable and writable by its owner alone."""
+    readable and writable by its owner alone.
 
-    def __init__(self, path):
+    A write that SQLite cannot make (a full disk, an I/O error) raises :class:`Unavailable` with a message that
+    says what to do, and leaves ``failure`` set to SQLite's reason until a later write commits.
+    """
+
+    def __init__(self, path, *, key_hours: float = KEY_HOURS):
         self.path = pathlib.Path(path)
+        self.key_hours = key_hours
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # a new file is made readable by its owner alone before SQLite opens it: SQLite gives its WAL the same mode
         os.close(os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o600))
         self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
-        for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
-            self.db.execute(f"PRAGMA {pragma}")
-        migrations.apply(self.db)
+        try:
+            # secure_delete: a deleted row (a text erased or swept) is overwritten with zeros in the file
+            for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                           "secure_delete=ON"):
+                self.db.execute(f"PRAGMA {pragma}")
+            migrations.apply(self.db)
+        except sqlite3.DatabaseError as error:
+            self.db.close()
+            raise InvalidInput(f"Cannot open the feedback database {self.path} ({error}): give the app's database "
+                               "file, or the name of a new one.") from None
         self._lock = threading.Lock()
-        self.evaluations = Evaluations(self.db, self._lock, now)
+        self.failure: str | None = None
+        """Why the last write failed (SQLite's words, such as "database or disk is full"); None once one commits."""
+        self._by_status = Counter(self._counts("select status, count(*) from verdicts group by status"))
+        self.evaluations = Evaluations(self.db, self._lock, self._transaction, now)
+        self.erasure = Erasure(self.db, self._lock, self._transaction, self._keys_since)
 
     def close(self):
         """Close the database connection."""
@@ -120,11 +144,28 @@ class FeedbackStore:
     def __exit__(self, *exc):
         self.close()
 
+    def verdicts_by_status(self) -> dict[str, int]:
+        """How many verdicts have each status: counted once at start, then kept as each write commits (read without
+        the lock, and without a query). Another program's writes to the file are not seen."""
+        return {status: self._by_status[status] for status in STATUSES}
+
+    def check_writable(self) -> bool:
+        """Write (and remove) :data:`WRITE_CHECK_BYTES` in one transaction, to learn whether writes succeed again;
+        clears or sets ``failure`` as any write does."""
+        with self._lock:
+            try:
+                with self._transaction():
+                    self.db.execute("insert into write_checks (filler) values (zeroblob(?))", [WRITE_CHECK_BYTES])
+                    self.db.execute("delete from write_checks")
+            except Unavailable:
+                return False
+        return True
+
     def save_template(self, template_id: str, text: str) -> None:
         """Store a prompt template under ``template_id``; saving the same id again does nothing."""
         if not template_id:
             raise ValueError("Empty template id: pass the template's short hash.")
-        with self._lock, self.db.atomic():
+        with self._lock, self._transaction():
             self.db["templates"].insert(
                 {"id": template_id, "text": text, "created": now()}, ignore=True
             )
@@ -148,7 +189,7 @@ class FeedbackStore:
     def record_predictions(self, predictions: list[dict]) -> list[int]:
         """Record many predictions (each with :meth:`record_prediction`'s fields) in one transaction; their ids."""
         rows = [_prediction_row(**prediction) for prediction in predictions]
-        with self._lock, self.db.atomic():
+        with self._lock, self._transaction():
             return self._insert_predictions(rows)
 
     def add_verdict(self, prediction_id: int, *, verdict, label=None, note="", reviewer, idempotency_key=None) -> dict:
@@ -166,7 +207,7 @@ class FeedbackStore:
         with self._lock:
             first = self._recall(idempotency_key, request)
             if first is not None:
-                return self.db["verdicts"].get(int(first))
+                return self._keyed_verdict(idempotency_key, first["verdict_id"])
             model_label = self._model_label(prediction_id)
             if verdict == "right":
                 if model_label is None:
@@ -185,38 +226,60 @@ class FeedbackStore:
                         f"{label!r} is the model's own label: use 'Label is right' instead."
                     )
             created = now()
-            with self.db.atomic():
+            replaced = self.db.execute("select status from verdicts where prediction_id = ? and reviewer = ?",
+                                       [prediction_id, reviewer]).fetchone()
+            with self._transaction() as moved:
                 self.db.execute(_UPSERT_VERDICT, [prediction_id, verdict, label, note or "", reviewer, created])
+                moved["pending"] += 1
+                if replaced:
+                    moved[replaced[0]] -= 1
                 stored = self._reviewers_verdict(prediction_id, reviewer)
-                self._remember(idempotency_key, request, str(stored["id"]))
+                self._remember(idempotency_key, request, verdict_id=stored["id"])
             return stored
 
-    def recall(self, idempotency_key: str, request: str) -> str | None:
-        """The response stored for the request first made with ``idempotency_key``, or None for a new key;
-        InvalidInput when the key was used for another request."""
+    def recall(self, idempotency_key: str, request: str) -> dict | None:
+        """What the first request made with ``idempotency_key`` was answered with, as :meth:`record_once` stored
+        it; None for a new key (or one older than ``key_hours``); InvalidInput when the key was used for another
+        request."""
         with self._lock:
             return self._recall(idempotency_key, request)
 
-    def record_once(self, idempotency_key: str, request: str, response: str, predictions: list[dict]) -> str:
-        """Record ``predictions`` and ``response`` under ``idempotency_key`` in one transaction, and return
-        ``response``; when the key is already stored (a concurrent retry won), write nothing and return the
-        response stored first."""
-        rows = [_prediction_row(**prediction) for prediction in predictions]
+    def record_once(self, idempotency_key: str, request: str, response_id: str, predictions: list[dict] | None,
+                    settings: dict) -> dict:
+        """Record ``predictions`` (None: keep none) and the answer's ids under ``idempotency_key`` in one
+        transaction: ``{"response_id", "predictions": [their ids] or None, "settings"}`` (the settings that decided
+        it), which it returns. When the key is already stored (a concurrent retry won), it writes nothing and
+        returns what is stored. The request itself is kept as a hash."""
+        rows = None if predictions is None else [_prediction_row(**prediction) for prediction in predictions]
         with self._lock:
             first = self._recall(idempotency_key, request)
             if first is not None:
                 return first
-            with self.db.atomic():
-                self._insert_predictions(rows)
-                self._remember(idempotency_key, request, response)
-            return response
+            with self._transaction():
+                ids = None if rows is None else self._insert_predictions(rows)
+                self._remember(idempotency_key, request, response_id=response_id,
+                               predictions=None if ids is None else json.dumps(ids), settings=json.dumps(settings))
+            return {"response_id": response_id, "predictions": ids, "settings": settings}
+
+    def predictions(self, ids: list[int]) -> list[dict]:
+        """The recorded predictions with these ids, in their order, scores decoded; InvalidInput naming the first
+        one that is no longer stored."""
+        with self._lock:
+            rows = {row["id"]: row for row in self.db.query(
+                "select * from predictions where id in (select value from json_each(?))", [json.dumps(ids)])}
+        missing = next((prediction_id for prediction_id in ids if prediction_id not in rows), None)
+        if missing is not None:
+            raise InvalidInput(f"Prediction #{missing} was erased since: send the request again with a new key.",
+                               "idempotency_key")
+        return [_decode(rows[prediction_id]) for prediction_id in ids]
 
     def set_status(self, verdict_id: int, status: str) -> dict:
         """Set a verdict's curation status (pending, accepted or discarded); return the row."""
         _choice(status, STATUSES, "status")
         with self._lock:
-            self._verdict(verdict_id)
-            return self._update_verdict(verdict_id, status=status)
+            moved = Counter({status: 1})
+            moved[self._verdict(verdict_id)["status"]] -= 1
+            return self._update_verdict(verdict_id, moved, status=status)
 
     def relabel(self, verdict_id: int, label: str) -> dict:
         """Give a verdict another correct label; it becomes "right" when that is the model's label."""
@@ -224,7 +287,7 @@ class FeedbackStore:
         with self._lock:
             model_label = self._model_label(self._verdict(verdict_id)["prediction_id"])
             verdict = "right" if label == model_label else "wrong"
-            return self._update_verdict(verdict_id, label=label, verdict=verdict)
+            return self._update_verdict(verdict_id, Counter(), label=label, verdict=verdict)
 
     def verdicts(self, *, status=None, label=None, disagree=False, search=None, limit=200) -> list[dict]:
         """Verdicts joined with their predictions, newest first.
@@ -301,9 +364,10 @@ class FeedbackStore:
         except NotFoundError:
             raise InvalidInput(f"No verdict {verdict_id}: pick one from the list of verdicts.") from None
 
-    def _update_verdict(self, verdict_id, **changes):
-        with self.db.atomic():
+    def _update_verdict(self, verdict_id, moved: Counter, **changes):
+        with self._transaction() as counted:
             self.db["verdicts"].update(verdict_id, {**changes, "updated": now()})
+            counted.update(moved)
         return self.db["verdicts"].get(verdict_id)
 
     def _counts(self, sql):
@@ -349,8 +413,9 @@ class FeedbackStore:
             if row["status"] != "pending":
                 raise InvalidInput(f"Verdict #{verdict_id} is already {row['status']}: a curator decides on it now "
                                    "(Review tab).")
-            with self.db.atomic():
+            with self._transaction() as moved:
                 self.db["verdicts"].delete(verdict_id)
+                moved["pending"] -= 1
             return row
 
     def set_final_label(self, text: str, label: str, curator: str) -> dict:
@@ -365,10 +430,12 @@ class FeedbackStore:
             if not judged:
                 raise InvalidInput("No verdict on this text: pick a text from the list of disagreements.")
             row = {"text": text, "label": label, "curator": curator.strip(), "created": now()}
-            with self.db.atomic():
+            with self._transaction() as moved:
                 self.db["final_labels"].upsert(row, pk="text")
-                self.db.execute("update verdicts set status = 'accepted', updated = ? where status = 'pending' and "
-                                "prediction_id in (select id from predictions where text = ?)", [row["created"], text])
+                accepted = self.db.execute("update verdicts set status = 'accepted', updated = ? where status = "
+                                           "'pending' and prediction_id in (select id from predictions where text = ?)",
+                                           [row["created"], text]).rowcount
+                moved.update(pending=-accepted, accepted=accepted)
             return row
 
     def curated_labels(self, *, status=None, since=None, batch_size=1000):
@@ -449,22 +516,53 @@ class FeedbackStore:
                 raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
         return [self.db.execute(_INSERT_PREDICTION, row).lastrowid for row in rows]
 
-    def _recall(self, key, request):
+    @contextlib.contextmanager
+    def _transaction(self):
+        """A write transaction (under the lock, which the caller holds): :class:`Unavailable` when SQLite cannot
+        write, and ``failure`` set until a later one commits. It yields a Counter in which the caller moves
+        verdicts between statuses (+1 for each verdict that gets one, -1 for each that leaves it): they count once
+        the transaction commits."""
+        moved = Counter()
+        try:
+            with self.db.atomic():
+                yield moved
+        except sqlite3.OperationalError as error:
+            self.failure = str(error)
+            raise Unavailable(cannot_write(self.failure)) from error
+        self.failure = None
+        self._by_status.update(moved)
+
+    def _recall(self, key, request) -> dict | None:
         if key is None:
             return None
         _check_key(key)
-        row = self.db.execute("select request, response from idempotency_keys where key = ?", [key]).fetchone()
-        if row is None:
+        found = self.db.execute("select request_hash, verdict_id, response_id, predictions, settings from "
+                                "idempotency_keys where key = ? and created >= ?", [key, self._keys_since()]).fetchone()
+        if found is None:
             return None
-        if row[0] != request:
+        hashed, *answer = found
+        row = dict(zip(("verdict_id", "response_id", "predictions", "settings"), answer))
+        if hashed != request_hash(request):
             raise InvalidInput(f"The idempotency key {key!r} was used for another request: send a new key with a "
                                "new request.", "idempotency_key")
-        return row[1]
+        return {**row, **{name: json.loads(row[name]) for name in ("predictions", "settings") if row[name]}}
 
-    def _remember(self, key, request, response):
+    def _remember(self, key, request, **answer):
+        """Keep ``key`` with the hash of ``request`` and the answer's ids (replacing an expired row of the key)."""
         if key is not None:
-            self.db.execute("insert into idempotency_keys (key, request, response, created) values (?, ?, ?, ?)",
-                            [key, request, response, now()])
+            row = {"key": key, "request_hash": request_hash(request), "created": now(), **answer}
+            self.db["idempotency_keys"].insert(row, replace=True)
+
+    def _keys_since(self) -> str:
+        """When the oldest key still kept was made."""
+        return _iso(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=self.key_hours))
+
+    def _keyed_verdict(self, key, verdict_id) -> dict:
+        try:
+            return self.db["verdicts"].get(verdict_id)
+        except NotFoundError:
+            raise InvalidInput(f"The idempotency key {key!r} names verdict #{verdict_id}, which was taken back: "
+                               "give the verdict again with a new key.", "idempotency_key") from None
 
     def _reviewers_verdict(self, prediction_id, reviewer):
         return next(self.db["verdicts"].rows_where("prediction_id = ? and reviewer = ?", [prediction_id, reviewer]))
@@ -476,6 +574,25 @@ def prediction_fields(result, role: str | None = None) -> dict:
     return dict(text=result.text, label=result.label, scores=result.scores, prompt=result.prompt, model=result.model,
                 template=result.template, mode=result.mode, generated=result.generated, role=role,
                 threshold=result.threshold)
+
+
+def cannot_write(reason: str) -> str:
+    """What a user is told when the database cannot be written for ``reason``: what is wrong and what to do."""
+    if "full" in reason:
+        remedy = "free disk space where it is kept, then retry"
+    elif "locked" in reason:
+        remedy = "another program holds it, retry in a moment"
+    else:
+        remedy = "check the database file and its disk, then retry"
+    return f"The feedback database cannot be written ({reason}): {remedy}."
+
+
+def stored_result(row: dict, threshold: str) -> ModerationResult:
+    """A recorded prediction (scores decoded) as the result it was shown as, judged at the intervention
+    ``threshold`` it was made at: the inverse of :func:`prediction_fields`."""
+    return ModerationResult.decided(text=row["text"], label=row["label"], scores=row["scores"], prompt=row["prompt"],
+                                    model=row["model"], mode=row["mode"], generated=row["generated"],
+                                    template=row["template"], threshold=threshold)
 
 
 def now() -> str:

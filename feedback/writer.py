@@ -7,8 +7,11 @@ The queue is bounded: when the writer falls behind, :meth:`PredictionWriter.add`
 requests slow down instead of memory growing. :meth:`PredictionWriter.close` commits what is still queued.
 
 Durability: a prediction handed over is on disk once its batch commits, within ``linger`` seconds and the
-time of one commit; if the process dies in between, the last batch is lost. Verdicts never go through here:
-they are committed before they are acknowledged.
+time of one commit; if the process dies in between, the last batch is lost, and so is a batch that fails to
+commit (a full disk): ``lost`` counts those, and the store's ``failure`` says why until a write commits again.
+While it is set, the writer checks every ``check_every`` seconds whether the store can be written again, so that
+the failure clears once space is freed, even when nothing else writes. Verdicts never go through here: they are
+committed before they are acknowledged.
 """
 
 import logging
@@ -28,12 +31,15 @@ _MARKERS = (_STOP, _NOW)
 class PredictionWriter:
     """One thread that records queued predictions in :class:`FeedbackStore`, a batch per transaction."""
 
-    def __init__(self, store: FeedbackStore, *, max_queue: int = 1024, max_batch: int = 512, linger: float = 0.05):
+    def __init__(self, store: FeedbackStore, *, max_queue: int = 1024, max_batch: int = 512, linger: float = 0.05,
+                 check_every: float = 2.0):
         self.store = store
         self.max_batch = max_batch
         self.linger = linger
+        self.check_every = check_every
         self.written = 0
-        self.failed = 0
+        self.lost = 0
+        """Predictions handed over whose batch failed to commit (and that are not in the database)."""
         self.batches = 0
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._run, name="prediction-writer", daemon=True)
@@ -65,7 +71,12 @@ class PredictionWriter:
 
     def _run(self):
         while True:
-            batch = [self._queue.get()]
+            try:
+                batch = [self._queue.get(timeout=self.check_every)]
+            except queue.Empty:
+                if self.store.failure is not None:
+                    self.store.check_writable()
+                continue
             size = 0 if batch[0] in _MARKERS else len(batch[0])
             deadline = time.monotonic() + self.linger
             while size < self.max_batch and batch[-1] not in _MARKERS:
@@ -86,8 +97,8 @@ class PredictionWriter:
         try:
             self.store.record_predictions(predictions)
         except Exception:  # a bad batch must not stop the writer; the log names it
-            self.failed += len(predictions)
-            log.exception("Could not record %d predictions", len(predictions))
+            self.lost += len(predictions)
+            log.exception("Could not record %d predictions: they are lost", len(predictions))
             return
         self.written += len(predictions)
         self.batches += 1

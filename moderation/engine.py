@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .backend import Backend
 from .errors import InvalidInput
-from .labels import LABELS, intervenes, is_flagged, parse_label
+from .labels import LABELS, parse_label
 from .prompt import OUTPUT, TRUNCATION_MARKER, NormalizedText, normalize_text
 from .results import MAX_NEW_TOKENS, MODES, ModerationResult
 from .settings import Settings
@@ -85,12 +85,10 @@ class Moderator:
                             for scores in map(probabilities, self.backend.label_logprobs(template.prefix, requests))]
             for text, request, (label, scores, generated) in zip(batch, requests, outcomes):
                 results.append(
-                    ModerationResult(
+                    ModerationResult.decided(
                         text=text,
                         label=label,
                         scores=scores,
-                        flagged=label is not None and is_flagged(label),
-                        intervene=label is not None and intervenes(label, settings.threshold),
                         prompt=template.prefix + request,
                         model=self.name,
                         mode=mode,

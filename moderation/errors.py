@@ -13,6 +13,11 @@ class Busy(RuntimeError):
     """Too much work is waiting: the caller should retry in a moment."""
 
 
+class Unavailable(RuntimeError):
+    """Something the server needs is failing (its feedback database cannot be written, say): the message says
+    what is wrong and what to do about it."""
+
+
 class RemoteError(RuntimeError):
     """The completions server cannot be reached or did not answer as expected; the message says what to do.
 
@@ -28,5 +33,5 @@ class ModelLoadError(RuntimeError):
     """A model that was asked for cannot be loaded; the message says how to fix it."""
 
 
-USER_ERRORS = (InvalidInput, Busy, RemoteError, ModelLoadError)
+USER_ERRORS = (InvalidInput, Busy, Unavailable, RemoteError, ModelLoadError)
 """What a page or an API may show its user as it is; anything else is answered with a generic error."""

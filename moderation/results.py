@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from .labels import intervenes, is_flagged
+
 MODES = ("score", "generate")
 """score: a probability for each label; generate: the card's greedy decoding."""
 
@@ -34,6 +36,12 @@ class ModerationResult:
     generated: str | None = None
     template: str | None = None
     threshold: str | None = None
+
+    @classmethod
+    def decided(cls, *, label: str | None, threshold: str, **fields) -> "ModerationResult":
+        """A result whose ``flagged`` and ``intervene`` follow from its label and the intervention ``threshold``."""
+        return cls(label=label, threshold=threshold, flagged=label is not None and is_flagged(label),
+                   intervene=label is not None and intervenes(label, threshold), **fields)
 
 
 @dataclass(frozen=True)

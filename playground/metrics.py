@@ -1,16 +1,22 @@
 """The app's Prometheus metrics (``GET /metrics``): requests by route and status with their latency, batch sizes,
-queue depths, labels given, verdicts by status and the model's load time.
+queue depths, labels given, predictions lost (acknowledged, then not committed), verdicts by status and the model's
+load time.
 
 Each service has its own registry, so several apps in one process (as in the tests) never share counts.
 """
 
+import asyncio
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+SCRAPE_INTERVAL_S = 0.1
+"""/metrics answers at most once in this time: scrapes that come faster wait their turn. An exposition takes
+milliseconds of CPU, so clients scraping without pause would otherwise take the server's time from the requests it
+serves; Prometheus scrapes every few seconds, and never waits."""
 UNROUTED = "unrouted"
 """The route label of a request that matched no route (so that unknown paths cannot add labels without end)."""
 
@@ -27,6 +33,8 @@ class Metrics:
         self.batch_size = Histogram("moderation_batch_size", "Texts labelled together in one call of the model.",
                                     buckets=BATCH_BUCKETS, registry=self.registry)
         self.labels = Counter("moderation_labels", "Labels given, by label.", ["label"], registry=self.registry)
+        self._turn = asyncio.Lock()
+        self._last = float("-inf")
 
     def watch(self, service) -> None:
         """Read the service's queue depths, verdict counts and model load time whenever metrics are scraped."""
@@ -36,9 +44,17 @@ class Metrics:
         """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)
 
+    async def scrape(self) -> bytes:
+        """:meth:`exposition`, made in a worker thread, at most once every :data:`SCRAPE_INTERVAL_S`."""
+        async with self._turn:
+            await asyncio.sleep(self._last + SCRAPE_INTERVAL_S - time.monotonic())
+            self._last = time.monotonic()
+            return await asyncio.to_thread(self.exposition)
+
 
 class _ServiceState:
-    """A collector of what is read from the service at scrape time."""
+    """A collector of what is read from the service at scrape time: counts the service keeps as things happen,
+    never a query of the database, nor its lock."""
 
     def __init__(self, service):
         self.service = service
@@ -49,8 +65,10 @@ class _ServiceState:
         depth.add_metric(["batcher"], service.batcher.depth)
         depth.add_metric(["prediction_writer"], service.writer.depth)
         yield depth
+        yield CounterMetricFamily("moderation_predictions_lost", "REST predictions answered whose batch then failed "
+                                  "to commit (a full disk): not in the database.", value=service.writer.lost)
         verdicts = GaugeMetricFamily("moderation_verdicts", "Verdicts in the database, by status.", labels=["status"])
-        for status, count in service.store.stats()["verdicts_by_status"].items():
+        for status, count in service.store.verdicts_by_status().items():
             verdicts.add_metric([status], count)
         yield verdicts
         loaded = service.moderator.load_seconds

@@ -6,6 +6,7 @@
 import argparse
 import contextlib
 import ipaddress
+import math
 import os
 import sys
 
@@ -18,7 +19,7 @@ from gradio.utils import get_upload_folder
 
 from feedback.api_keys import ApiKeys
 from feedback.reviewers import Reviewers
-from feedback.store import FeedbackStore
+from feedback.store import KEY_HOURS, FeedbackStore
 from moderation.errors import USER_ERRORS
 from moderation.options import add_model_options, add_settings_options, open_model, settings_from
 
@@ -145,6 +146,22 @@ def proxy_addresses(value: str) -> str:
     return value
 
 
+def above_zero(kind):
+    """An option's type: a finite number of ``kind`` (int or float) above zero, else a message that says so."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number above zero")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line of ``python app.py``."""
     parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.split("\n\n")[0])
@@ -171,6 +188,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "that an upload gets 429. Each upload is removed once the call that used it ends, or within "
                         "the hour (default: %(default)s)")
     parser.add_argument("--no-record-api", action="store_true", help="don't keep the API's predictions")
+    parser.add_argument("--keep-days", type=above_zero(int), metavar="DAYS",
+                        help="delete the predictions older than DAYS that no reviewer judged, at start and daily "
+                        "(default: keep every prediction)")
+    parser.add_argument("--key-hours", type=above_zero(float), default=KEY_HOURS, metavar="HOURS",
+                        help="how long an idempotency key is kept: a retry within it gets the first answer again "
+                        "(default: %(default)s)")
     parser.add_argument("--auth", default=os.environ.get("MODERATION_AUTH"), metavar="FILE",
                         help="reviewers file (python -m feedback reviewers add NAME --file FILE): log in to review")
     parser.add_argument("--api-keys", default=os.environ.get("MODERATION_API_KEYS"), metavar="FILE",
@@ -207,11 +230,12 @@ def main(argv=None) -> int:
         api_keys = ApiKeys(args.api_keys) if args.api_keys else None
         settings = settings_from(args)
         moderator = open_model(args)
-        store = FeedbackStore(args.db)
+        store = FeedbackStore(args.db, key_hours=args.key_hours)
         service = PlaygroundService(
             moderator, store, ScratchFolder(get_upload_folder(), args.db), settings=settings,
             limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),
             max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000, versions_dir=args.versions,
+            keep_days=args.keep_days,
         )
     except (*USER_ERRORS, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -18,14 +18,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from feedback.export import export_lines, write_export
+from feedback.retention import DailySweep
 from feedback.stats import summary
-from feedback.store import FeedbackStore, prediction_fields
+from feedback.store import FeedbackStore, cannot_write, prediction_fields, stored_result
 from feedback.writer import PredictionWriter
 from moderation import evaluate as evaluation
 from moderation.batch import MAX_CHARS, BatchRun, label_file, output_format
 from moderation.batcher import MicroBatcher
 from moderation.engine import Moderator
-from moderation.errors import InvalidInput
+from moderation.errors import InvalidInput, Unavailable
 from moderation.models import open_moderator
 from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
 from moderation.records import read_labelled
@@ -53,6 +54,16 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What a REST request is answered with: the response's id, the results, and the intervention message of the
+    settings that decided them (a chat turn's reply when it intervenes)."""
+
+    id: str
+    results: list[ModerationResult]
+    intervention: str
+
+
+@dataclass(frozen=True)
 class Prediction:
     """A result as shown: the model's result and its id in the feedback store (None when not recorded)."""
 
@@ -75,6 +86,7 @@ class PlaygroundService:
         max_batch_size: int = 32,
         max_wait: float = 0.005,
         versions_dir: Path | None = None,
+        keep_days: int | None = None,
     ):
         self.moderator = moderator
         self.store = store
@@ -85,15 +97,17 @@ class PlaygroundService:
         self._swapping = threading.Lock()
         self.batcher = MicroBatcher(self._label, max_batch_size=max_batch_size, max_wait=max_wait)
         self.writer = PredictionWriter(store)
+        self.sweep = DailySweep(store, keep_days)
         self.metrics = Metrics()
         self._settings = self.prepare(settings)
         self.metrics.watch(self)
 
     def close(self) -> None:
         """Stop the retraining job that runs, if any (nothing of it is kept); commit the predictions still queued
-        for the database, then close it; remove the scratch folder."""
+        for the database, stop its daily sweep, then close it; remove the scratch folder."""
         self.jobs.close()
         self.writer.close()
+        self.sweep.close()
         self.store.close()
         self.scratch.close()
 
@@ -176,36 +190,63 @@ class PlaygroundService:
         return turn, shown[0], shown[1]
 
     # The REST API's path: labelled by the batcher while the caller's event loop goes on; predictions are
-    # recorded by the writer thread, on disk once their batch commits (moments after the answer).
+    # recorded by the writer thread, on disk once their batch commits (moments after the answer). While the
+    # database is known to fail, a request that would record is refused instead of answered and then lost.
 
     async def label_soon(self, texts: list, *, fields: list[str], roles: list[str] | None = None,
                          record: bool = True, settings: Settings | None = None) -> list[ModerationResult]:
         """The results for ``texts`` under ``settings`` (default: the server's default settings), checked at
-        once: InvalidInput naming the field."""
+        once: InvalidInput naming the field; Unavailable when they should be recorded and the database is failing."""
         cleaned = self.clean(texts, fields)
+        if record and self.store.failure is not None:
+            raise Unavailable(cannot_write(self.store.failure))
         future = self.batcher.enqueue(cleaned, settings or self._settings)
-        answered = asyncio.wrap_future(future)  # its callback comes first: the answer does not wait for the record
-        if record:
+        if record:  # handed to the writer before the answer is released: a flush or a clean stop after it has it
             future.add_done_callback(lambda done: self._record_later(done, roles or [None] * len(cleaned)))
-        return await answered
+        return await asyncio.wrap_future(future)
 
-    async def check_turn_soon(self, user: str, bot: str, *, record: bool = True) -> TurnResult:
-        """:meth:`check_turn` on the REST API's path."""
-        settings = self._settings  # read once: a publish in between cannot mix two settings in one turn
-        user_result, bot_result = await self.label_soon([user, bot], fields=["user", "bot"], roles=["user", "bot"],
-                                                        record=record, settings=settings)
-        return TurnResult.of(user_result, bot_result, bot, settings.intervention)
+    async def answer(self, texts: list, *, fields: list[str], roles: list[str] | None = None, record: bool = True,
+                     response_id: str) -> "Answer":
+        """:meth:`label_soon` under the server's default settings, read once (a publish in between cannot mix two
+        settings in one answer)."""
+        settings = self._settings
+        results = await self.label_soon(texts, fields=fields, roles=roles, record=record, settings=settings)
+        return Answer(response_id, results, settings.intervention)
 
-    async def answer_once(self, idempotency_key: str, request: str, answer, *, record: bool = True) -> str:
-        """The response to ``request`` made with ``idempotency_key``: the one stored first when the key was
-        seen before (nothing is written then), else ``await answer()`` -> (response, results, roles), whose
-        predictions (with ``record``) and response are committed together before it is returned."""
+    async def answer_once(self, idempotency_key: str, request: str, texts: list, *, fields: list[str],
+                          roles: list[str] | None = None, record: bool = True, response_id: str) -> "Answer":
+        """The answer to ``request`` (``texts`` in it) made with ``idempotency_key``. A new key is answered as
+        :meth:`answer` answers, its predictions (with ``record``) committed with the key before it returns; the key
+        keeps a hash of the request and the answer's ids, never a text. A key seen before gets its first answer
+        again, and nothing is written: rebuilt from its predictions, or, when none were recorded, labelled again if
+        the same model and settings serve (the same labels; InvalidInput otherwise)."""
         first = await asyncio.to_thread(self.store.recall, idempotency_key, request)
-        if first is not None:
-            return first
-        response, results, roles = await answer()
-        predictions = [prediction_fields(result, role) for result, role in zip(results, roles)] if record else []
-        return await asyncio.to_thread(self.store.record_once, idempotency_key, request, response, predictions)
+        if first is None:
+            settings = self._settings
+            results = await self.label_soon(texts, fields=fields, record=False, settings=settings)
+            predictions = [prediction_fields(result, role)
+                           for result, role in zip(results, roles or [None] * len(results))] if record else None
+            first = await asyncio.to_thread(self.store.record_once, idempotency_key, request, response_id, predictions,
+                                            self._served(settings))
+            if first["response_id"] == response_id:
+                return Answer(response_id, results, settings.intervention)
+        results = await self._results_again(first, texts, fields)
+        return Answer(first["response_id"], results, first["settings"]["intervention"])
+
+    def _served(self, settings: Settings) -> dict:
+        """What decides an answer besides its texts: the model served and the settings (kept with a key)."""
+        return {"model": self.moderator.name, "template": settings.template.id, "threshold": settings.threshold,
+                "intervention": settings.intervention}
+
+    async def _results_again(self, first: dict, texts: list, fields: list[str]) -> list[ModerationResult]:
+        if first["predictions"] is not None:
+            rows = await asyncio.to_thread(self.store.predictions, first["predictions"])
+            return [stored_result(row, first["settings"]["threshold"]) for row in rows]
+        settings = self._settings
+        if self._served(settings) != first["settings"]:
+            raise InvalidInput("This idempotency key's answer was not recorded (--no-record-api), and the model or "
+                               "its settings changed since: send the request again with a new key.", "idempotency_key")
+        return await self.label_soon(texts, fields=fields, record=False, settings=settings)
 
     def _record_later(self, done: Future, roles: list[str | None]) -> None:
         if done.exception() is None:

@@ -6,7 +6,7 @@ import pytest
 import sqlite_utils
 
 from feedback.migrations import migrations
-from feedback.store import FeedbackStore
+from feedback.store import STATUSES, FeedbackStore
 from moderation.labels import LABELS
 
 SCORES = {label: 0.2 for label in LABELS}
@@ -66,6 +66,8 @@ def test_migrations_create_schema_once(tmp_path):
         "create_final_labels",
         "create_evaluation_runs",
         "create_idempotency_keys",
+        "create_write_checks",
+        "idempotency_keys_hold_hashes_and_ids",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()
@@ -285,3 +287,27 @@ def test_refusals_write_nothing(store, case):
         call(store, prediction_id, verdict["id"])
     assert counts(store) == before
     assert store.db["verdicts"].get(verdict["id"]) == verdict
+
+
+def test_the_verdicts_counted_by_status_follow_every_write(store):
+    def counted_as_stored():
+        stored = dict(store.db.execute("select status, count(*) from verdicts group by status").fetchall())
+        assert store.verdicts_by_status() == {status: stored.get(status, 0) for status in STATUSES}
+
+    ids = [predict(store, text=f"counted {n}", label="casual") for n in range(4)]
+    verdicts = [store.add_verdict(i, verdict="wrong", label="needs caution", reviewer="ana")["id"] for i in ids]
+    counted_as_stored()
+    store.set_status(verdicts[0], "accepted")
+    store.set_status(verdicts[1], "discarded")
+    store.set_status(verdicts[1], "discarded")
+    store.relabel(verdicts[0], "needs intervention")
+    counted_as_stored()
+    store.add_verdict(ids[0], verdict="right", reviewer="ana")  # replaces the accepted one: pending again
+    store.add_verdict(ids[2], verdict="right", reviewer="bo")
+    counted_as_stored()
+    store.withdraw_verdict(verdicts[3], "ana")
+    store.set_final_label("counted 2", "casual", "cy")
+    counted_as_stored()
+    assert store.verdicts_by_status() == {"pending": 1, "accepted": 2, "discarded": 1}
+    store.close()
+    assert FeedbackStore(store.path).verdicts_by_status() == {"pending": 1, "accepted": 2, "discarded": 1}

@@ -29,6 +29,7 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -56,12 +57,14 @@ from servers import (
 from feedback.__main__ import main as feedback_main
 from feedback.api_keys import ApiKeys, add_api_key, key_hash
 from feedback.reviewers import add_reviewer
+from feedback.store import FeedbackStore
 from moderation.__main__ import main as moderation_main
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
 from moderation.records import read_labelled, read_template
 from moderation.train import main as train_main
 from moderation.training_report import report_text
+from playground.server import main as server_main
 
 ROOT = Path(__file__).parent.parent
 CORPUS = Path(__file__).parent / "data" / "hostile.jsonl"
@@ -829,6 +832,70 @@ def run_page_value(case, ctx: Context):
     return 0, 0
 
 
+def run_rest_keyed(case, ctx: Context):
+    """A request with an Idempotency-Key, then (its key aged by ``age_hours``) another with the same key."""
+    spec = expand(case["input"])
+    headers = {"Content-Type": "application/json", "Idempotency-Key": spec["key"]}
+
+    def post(body):
+        request = urllib.request.Request(ctx.url + spec["path"].lstrip("/"), data=json.dumps(body).encode(),
+                                         headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def shown(answer: bytes) -> int:
+        """How many predictions an answer showed (and recorded): a chat turn's two sides, or each result."""
+        return 2 if spec["path"].endswith("/chat") else len(json.loads(answer)["results"])
+
+    status, first = post(spec["first"])
+    assert status == 200, first[:300]
+    with sqlite3.connect(ctx.db_path) as db:
+        db.execute("update idempotency_keys set created = ? where key = ?",
+                   [(datetime.now(timezone.utc) - timedelta(hours=spec["age_hours"])).isoformat(), spec["key"]])
+    status, then = post(spec["then"])
+    if case["expect"] == "error":
+        json_error(status, then, case)
+        return shown(first), 0
+    assert status == 200 and json.loads(then)["id"] != json.loads(first)["id"], "an expired key is a new request"
+    return shown(first) + shown(then), 0
+
+
+def run_feedback_cli(case, ctx: Context):
+    """``python -m feedback ARGS`` on a database of its own ({db} in ARGS): a few predictions, or ``db_content``."""
+    spec = case["input"]
+    db = ctx.tmp_path / "feedback.db"
+    if "db_content" in spec:
+        content = expand(spec["db_content"])
+        db.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    else:
+        with FeedbackStore(db) as store:
+            for text in ("Keep me, I am harmless", "Keep me too: 100% harmless"):
+                store.record_prediction(text=text, label="casual", scores={label: 0.2 for label in LABELS},
+                                        prompt=f"Input: {text}\nOutput:", model="demo")
+    before = db.read_bytes()
+    run = ctx.cli(feedback_main, *[str(db) if arg == "{db}" else expand(arg) for arg in spec["args"]])
+    if case["expect"] == "error":
+        cli_error(run, case)
+        if "db_content" in spec:
+            assert db.read_bytes() == before, "a refused command changed the file"
+        else:
+            assert sqlite3.connect(db).execute("select count(*) from predictions").fetchone()[0] == 2
+    else:
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert case["output_contains"] in run.stdout, run.stdout
+    return 0, 0
+
+
+def run_app_options(case, ctx: Context):
+    """``python app.py ARGS``: refused before anything loads."""
+    assert case["expect"] == "error", "the corpus starts no app of its own"
+    cli_error(ctx.cli(server_main, *case["input"]["args"]), case)
+    return 0, 0
+
+
 RUNNERS = {
     "rest": run_rest,
     "rest_raw": run_rest,
@@ -853,6 +920,9 @@ RUNNERS = {
     "retrain_report": run_retrain_report,
     "dashboard": run_dashboard,
     "evaluate_conflicts": run_evaluate_conflicts,
+    "rest_keyed": run_rest_keyed,
+    "feedback_cli": run_feedback_cli,
+    "app_options": run_app_options,
 }
 
 

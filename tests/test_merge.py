@@ -44,8 +44,8 @@ def test_merge_keeps_every_verdict_with_its_prediction(tmp_path, cli):
         assert [row["text"] for row in store.verdicts(search="third")] == ["third on b"]
         assert store.db["templates"].count == 1
         first_on_b = next(row for row in rows if row["text"] == "first on b")
-        again = store.add_verdict(first_on_b["prediction_id"], verdict="wrong", label="needs caution",
-                                  note="first on b", reviewer="bo", idempotency_key="bo-key")
+        again = store.add_verdict(1, verdict="wrong", label="needs caution", note="first on b", reviewer="bo",
+                                  idempotency_key="bo-key")  # the retry names the prediction as replica b did
         assert again["id"] == first_on_b["id"], "a key still names its verdict after the merge"
     roles = [row["role"] for row in sqlite_utils.Database(tmp_path / "all.db")["predictions"].rows]
     assert roles.count("user") == 3

@@ -1,8 +1,13 @@
 """GET /metrics in Prometheus' format: requests by route and status, latency, batches, queues, labels, verdicts."""
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from servers import PageClient
+
+from playground.metrics import SCRAPE_INTERVAL_S
 
 
 def scrape(url) -> dict:
@@ -45,3 +50,23 @@ def test_metrics_count_the_requests_labels_batches_and_verdicts(fake_app):
     unknown = httpx.get(fake_app.url + "no/such/page/at/all")
     assert unknown.status_code == 404
     assert not any("no/such" in str(labels) for _, labels in scrape(fake_app.url)), "unknown paths add no labels"
+
+
+def test_metrics_answer_at_once_while_the_database_is_busy(fake_app):
+    client = PageClient(fake_app.url)
+    label, _, _, prediction_id = client.predict("Counted as it happens", "score", api_name="/moderate")
+    client.predict(prediction_id, "", "ana", api_name="/confirm")
+    client.close()
+    pending = value(scrape(fake_app.url), "moderation_verdicts", status="pending")
+    with fake_app.service.store._lock:  # as a long write would hold it
+        answer = httpx.get(fake_app.url + "metrics", timeout=5)
+    assert answer.status_code == 200, "/metrics waited for the store's lock"
+    assert f'moderation_verdicts{{status="pending"}} {pending}' in answer.text
+
+
+def test_clients_scraping_without_pause_get_a_few_expositions_a_second(fake_app):
+    start = time.monotonic()
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: httpx.get(fake_app.url + "metrics", timeout=30), range(6)))
+    assert all(answer.status_code == 200 for answer in answers)
+    assert time.monotonic() - start >= 5 * SCRAPE_INTERVAL_S, "six scrapes at once were not paced"

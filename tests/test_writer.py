@@ -68,7 +68,7 @@ def test_a_bad_batch_is_logged_and_the_writer_goes_on(tmp_path, caplog):
     writer.close()
     store.close()
     assert stored_texts(tmp_path / "feedback.db") == ["text 2"]
-    assert writer.failed == 1 and "Could not record 1 predictions" in caplog.text
+    assert writer.lost == 1 and "Could not record 1 predictions" in caplog.text
 
 
 def test_a_full_queue_makes_the_caller_wait(tmp_path):
@@ -105,3 +105,23 @@ def test_predictions_handed_over_together_share_a_commit_and_flush_does_not_ling
     assert writer.batches == 1 and len(stored_texts(tmp_path / "feedback.db")) == 5
     writer.close()
     store.close()
+
+
+def test_a_batch_that_cannot_commit_is_counted_lost_and_the_writer_finds_out_when_writes_succeed_again(tmp_path):
+    store = FeedbackStore(tmp_path / "feedback.db")
+    writer = PredictionWriter(store, check_every=0.05)
+    store.db.execute(f"PRAGMA max_page_count = {store.db.execute('PRAGMA page_count').fetchone()[0]}")
+    writer.add([{**prediction(number), "prompt": "p" * 3000} for number in range(5)])
+    writer.flush()
+    assert writer.lost == 5 and store.failure == "database or disk is full"
+    time.sleep(0.2)
+    assert store.failure is not None, "the store's checks fail while it is full"
+    store.db.execute("PRAGMA max_page_count = 1073741823")
+    deadline = time.monotonic() + 10
+    while store.failure is not None:
+        assert time.monotonic() < deadline, "the writer never found out that writes succeed again"
+        time.sleep(0.01)
+    writer.add([prediction(6)])
+    writer.close()
+    store.close()
+    assert stored_texts(tmp_path / "feedback.db") == ["text 6"] and writer.lost == 5

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedback.api_keys import ApiKeys
+from moderation.results import TurnResult
 
 from ..service import PlaygroundService
 from .admission import Admission
@@ -16,8 +17,8 @@ from .errors import ApiError
 from .protocol import ChatRequest, ChatResponse, ModerationRequest, ModerationResponse, Result
 
 bearer = HTTPBearer(auto_error=False, description="An API key (see --api-keys).")
-IDEMPOTENCY = Header(None, description="Any unique string (a UUID): a retry with the same key gets the first "
-                     "answer again, and records nothing.")
+IDEMPOTENCY = Header(None, description="Any unique string (a UUID): a retry with the same key (within the keys' "
+                     "lifetime, 24 h by default) gets the first answer again, and records nothing.")
 
 
 def moderation_router(service: PlaygroundService, *, record: bool = True, api_keys: ApiKeys | None = None) -> APIRouter:
@@ -34,18 +35,16 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
 
     keyed = [Depends(key_holder)] if api_keys is not None else []
 
-    async def answer(route: str, request, idempotency_key: str | None, label, respond) -> Response:
-        """``respond(await label(record))`` as JSON; with an idempotency key, once per key."""
+    async def answer(route: str, request, idempotency_key: str | None, texts: list[str], fields: list[str],
+                     roles: list[str] | None, respond) -> Response:
+        """``respond(answer)`` as JSON: labelled now, or with an idempotency key, the key's answer."""
         if idempotency_key is None:
-            return _json(respond(await admission.run(label, record)))
-
-        async def first_answer():
-            results = await label(False)
-            return orjson.dumps(respond(results)).decode(), *_shown(results)
-
-        request_text = f"{route} {request.model_dump_json()}"
-        stored = await admission.run(service.answer_once, idempotency_key, request_text, first_answer, record=record)
-        return Response(stored, media_type="application/json")
+            answered = await admission.run(service.answer, texts, fields=fields, roles=roles, record=record,
+                                           response_id=_id())
+        else:
+            answered = await admission.run(service.answer_once, idempotency_key, f"{route} {request.model_dump_json()}",
+                                           texts, fields=fields, roles=roles, record=record, response_id=_id())
+        return _json(respond(answered))
 
     def served(model: str | None) -> None:
         name = service.moderator.name  # the version served now: it changes when another is served
@@ -59,21 +58,23 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         texts = [request.input] if isinstance(request.input, str) else request.input
         fields = ["input"] if isinstance(request.input, str) else [f"input[{n}]" for n in range(len(texts))]
         return await answer(
-            "/v1/moderations", request, idempotency_key,
-            lambda record: service.label_soon(texts, fields=fields, record=record),
-            lambda results: {"id": _id(), "model": results[0].model,
-                             "results": [Result.of(result) for result in results]})
+            "/v1/moderations", request, idempotency_key, texts, fields, None,
+            lambda answered: {"id": answered.id, "model": answered.results[0].model,
+                              "results": [Result.of(result) for result in answered.results]})
 
     @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"], dependencies=keyed)
     async def chat(request: ChatRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
         """Check a user's message and the bot's reply; the reply is replaced when either intervenes."""
         served(request.model)
-        return await answer(
-            "/v1/moderations/chat", request, idempotency_key,
-            lambda record: service.check_turn_soon(request.user, request.bot, record=record),
-            lambda turn: {"id": _id(), "model": turn.user.model, "user": Result.of(turn.user),
-                          "bot": Result.of(turn.bot), "reply": turn.reply, "intervened": turn.intervened,
-                          "triggered_by": turn.triggered_by})
+
+        def respond(answered):
+            turn = TurnResult.of(*answered.results, request.bot, answered.intervention)
+            return {"id": answered.id, "model": turn.user.model, "user": Result.of(turn.user),
+                    "bot": Result.of(turn.bot), "reply": turn.reply, "intervened": turn.intervened,
+                    "triggered_by": turn.triggered_by}
+
+        return await answer("/v1/moderations/chat", request, idempotency_key, [request.user, request.bot],
+                            ["user", "bot"], ["user", "bot"], respond)
 
     @router.get("/v1/models", tags=["service"])
     def models() -> dict:
@@ -86,13 +87,6 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         raise ApiError(404, f"No route /v1/{path} for this method: see /docs for the API.")
 
     return router
-
-
-def _shown(results) -> tuple[list, list]:
-    """(results, roles) of what an answer showed: one text's results, or a chat turn's two sides."""
-    if isinstance(results, list):
-        return results, [None] * len(results)
-    return [results.user, results.bot], ["user", "bot"]
 
 
 def _json(body: dict) -> Response:

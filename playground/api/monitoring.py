@@ -1,7 +1,8 @@
-"""``GET /healthz`` (the server is up, its model loaded) and ``GET /metrics`` (Prometheus' text format)."""
+"""``GET /healthz`` (the server is up, its model loaded, its database writable) and ``GET /metrics`` (Prometheus'
+text format)."""
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..service import PlaygroundService
@@ -11,15 +12,21 @@ def monitoring_router(service: PlaygroundService) -> APIRouter:
     """The routes a load balancer and Prometheus call."""
     router = APIRouter(tags=["service"])
 
-    @router.get("/healthz")
-    async def healthz() -> dict:
-        """The server is up and its model is loaded (the version served now)."""
-        return {"status": "ok", "model": service.moderator.name}
+    @router.get("/healthz", responses={503: {"description": "Degraded: the feedback database cannot be written."}})
+    async def healthz() -> JSONResponse:
+        """The server is up and its model is loaded (the version served now); 503 ``degraded``, with the reason,
+        while the feedback database cannot be written (until a write succeeds again)."""
+        failure = service.store.failure
+        if failure is not None:
+            return JSONResponse({"status": "degraded", "reason": failure, "model": service.moderator.name},
+                                status_code=503)
+        return JSONResponse({"status": "ok", "model": service.moderator.name})
 
     @router.get("/metrics", response_class=Response)
-    def metrics() -> Response:
-        """Requests by route and status with their latency, batch sizes, queue depths, labels given, verdicts by
-        status and the model's load time, in Prometheus' text format."""
-        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics() -> Response:
+        """Requests by route and status with their latency, batch sizes, queue depths, labels given, predictions
+        lost, verdicts by status and the model's load time, in Prometheus' text format (at most ten times a second:
+        faster scrapes wait their turn)."""
+        return Response(await service.metrics.scrape(), media_type=CONTENT_TYPE_LATEST)
 
     return router
