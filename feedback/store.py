@@ -11,7 +11,7 @@ import unicodedata
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
-from moderation.errors import InvalidInput
+from moderation.errors import Conflict, InvalidInput
 from moderation.labels import LABELS, check_label
 from moderation.prompt import is_blank
 from moderation.results import MODES, ROLES
@@ -189,7 +189,7 @@ class FeedbackStore:
 
     def recall(self, idempotency_key: str, request: str) -> str | None:
         """The response stored for the request first made with ``idempotency_key``, or None for a new key;
-        InvalidInput when the key was used for another request."""
+        Conflict when the key was used for another request."""
         with self._lock:
             return self._recall(idempotency_key, request)
 
@@ -453,8 +453,8 @@ class FeedbackStore:
         if row is None:
             return None
         if row[0] != request:
-            raise InvalidInput(f"The idempotency key {key!r} was used for another request: send a new key with a "
-                               "new request.", "idempotency_key")
+            raise Conflict(f"The idempotency key {key!r} was used for another request: send a new key with a "
+                           "new request.", "idempotency_key")
         return row[1]
 
     def _remember(self, key, request, response):

@@ -68,7 +68,7 @@ def test_a_retried_rest_request_gets_the_first_answer_and_records_once(fake_app,
     assert again.status_code == 200 and again.json() == first.json()
     assert count(fake_app, "predictions") == before + 2
     changed = httpx.post(fake_app.url + route, json={**body, "model": "fake-moderation"}, headers=headers)
-    assert changed.status_code == 400 and "used for another request" in changed.json()["error"]["message"]
+    assert changed.status_code == 409 and "used for another request" in changed.json()["error"]["message"]
     fresh = httpx.post(fake_app.url + route, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
     assert fresh.json()["id"] != first.json()["id"] and count(fake_app, "predictions") == before + 4
 

@@ -8,11 +8,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from moderation.errors import Busy, InvalidInput, ModelLoadError, RemoteError
+from moderation.errors import Busy, Conflict, InvalidInput, ModelLoadError, RemoteError
 
 log = logging.getLogger("playground.api")
 
-STATUS = {InvalidInput: 400, ModelLoadError: 400, RemoteError: 502, Busy: 503}
+STATUS = {InvalidInput: 400, ModelLoadError: 400, Conflict: 409, RemoteError: 502, Busy: 503}
 """The HTTP status of each kind of error a client can act on."""
 
 INTERNAL = "Internal error: the server failed to answer this request. Its log has the details."
