@@ -480,16 +480,21 @@ def now() -> str:
 
 
 def parse_since(since: str) -> str:
-    """The stored-time form of ``since``, a date or ISO datetime (UTC unless it says otherwise)."""
+    """The stored-time form of ``since``, a date or ISO datetime (UTC unless it says otherwise). A time that is
+    before year 1 or after year 9999 in UTC (a few hours away, in another time zone) is the first or last moment."""
     try:
         moment = datetime.datetime.fromisoformat(since)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
-        return _iso(moment)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError):
         raise InvalidInput(
             f"Bad date {since!r}: use a date like 2026-11-29 or a time like 2026-11-29T14:30."
         ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    try:
+        return _iso(moment)
+    except OverflowError:
+        return _iso((datetime.datetime.min if moment.year == 1 else datetime.datetime.max).replace(
+            tzinfo=datetime.timezone.utc))
 
 
 def _iso(moment):
