@@ -25,6 +25,7 @@ from .api.feedback import feedback_router
 from .api.limits import BodyLimit
 from .api.moderations import moderation_router
 from .api.monitoring import monitoring_router
+from .api.unrouted import Unrouted
 from .logins import ClientAddress, FailedLogins, login_check
 from .metrics import CountRequests
 from .service import Limits, PlaygroundService
@@ -64,13 +65,13 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.",
                   lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(Unrouted, routes=app.routes)
     app.add_middleware(BodyLimit, max_body=max_body,
                        bounds={UPLOAD_ROUTE: (max_upload + UPLOAD_ENVELOPE, "--max-upload")})
     app.add_middleware(ClientAddress)
     failed_logins = failed_logins or FailedLogins()
     app.add_middleware(CountRequests, metrics=service.metrics)
     app.include_router(feedback_router(service, reviewers, failed_logins))
-    # the moderation routes end with the catch-all of /v1, so they come after the other /v1 routes
     app.include_router(moderation_router(service, record=record_api, api_keys=api_keys))
     app.include_router(monitoring_router(service))
     return gr.mount_gradio_app(

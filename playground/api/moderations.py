@@ -81,10 +81,6 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         card = {"id": service.moderator.name, "object": "model", "owned_by": "moderation-playground"}
         return {"object": "list", "data": [card]}
 
-    @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    def unknown(path: str):
-        raise ApiError(404, f"No route /v1/{path} for this method: see /docs for the API.")
-
     return router
 
 
