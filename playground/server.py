@@ -20,6 +20,7 @@ from feedback.store import FeedbackStore
 from moderation.errors import USER_ERRORS
 from moderation.options import add_model_options, add_settings_options, open_model, settings_from
 
+from .api.document import serve_document
 from .api.errors import install_error_handlers
 from .api.feedback import feedback_router
 from .api.limits import BodyLimit
@@ -74,6 +75,7 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     app.include_router(feedback_router(service, reviewers, failed_logins))
     app.include_router(moderation_router(service, record=record_api, api_keys=api_keys))
     app.include_router(monitoring_router(service))
+    serve_document(app)
     return gr.mount_gradio_app(
         app,
         build_page(service, logins=reviewers is not None).queue(max_size=service.limits.max_waiting),

@@ -1,8 +1,91 @@
-"""The API's contract: a method that a path of the API does not have gets 405 with ``Allow``, an unknown path under
-``/v1/`` gets 404, both in the API's error shape, while the page keeps its own routes."""
+"""The API's contract: its OpenAPI document (``/openapi.json``, shown at ``/docs``) says what the server does. It
+follows the server's options, a method that a path does not have gets 405 with ``Allow`` while the page keeps its own
+routes, and the patterns in the document are the server's own rules."""
+
+import http.client
+import json
+import re
+import sys
+import urllib.parse
+import uuid
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from servers import make_service
+
+from feedback.api_keys import ApiKeys, add_api_key
+from feedback.reviewers import Reviewers, add_reviewer
+from feedback.store import MAX_KEY
+from moderation.prompt import is_blank
+from playground.api.patterns import SURROGATES, blank_text, header_token
+from playground.server import create_app
+from playground.service import Limits
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def document(tmp_path):
+    """The OpenAPI document of an app made with the given service limits and app options."""
+    services = []
+
+    def make(limits=Limits(), **app_options) -> dict:
+        services.append(make_service(tmp_path / str(len(services)), limits=limits))
+        return TestClient(create_app(services[-1], **app_options)).get("/openapi.json").json()
+
+    yield make
+    for service in services:
+        service.close()
+
+
+def statuses(document, path, method) -> set[str]:
+    return set(document["paths"][path][method]["responses"])
+
+
+def test_the_document_states_the_limits_the_server_was_started_with(document):
+    schemas = document(Limits(max_inputs=3, max_chars=500))["components"]["schemas"]
+    one, many = schemas["ModerationRequest"]["properties"]["input"]["anyOf"]
+    for text in (one, many["items"], schemas["ChatRequest"]["properties"]["user"],
+                 schemas["ChatRequest"]["properties"]["bot"]):
+        assert (text["minLength"], text["maxLength"], text["not"]) == (1, 500, {"pattern": blank_text()})
+    assert (many["minItems"], many["maxItems"]) == (1, 3)
+
+
+def test_security_and_its_refusals_appear_only_where_the_options_enforce_them(document, tmp_path):
+    add_api_key(tmp_path / "keys.txt", "bot")
+    add_reviewer(tmp_path / "reviewers.txt", "ana", PASSWORD)
+    plain = document()
+    keyed = document(api_keys=ApiKeys(tmp_path / "keys.txt"))
+    locked = document(reviewers=Reviewers(tmp_path / "reviewers.txt"))
+    assert "securitySchemes" not in plain["components"]
+    for path, method in (("/v1/moderations", "post"), ("/v1/moderations/chat", "post"),
+                         ("/v1/feedback/export", "get"), ("/v1/feedback/stats", "get")):
+        assert "security" not in plain["paths"][path][method] and "401" not in statuses(plain, path, method)
+        feedback = path.startswith("/v1/feedback")
+        assert keyed["paths"][path][method].get("security") == (None if feedback else [{"HTTPBearer": []}])
+        assert locked["paths"][path][method].get("security") == ([{"HTTPBasic": []}] if feedback else None)
+        assert ("401" in statuses(keyed, path, method)) == (not feedback)
+        assert {"401", "429"} <= statuses(locked, path, method) if feedback else "401" not in statuses(locked, path,
+                                                                                                        method)
+    for start in (plain, keyed, locked):
+        assert not [(path, method) for path, methods in start["paths"].items() for method, operation in methods.items()
+                    if "422" in operation["responses"]], "the server answers 400, never 422"
+        assert "HTTPValidationError" not in start["components"]["schemas"]
+
+
+def test_every_error_is_documented_in_openais_shape_and_exports_are_jsonl(document):
+    plain = document()
+    paths = plain["paths"]
+    assert statuses(plain, "/v1/moderations", "post") == {"200", "400", "404", "409", "413", "500", "502", "503"}
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            for status, response in operation["responses"].items():
+                if status != "200":
+                    assert response["content"] == {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}, (path, status)
+    assert list(paths["/v1/feedback/export"]["get"]["responses"]["200"]["content"]) == ["application/x-ndjson"]
+    assert paths["/v1/moderations"]["post"]["responses"]["503"]["headers"]["Retry-After"]["required"] is True
 
 
 @pytest.mark.parametrize("method, path, allowed", [
@@ -29,3 +112,41 @@ def test_unknown_api_paths_get_404_and_the_page_keeps_its_routes(fake_app):
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert httpx.get(fake_app.url + "gradio_api/info").json()["named_endpoints"]["/moderate"]
     assert httpx.get(fake_app.url + "docs").status_code == 200
+
+
+def test_a_key_sent_again_with_another_request_is_a_conflict(fake_app):
+    """409, which a client can tell from a bad request: the request is fine, the key is taken."""
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    assert httpx.post(fake_app.url + "v1/moderations", json={"input": "first"}, headers=headers).status_code == 200
+    again = httpx.post(fake_app.url + "v1/moderations", json={"input": "second"}, headers=headers)
+    assert again.status_code == 409 and "was used for another request" in again.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("sent, status", [
+    ("  key-with-spaces-around \t", 200),
+    ("a" * MAX_KEY + "\t", 200),
+    ("a" * (MAX_KEY + 1), 400),
+    ("caf\u00e9 latin-1", 200),
+    ("tab\tinside", 400),
+    ("\t", 400),
+])
+def test_the_key_pattern_is_what_the_server_takes(fake_app, sent, status):
+    """Whichever parser reads the header, the spaces and tabs around a key are dropped, as the pattern says."""
+    assert bool(re.search(header_token(MAX_KEY), sent)) == (status == 200)
+    address = urllib.parse.urlsplit(fake_app.url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    try:  # http.client sends the value as it is (httpx refuses spaces around one)
+        connection.request("POST", "/v1/moderations", body=json.dumps({"input": sent + " text"}),
+                           headers={"Content-Type": "application/json", "Idempotency-Key": sent.encode("latin-1")})
+        answer = connection.getresponse()
+        assert answer.status == status, answer.read()
+    finally:
+        connection.close()
+
+
+def test_the_blank_pattern_is_the_servers_blank():
+    blank = re.compile(blank_text())
+    mismatched = [hex(code) for code in range(sys.maxunicode + 1)
+                  if code not in SURROGATES and bool(blank.match(chr(code))) != is_blank(chr(code))]
+    assert not mismatched
+    assert blank.match(" \u200b\u3000\U000e0001\t") and not blank.match(" \u200bx")
