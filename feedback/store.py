@@ -14,7 +14,7 @@ from collections import Counter
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
-from moderation.errors import InvalidInput, Unavailable
+from moderation.errors import Conflict, InvalidInput, Unavailable
 from moderation.labels import LABELS, check_label
 from moderation.prompt import is_blank
 from moderation.results import MODES, ROLES, ModerationResult
@@ -239,7 +239,7 @@ class FeedbackStore:
 
     def recall(self, idempotency_key: str, request: str) -> dict | None:
         """What the first request made with ``idempotency_key`` was answered with, as :meth:`record_once` stored
-        it; None for a new key (or one older than ``key_hours``); InvalidInput when the key was used for another
+        it; None for a new key (or one older than ``key_hours``); Conflict when the key was used for another
         request."""
         with self._lock:
             return self._recall(idempotency_key, request)
@@ -543,8 +543,8 @@ class FeedbackStore:
         hashed, *answer = found
         row = dict(zip(("verdict_id", "response_id", "predictions", "settings"), answer))
         if hashed != request_hash(request):
-            raise InvalidInput(f"The idempotency key {key!r} was used for another request: send a new key with a "
-                               "new request.", "idempotency_key")
+            raise Conflict(f"The idempotency key {key!r} was used for another request: send a new key with a "
+                           "new request.", "idempotency_key")
         return {**row, **{name: json.loads(row[name]) for name in ("predictions", "settings") if row[name]}}
 
     def _remember(self, key, request, **answer):
@@ -601,16 +601,21 @@ def now() -> str:
 
 
 def parse_since(since: str) -> str:
-    """The stored-time form of ``since``, a date or ISO datetime (UTC unless it says otherwise)."""
+    """The stored-time form of ``since``, a date or ISO datetime (UTC unless it says otherwise). A time that is
+    before year 1 or after year 9999 in UTC (a few hours away, in another time zone) is the first or last moment."""
     try:
         moment = datetime.datetime.fromisoformat(since)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
-        return _iso(moment)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError):
         raise InvalidInput(
             f"Bad date {since!r}: use a date like 2026-11-29 or a time like 2026-11-29T14:30."
         ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    try:
+        return _iso(moment)
+    except OverflowError:
+        return _iso((datetime.datetime.min if moment.year == 1 else datetime.datetime.max).replace(
+            tzinfo=datetime.timezone.utc))
 
 
 def _iso(moment):

@@ -9,6 +9,11 @@ class InvalidInput(ValueError):
         self.param = param
 
 
+class Conflict(InvalidInput):
+    """The input is well formed but conflicts with what was stored before (an idempotency key sent with another
+    request); the message says what to change."""
+
+
 class Busy(RuntimeError):
     """Too much work is waiting: the caller should retry in a moment."""
 

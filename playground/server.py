@@ -23,11 +23,13 @@ from feedback.store import KEY_HOURS, FeedbackStore
 from moderation.errors import USER_ERRORS
 from moderation.options import add_model_options, add_settings_options, open_model, settings_from
 
+from .api.document import serve_document
 from .api.errors import install_error_handlers
 from .api.feedback import feedback_router
 from .api.limits import BodyLimit, UploadQuota
 from .api.moderations import moderation_router
 from .api.monitoring import monitoring_router
+from .api.unrouted import Unrouted
 from .logins import ClientAddress, LoginLimiter, login_check
 from .metrics import CountRequests
 from .scratch import ScratchFolder
@@ -75,6 +77,7 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.",
                   lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(Unrouted, routes=app.routes)
     uploads = Uploads(service.scratch.uploads, max_total=max_uploads)
     app.add_middleware(UploadQuota, uploads=uploads, route=UPLOAD_ROUTE, max_request=max_upload + UPLOAD_ENVELOPE)
     app.add_middleware(BodyLimit, max_body=max_body,
@@ -83,9 +86,9 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     login_limiter = login_limiter or LoginLimiter()
     app.add_middleware(CountRequests, metrics=service.metrics)
     app.include_router(feedback_router(service, reviewers, login_limiter))
-    # the moderation routes end with the catch-all of /v1, so they come after the other /v1 routes
     app.include_router(moderation_router(service, record=record_api, api_keys=api_keys))
     app.include_router(monitoring_router(service))
+    serve_document(app)
     app.add_api_route(DEEP_LINK_ROUTE, no_deep_links, include_in_schema=False)  # before the page, to come first
     page = build_page(service, logins=reviewers is not None).queue(max_size=service.limits.max_waiting)
     gr.mount_gradio_app(

@@ -86,7 +86,7 @@ def test_a_retried_rest_request_gets_the_first_answer_and_records_once(fake_app,
     assert count(fake_app, "predictions") == before + 2
     assert not any(text in kept for text in body_texts(body) for kept in key_row(fake_app, headers)), "no text kept"
     changed = httpx.post(fake_app.url + route, json={**body, "model": "fake-moderation"}, headers=headers)
-    assert changed.status_code == 400 and "used for another request" in changed.json()["error"]["message"]
+    assert changed.status_code == 409 and "used for another request" in changed.json()["error"]["message"]
     fresh = httpx.post(fake_app.url + route, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
     assert fresh.json()["id"] != first.json()["id"] and count(fake_app, "predictions") == before + 4
 

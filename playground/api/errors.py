@@ -8,12 +8,29 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from moderation.errors import Busy, InvalidInput, ModelLoadError, RemoteError, Unavailable
+from moderation.errors import Busy, Conflict, InvalidInput, ModelLoadError, RemoteError, Unavailable
+
+from .protocol import ErrorResponse
 
 log = logging.getLogger("playground.api")
 
-STATUS = {InvalidInput: 400, ModelLoadError: 400, RemoteError: 502, Busy: 503, Unavailable: 503}
+STATUS = {InvalidInput: 400, ModelLoadError: 400, Conflict: 409, RemoteError: 502, Busy: 503, Unavailable: 503}
 """The HTTP status of each kind of error a client can act on."""
+
+ANSWERS = {
+    400: "The request is malformed or breaks a limit: the message says what to change.",
+    401: "The credentials are missing or wrong: the message says what to send.",
+    404: "The model named is not served here: the message names the one that is.",
+    409: "The Idempotency-Key was sent before with another request: send a new key.",
+    413: "The request body is over the server's limit (--max-body).",
+    429: "Too many failed logins: retry after Retry-After seconds.",
+    500: "A failure of the server itself: a generic message (the server's log has the details).",
+    502: "The vLLM server that labels (--backend vllm) cannot be reached or answered badly.",
+    503: "Too many requests are waiting (--max-waiting): retry after Retry-After seconds.",
+}
+"""What each error status of the API means, as its OpenAPI document says."""
+HEADERS = {401: "WWW-Authenticate", 429: "Retry-After", 503: "Retry-After"}
+"""The header that every answer with this status carries."""
 
 INTERNAL = "Internal error: the server failed to answer this request. Its log has the details."
 
@@ -32,6 +49,16 @@ def error_response(status: int, message: str, param: str | None = None) -> JSONR
     body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
     headers = {"Retry-After": "1"} if status == 503 else None
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def documented(*statuses: int) -> dict:
+    """The ``responses`` of a route that may answer ``statuses`` (and 500, as any route may): JSON in the error
+    model, whatever the route answers when it succeeds, and the header that the status carries, if any."""
+    error = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}}}
+    return {status: {"description": ANSWERS[status], "content": error,
+                     **({"headers": {HEADERS[status]: {"required": True, "schema": {"type": "string"}}}}
+                        if status in HEADERS else {})}
+            for status in sorted({*statuses, 500})}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,17 +11,23 @@ from feedback.reviewers import Reviewers
 
 from ..logins import LoginLimiter, client_address
 from ..service import PlaygroundService
+from .errors import documented
+from .protocol import MOMENTS, absent_or
 
 basic = HTTPBasic(auto_error=False, description="A reviewer's name and password (see --auth).")
 
 
+class JsonLines(StreamingResponse):
+    """One JSON object a line, streamed."""
+
+    media_type = "application/x-ndjson"
+
+
 def feedback_router(service: PlaygroundService, reviewers: Reviewers | None, limiter: LoginLimiter) -> APIRouter:
     """The feedback routes; with ``reviewers``, each needs a reviewer's HTTP Basic login (limited by ``limiter``,
-    as the page's logins are)."""
+    as the page's logins are), and only then does the OpenAPI document ask for one."""
 
-    def reviewer(request: Request, credentials: HTTPBasicCredentials | None = Depends(basic)) -> str | None:
-        if reviewers is None:
-            return None
+    def reviewer(request: Request, credentials: HTTPBasicCredentials | None = Depends(basic)) -> str:
         if credentials is None or not limiter.check(
                 credentials.username, client_address(request.scope),
                 lambda: reviewers.check(credentials.username, credentials.password)):
@@ -29,19 +35,21 @@ def feedback_router(service: PlaygroundService, reviewers: Reviewers | None, lim
                                 headers={"WWW-Authenticate": 'Basic realm="moderation-playground"'})
         return credentials.username
 
-    router = APIRouter(prefix="/v1/feedback", tags=["feedback"], dependencies=[Depends(reviewer)])
+    logins, refusals = ([Depends(reviewer)], [401, 429]) if reviewers is not None else ([], [])
+    router = APIRouter(prefix="/v1/feedback", tags=["feedback"], dependencies=logins)
 
-    @router.get("/export")
+    @router.get("/export", response_class=JsonLines, responses=documented(400, *refusals))
     def export(
         format: Literal["oig", "full"] = Query("oig", description="oig: training records; full: every field"),
         status: Literal["pending", "accepted", "discarded"] | None = Query(None, description="only this status"),
-        since: str | None = Query(None, description="only verdicts given since, like 2026-11-29"),
-    ) -> StreamingResponse:
+        since: str | None = Query(None, description="only verdicts given since: a date like 2026-11-29, or a time "
+                                  "like 2026-11-29T14:30:00Z (UTC unless it says otherwise)",
+                                  json_schema_extra=absent_or(*MOMENTS)),
+    ) -> JsonLines:
         """The verdicts as jsonl, streamed row by row."""
-        return StreamingResponse(service.export_lines(format=format, status=status, since=since),
-                                 media_type="application/x-ndjson")
+        return JsonLines(service.export_lines(format=format, status=status, since=since))
 
-    @router.get("/stats")
+    @router.get("/stats", responses=documented(*refusals))
     def stats() -> dict:
         """Counts, the model's labels against the reviewers', agreement between reviewers, daily figures, the queue
         (the figures of ``python -m feedback stats --json``)."""

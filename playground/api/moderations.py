@@ -9,16 +9,20 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedback.api_keys import ApiKeys
+from feedback.store import MAX_KEY
 from moderation.results import TurnResult
 
 from ..service import PlaygroundService
 from .admission import Admission
-from .errors import ApiError
-from .protocol import ChatRequest, ChatResponse, ModerationRequest, ModerationResponse, Result
+from .errors import ApiError, documented
+from .patterns import HTTP_WHITESPACE, header_token
+from .protocol import ChatResponse, ModelList, ModerationResponse, Result, absent_or, request_models
 
 bearer = HTTPBearer(auto_error=False, description="An API key (see --api-keys).")
-IDEMPOTENCY = Header(None, description="Any unique string (a UUID): a retry with the same key (within the keys' "
-                     "lifetime, 24 h by default) gets the first answer again, and records nothing.")
+IDEMPOTENCY = Header(None, description=f"Any unique string of up to {MAX_KEY} printable characters (a UUID): a retry "
+                     "with the same key (within the keys' lifetime, 24 h by default) gets the first answer again, "
+                     "and records nothing.",
+                     json_schema_extra=absent_or({"type": "string", "pattern": header_token(MAX_KEY)}))
 
 
 def moderation_router(service: PlaygroundService, *, record: bool = True, api_keys: ApiKeys | None = None) -> APIRouter:
@@ -26,6 +30,7 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
     ``api_keys`` they need ``Authorization: Bearer KEY``."""
     router = APIRouter()
     admission = Admission(service.limits.max_waiting)
+    ModerationRequest, ChatRequest = request_models(service.limits)
 
     def key_holder(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if credentials is None or api_keys.owner(credentials.credentials) is None:
@@ -34,6 +39,7 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
                                 headers={"WWW-Authenticate": "Bearer"})
 
     keyed = [Depends(key_holder)] if api_keys is not None else []
+    answers = documented(400, 404, 409, 413, 502, 503, *([401] if api_keys is not None else []))
 
     async def answer(route: str, request, idempotency_key: str | None, texts: list[str], fields: list[str],
                      roles: list[str] | None, respond) -> Response:
@@ -42,8 +48,9 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
             answered = await admission.run(service.answer, texts, fields=fields, roles=roles, record=record,
                                            response_id=_id())
         else:
-            answered = await admission.run(service.answer_once, idempotency_key, f"{route} {request.model_dump_json()}",
-                                           texts, fields=fields, roles=roles, record=record, response_id=_id())
+            answered = await admission.run(service.answer_once, idempotency_key.strip(HTTP_WHITESPACE),
+                                           f"{route} {request.model_dump_json()}", texts, fields=fields, roles=roles,
+                                           record=record, response_id=_id())
         return _json(respond(answered))
 
     def served(model: str | None) -> None:
@@ -51,7 +58,8 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         if model not in (None, name):
             raise ApiError(404, f"The model {model!r} is not served here: use {name!r} or leave it out.", "model")
 
-    @router.post("/v1/moderations", response_model=ModerationResponse, tags=["moderation"], dependencies=keyed)
+    @router.post("/v1/moderations", response_model=ModerationResponse, responses=answers, tags=["moderation"],
+                 dependencies=keyed)
     async def moderations(request: ModerationRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
         """Label one text or a list of texts with the five moderation labels."""
         served(request.model)
@@ -62,7 +70,8 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
             lambda answered: {"id": answered.id, "model": answered.results[0].model,
                               "results": [Result.of(result) for result in answered.results]})
 
-    @router.post("/v1/moderations/chat", response_model=ChatResponse, tags=["moderation"], dependencies=keyed)
+    @router.post("/v1/moderations/chat", response_model=ChatResponse, responses=answers, tags=["moderation"],
+                 dependencies=keyed)
     async def chat(request: ChatRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
         """Check a user's message and the bot's reply; the reply is replaced when either intervenes."""
         served(request.model)
@@ -76,15 +85,11 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
         return await answer("/v1/moderations/chat", request, idempotency_key, [request.user, request.bot],
                             ["user", "bot"], ["user", "bot"], respond)
 
-    @router.get("/v1/models", tags=["service"])
+    @router.get("/v1/models", response_model=ModelList, responses=documented(), tags=["service"])
     def models() -> dict:
         """The model this server labels with."""
         card = {"id": service.moderator.name, "object": "model", "owned_by": "moderation-playground"}
         return {"object": "list", "data": [card]}
-
-    @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    def unknown(path: str):
-        raise ApiError(404, f"No route /v1/{path} for this method: see /docs for the API.")
 
     return router
 

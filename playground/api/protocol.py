@@ -1,20 +1,55 @@
-"""What the REST API takes and answers, shaped like OpenAI's moderation API (our five labels are the categories)."""
+"""What the REST API takes and answers, shaped like OpenAI's moderation API (our five labels are the categories).
+
+The requests are made for one server's limits (``--max-chars``, ``--max-inputs``), so that its OpenAPI document states
+them; the service checks them, with messages that say what to change."""
+
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from moderation.labels import LABELS
 from moderation.results import ModerationResult
 
+from ..service import Limits
+from .patterns import blank_text
 
-class ModerationRequest(BaseModel):
-    input: str | list[str] = Field(description="A text, or a list of texts, to moderate.")
-    model: str | None = Field(None, description="The served model's id (see GET /v1/models); optional.")
+MODEL = Field(None, description="The served model's id (see GET /v1/models); another gets 404. Optional.")
+MOMENTS = ({"type": "string", "format": "date"}, {"type": "string", "format": "date-time"},
+           {"type": "string", "maxLength": 0})
+"""What ``since`` takes: a date, an RFC 3339 time (Python's ISO reader reads both), or nothing (no bound)."""
 
 
-class ChatRequest(BaseModel):
-    user: str = Field(description="The user's message.")
-    bot: str = Field(description="The chat bot's reply to it.")
-    model: str | None = Field(None, description="The served model's id; optional.")
+def absent_or(*schemas: dict):
+    """``json_schema_extra`` for an optional parameter: left out, or one of ``schemas`` (never null: a header or a
+    query parameter has no null)."""
+
+    def declared(schema: dict) -> None:
+        schema.pop("anyOf", None)
+        schema.update(schemas[0] if len(schemas) == 1 else {"anyOf": list(schemas)})
+
+    return declared
+
+
+def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The request bodies of ``POST /v1/moderations`` and ``POST /v1/moderations/chat`` under ``limits``."""
+
+    def shown(schema: dict) -> None:
+        schema.update({"minLength": 1, "maxLength": limits.max_chars, "not": {"pattern": blank_text()}})
+
+    text = Annotated[str, Field(json_schema_extra=shown, description=f"A text that is not blank, of at most "
+                                f"{limits.max_chars} characters (--max-chars).")]
+
+    class ModerationRequest(BaseModel):
+        input: text | Annotated[list[text], Field(json_schema_extra={"minItems": 1, "maxItems": limits.max_inputs})] = (
+            Field(description=f"A text, or a list of 1 to {limits.max_inputs} texts (--max-inputs), to moderate."))
+        model: str | None = MODEL
+
+    class ChatRequest(BaseModel):
+        user: text = Field(description="The user's message.")
+        bot: text = Field(description="The chat bot's reply to it.")
+        model: str | None = MODEL
+
+    return ModerationRequest, ChatRequest
 
 
 class Result(BaseModel):
@@ -50,3 +85,35 @@ class ChatResponse(BaseModel):
     reply: str = Field(description="The bot's reply, or the intervention message.")
     intervened: bool
     triggered_by: list[str] = Field(description="The sides (user, bot) that reached the threshold.")
+
+
+class ModelCard(BaseModel):
+    id: str = Field(description="The name to give as ``model`` (the version served now).")
+    object: Literal["model"]
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"] = Field(description="ok: the server is up, its model loaded; degraded: it "
+                                              "answers, but its feedback database cannot be written.")
+    reason: str | None = Field(None, description="Why it is degraded (SQLite's words, like 'database or disk is "
+                               "full').")
+    model: str = Field(description="The model served now.")
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="What is wrong, and what to change.")
+    type: Literal["invalid_request_error", "server_error"]
+    param: str | None = Field(description="The field at fault, when one is known (input[1], model, ...).")
+    code: int = Field(description="The HTTP status.")
+
+
+class ErrorResponse(BaseModel):
+    """An error in OpenAI's shape."""
+
+    error: ErrorDetail
