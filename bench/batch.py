@@ -1,4 +1,4 @@
-"""Batch files against the engine: the rate of ``moderation.batch.label_file`` (read, check, label, write, and
+"""Batch files against the engine: the rate of ``moderation.batch_files.label_file`` (read, check, label, write, and
 optionally record) as a share of the rate of ``Moderator.moderate`` on the same texts in batches, and the
 Python memory the file path holds as the file grows.
 
@@ -28,11 +28,11 @@ import tracemalloc
 from pathlib import Path
 
 from feedback.store import FeedbackStore
-from moderation.batch import label_file
+from moderation.batch_files import label_file
 from moderation.engine import Moderator
-from moderation.models import open_moderator
+from moderation.labelled_files import SEED_FILE, read_labelled
+from moderation.loader import open_moderator
 from moderation.prompt import normalize_text
-from moderation.records import SEED_FILE, read_labelled
 from moderation.results import ModerationResult
 from moderation.settings import Settings
 

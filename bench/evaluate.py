@@ -36,7 +36,7 @@ from feedback.store import FeedbackStore
 from moderation.engine import Moderator
 from moderation.evaluate import evaluate, heldout_gold
 from moderation.evaluate.metrics import compute_metrics
-from moderation.models import open_moderator
+from moderation.loader import open_moderator
 from moderation.settings import Settings
 from playground.scratch import ScratchFolder
 from playground.service import PlaygroundService

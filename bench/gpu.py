@@ -3,7 +3,7 @@ CUDA, through the model card's pipeline and through this project's path, at batc
 
 - card: transformers' ``pipeline("text-generation")`` on the card's full prompt, greedy, 10 new tokens,
   ``batch_size`` prompts at a time (left-padded), each output parsed as a label;
-- ours: :class:`~moderation.engine.Moderator` on :class:`~moderation.local.LocalBackend` (the prefix's key/value
+- ours: :class:`~moderation.engine.Moderator` on :class:`~moderation.backends.local.backend.LocalBackend` (the prefix's key/value
   cache computed once, texts packed with the label trie), ``batch_size`` texts per forward pass.
 
 The weights are random, so the labels mean nothing; the shapes, and so the time, are GPT-J-6B's (28 layers,
@@ -25,11 +25,11 @@ import transformers
 from transformers import GPTJConfig, GPTJForCausalLM
 
 from bench.common import sync
+from moderation.backends.local.backend import LocalBackend
 from moderation.demo import split_seed
-from moderation.demo_build import train_tokenizer
+from moderation.demo.build import train_tokenizer
 from moderation.engine import Moderator
 from moderation.labels import parse_label
-from moderation.local import LocalBackend
 from moderation.prompt import PromptTemplate
 from moderation.results import MAX_NEW_TOKENS
 

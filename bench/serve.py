@@ -39,7 +39,7 @@ import torch
 
 from bench.common import machine, start_app
 from moderation.demo import split_seed
-from moderation.models import open_moderator
+from moderation.loader import open_moderator
 
 TARGETS = {"rate_ratio": 0.5, "p50_ratio": 1.5}
 BATCH = 32

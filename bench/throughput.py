@@ -35,13 +35,13 @@ import torch
 import transformers
 
 from bench.common import machine, quiet_torch, sync
-from moderation.batcher import MicroBatcher
+from moderation.backends.local.backend import LocalBackend
 from moderation.demo import ensure_demo_model, split_seed
-from moderation.demo_build import new_gptj, train_tokenizer
+from moderation.demo.build import new_gptj, train_tokenizer
 from moderation.engine import Moderator
 from moderation.labels import parse_label
-from moderation.local import LocalBackend
 from moderation.prompt import PromptTemplate
+from playground.batcher import MicroBatcher
 
 SIZES = {
     "medium": dict(n_embd=768, n_layer=12, n_head=12, rotary_dim=64),

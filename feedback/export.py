@@ -5,8 +5,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from moderation.atomic_writes import written_atomically
 from moderation.errors import InvalidInput
-from moderation.files import written_atomically
 from moderation.prompt import format_record
 
 

@@ -6,7 +6,8 @@ import json
 from sqlite_utils import Migrations
 
 from moderation.labels import DEFAULT_THRESHOLD, LABELS
-from moderation.uncertainty import intervene_margin, margin
+
+from .uncertainty import intervene_margin, margin
 
 migrations = Migrations("feedback")
 

@@ -4,8 +4,8 @@ written whole and readable by their owner alone."""
 from dataclasses import dataclass
 from pathlib import Path
 
+from moderation.atomic_writes import written_atomically
 from moderation.errors import InvalidInput
-from moderation.files import written_atomically
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ import sys
 
 from tqdm.auto import tqdm
 
-from .batch import MAX_CHARS, OUTPUTS, label_file
+from .batch_files import MAX_CHARS, OUTPUTS, label_file
+from .command_line import add_mode_option, add_model_options, add_settings_options, open_model, settings_from
 from .errors import USER_ERRORS
-from .models import DEMO_NOTICE
-from .options import add_mode_option, add_model_options, add_settings_options, open_model, settings_from
+from .loader import DEMO_NOTICE
 
 
 def main(argv=None) -> int:

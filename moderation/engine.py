@@ -1,10 +1,10 @@
-"""The Moderator: texts in, labels with probabilities out. It runs on a :class:`~moderation.backend.Backend`
+"""The Moderator: texts in, labels with probabilities out. It runs on a :class:`~moderation.backends.base.Backend`
 and imports no torch: the backend holds the model."""
 
 import math
 from pathlib import Path
 
-from .backend import Backend
+from .backends.base import Backend
 from .errors import InvalidInput
 from .labels import LABELS, parse_label
 from .prompt import OUTPUT, TRUNCATION_MARKER, NormalizedText, normalize_text
@@ -18,8 +18,8 @@ MIN_TEXT_TOKENS = 32
 class Moderator:
     """Labels texts with a causal language model prompted as :class:`~moderation.settings.Settings` say.
 
-    The model runs in a backend: :class:`~moderation.local.LocalBackend` (transformers, here) or
-    :class:`~moderation.remote.RemoteBackend` (a vLLM server); both score the same token ids the same way.
+    The model runs in a backend: :class:`~moderation.backends.local.backend.LocalBackend` (transformers, here) or
+    :class:`~moderation.backends.remote.RemoteBackend` (a vLLM server); both score the same token ids the same way.
     ``name`` is what results report as their model: the version's name when a trained ``version`` (an
     adapter) serves. ``source`` is what loads the base model again here (None when it runs elsewhere).
     """
@@ -31,7 +31,7 @@ class Moderator:
         self.batch_size = batch_size
         self.demo = demo
         self.load_seconds: float | None = None
-        """How long loading the model took, when it was loaded through :func:`~moderation.models.open_moderator`."""
+        """How long loading the model took, when it was loaded through :func:`~moderation.loader.open_moderator`."""
         self.version = version
         self.source = source
         tokens = backend.tokens
@@ -50,7 +50,7 @@ class Moderator:
         the ``model`` folder (a merged or fully fine-tuned version), else ``model`` itself.
         ``source`` is what loads the model again (``model`` by default; ``demo`` for the demo model).
         """
-        from .local import LocalBackend  # torch loads with the local backend only
+        from .backends.local.backend import LocalBackend  # torch loads with the local backend only
 
         backend = LocalBackend.load(model, revision=revision, dtype=dtype, device_map=device_map,
                                     prefix_cache=prefix_cache, adapter=adapter, base_name=name or model)

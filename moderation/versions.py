@@ -11,7 +11,7 @@ from .errors import ModelLoadError
 VERSION_FILE = "version.json"
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 """The held-out records evaluated before and after the training that made a version (see
-:mod:`moderation.training_report`)."""
+:mod:`moderation.training.report`)."""
 KINDS = ("lora", "merged", "full")
 """lora: an adapter folder for the base model; merged: the base with the adapter merged in; full: all weights
 fine-tuned. The last two are whole models, served with ``--model DIR``."""
@@ -22,7 +22,7 @@ class ModelVersion:
     """A trained version: its name, what kind of folder holds it, and the base model it was trained from.
 
     ``base_model`` is what loads the base (a Hugging Face id, a folder, or ``demo``), ``base_name`` how
-    results name it, and ``base_fingerprint`` identifies its weights (see :mod:`moderation.adapters`).
+    results name it, and ``base_fingerprint`` identifies its weights (see :mod:`moderation.backends.local.adapters`).
     ``training`` holds the figures of the run that made it.
     """
 
@@ -47,9 +47,9 @@ class ModelVersion:
             return cls(**data)
         except FileNotFoundError:
             raise ModelLoadError(f"{folder} holds no {VERSION_FILE}: give a folder written by "
-                                 "python -m moderation.train.") from None
+                                 "python -m moderation.training.trainer.") from None
         except (ValueError, TypeError) as error:
-            raise ModelLoadError(f"{path} is not a version file written by python -m moderation.train "
+            raise ModelLoadError(f"{path} is not a version file written by python -m moderation.training.trainer "
                                  f"({error}).") from None
 
     @classmethod

@@ -20,8 +20,8 @@ from gradio.utils import get_upload_folder
 from feedback.api_keys import ApiKeys
 from feedback.reviewers import Reviewers
 from feedback.store import KEY_HOURS, FeedbackStore
+from moderation.command_line import add_model_options, add_settings_options, open_model, settings_from
 from moderation.errors import USER_ERRORS
-from moderation.options import add_model_options, add_settings_options, open_model, settings_from
 
 from .api.document import serve_document
 from .api.errors import install_error_handlers

@@ -23,17 +23,17 @@ from feedback.stats import summary
 from feedback.store import FeedbackStore, cannot_write, prediction_fields, stored_result
 from feedback.writer import PredictionWriter
 from moderation import evaluate as evaluation
-from moderation.batch import MAX_CHARS, BatchRun, label_file, output_format
-from moderation.batcher import MicroBatcher
+from moderation.batch_files import MAX_CHARS, BatchRun, label_file, output_format
 from moderation.engine import Moderator
 from moderation.errors import InvalidInput, Unavailable
-from moderation.models import open_moderator
+from moderation.labelled_files import read_labelled
+from moderation.loader import open_moderator
 from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
-from moderation.records import read_labelled
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
-from moderation.training_data import HELD_OUT_FRACTION, stratified_split
+from moderation.training.data import HELD_OUT_FRACTION, stratified_split
 
+from .batcher import MicroBatcher
 from .jobs import Job, JobRunner
 from .metrics import Metrics
 from .scratch import ScratchFolder
@@ -400,7 +400,7 @@ class PlaygroundService:
         label-stratified share held out), in a process of its own; InvalidInput when it cannot start."""
         source = self.moderator.source
         if source is None:
-            raise InvalidInput("The model runs on a vLLM server, not here: retrain it with python -m moderation.train "
+            raise InvalidInput("The model runs on a vLLM server, not here: retrain it with python -m moderation.training.trainer "
                                "on a GPU machine, and serve the version with --adapter.")
         self.jobs.check_idle()
         name = "retrain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")

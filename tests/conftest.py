@@ -94,7 +94,7 @@ def browser_page(browser):
 def tiny_model_dir(tmp_path_factory):
     """A randomly initialised GPT-J with a 256-token context, saved as transformers saves any checkpoint."""
     from moderation.demo import split_seed
-    from moderation.demo_build import new_gptj, train_tokenizer
+    from moderation.demo.build import new_gptj, train_tokenizer
 
     path = tmp_path_factory.mktemp("tiny-gptj")
     records, _ = split_seed()
@@ -107,10 +107,10 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_adapter_dir(tiny_model_dir, tmp_path_factory):
-    """A LoRA adapter trained on the tiny model by ``python -m moderation.train`` (its own records, no replay)."""
+    """A LoRA adapter trained on the tiny model by ``python -m moderation.training.trainer`` (its own records, no replay)."""
     from moderation.demo import split_seed
     from moderation.prompt import format_record
-    from moderation.train import main as train
+    from moderation.training.trainer import main as train
 
     folder = tmp_path_factory.mktemp("tiny-adapter")
     data = folder / "export.jsonl"
@@ -140,7 +140,7 @@ def demo_model_dir():
 @pytest.fixture(scope="session")
 def demo_moderator(demo_model_dir):
     from moderation.engine import Moderator
-    from moderation.models import DEMO_NAME
+    from moderation.loader import DEMO_NAME
 
     return Moderator.load(str(demo_model_dir), name=DEMO_NAME, demo=True)
 

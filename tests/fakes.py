@@ -7,9 +7,9 @@ Its tokens are the text's UTF-8 bytes; a text's label is that of the first rule 
 import math
 import threading
 
+from moderation.backends.tokens import PromptTokens
 from moderation.engine import Moderator
 from moderation.labels import LABELS
-from moderation.tokens import PromptTokens
 
 RULES = {
     "hurt": "needs intervention",
@@ -47,7 +47,7 @@ def expected_scores(text: str) -> dict[str, float]:
 
 
 class FakeBackend:
-    """The :class:`~moderation.backend.Backend` protocol with fixed log-probabilities; ``bug`` is raised
+    """The :class:`~moderation.backends.base.Backend` protocol with fixed log-probabilities; ``bug`` is raised
     from inside every call (a planted bug). Each call's (prefix, number of requests) is kept in ``calls``."""
 
     def __init__(self, *, context_length: int = 2048, bug: Exception | None = None):

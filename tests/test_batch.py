@@ -17,7 +17,7 @@ from fakes import expected_scores, fake_moderator
 
 from feedback.store import FeedbackStore
 from moderation.__main__ import main as moderation_main
-from moderation.batch import CSV_COLUMNS, label_file
+from moderation.batch_files import CSV_COLUMNS, label_file
 from moderation.errors import InvalidInput
 from moderation.labels import LABELS
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from moderation.batcher import Busy, MicroBatcher
+from playground.batcher import Busy, MicroBatcher
 
 
 def run_concurrently(count, work):

@@ -4,12 +4,12 @@ import pytest
 import torch
 from transformers import DistilBertConfig, DistilBertModel
 
+from moderation.backends.local.loading import ModelLoadError
+from moderation.backends.local.scoring import continuation_logprobs
 from moderation.demo import split_seed
 from moderation.engine import Moderator
 from moderation.labels import LABELS, parse_label
-from moderation.loading import ModelLoadError
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
-from moderation.scoring import continuation_logprobs
 from moderation.settings import Settings
 
 TEXTS = [

@@ -11,9 +11,9 @@ from moderation.errors import InvalidInput
 from moderation.evaluate import compare, evaluate, gold_from_verdicts, heldout_gold, read_gold
 from moderation.evaluate.gold import GoldSet
 from moderation.evaluate.metrics import compute_metrics
+from moderation.labelled_files import HELDOUT_FILE, POOL_FILE, SEED_FILE, read_labelled
 from moderation.labels import LABELS, SEVERITY
 from moderation.prompt import PromptTemplate
-from moderation.records import HELDOUT_FILE, POOL_FILE, SEED_FILE, read_labelled
 
 C, POSSIBLY, PROBABLY, CAUTION, INTERVENTION = SEVERITY
 

@@ -14,8 +14,8 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 from moderation.__main__ import main as moderate_main
 from moderation.evaluate import heldout_gold
 from moderation.evaluate.__main__ import main as evaluate_main
+from moderation.labelled_files import HELDOUT_FILE
 from moderation.labels import SEVERITY
-from moderation.records import HELDOUT_FILE
 from moderation.versions import ModelVersion
 
 TWO_EXAMPLES = [{"text": "Have a lovely day", "label": "casual"},

@@ -59,11 +59,11 @@ from feedback.api_keys import ApiKeys, add_api_key, key_hash
 from feedback.reviewers import add_reviewer
 from feedback.store import FeedbackStore
 from moderation.__main__ import main as moderation_main
+from moderation.labelled_files import read_labelled, read_template
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
-from moderation.records import read_labelled, read_template
-from moderation.train import main as train_main
-from moderation.training_report import report_text
+from moderation.training.report import report_text
+from moderation.training.trainer import main as train_main
 from playground.server import main as server_main
 
 ROOT = Path(__file__).parent.parent

@@ -2,12 +2,12 @@
 
 import pytest
 
+from moderation.backends.local.packing import REQUEST_END, LabelTrie, pack
+from moderation.backends.tokens import PREFIXES_KEPT
 from moderation.engine import Moderator
 from moderation.labels import LABELS
-from moderation.packing import REQUEST_END, LabelTrie, pack
 from moderation.prompt import CARD_EXAMPLES, Example, PromptTemplate
 from moderation.settings import Settings
-from moderation.tokens import PREFIXES_KEPT
 
 TEMPLATES = {
     "card": PromptTemplate(),

@@ -89,11 +89,11 @@ def loaded_modules(*statements: str) -> list[set[str]]:
 
 @pytest.mark.slow
 def test_what_each_entry_loads(tiny_model_dir):
-    remote = (f"from moderation.models import open_moderator; "
+    remote = (f"from moderation.loader import open_moderator; "
               f"open_moderator({str(tiny_model_dir)!r}, backend='vllm', base_url='http://127.0.0.1:9')")
     libraries, vllm = loaded_modules(
-        "import moderation.engine, moderation.settings, moderation.records, moderation.batch, moderation.uncertainty,"
-        " moderation.versions, moderation.evaluate, moderation.evaluate.__main__, moderation.training_data,"
+        "import moderation.engine, moderation.settings, moderation.labelled_files, moderation.batch_files, feedback.uncertainty,"
+        " moderation.versions, moderation.evaluate, moderation.evaluate.__main__, moderation.training.data,"
         " feedback.store, feedback.export, feedback.reviewers, feedback.stats, feedback.writer, feedback.merge,"
         " feedback.api_keys, feedback.__main__, playground.service, playground.jobs",
         remote,
@@ -102,4 +102,4 @@ def test_what_each_entry_loads(tiny_model_dir):
     # beneath the page and the API loads neither.
     assert not {"torch", "transformers", "gradio", "fastapi", "plotly"} & libraries
     model_code = {name for name in vllm if re.fullmatch(r"transformers\.models\.(?!auto\.)\w+\.modeling_\w+", name)}
-    assert not model_code and "moderation.local" not in vllm, "--backend vllm loads no model code"
+    assert not model_code and "moderation.backends.local.backend" not in vllm, "--backend vllm loads no model code"

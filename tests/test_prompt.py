@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from moderation.labelled_files import read_labelled, read_template
 from moderation.prompt import (
     CARD_EXAMPLES,
     Example,
@@ -10,7 +11,6 @@ from moderation.prompt import (
     normalize_text,
     parse_record,
 )
-from moderation.records import read_labelled, read_template
 
 CARD_PROMPT = """Possible labels:
 1. casual

@@ -15,9 +15,9 @@ from completions_server import create_app
 from servers import free_port, serving_in_thread
 from transformers import AutoConfig, AutoTokenizer
 
+from moderation.backends.remote import RemoteBackend, RemoteError, continuation_logprob, ordered_choices
 from moderation.engine import Moderator
 from moderation.prompt import TRUNCATION_MARKER, PromptTemplate
-from moderation.remote import RemoteBackend, RemoteError, continuation_logprob, ordered_choices
 
 LONG = "I hate this job and everyone in it, " * 60
 TEXTS = [
@@ -259,7 +259,7 @@ def test_retries_must_be_at_least_one(tiny_model_dir):
 def test_an_adapter_is_served_as_vllm_serves_lora_modules(tiny_model_dir, tiny_adapter_dir):
     """``vllm serve BASE --enable-lora --lora-modules NAME=DIR``: requests that name NAME get the adapter's
     scores, equal to the adapter's through peft here; the base still answers under its own name."""
-    from moderation.models import open_moderator
+    from moderation.loader import open_moderator
     from moderation.versions import ModelVersion
 
     name = ModelVersion.read(tiny_adapter_dir).name
@@ -278,7 +278,7 @@ def test_an_adapter_is_served_as_vllm_serves_lora_modules(tiny_model_dir, tiny_a
 
 def test_an_adapter_for_another_model_is_refused_before_any_request(tiny_adapter_dir, demo_model_dir):
     from moderation.errors import ModelLoadError
-    from moderation.models import open_moderator
+    from moderation.loader import open_moderator
 
     with pytest.raises(ModelLoadError, match=f"was trained on .*, not on {demo_model_dir}"):
         open_moderator(str(demo_model_dir), backend="vllm", base_url="http://127.0.0.1:9",

@@ -8,8 +8,8 @@ import sqlite_utils
 
 from feedback.migrations import migrations
 from feedback.store import QUEUE_ORDERS, FeedbackStore
+from feedback.uncertainty import intervene_margin, margin
 from moderation.labels import LABELS
-from moderation.uncertainty import intervene_margin, margin
 
 
 def probabilities(**given) -> dict:

@@ -1,4 +1,4 @@
-"""``python -m moderation.train``: the data it learns from and is judged on, the packed sequences, the folders it
+"""``python -m moderation.training.trainer``: the data it learns from and is judged on, the packed sequences, the folders it
 writes (an adapter, a merged or a whole model, each with its version), what it refuses, and the demo model."""
 
 import json
@@ -11,19 +11,19 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file
 from transformers import TrainingArguments
 
+from moderation.backends.local.backend import LocalBackend
+from moderation.backends.local.loading import load_model
 from moderation.demo import DemoRecipe, split_seed
-from moderation.demo_build import build_demo_model, calibrate
+from moderation.demo.build import build_demo_model, calibrate
 from moderation.engine import Moderator
 from moderation.errors import InvalidInput
 from moderation.evaluate import evaluate, read_gold
-from moderation.loading import load_model
-from moderation.local import LocalBackend
+from moderation.labelled_files import HELDOUT_FILE
 from moderation.prompt import HEADER, PromptTemplate, format_record
-from moderation.recipe import Recipe
-from moderation.records import HELDOUT_FILE
-from moderation.train import LORA_TARGETS, LabelLossTrainer, PackingCollator, learning_rate_for, method_for
-from moderation.train import main as train_main
-from moderation.training_data import IGNORE, WordDropout, pack_records, prepare, stratified_split
+from moderation.training.data import IGNORE, WordDropout, pack_records, prepare, stratified_split
+from moderation.training.recipe import Recipe
+from moderation.training.trainer import LORA_TARGETS, LabelLossTrainer, PackingCollator, learning_rate_for, method_for
+from moderation.training.trainer import main as train_main
 from moderation.versions import ModelVersion
 
 FEW = [("you are wonderful", "casual"), ("I will hurt them", "needs intervention")]
@@ -163,7 +163,7 @@ def test_lora_training_writes_an_adapter_with_its_version(cli, tiny_model_dir, t
 
 
 def test_the_report_holds_evaluate_figures_before_and_after_on_the_held_out_file(cli, tiny_model_dir, tmp_path):
-    """python -m moderation.train ... --eval-data FILE --lora writes report.json with Evaluate's metrics before
+    """python -m moderation.training.trainer ... --eval-data FILE --lora writes report.json with Evaluate's metrics before
     and after: the same figures an evaluation of the base model and of the served adapter gives."""
     seed = split_seed()[0]
     data = write_jsonl(tmp_path / "export.jsonl", seed[:60])
@@ -219,7 +219,7 @@ def test_the_cli_serves_an_adapter_and_names_its_version(cli, tiny_adapter_dir):
 
 
 def test_the_apps_own_options_serve_an_adapter_on_its_base(tiny_model_dir, tiny_adapter_dir):
-    from moderation.options import open_model
+    from moderation.command_line import open_model
     from playground.server import parse_args
 
     adapter = ["--adapter", str(tiny_adapter_dir)]

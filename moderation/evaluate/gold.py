@@ -7,9 +7,9 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import InvalidInput
+from ..labelled_files import HELDOUT_FILE, read_labelled
 from ..labels import check_label
 from ..prompt import NormalizedText, normalize_text
-from ..records import HELDOUT_FILE, read_labelled
 
 HELDOUT_NAME = "held-out set"
 ACCEPTED_NAME = "accepted verdicts"
@@ -59,7 +59,7 @@ class GoldSet:
 
 
 def read_gold(path: str | Path, name: str | None = None) -> GoldSet:
-    """The gold set of a labelled file (jsonl or a JSON list; see :mod:`moderation.records`).
+    """The gold set of a labelled file (jsonl or a JSON list; see :mod:`moderation.labelled_files`).
 
     A broken line, an unknown label or a file without rows raises InvalidInput naming the file and the line.
     """

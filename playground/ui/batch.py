@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from moderation.batch import MAX_ROWS, OUTPUTS
+from moderation.batch_files import MAX_ROWS, OUTPUTS
 from moderation.settings import Settings
 
 from .common import Page, download, shown_errors

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic_writes import written_atomically
 from .errors import InvalidInput
-from .files import written_atomically
 from .labels import LABELS
 from .prompt import NormalizedText, normalize_text
 from .results import ModerationResult

@@ -3,14 +3,14 @@
 import threading
 from collections import OrderedDict
 
+from ...versions import ModelVersion
+from ..base import context_length
+from ..tokens import PREFIXES_KEPT, PromptTokens
 from .adapters import attach_adapter
-from .backend import context_length
 from .generation import generate_greedy
 from .loading import load_model
 from .packing import LabelTrie
 from .scoring import continuation_logprobs, packed_label_logprobs, prefix_key_values
-from .tokens import PREFIXES_KEPT, PromptTokens
-from .versions import ModelVersion
 
 
 class LocalBackend:

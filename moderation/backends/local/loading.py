@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from .errors import ModelLoadError
+from ...errors import ModelLoadError
 
 
 def pick_dtype(dtype: str | torch.dtype = "auto") -> torch.dtype:

@@ -7,7 +7,7 @@ merge across the seam, so cached, packed, remote and reference paths all see the
 
 from functools import lru_cache
 
-from .labels import LABELS
+from ..labels import LABELS
 
 PREFIXES_KEPT = 8
 """Templates whose prefix ids are kept (the server's default and a few reviewers' drafts)."""

@@ -5,7 +5,7 @@ import threading
 import time
 from concurrent.futures import Future
 
-from .errors import Busy
+from moderation.errors import Busy
 
 
 class MicroBatcher:

@@ -4,13 +4,13 @@ version (through :mod:`moderation.evaluate`), written beside the version as ``re
 import json
 from pathlib import Path
 
-from .engine import Moderator
-from .evaluate import GoldSet, compare, evaluate
-from .evaluate.compare import figure_text
-from .local import LocalBackend
-from .markdown import markdown_text
-from .training_data import Record
-from .versions import REPORT_JSON, REPORT_MD
+from ..backends.local.backend import LocalBackend
+from ..engine import Moderator
+from ..evaluate import GoldSet, compare, evaluate
+from ..evaluate.compare import figure_text
+from ..markdown import markdown_text
+from ..versions import REPORT_JSON, REPORT_MD
+from .data import Record
 
 GOLD_NAME = "held-out records"
 HEADLINE = ("accuracy", "macro_f1", "kappa_quadratic", "mean_severity_error", "ece", "flagged.f1", "intervene.f1")

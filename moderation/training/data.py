@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from sklearn.model_selection import train_test_split
 
-from .errors import InvalidInput
-from .prompt import HEADER, INPUT, OUTPUT
+from ..errors import InvalidInput
+from ..prompt import HEADER, INPUT, OUTPUT
 
 IGNORE = -100
 """The target of a token that is not learned (the header, texts, padding)."""

@@ -53,7 +53,7 @@ def _open(model, backend, base_url, adapter, progress, **options) -> Moderator:
     version = ModelVersion.read(adapter) if adapter else None
     model = model or os.environ.get("MODERATION_MODEL") or (version.base_model if version else None)
     if backend == "vllm":
-        from .remote import RemoteBackend
+        from .backends.remote import RemoteBackend
 
         base_url = base_url or os.environ.get("MODERATION_BASE_URL")
         if not base_url:

@@ -1,6 +1,6 @@
 """How unsure a result is: what a review queue orders by, computed from the five probabilities."""
 
-from .labels import NEVER, SEVERITY, check_threshold
+from moderation.labels import NEVER, SEVERITY, check_threshold
 
 
 def margin(scores: dict[str, float]) -> float:

@@ -10,8 +10,8 @@ import torch
 if TYPE_CHECKING:
     from peft import PeftModel
 
-from .errors import ModelLoadError
-from .versions import ModelVersion, other_base
+from ...errors import ModelLoadError
+from ...versions import ModelVersion, other_base
 
 FINGERPRINT_ROWS = 4
 

@@ -10,17 +10,17 @@ from sklearn.metrics import log_loss
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTJConfig, GPTJForCausalLM, PreTrainedTokenizerFast
 
-from .demo import DemoRecipe, split_seed
-from .engine import Moderator
-from .evaluate import GoldSet, evaluate
-from .folders import written_whole
-from .labels import SEVERITY
-from .local import LocalBackend
-from .models import DEMO_NAME
-from .prompt import CARD_EXAMPLES, HEADER
-from .records import HELDOUT_FILE
-from .train import fine_tune
-from .training_data import TrainingData, stratified_split
+from ..backends.local.backend import LocalBackend
+from ..engine import Moderator
+from ..evaluate import GoldSet, evaluate
+from ..folders import written_whole
+from ..labelled_files import HELDOUT_FILE
+from ..labels import SEVERITY
+from ..loader import DEMO_NAME
+from ..prompt import CARD_EXAMPLES, HEADER
+from ..training.data import TrainingData, stratified_split
+from ..training.trainer import fine_tune
+from . import DemoRecipe, split_seed
 
 EOS = "<|endoftext|>"
 FIGURES = ("accuracy", "macro_f1", "ece")

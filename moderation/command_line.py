@@ -2,10 +2,10 @@
 
 import argparse
 
+from .labelled_files import read_template
 from .labels import DEFAULT_THRESHOLD, NEVER, SEVERITY
-from .models import BACKENDS, open_moderator
+from .loader import BACKENDS, open_moderator
 from .prompt import PromptTemplate
-from .records import read_template
 from .results import MODES
 from .settings import DEFAULT_INTERVENTION, Settings
 
@@ -17,7 +17,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="local",
                         help="local: the model runs here; vllm: on the completions server at --base-url")
     parser.add_argument("--base-url", help="the vLLM server, like http://HOST:8000 (default: $MODERATION_BASE_URL)")
-    parser.add_argument("--adapter", metavar="DIR", help="a LoRA adapter written by python -m moderation.train, put "
+    parser.add_argument("--adapter", metavar="DIR", help="a LoRA adapter written by python -m moderation.training.trainer, put "
                         "on the model through peft (with --backend vllm: served by the server under its version "
                         "name); without --model, the model it was trained on")
 

@@ -1,6 +1,6 @@
 """The remote backend: the same prompts, as token ids, scored by a vLLM (or any OpenAI-compatible) completions server.
 
-Prompts are tokenized here exactly as the local backend tokenizes them (:mod:`moderation.tokens`) and
+Prompts are tokenized here exactly as the local backend tokenizes them (:mod:`moderation.backends.tokens`) and
 sent as token ids. Label scoring asks ``/v1/completions`` to echo each prompt followed by a label's
 continuation with its log-probabilities (``echo`` + ``logprobs``, no new tokens), one prompt per text
 and label, all in one request, and sums the last tokens' log-probabilities by their count, as
@@ -12,9 +12,9 @@ from itertools import cycle
 
 import httpx
 
-from .backend import DEFAULT_CONTEXT, context_length
-from .errors import ModelLoadError, RemoteError
-from .results import MAX_NEW_TOKENS
+from ..errors import ModelLoadError, RemoteError
+from ..results import MAX_NEW_TOKENS
+from .base import DEFAULT_CONTEXT, context_length
 from .tokens import PromptTokens
 
 

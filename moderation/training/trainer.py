@@ -2,13 +2,13 @@
 
 LoRA on GPT-J's attention and MLP projections is the default for models over 1B parameters, a full
 fine-tune below (``--lora`` and ``--full`` force one or the other); bf16 on a GPU. The loss counts the
-label continuations alone, in the card's layout (:mod:`moderation.training_data`). Held-out records are
+label continuations alone, in the card's layout (:mod:`moderation.training.data`). Held-out records are
 never trained on: the checkpoint kept is the one with the lowest loss on them (early stopping). The output
 folder holds the adapter (or, with ``--merge``, the merged model), ``version.json``, which names the
 version and the model it was trained from, and ``report.json`` / ``report.md``: the held-out records
-evaluated before and after training (:mod:`moderation.training_report`).
+evaluated before and after training (:mod:`moderation.training.report`).
 
-    python -m moderation.train --model M --data export.jsonl --out DIR [--eval-data FILE] [--lora | --full]
+    python -m moderation.training.trainer --model M --data export.jsonl --out DIR [--eval-data FILE] [--lora | --full]
 """
 
 import argparse
@@ -21,18 +21,18 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-from .adapters import fingerprint
-from .backend import context_length
-from .errors import USER_ERRORS, InvalidInput
-from .folders import check_free, stop_cleanly_on_sigterm, written_whole
-from .loading import load_model
-from .models import local_model
+from ..backends.base import context_length
+from ..backends.local.adapters import fingerprint
+from ..backends.local.loading import load_model
+from ..errors import USER_ERRORS, InvalidInput
+from ..folders import check_free, stop_cleanly_on_sigterm, written_whole
+from ..labelled_files import SEED_FILE, read_labelled
+from ..loader import local_model
+from ..versions import REPORT_MD, ModelVersion, model_reference, version_name
+from .data import HELD_OUT_FRACTION, IGNORE, Record, TrainingData, WordDropout, pack_records, prepare
 from .progress import progress_line
 from .recipe import Recipe
-from .records import SEED_FILE, read_labelled
-from .training_data import HELD_OUT_FRACTION, IGNORE, Record, TrainingData, WordDropout, pack_records, prepare
-from .training_report import held_out_gold, measure, write_report
-from .versions import REPORT_MD, ModelVersion, model_reference, version_name
+from .report import held_out_gold, measure, write_report
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out")
 """GPT-J's attention (query, key, value, output) and MLP projections."""
@@ -73,7 +73,7 @@ def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Pat
     """Fine-tune ``model`` on ``data.train``, keeping the checkpoint with the lowest loss on ``data.held_out``.
 
     Checkpoints go to ``workdir``, removed once the best is loaded; ``log`` gets a progress line
-    (:mod:`moderation.progress`) as training goes.
+    (:mod:`moderation.training.progress`) as training goes.
     """
     method = method_for(model, recipe.method)
     torch.manual_seed(recipe.seed)
@@ -162,7 +162,7 @@ class ProgressLog(TrainerCallback):
 
 class PackingCollator:
     """Packs a batch of records into right-padded sequences for the Trainer (see
-    :func:`~moderation.training_data.pack_records`)."""
+    :func:`~moderation.training.data.pack_records`)."""
 
     def __init__(self, tokenizer, per_sequence: int, max_length: int):
         self.tokenizer = tokenizer
@@ -198,8 +198,8 @@ def kind_of(method: str, merge: bool) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """The command line of ``python -m moderation.train``."""
-    parser = argparse.ArgumentParser(prog="python -m moderation.train", description=__doc__.split("\n\n")[0])
+    """The command line of ``python -m moderation.training.trainer``."""
+    parser = argparse.ArgumentParser(prog="python -m moderation.training.trainer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="the model to start from: Hugging Face id, folder, or demo")
     parser.add_argument("--data", required=True, metavar="FILE",
                         help='the curated export: jsonl of {"text": "Input: ...\\nOutput: <label>"} (or text, label)')

@@ -2,7 +2,7 @@
 
 It is built once, deterministically, into a cache folder (``MODERATION_CACHE`` or
 ``~/.cache/moderation-playground``): a byte-level BPE tokenizer trained on the training texts, a GPT-J
-initialised from a fixed seed, and a full fine-tune with :func:`moderation.train.fine_tune` on the seed set
+initialised from a fixed seed, and a full fine-tune with :func:`moderation.training.trainer.fine_tune` on the seed set
 (plus the card's four examples), stopped early on a label-stratified validation split of the seed set,
 then calibrated on that split (temperature scaling). The shipped held-out set is never trained on and
 chooses nothing; Evaluate's figures on it and on the validation split are saved beside the model in
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .prompt import CARD_EXAMPLES
-from .recipe import Recipe
-from .records import HELDOUT_FILE, SEED_FILE, read_labelled
+from ..labelled_files import HELDOUT_FILE, SEED_FILE, read_labelled
+from ..prompt import CARD_EXAMPLES
+from ..training.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def ensure_demo_model(recipe: DemoRecipe = DemoRecipe(), *, progress: bool = Tru
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(target.with_name(f"{target.name}.lock")):
         if not (target / "metrics.json").exists():
-            from .demo_build import build_demo_model  # the training code loads only to build
+            from .build import build_demo_model  # the training code loads only to build
 
             build_demo_model(target, recipe, progress=progress)
     return target

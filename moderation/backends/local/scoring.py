@@ -56,7 +56,7 @@ def prefix_key_values(model, prefix: list[int]) -> list[tuple[torch.Tensor, torc
 def packed_label_logprobs(model, prefix_kv, requests: list[list[int]], trie: LabelTrie) -> torch.Tensor:
     """Sum of token log-probabilities of each label after each request: a [requests, labels] tensor.
 
-    One forward pass over all requests packed into a few rows (see :mod:`moderation.packing`), attending
+    One forward pass over all requests packed into a few rows (see :mod:`moderation.backends.local.packing`), attending
     to the prefix's cached keys and values, broadcast to the rows rather than computed or stored again.
     """
     prefix_length = prefix_kv[0][0].shape[-2]
