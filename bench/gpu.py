@@ -3,8 +3,8 @@ CUDA, through the model card's pipeline and through this project's path, at batc
 
 - card: transformers' ``pipeline("text-generation")`` on the card's full prompt, greedy, 10 new tokens,
   ``batch_size`` prompts at a time (left-padded), each output parsed as a label;
-- ours: :class:`~moderation.engine.Moderator` on :class:`~moderation.backends.local.backend.LocalBackend` (the prefix's key/value
-  cache computed once, texts packed with the label trie), ``batch_size`` texts per forward pass.
+- ours: :class:`~moderation.engine.Moderator` on :class:`~moderation.backends.local.backend.LocalBackend` (the
+  prefix's key/value cache computed once, texts packed with the label trie), ``batch_size`` texts per forward pass.
 
 The weights are random, so the labels mean nothing; the shapes, and so the time, are GPT-J-6B's (28 layers,
 4096 wide, 16 heads, rotary 64, a 50,400-token vocabulary). The tokenizer is a byte-level BPE trained here on

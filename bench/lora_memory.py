@@ -3,7 +3,7 @@
     python bench/lora_memory.py [--lora-r 16] [--batch-size 8] [--sequence 256]
 
 The model is built on PyTorch's meta device (no memory, no download) with GPT-J-6B's configuration, and peft
-puts LoRA on it exactly as ``python -m moderation.training.trainer --lora`` does, so the parameter counts are exact. The
+puts LoRA on it exactly as ``python -m moderation.training --lora`` does, so the parameter counts are exact. The
 rest is arithmetic, as the trainer runs on a GPU: the frozen weights in bf16; the LoRA weights, their
 gradients and AdamW's two moments in float32; and the activations that backpropagation through the frozen
 layers keeps, per layer and token in bf16 (no activation checkpointing, attention scores kept whole as the

@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 python bench/retrain_proof.py --pool FILE [--corrections 200] [--held-out FILE] [--model demo]
 
 The first N texts of the labelled pool that the model labels wrong become the corrections (what reviewers
-would have flagged and accepted). ``python -m moderation.training.trainer --lora`` trains an adapter on all of them (the
+would have flagged and accepted). ``python -m moderation.training --lora`` trains an adapter on all of them (the
 seed set replayed), choosing its checkpoint on the rest of the pool; then the corrections and the held-out
 set (no text of which is in the pool) are evaluated (:mod:`moderation.evaluate`) before and after, and their
 accuracy and macro-F1 printed. The pool and the held-out set must share no text.
@@ -20,7 +20,7 @@ from moderation.evaluate import GoldSet, evaluate
 from moderation.labelled_files import HELDOUT_FILE, read_labelled
 from moderation.loader import open_moderator
 from moderation.prompt import format_record
-from moderation.training.trainer import main as train
+from moderation.training.__main__ import main as train
 
 FIGURES = ("accuracy", "macro_f1")
 """What the proof reports of each set, before and after."""

@@ -17,7 +17,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="local",
                         help="local: the model runs here; vllm: on the completions server at --base-url")
     parser.add_argument("--base-url", help="the vLLM server, like http://HOST:8000 (default: $MODERATION_BASE_URL)")
-    parser.add_argument("--adapter", metavar="DIR", help="a LoRA adapter written by python -m moderation.training.trainer, put "
+    parser.add_argument("--adapter", metavar="DIR", help="a LoRA adapter written by python -m moderation.training, put "
                         "on the model through peft (with --backend vllm: served by the server under its version "
                         "name); without --model, the model it was trained on")
 

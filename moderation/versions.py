@@ -47,9 +47,9 @@ class ModelVersion:
             return cls(**data)
         except FileNotFoundError:
             raise ModelLoadError(f"{folder} holds no {VERSION_FILE}: give a folder written by "
-                                 "python -m moderation.training.trainer.") from None
+                                 "python -m moderation.training.") from None
         except (ValueError, TypeError) as error:
-            raise ModelLoadError(f"{path} is not a version file written by python -m moderation.training.trainer "
+            raise ModelLoadError(f"{path} is not a version file written by python -m moderation.training "
                                  f"({error}).") from None
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Retraining jobs: one fine-tune at a time, in a process of its own (``python -m moderation.training.trainer``), with its
+"""Retraining jobs: one fine-tune at a time, in a process of its own (``python -m moderation.training``), with its
 progress and log for the page. Whatever becomes of a job, what the app serves changes only when a version is
 served; a job's version folder appears whole or not at all. A job lives no longer than the app: closing the runner
 stops it, and on Linux the kernel stops it if the app dies outright."""
@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from moderation.atomic_writes import remove_leftovers
 from moderation.errors import InvalidInput
-from moderation.folders import remove_leftovers
 from moderation.training.progress import last_progress
 from moderation.versions import REPORT_MD, ModelVersion
 
@@ -73,7 +73,7 @@ class JobRunner:
             raise InvalidInput(f"The retraining job {self._name} is still running: wait for it to finish, or stop it.")
 
     def start(self, name: str, arguments: list[str]) -> Job:
-        """Start ``python -m moderation.training.trainer ARGUMENTS --out FOLDER/NAME``, logging to ``FOLDER/NAME.log``; the
+        """Start ``python -m moderation.training ARGUMENTS --out FOLDER/NAME``, logging to ``FOLDER/NAME.log``; the
         half-written folders of jobs killed outright before it are removed first. The job gets SIGTERM (and removes
         its half-written version) if this process ends without stopping it."""
         with self._lock:
@@ -83,7 +83,7 @@ class JobRunner:
             with open(self._log(name), "w") as log:
                 self._process = self._starter.submit(
                     subprocess.Popen,
-                    [sys.executable, "-u", "-m", "moderation.training.trainer", *arguments, "--out", str(self.folder / name)],
+                    [sys.executable, "-u", "-m", "moderation.training", *arguments, "--out", str(self.folder / name)],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_tied_to(os.getpid()),
                 ).result()
             self._name, self._stopped = name, False

@@ -400,8 +400,8 @@ class PlaygroundService:
         label-stratified share held out), in a process of its own; InvalidInput when it cannot start."""
         source = self.moderator.source
         if source is None:
-            raise InvalidInput("The model runs on a vLLM server, not here: retrain it with python -m moderation.training.trainer "
-                               "on a GPU machine, and serve the version with --adapter.")
+            raise InvalidInput("The model runs on a vLLM server, not here: retrain it with python -m "
+                               "moderation.training on a GPU machine, and serve the version with --adapter.")
         self.jobs.check_idle()
         name = "retrain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         self.jobs.folder.mkdir(parents=True, exist_ok=True)

@@ -107,10 +107,10 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_adapter_dir(tiny_model_dir, tmp_path_factory):
-    """A LoRA adapter trained on the tiny model by ``python -m moderation.training.trainer`` (its own records, no replay)."""
+    """A LoRA adapter trained on the tiny model by ``python -m moderation.training`` (its own records, no replay)."""
     from moderation.demo import split_seed
     from moderation.prompt import format_record
-    from moderation.training.trainer import main as train
+    from moderation.training.__main__ import main as train
 
     folder = tmp_path_factory.mktemp("tiny-adapter")
     data = folder / "export.jsonl"

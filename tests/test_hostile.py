@@ -62,8 +62,8 @@ from moderation.__main__ import main as moderation_main
 from moderation.labelled_files import read_labelled, read_template
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
+from moderation.training.__main__ import main as train_main
 from moderation.training.report import report_text
-from moderation.training.trainer import main as train_main
 from playground.server import main as server_main
 
 ROOT = Path(__file__).parent.parent

@@ -12,14 +12,14 @@ import pytest
 from servers import call_page, make_service, running_app
 from test_retrain import RECORDS, accept
 
-from moderation.folders import BUILDING
+from moderation.atomic_writes import BUILDING
 from playground.jobs import JobRunner
 
 GONE_WITHIN_S = 30
 
 
 def trainers(marker: Path) -> list[int]:
-    """The ids of the live ``python -m moderation.training.trainer`` processes whose command line names ``marker``."""
+    """The ids of the live ``python -m moderation.training`` processes whose command line names ``marker``."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
@@ -27,7 +27,7 @@ def trainers(marker: Path) -> list[int]:
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if b"moderation.training.trainer" in command and any(str(marker).encode() in part for part in command) and state != "Z":
+        if b"moderation.training" in command and any(str(marker).encode() in part for part in command) and state != "Z":
             found.append(int(proc.name))
     return found
 

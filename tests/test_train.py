@@ -1,4 +1,4 @@
-"""``python -m moderation.training.trainer``: the data it learns from and is judged on, the packed sequences, the folders it
+"""``python -m moderation.training``: the data it learns from and is judged on, the packed sequences, the folders it
 writes (an adapter, a merged or a whole model, each with its version), what it refuses, and the demo model."""
 
 import json
@@ -20,10 +20,10 @@ from moderation.errors import InvalidInput
 from moderation.evaluate import evaluate, read_gold
 from moderation.labelled_files import HELDOUT_FILE
 from moderation.prompt import HEADER, PromptTemplate, format_record
+from moderation.training.__main__ import main as train_main
 from moderation.training.data import IGNORE, WordDropout, pack_records, prepare, stratified_split
 from moderation.training.recipe import Recipe
 from moderation.training.trainer import LORA_TARGETS, LabelLossTrainer, PackingCollator, learning_rate_for, method_for
-from moderation.training.trainer import main as train_main
 from moderation.versions import ModelVersion
 
 FEW = [("you are wonderful", "casual"), ("I will hurt them", "needs intervention")]
@@ -163,7 +163,7 @@ def test_lora_training_writes_an_adapter_with_its_version(cli, tiny_model_dir, t
 
 
 def test_the_report_holds_evaluate_figures_before_and_after_on_the_held_out_file(cli, tiny_model_dir, tmp_path):
-    """python -m moderation.training.trainer ... --eval-data FILE --lora writes report.json with Evaluate's metrics before
+    """python -m moderation.training ... --eval-data FILE --lora writes report.json with Evaluate's metrics before
     and after: the same figures an evaluation of the base model and of the served adapter gives."""
     seed = split_seed()[0]
     data = write_jsonl(tmp_path / "export.jsonl", seed[:60])

@@ -2,9 +2,9 @@
 
 It is built once, deterministically, into a cache folder (``MODERATION_CACHE`` or
 ``~/.cache/moderation-playground``): a byte-level BPE tokenizer trained on the training texts, a GPT-J
-initialised from a fixed seed, and a full fine-tune with :func:`moderation.training.trainer.fine_tune` on the seed set
-(plus the card's four examples), stopped early on a label-stratified validation split of the seed set,
-then calibrated on that split (temperature scaling). The shipped held-out set is never trained on and
+initialised from a fixed seed, and a full fine-tune with :func:`moderation.training.trainer.fine_tune` on the seed
+set (plus the card's four examples), stopped early on a label-stratified validation split of the seed set, then
+calibrated on that split (temperature scaling). The shipped held-out set is never trained on and
 chooses nothing; Evaluate's figures on it and on the validation split are saved beside the model in
 ``metrics.json``.
 """

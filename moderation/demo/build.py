@@ -10,10 +10,10 @@ from sklearn.metrics import log_loss
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTJConfig, GPTJForCausalLM, PreTrainedTokenizerFast
 
+from ..atomic_writes import written_whole
 from ..backends.local.backend import LocalBackend
 from ..engine import Moderator
 from ..evaluate import GoldSet, evaluate
-from ..folders import written_whole
 from ..labelled_files import HELDOUT_FILE
 from ..labels import SEVERITY
 from ..loader import DEMO_NAME

@@ -1,20 +1,14 @@
 """Fine-tune a moderation model on curated records, with transformers' Trainer and peft.
 
 LoRA on GPT-J's attention and MLP projections is the default for models over 1B parameters, a full
-fine-tune below (``--lora`` and ``--full`` force one or the other); bf16 on a GPU. The loss counts the
-label continuations alone, in the card's layout (:mod:`moderation.training.data`). Held-out records are
-never trained on: the checkpoint kept is the one with the lowest loss on them (early stopping). The output
-folder holds the adapter (or, with ``--merge``, the merged model), ``version.json``, which names the
-version and the model it was trained from, and ``report.json`` / ``report.md``: the held-out records
-evaluated before and after training (:mod:`moderation.training.report`).
-
-    python -m moderation.training.trainer --model M --data export.jsonl --out DIR [--eval-data FILE] [--lora | --full]
+fine-tune below; bf16 on a GPU. The loss counts the label continuations alone, in the card's layout
+(:mod:`moderation.training.data`). Held-out records are never trained on: the checkpoint kept is the one with the
+lowest loss on them (early stopping). :func:`save` writes the adapter (or the merged model) with ``version.json``;
+``python -m moderation.training`` is the command line.
 """
 
-import argparse
 import shutil
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,17 +16,10 @@ from peft import LoraConfig, get_peft_model
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..backends.base import context_length
-from ..backends.local.adapters import fingerprint
-from ..backends.local.loading import load_model
-from ..errors import USER_ERRORS, InvalidInput
-from ..folders import check_free, stop_cleanly_on_sigterm, written_whole
-from ..labelled_files import SEED_FILE, read_labelled
-from ..loader import local_model
-from ..versions import REPORT_MD, ModelVersion, model_reference, version_name
-from .data import HELD_OUT_FRACTION, IGNORE, Record, TrainingData, WordDropout, pack_records, prepare
+from ..versions import ModelVersion
+from .data import IGNORE, Record, TrainingData, WordDropout, pack_records
 from .progress import progress_line
 from .recipe import Recipe
-from .report import held_out_gold, measure, write_report
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out")
 """GPT-J's attention (query, key, value, output) and MLP projections."""
@@ -187,112 +174,3 @@ def save(trained: Trained, tokenizer, folder: Path, version: ModelVersion, *, me
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     version.write(folder)
-
-
-def kind_of(method: str, merge: bool) -> str:
-    """What the output folder holds: ``lora`` (an adapter), ``merged`` or ``full`` (whole models)."""
-    if merge and method != "lora":
-        raise InvalidInput("--merge puts a LoRA adapter into its base model: it needs --lora (a full fine-tune "
-                           "is saved as a whole model anyway).", "merge")
-    return "merged" if merge else method
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    """The command line of ``python -m moderation.training.trainer``."""
-    parser = argparse.ArgumentParser(prog="python -m moderation.training.trainer", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="the model to start from: Hugging Face id, folder, or demo")
-    parser.add_argument("--data", required=True, metavar="FILE",
-                        help='the curated export: jsonl of {"text": "Input: ...\\nOutput: <label>"} (or text, label)')
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the adapter or model (must not exist)")
-    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--eval-data", metavar="FILE", help="held-out records: never trained on, they choose the "
-                        "best checkpoint (default: a label-stratified share of --data)")
-    parser.add_argument("--eval-fraction", type=float, default=HELD_OUT_FRACTION,
-                        help="share of --data held out without --eval-data (default: %(default)s)")
-    parser.add_argument("--replay", metavar="FILE", default=str(SEED_FILE),
-                        help="base-format examples mixed in so the model keeps what it knew (default: the seed set)")
-    parser.add_argument("--replay-ratio", type=float, default=1.0,
-                        help="replayed examples per curated record; 0 turns replay off (default: %(default)s)")
-    method = parser.add_mutually_exclusive_group()
-    method.add_argument("--lora", dest="method", action="store_const", const="lora",
-                        help="train a LoRA adapter (the default for models over 1B parameters)")
-    method.add_argument("--full", dest="method", action="store_const", const="full",
-                        help="fine-tune every weight (the default for smaller models)")
-    parser.add_argument("--merge", action="store_true", help="save the base model with the adapter merged in")
-    parser.add_argument("--version", help="the new version's name (default: base, method and UTC time)")
-    defaults = Recipe()
-    parser.add_argument("--lora-r", type=int, default=defaults.lora_r, help="LoRA rank (default: %(default)s)")
-    parser.add_argument("--lora-alpha", type=int, default=defaults.lora_alpha,
-                        help="LoRA scale numerator: updates are scaled by alpha/r (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, help=f"default: over 1B parameters {LEARNING_RATES['lora']} "
-                        f"for LoRA, {LEARNING_RATES['full']} for a full fine-tune; below, {SMALL_MODEL_LEARNING_RATE}")
-    parser.add_argument("--epochs", type=float, default=defaults.epochs)
-    parser.add_argument("--max-steps", type=int, default=defaults.max_steps, help="stop after this many steps")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="sequences a step")
-    parser.add_argument("--per-sequence", type=int, default=defaults.per_sequence, help="records a sequence")
-    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    parser.add_argument("--eval-steps", type=int, default=defaults.eval_steps, help="steps between held-out losses")
-    parser.add_argument("--patience", type=int, default=defaults.patience,
-                        help="held-out losses without improvement before training stops")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    return parser.parse_args(argv)
-
-
-def recipe_from(args: argparse.Namespace) -> Recipe:
-    """The Recipe the command line asks for."""
-    return Recipe(method=args.method, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-                  learning_rate=args.learning_rate, epochs=args.epochs, max_steps=args.max_steps,
-                  batch_size=args.batch_size, per_sequence=args.per_sequence, warmup_steps=args.warmup_steps,
-                  eval_steps=args.eval_steps, patience=args.patience, seed=args.seed)
-
-
-def main(argv=None) -> int:
-    """Check the data, fine-tune, and save the new version; returns the exit code."""
-    args = parse_args(argv)
-    out = Path(args.out)
-    recipe = recipe_from(args)
-    stop_cleanly_on_sigterm()
-    try:
-        check_free(out, replace=args.force)
-        data = prepare(read_labelled(args.data),
-                       held_out=read_labelled(args.eval_data) if args.eval_data else None,
-                       held_out_fraction=args.eval_fraction,
-                       replay=read_labelled(args.replay) if args.replay_ratio else [],
-                       replay_ratio=args.replay_ratio, seed=args.seed)
-        path, base_name, _ = local_model(args.model)
-        model, tokenizer = load_model(path)
-        method = method_for(model, recipe.method)
-        kind = kind_of(method, args.merge)
-    except (*USER_ERRORS, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"Training {method} on {len(data.train)} records ({data.replayed} of them replayed), judged on "
-          f"{len(data.held_out)} held-out records; {data.dropped} left out as held out.", flush=True)
-    version = ModelVersion(
-        name=args.version or version_name(base_name, kind),
-        kind=kind,
-        base_model=model_reference(args.model),
-        base_name=base_name,
-        base_fingerprint=fingerprint(model),
-    )
-    gold = held_out_gold(data.held_out)
-    before = measure(model, tokenizer, base_name, gold)
-    with written_whole(out, replace=args.force) as folder:
-        trained = fine_tune(model, tokenizer, data, recipe, folder / ".checkpoints",
-                            log=lambda line: print(line, flush=True))
-        after = measure(trained.model, tokenizer, version.name, gold)
-        details = {"records": len(data.train), "replayed": data.replayed, "held_out": len(data.held_out),
-                   "held_out_loss": round(trained.held_out_loss, 4), "best_step": trained.best_step,
-                   "steps": trained.steps, "recipe": {**asdict(recipe), "method": method}}
-        version = ModelVersion(**{**asdict(version), "training": details})
-        save(trained, tokenizer, folder, version, merge=args.merge)
-        report = write_report(folder, before, after)
-    print(f"Saved {version.name} ({kind}) to {out}: held-out loss {trained.held_out_loss:.4f} at step "
-          f"{trained.best_step} of {trained.steps}; held-out accuracy {report['before']['accuracy']:.1%} before, "
-          f"{report['after']['accuracy']:.1%} after ({report['fixed']} fixed, {report['broken']} broken; "
-          f"{out / REPORT_MD}).", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
