@@ -110,7 +110,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as folder:
         if args.size:
             build_checkpoint(args.size, folder)
-            moderator = Moderator.load(folder, name=f"random GPT-J ({args.size})")
+            moderator = open_moderator(folder, name=f"random GPT-J ({args.size})")
         else:
             moderator = open_moderator(args.model or "demo", progress=False)
         rows = measure(moderator, args.rounds, Path(folder))

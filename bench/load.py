@@ -36,7 +36,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the client must no
 from gradio_client import Client  # noqa: E402
 
 from bench.common import add_app_options, check_app_options, machine, start_app, stop_app  # noqa: E402
-from moderation.demo import split_seed  # noqa: E402
+from moderation.demo.recipe import split_seed  # noqa: E402
 from moderation.labels import LABELS  # noqa: E402
 
 KINDS = ("moderate", "flag", "rest")

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from bench.common import machine, start_app
-from moderation.demo import split_seed
+from moderation.demo.recipe import split_seed
 from moderation.loader import open_moderator
 
 TARGETS = {"rate_ratio": 0.5, "p50_ratio": 1.5}

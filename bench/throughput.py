@@ -16,7 +16,7 @@ FLOP/s the 32-queued run achieves on useful work, peak memory, and whether the t
         [--texts N] [--json]
 
 Without ``--model`` the checkpoint is a GPT-J with random weights (seed 0) and a byte-level BPE trained
-on the seed records, written with ``save_pretrained`` and loaded back through ``Moderator.load``:
+on the seed records, written with ``save_pretrained`` and loaded back through ``open_moderator``:
 ``medium`` is 768 wide with 12 layers (about 92M parameters), ``small`` 384 wide with 4 layers (about 13M).
 """
 
@@ -36,10 +36,12 @@ import transformers
 
 from bench.common import machine, quiet_torch, sync
 from moderation.backends.local.backend import LocalBackend
-from moderation.demo import ensure_demo_model, split_seed
+from moderation.demo import ensure_demo_model
 from moderation.demo.build import new_gptj, train_tokenizer
+from moderation.demo.recipe import split_seed
 from moderation.engine import Moderator
 from moderation.labels import parse_label
+from moderation.loader import open_moderator
 from moderation.prompt import PromptTemplate
 from playground.batcher import MicroBatcher
 
@@ -250,7 +252,7 @@ def same_prompt_tokens(moderator: Moderator, texts: list[str]) -> int:
 
 def demo_agreement(texts: list[str]) -> dict:
     """Agreement of the pipeline's greedy labels and scored labels on the trained demo model."""
-    moderator = Moderator.load(str(ensure_demo_model(progress=False)))
+    moderator = open_moderator(str(ensure_demo_model(progress=False)))
     baseline, _ = run_baseline(moderator.backend.model, moderator.backend.tokens.tokenizer, texts)
     scored = [result.label for result in moderator.moderate(texts)]
     return agreement(baseline, scored) | {"same_prompt_tokens": same_prompt_tokens(moderator, texts)}
@@ -290,7 +292,7 @@ def measure(args) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = args.model or folder
         vocab = None if args.model else build_checkpoint(args.size, folder)
-        moderator = Moderator.load(checkpoint, name=args.model or f"random GPT-J ({args.size})")
+        moderator = open_moderator(checkpoint, name=args.model or f"random GPT-J ({args.size})")
         model, tokenizer = moderator.backend.model, moderator.backend.tokens.tokenizer
         figures["checkpoint"] = {
             "name": moderator.name,

@@ -9,8 +9,8 @@ from tqdm.auto import tqdm
 
 from .batch_files import MAX_CHARS, OUTPUTS, label_file
 from .command_line import add_mode_option, add_model_options, add_settings_options, open_model, settings_from
+from .demo.recipe import DEMO_NOTICE
 from .errors import USER_ERRORS
-from .loader import DEMO_NOTICE
 
 
 def main(argv=None) -> int:

@@ -2,13 +2,12 @@
 and imports no torch: the backend holds the model."""
 
 import math
-from pathlib import Path
 
-from .backends.base import Backend
+from .backends.base import MAX_NEW_TOKENS, Backend
 from .errors import InvalidInput
 from .labels import LABELS, parse_label
 from .prompt import OUTPUT, TRUNCATION_MARKER, NormalizedText, normalize_text
-from .results import MAX_NEW_TOKENS, MODES, ModerationResult
+from .results import MODES, ModerationResult
 from .settings import Settings
 from .versions import ModelVersion
 
@@ -38,25 +37,6 @@ class Moderator:
         self._output_length = len(tokens.encode(OUTPUT))
         self._marker_length = len(tokens.encode(TRUNCATION_MARKER))
         self._label_length = max(map(len, tokens.label_ids))
-
-    @classmethod
-    def load(cls, model: str, revision: str | None = None, dtype="auto", device_map="auto", *,
-             name: str | None = None, prefix_cache: bool = True, adapter: str | None = None,
-             source: str | None = None, **options) -> "Moderator":
-        """A Moderator on ``model`` (Hugging Face id or local folder), loaded with transformers + accelerate,
-        with the LoRA ``adapter`` folder on it (through peft) when one is given.
-
-        Results report as their model the adapter's version name, else ``name``, else the version written in
-        the ``model`` folder (a merged or fully fine-tuned version), else ``model`` itself.
-        ``source`` is what loads the model again (``model`` by default; ``demo`` for the demo model).
-        """
-        from .backends.local.backend import LocalBackend  # torch loads with the local backend only
-
-        backend = LocalBackend.load(model, revision=revision, dtype=dtype, device_map=device_map,
-                                    prefix_cache=prefix_cache, adapter=adapter, base_name=name or model)
-        version = backend.version or (None if name else ModelVersion.find(model) if Path(model).is_dir() else None)
-        return cls(backend, version.name if version else name or model, version=version, source=source or model,
-                   **options)
 
     @property
     def context_length(self) -> int:

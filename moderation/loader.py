@@ -2,19 +2,15 @@
 
 import os
 import time
+from pathlib import Path
 
+from .demo.recipe import DEMO_NAME
 from .engine import Moderator
 from .errors import ModelLoadError
 from .versions import ModelVersion, model_reference, other_base
 
 CARD_MODEL = "togethercomputer/GPT-JT-Moderation-6B"
 DEMO = "demo"
-DEMO_NAME = "playground-demo-gptj"
-DEMO_NOTICE = (
-    "Demo model in use. This machine runs a small GPT-J trained on the project's seed examples, not "
-    "GPT-JT-Moderation-6B: its labels show how the playground works, not what the real model says. "
-    "Start with --model togethercomputer/GPT-JT-Moderation-6B on a GPU for real labels."
-)
 BACKENDS = ("local", "vllm")
 
 
@@ -31,12 +27,17 @@ def default_model() -> str:
 
 def open_moderator(
     model: str | None = None, *, backend: str = "local", base_url: str | None = None, adapter: str | None = None,
-    progress: bool = True, **options
+    name: str | None = None, progress: bool = True, prefix_cache: bool = True, **options
 ) -> Moderator:
-    """A Moderator on ``model``, ``$MODERATION_MODEL``, the model ``adapter`` was trained on, or
-    :func:`default_model`, with the LoRA ``adapter`` folder on it when one is given.
+    """The one way to a Moderator: on ``model``, ``$MODERATION_MODEL``, the model ``adapter`` was trained on, or
+    :func:`default_model`, with the LoRA ``adapter`` folder on it when one is given; ``options`` (``batch_size``)
+    go to the Moderator.
 
-    ``"demo"`` is the bundled demo model (built on first use); its results say so in ``model``.
+    ``"demo"`` is the bundled demo model (built on first use); its results say so in ``model``. A local model is
+    loaded with transformers and accelerate (the adapter through peft), and its results report as their model the
+    adapter's version name, else ``name``, else the version written in the model's folder (a merged or fully
+    fine-tuned version), else ``model`` itself; without ``prefix_cache`` every prompt is run whole (the plain,
+    reference path).
     ``backend="vllm"`` sends the prompts to the completions server at ``base_url`` (or
     ``$MODERATION_BASE_URL``) that serves ``model`` (GPT-JT-Moderation-6B by default), and the adapter
     under its version name (``--lora-modules NAME=DIR``); no model code loads here then. A named model
@@ -44,12 +45,12 @@ def open_moderator(
     The Moderator's ``load_seconds`` says how long loading took.
     """
     start = time.perf_counter()
-    moderator = _open(model, backend, base_url, adapter, progress, **options)
+    moderator = _open(model, backend, base_url, adapter, name, progress, prefix_cache, **options)
     moderator.load_seconds = time.perf_counter() - start
     return moderator
 
 
-def _open(model, backend, base_url, adapter, progress, **options) -> Moderator:
+def _open(model, backend, base_url, adapter, name, progress, prefix_cache, **options) -> Moderator:
     version = ModelVersion.read(adapter) if adapter else None
     model = model or os.environ.get("MODERATION_MODEL") or (version.base_model if version else None)
     if backend == "vllm":
@@ -61,7 +62,7 @@ def _open(model, backend, base_url, adapter, progress, **options) -> Moderator:
                                  "(or MODERATION_BASE_URL).")
         model = model or CARD_MODEL
         if version is None:
-            return Moderator(RemoteBackend.load(base_url, model), model, **options)
+            return Moderator(RemoteBackend.load(base_url, model), name or model, **options)
         if version.kind != "lora" or version.base_model != model_reference(model):
             raise other_base(version, adapter, model) if version.kind == "lora" else ModelLoadError(
                 f"{adapter} holds a {version.kind} model, not an adapter: serve it as a model of its own.")
@@ -69,9 +70,18 @@ def _open(model, backend, base_url, adapter, progress, **options) -> Moderator:
                          **options)
     if backend != "local":
         raise ModelLoadError(f"Unknown backend {backend!r}: use {' or '.join(BACKENDS)}.")
-    path, name, demo = local_model(model, progress=progress)
-    return Moderator.load(path, name=name if demo else None, demo=demo, adapter=adapter, source=DEMO if demo else path,
-                          **options)
+    path, shown, demo = local_model(model, progress=progress)
+    return _load_local(path, name=name or (shown if demo else None), demo=demo, adapter=adapter,
+                       source=DEMO if demo else path, prefix_cache=prefix_cache, **options)
+
+
+def _load_local(path: str, *, name: str | None, adapter: str | None, source: str, prefix_cache: bool,
+                **options) -> Moderator:
+    from .backends.local.backend import LocalBackend  # torch loads with the local backend only
+
+    backend = LocalBackend.load(path, prefix_cache=prefix_cache, adapter=adapter, base_name=name or path)
+    version = backend.version or (None if name else ModelVersion.find(path) if Path(path).is_dir() else None)
+    return Moderator(backend, version.name if version else name or path, version=version, source=source, **options)
 
 
 def local_model(model: str | None, *, progress: bool = True) -> tuple[str, str, bool]:

@@ -7,9 +7,6 @@ from .labels import intervenes, is_flagged
 MODES = ("score", "generate")
 """score: a probability for each label; generate: the card's greedy decoding."""
 
-MAX_NEW_TOKENS = 10
-"""Generate mode reads at most this many tokens, as the card's users do."""
-
 ROLES = ("user", "bot")
 """The two sides of a chat turn."""
 

@@ -93,8 +93,8 @@ def browser_page(browser):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A randomly initialised GPT-J with a 256-token context, saved as transformers saves any checkpoint."""
-    from moderation.demo import split_seed
     from moderation.demo.build import new_gptj, train_tokenizer
+    from moderation.demo.recipe import split_seed
 
     path = tmp_path_factory.mktemp("tiny-gptj")
     records, _ = split_seed()
@@ -108,7 +108,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_adapter_dir(tiny_model_dir, tmp_path_factory):
     """A LoRA adapter trained on the tiny model by ``python -m moderation.training`` (its own records, no replay)."""
-    from moderation.demo import split_seed
+    from moderation.demo.recipe import split_seed
     from moderation.prompt import format_record
     from moderation.training.__main__ import main as train
 
@@ -123,9 +123,9 @@ def tiny_adapter_dir(tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_moderator(tiny_model_dir):
-    from moderation.engine import Moderator
+    from moderation.loader import open_moderator
 
-    return Moderator.load(str(tiny_model_dir))
+    return open_moderator(str(tiny_model_dir))
 
 
 @pytest.fixture(scope="session")
@@ -139,10 +139,9 @@ def demo_model_dir():
 
 @pytest.fixture(scope="session")
 def demo_moderator(demo_model_dir):
-    from moderation.engine import Moderator
-    from moderation.loader import DEMO_NAME
+    from moderation.loader import open_moderator
 
-    return Moderator.load(str(demo_model_dir), name=DEMO_NAME, demo=True)
+    return open_moderator("demo", progress=False)
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from transformers import DistilBertConfig, DistilBertModel
 
 from moderation.backends.local.loading import ModelLoadError
 from moderation.backends.local.scoring import continuation_logprobs
-from moderation.demo import split_seed
-from moderation.engine import Moderator
+from moderation.demo.recipe import split_seed
 from moderation.labels import LABELS, parse_label
+from moderation.loader import open_moderator
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
 from moderation.settings import Settings
 
@@ -56,8 +56,8 @@ def test_scores_are_the_softmax_of_label_log_likelihoods(tiny_moderator):
 
 
 def test_a_batch_equals_one_text_at_a_time(tiny_model_dir):
-    batched = Moderator.load(str(tiny_model_dir), batch_size=4).moderate(TEXTS * 3)
-    alone = [Moderator.load(str(tiny_model_dir)).moderate([text])[0] for text in TEXTS]
+    batched = open_moderator(str(tiny_model_dir), batch_size=4).moderate(TEXTS * 3)
+    alone = [open_moderator(str(tiny_model_dir)).moderate([text])[0] for text in TEXTS]
     for many, one in zip(batched, alone * 3):
         assert many.label == one.label
         for label in LABELS:
@@ -145,16 +145,16 @@ def test_examples_that_fill_the_context_are_refused(tiny_moderator):
 
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="folder holding config.json"):
-        Moderator.load(str(tmp_path / "no-such-model"))
+        open_moderator(str(tmp_path / "no-such-model"))
 
 
 def test_hub_model_while_offline_is_a_clear_error():
     with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1 is set"):
-        Moderator.load("togethercomputer/GPT-JT-Moderation-6B")
+        open_moderator("togethercomputer/GPT-JT-Moderation-6B")
 
 
 def test_non_causal_checkpoint_is_a_clear_error(tmp_path):
     config = DistilBertConfig(vocab_size=100, dim=16, n_layers=1, n_heads=2, hidden_dim=32)
     DistilBertModel(config).save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="'distilbert' model, which cannot generate text"):
-        Moderator.load(str(tmp_path))
+        open_moderator(str(tmp_path))

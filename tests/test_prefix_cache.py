@@ -4,8 +4,8 @@ import pytest
 
 from moderation.backends.local.packing import REQUEST_END, LabelTrie, pack
 from moderation.backends.tokens import PREFIXES_KEPT
-from moderation.engine import Moderator
 from moderation.labels import LABELS
+from moderation.loader import open_moderator
 from moderation.prompt import CARD_EXAMPLES, Example, PromptTemplate
 from moderation.settings import Settings
 
@@ -44,15 +44,15 @@ def test_cached_equals_uncached(request, model, template):
     settings = Settings(TEMPLATES[template])
     path = str(request.getfixturevalue(model))
     texts = TEXTS if model == "tiny_model_dir" else TEXTS[:4]  # the long text is cut only by tiny's short context
-    fast = Moderator.load(path, batch_size=3)
-    plain = Moderator.load(path, prefix_cache=False)
+    fast = open_moderator(path, batch_size=3)
+    plain = open_moderator(path, prefix_cache=False)
     assert_same_results(fast.moderate(texts, settings), plain.moderate(texts, settings))
 
 
 def test_templates_used_in_turn_each_keep_their_own_cache(demo_model_dir):
     """Drafts and the default alternate: each template's cached prefix gives the plain path's numbers."""
-    fast = Moderator.load(str(demo_model_dir))
-    plain = Moderator.load(str(demo_model_dir), prefix_cache=False)
+    fast = open_moderator(str(demo_model_dir))
+    plain = open_moderator(str(demo_model_dir), prefix_cache=False)
     for name in [*TEMPLATES, *reversed(TEMPLATES)]:
         settings = Settings(TEMPLATES[name])
         assert_same_results(fast.moderate(TEXTS[:4], settings), plain.moderate(TEXTS[:4], settings))

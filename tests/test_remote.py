@@ -268,7 +268,7 @@ def test_an_adapter_is_served_as_vllm_serves_lora_modules(tiny_model_dir, tiny_a
         assert [(card["id"], card["parent"]) for card in cards] == [(str(tiny_model_dir), None),
                                                                    (name, str(tiny_model_dir))]
         remote = open_moderator(str(tiny_model_dir), backend="vllm", base_url=url, adapter=str(tiny_adapter_dir))
-        local = Moderator.load(str(tiny_model_dir), adapter=str(tiny_adapter_dir))
+        local = open_moderator(str(tiny_model_dir), adapter=str(tiny_adapter_dir))
         results = remote.moderate(TEXTS[:4])
         assert_same_results(results, local.moderate(TEXTS[:4]))
         assert {result.model for result in results} == {name}

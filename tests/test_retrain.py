@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from servers import make_service, running_in_process
 from test_browser import REMOTE, remote_requests, snap
 
-from moderation.demo import split_seed
+from moderation.demo.recipe import split_seed
 from moderation.errors import InvalidInput
 
 RECORDS = split_seed()[0][:30]

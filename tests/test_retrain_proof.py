@@ -4,7 +4,7 @@ and measures both sets before and after; a pool that shares a text with the held
 import json
 
 from bench.retrain_proof import main
-from moderation.demo import split_seed
+from moderation.demo.recipe import split_seed
 from moderation.prompt import format_record
 
 RECORDS = split_seed()[0]

@@ -13,12 +13,13 @@ from transformers import TrainingArguments
 
 from moderation.backends.local.backend import LocalBackend
 from moderation.backends.local.loading import load_model
-from moderation.demo import DemoRecipe, split_seed
 from moderation.demo.build import build_demo_model, calibrate
+from moderation.demo.recipe import DemoRecipe, split_seed
 from moderation.engine import Moderator
 from moderation.errors import InvalidInput
 from moderation.evaluate import evaluate, read_gold
 from moderation.labelled_files import HELDOUT_FILE
+from moderation.loader import open_moderator
 from moderation.prompt import HEADER, PromptTemplate, format_record
 from moderation.training.__main__ import main as train_main
 from moderation.training.data import IGNORE, WordDropout, pack_records, prepare, stratified_split
@@ -174,8 +175,8 @@ def test_the_report_holds_evaluate_figures_before_and_after_on_the_held_out_file
     assert (out / "adapter_config.json").exists()
     report = json.loads((out / "report.json").read_text())
     gold = read_gold(held)
-    before = evaluate(Moderator.load(str(tiny_model_dir)), gold)["metrics"]
-    after = evaluate(Moderator.load(str(tiny_model_dir), adapter=str(out)), gold)["metrics"]
+    before = evaluate(open_moderator(str(tiny_model_dir)), gold)["metrics"]
+    after = evaluate(open_moderator(str(tiny_model_dir), adapter=str(out)), gold)["metrics"]
     for name in ("accuracy", "macro_f1", "kappa_quadratic", "ece"):
         assert report["before"][name] == pytest.approx(before[name], abs=1e-6)
         assert report["after"][name] == pytest.approx(after[name], abs=1e-6)
@@ -190,13 +191,13 @@ def test_a_merged_model_serves_as_the_adapter_does(cli, tiny_model_dir, tiny_ada
     data = write_jsonl(tmp_path / "export.jsonl", split_seed()[0][:60])
     run = train(cli, tiny_model_dir, data, tmp_path / "merged", "--lora", "--merge", "--version", "v-merged")
     assert run.returncode == 0, run.stderr
-    merged = Moderator.load(str(tmp_path / "merged"))
+    merged = open_moderator(str(tmp_path / "merged"))
     assert ModelVersion.read(tmp_path / "merged").kind == "merged"
-    adapter = Moderator.load(str(tiny_model_dir), adapter=str(tiny_adapter_dir))
+    adapter = open_moderator(str(tiny_model_dir), adapter=str(tiny_adapter_dir))
     assert adapter.name == ModelVersion.read(tiny_adapter_dir).name
     texts = [text for text, _ in FEW]
     assert merged.name == "v-merged" and [r.model for r in merged.moderate(texts)] == ["v-merged"] * 2
-    base = Moderator.load(str(tiny_model_dir)).moderate(texts)
+    base = open_moderator(str(tiny_model_dir)).moderate(texts)
     assert any(abs(a.scores[k] - b.scores[k]) > 1e-3 for a, b in zip(adapter.moderate(texts), base) for k in a.scores)
 
 
@@ -204,7 +205,7 @@ def test_an_adapter_on_another_model_is_refused_naming_both(tiny_adapter_dir, de
     from moderation.errors import ModelLoadError
 
     with pytest.raises(ModelLoadError) as error:
-        Moderator.load(str(demo_model_dir), adapter=str(tiny_adapter_dir))
+        open_moderator(str(demo_model_dir), adapter=str(tiny_adapter_dir))
     message = str(error.value)
     assert f"was trained on {ModelVersion.read(tiny_adapter_dir).base_name}" in message
     assert f"not on {demo_model_dir}" in message and "start with --model" in message

@@ -5,6 +5,8 @@ from typing import Protocol
 from .tokens import PromptTokens
 
 DEFAULT_CONTEXT = 2048
+MAX_NEW_TOKENS = 10
+"""Generate mode reads at most this many tokens, as the card's users do."""
 
 
 class Backend(Protocol):

@@ -13,8 +13,7 @@ from itertools import cycle
 import httpx
 
 from ..errors import ModelLoadError, RemoteError
-from ..results import MAX_NEW_TOKENS
-from .base import DEFAULT_CONTEXT, context_length
+from .base import DEFAULT_CONTEXT, MAX_NEW_TOKENS, context_length
 from .tokens import PromptTokens
 
 

@@ -16,11 +16,10 @@ from ..engine import Moderator
 from ..evaluate import GoldSet, evaluate
 from ..labelled_files import HELDOUT_FILE
 from ..labels import SEVERITY
-from ..loader import DEMO_NAME
 from ..prompt import CARD_EXAMPLES, HEADER
 from ..training.data import TrainingData, stratified_split
 from ..training.trainer import fine_tune
-from . import DemoRecipe, split_seed
+from .recipe import DEMO_NAME, DemoRecipe, split_seed
 
 EOS = "<|endoftext|>"
 FIGURES = ("accuracy", "macro_f1", "ece")

@@ -16,9 +16,9 @@ from feedback.evaluations import describe
 from feedback.store import FeedbackStore
 
 from ..command_line import add_mode_option, add_model_options, add_settings_options, open_model, settings_from
+from ..demo.recipe import DEMO_NOTICE
 from ..errors import USER_ERRORS
 from ..labels import SEVERITY
-from ..loader import DEMO_NOTICE
 from . import compare, evaluate, gold_from_verdicts, read_gold
 from .compare import figure_text
 

@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from moderation.loader import DEMO_NOTICE
+from moderation.demo.recipe import DEMO_NOTICE
 
 from ..service import PlaygroundService
 from . import batch, chat, dashboard, disagreements, evaluate, export, moderate, prompt, queue, retrain, review

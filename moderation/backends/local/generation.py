@@ -2,7 +2,7 @@
 
 import torch
 
-from ...results import MAX_NEW_TOKENS
+from ..base import MAX_NEW_TOKENS
 
 
 @torch.inference_mode()
