@@ -16,11 +16,12 @@ BACKENDS = ("local", "vllm")
 
 def default_model() -> str:
     """The card's model when a CUDA GPU is present or it is in the local cache, else ``"demo"``."""
-    import torch  # the local backend needs it anyway
     from huggingface_hub import try_to_load_from_cache
 
+    from .backends.local.loading import gpu_available  # torch: the local backend needs it anyway
+
     cached = try_to_load_from_cache(CARD_MODEL, "config.json")
-    if torch.cuda.is_available() or isinstance(cached, str):
+    if gpu_available() or isinstance(cached, str):
         return CARD_MODEL
     return DEMO
 

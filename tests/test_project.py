@@ -74,6 +74,77 @@ def test_each_layer_imports_only_what_it_may(place):
         assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
 
 
+LIBRARY_PACKAGES = ("moderation", "feedback", "playground")
+TORCH = {"torch", "peft", "accelerate"}
+TORCH_ALLOWED = ("moderation/backends/local/", "moderation/training/", "moderation/demo/build.py")
+"""Where torch (and what loads it) may be imported: the local backend, training and the demo model's build."""
+
+
+def module_files() -> dict[str, Path]:
+    """Every module of the project's packages, by dotted name (a package by its own name)."""
+    modules = {}
+    for package in LIBRARY_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project's modules it imports, anywhere in it (inside functions too): ``from . import x`` names
+    the submodule ``x`` where there is one, else the package."""
+    modules = module_files()
+    graph = {}
+    for name, path in modules.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(here[: len(here) - node.level + 1] + [node.module or ""]).strip(".") \
+                    if node.level else node.module
+                imported |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                             for alias in node.names}
+        graph[name] = {target for target in imported if target in modules} - {name}
+    return graph
+
+
+def a_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of ``graph`` (its modules in order, the first again at the end), or None."""
+    state, trail = {}, []
+
+    def visit(module):
+        state[module] = "open"
+        trail.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                return trail[trail.index(target):] + [target]
+            if target not in state and (found := visit(target)):
+                return found
+        state[module] = "done"
+        trail.pop()
+        return None
+
+    return next((found for module in sorted(graph) if module not in state and (found := visit(module))), None)
+
+
+def test_no_import_circle_in_any_package():
+    graph = import_graph()
+    assert "moderation.loader" in graph["moderation.training.__main__"], "the walk sees what modules import"
+    assert a_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert a_cycle(graph) is None, f"an import circle: {' -> '.join(a_cycle(graph))}"
+
+
+def test_torch_loads_only_where_a_folder_says_so():
+    files = module_files()
+    assert "torch" in imports_of(files["moderation.backends.local.scoring"]), "the walk sees torch where it is"
+    for path in files.values():
+        if not str(path.relative_to(ROOT)).startswith(TORCH_ALLOWED):
+            assert not TORCH & imports_of(path), f"{path.relative_to(ROOT)} imports torch: move it to one of " \
+                                                 f"{', '.join(TORCH_ALLOWED)}"
+
+
 def loaded_modules(*statements: str) -> list[set[str]]:
     """The modules each statement leaves loaded, each run in a fresh interpreter (all at once)."""
     runs = [subprocess.Popen([sys.executable, "-c", f"import sys; {statement}; print(' '.join(sys.modules))"],

@@ -9,6 +9,11 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from ...errors import ModelLoadError
 
 
+def gpu_available() -> bool:
+    """Whether a CUDA GPU can run a model here."""
+    return torch.cuda.is_available()
+
+
 def pick_dtype(dtype: str | torch.dtype = "auto") -> torch.dtype:
     """bf16 (or fp16) on a CUDA GPU, fp32 on CPU, unless a dtype is named."""
     if isinstance(dtype, torch.dtype):
@@ -18,7 +23,7 @@ def pick_dtype(dtype: str | torch.dtype = "auto") -> torch.dtype:
             return getattr(torch, dtype)
         except AttributeError:
             raise ModelLoadError(f"Unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16.") from None
-    if torch.cuda.is_available():
+    if gpu_available():
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
 
