@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from moderation.errors import InvalidInput
+from moderation.evaluate.report import describe
 from moderation.labels import check_label, check_threshold
 from moderation.results import MODES
 
@@ -81,13 +82,6 @@ class Evaluations:
         if not recent:
             return f"No evaluation run {run_id}: there are no runs yet; evaluate first."
         return f"No evaluation run {run_id}. The latest runs:\n" + "\n".join(map(describe, recent))
-
-
-def describe(run: dict) -> str:
-    """One line that tells a run apart: id, time, model (or version), template, threshold, mode and gold set."""
-    return (f"#{run['id']} {run['created'][:16].replace('T', ' ')} {run['version'] or run['model']}, "
-            f"template {run['template']}, threshold {run['threshold']}, {run['mode']} on {run['gold_name']} "
-            f"({run['gold_size']} texts)")
 
 
 def _check(run: dict) -> None:

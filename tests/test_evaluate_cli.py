@@ -55,7 +55,7 @@ def test_a_run_of_a_trained_version_records_its_name(evaluate, tiny_model_dir, t
     version = ModelVersion.read(tiny_adapter_dir)
     name = version.name
     assert (json.loads(run.stdout)["model"], json.loads(run.stdout)["version"]) == (version.base_name, name)
-    assert version.base_name == str(tiny_model_dir) and "(version " + name + ")" in evaluate(
+    assert version.base_name == str(tiny_model_dir) and " (version " + name + ")" in evaluate(
         "--data", HELDOUT_FILE, "--model", tiny_model_dir, "--adapter", tiny_adapter_dir, "--db", db).stdout
     assert sqlite_utils.Database(db)["evaluation_runs"].get(1)["version"] == name
     base = json.loads(evaluate("--data", HELDOUT_FILE, "--model", tiny_model_dir, "--db", db, "--json").stdout)
@@ -103,17 +103,19 @@ def test_readable_reports(evaluate, tiny_model_dir, tmp_path):
     db = tmp_path / "runs.db"
     run = evaluate("--data", gold, "--model", tiny_model_dir, "--db", db, "--mode", "generate")
     assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith(f"Run #1: {tiny_model_dir}, template ")
-    assert "Gold set: gold.jsonl, 2 texts" in run.stdout and "no label " in run.stdout
-    assert "Confusion (rows: gold, columns: predicted, in this order):" in run.stdout
-    assert "  6. no label" in run.stdout and "from needs intervention: precision" in run.stdout
+    assert run.stdout.startswith("**Run #1**: accuracy ") and "no label " in run.stdout
+    assert f"\n#1 " in run.stdout and f" {tiny_model_dir}, template " in run.stdout
+    assert ", generate on gold.jsonl (2 texts)" in run.stdout
+    assert "Confusion (rows: gold, columns: predicted):" in run.stdout
+    assert "| gold | casual | possibly needs caution" in run.stdout and "| no label |\n" in run.stdout
+    assert "- from needs intervention: precision" in run.stdout
     run = evaluate("--data", gold, "--model", tiny_model_dir, "--db", db, "--threshold", "never")
     assert run.returncode == 0 and "ECE " in run.stdout and "Intervene at never: " in run.stdout
     run = evaluate("--compare", 1, 2, "--db", db)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("A: #1 ") and "\nB: #2 " in run.stdout
-    assert re.search(r"\nintervene\.support +2 +0 +-2\n", run.stdout), "both texts intervene at needs caution"
-    assert re.search(r"\n\d flipped: \d fixed, \d broken", run.stdout)
+    assert run.stdout.startswith("**B fixes ") and "against A (run #1 → #2; " in run.stdout
+    assert "\n- A: #1 " in run.stdout and "\n- B: #2 " in run.stdout
+    assert "| intervene.support | 2 | 0 | -2 |\n" in run.stdout, "both texts intervene at needs caution"
 
 
 def test_accepted_verdicts_are_a_gold_set_with_their_conflicts(evaluate, tiny_model_dir, tmp_path):

@@ -125,7 +125,7 @@ def test_the_workbench_measures_the_edited_draft_against_the_default(client, fak
                                                             [{"text": t, "label": lab} for t, lab in DRAFT["data"]]).id)
     assert verdict.startswith(f"**The draft fixes 0 and breaks 0** of 129 texts on the held-out set against the "
                               f"default (run #{default['id']} → #{draft['id']}; 0 labels change).")
-    assert "intervene.f1 0.077 → 0.154" in verdict and flipped["data"] == []
+    assert "| intervene.f1 | 0.077 | 0.154 | 0.077 |" in verdict and flipped["data"] == []
     with pytest.raises(AppError, match="Unknown label 'fine'"):
         client.predict({"headers": ["text", "label"], "data": [["hi", "fine"]]}, "never", "held-out set",
                        api_name="/evaluate_draft")

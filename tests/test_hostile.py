@@ -657,13 +657,14 @@ def shows_as_text(markdown: str, text: str, layout: set[str]):
 
 def run_retrain_report(case, ctx: Context):
     """The report a retraining job writes (the Retrain tab shows it as Markdown) with the text among its flips."""
-    figures = {"accuracy": {"a": 0.5, "b": 1.0, "delta": 0.5}}
-    report = {"gold": {"name": "held-out records", "size": 1}, "before": {"model": "base"},
-              "after": {"model": "base-lora-1"}, "fixed": 1, "broken": 0,
+    run = {"id": None, "created": None, "version": None, "template": "card", "threshold": "needs caution",
+           "mode": "score", "gold_name": "held-out records", "gold_hash": "h", "gold_size": 1}
+    report = {"a": {**run, "model": "base"}, "b": {**run, "model": "base-lora-1"}, "same_gold": True,
+              "metrics": {"accuracy": {"a": 0.5, "b": 1.0, "delta": 0.5}}, "fixed": 1, "broken": 0,
               "flipped": [{"text": case["input"]["text"], "gold": "casual", "a": "needs caution", "b": "casual",
                            "outcome": "fixed"}]}
-    shows_as_text(report_text(report, figures), case["input"]["text"],
-                  {"h1", "h2", "p", "table", "thead", "tbody", "tr", "th", "td"})
+    shows_as_text(report_text(report), case["input"]["text"],
+                  {"h1", "h2", "p", "ul", "li", "strong", "table", "thead", "tbody", "tr", "th", "td"})
     return 0, 0
 
 

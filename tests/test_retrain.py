@@ -137,7 +137,7 @@ def test_the_retrain_tab_shows_the_job_live_then_serves_its_version_and_rolls_ba
         report = json.loads((job.folder / "report.json").read_text())
         shown_report = page.locator("#retrain-report")
         expect(shown_report).to_contain_text(f"{job.version.name}: before and after training")
-        expect(shown_report).to_contain_text(f"fixes {report['fixed']} and breaks {report['broken']} of them")
+        expect(shown_report).to_contain_text(f"After fixes {report['fixed']} and breaks {report['broken']} of 6 texts")
         assert report["flipped"], "no held-out text changed its label: the report shows no text"
         for item in report["flipped"]:
             expect(shown_report.locator("td").filter(has_text=item["text"])).to_have_count(1)

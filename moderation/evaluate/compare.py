@@ -24,12 +24,6 @@ def compare(a: dict, b: dict) -> dict:
             "flipped": flipped, "fixed": _count(flipped, FIXED), "broken": _count(flipped, BROKEN)}
 
 
-def figure_text(value) -> str:
-    """A figure as a report shows it: three decimals, a count as it is, ``-`` where it is undefined."""
-    # + 0.0 shows a change that rounds to nothing as 0.000, not -0.000
-    return "-" if value is None else f"{round(value, 3) + 0.0:.3f}" if isinstance(value, float) else str(value)
-
-
 def _figures(metrics: dict, prefix: str = "") -> dict:
     """The single figures of ``metrics``, flattened to dotted names (the matrix, bins and sweep left out)."""
     figures = {}

@@ -7,14 +7,12 @@ from pathlib import Path
 from ..backends.local.backend import LocalBackend
 from ..engine import Moderator
 from ..evaluate import GoldSet, compare, evaluate
-from ..evaluate.compare import figure_text
+from ..evaluate.report import comparison_report
 from ..markdown import markdown_text
 from ..versions import REPORT_JSON, REPORT_MD
 from .data import Record
 
 GOLD_NAME = "held-out records"
-HEADLINE = ("accuracy", "macro_f1", "kappa_quadratic", "mean_severity_error", "ece", "flagged.f1", "intervene.f1")
-"""The figures report.md puts first."""
 
 
 def held_out_gold(records: list[Record]) -> GoldSet:
@@ -42,24 +40,12 @@ def write_report(folder: Path, before: dict, after: dict) -> dict:
         "flipped": comparison["flipped"],
     }
     (folder / REPORT_JSON).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    (folder / REPORT_MD).write_text(report_text(report, comparison["metrics"]), encoding="utf-8")
+    (folder / REPORT_MD).write_text(report_text(comparison), encoding="utf-8")
     return report
 
 
-def report_text(report: dict, figures: dict) -> str:
-    """The report as Markdown: the headline figures before and after, then every flipped text (texts and names
-    shown as they are, never as markup)."""
-    before, after = markdown_text(report["before"]["model"]), markdown_text(report["after"]["model"])
-    lines = [f"# {after}: before and after training", "",
-             f"On the {report['gold']['size']} {markdown_text(report['gold']['name'])} (never trained on), "
-             f"{before} before and {after} after. The new version fixes "
-             f"{report['fixed']} and breaks {report['broken']} of them.", "",
-             "| figure | before | after | change |", "| --- | --- | --- | --- |"]
-    lines += [f"| {name} | {figure_text(figures[name]['a'])} | {figure_text(figures[name]['b'])} | "
-              f"{figure_text(figures[name]['delta'])} |" for name in HEADLINE if name in figures]
-    if report["flipped"]:
-        lines += ["", "## Texts whose label changed", "", "| text | gold | before | after | outcome |",
-                  "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {markdown_text(item['text'])} | {item['gold']} | {item['a']} | {item['b']} | {item['outcome']} |"
-                  for item in report["flipped"]]
-    return "\n".join(lines) + "\n"
+def report_text(comparison: dict) -> str:
+    """The report as Markdown: a title, then the comparison of the version with the model it started from."""
+    after = comparison["b"]
+    return (f"# {markdown_text(after['version'] or after['model'])}: before and after training\n\n"
+            + comparison_report(comparison, a="before", b="after") + "\n")

@@ -3,16 +3,13 @@ compared) and the Prompt tab's workbench (a draft measured against the server's 
 
 import gradio as gr
 
-from feedback.evaluations import describe
-from moderation.evaluate import ACCEPTED_NAME, GOLD_SOURCES, HELDOUT_NAME, GoldSet
-from moderation.evaluate.compare import BROKEN, FIXED, figure_text
-from moderation.markdown import markdown_text
+from moderation.evaluate import ACCEPTED_NAME, GOLD_SOURCES, HELDOUT_NAME
+from moderation.evaluate.report import comparison_report, describe, figure_rows, flip_rows, run_report
 from moderation.results import MODES
 
 from .common import Page, shown_errors
 from .figures import confusion_heatmap, f1_bars, reliability_diagram
 
-HEADLINE = ("accuracy", "macro_f1", "kappa_quadratic", "mean_severity_error", "ece", "flagged.f1", "intervene.f1")
 FIGURE_COLUMNS = ["figure", "A", "B", "B - A"]
 FLIP_COLUMNS = ["text", "gold", "A", "B", "outcome"]
 FLIP_WIDTHS = ["40%", "15%", "15%", "15%", "15%"]
@@ -60,14 +57,14 @@ def build(page: Page) -> None:
                                progress=lambda done, total: progress((done, total), desc="Evaluating", unit="texts"))
         previous = next((other["id"] for other in service.runs(2) if other["id"] != run["id"]), None)
         metrics = run["metrics"]
-        return (run_summary(run, gold), confusion_heatmap(metrics), f1_bars(metrics), reliability_diagram(metrics),
-                *runs(previous, run["id"]))
+        return (run_report(run, conflicts=gold.conflicts), confusion_heatmap(metrics), f1_bars(metrics),
+                reliability_diagram(metrics), *runs(previous, run["id"]))
 
     @shown_errors
     def compare_runs(a, b):
         """Run B against run A: what changed, the flipped texts, and every figure side by side."""
         comparison = service.compare(a, b)
-        return comparison_summary(comparison, "A", "B"), flip_rows(comparison), figure_rows(comparison)
+        return comparison_report(comparison, flips=False), flip_rows(comparison), figure_rows(comparison)
 
     button.click(evaluate, [source, upload, mode, page.draft],
                  [summary, confusion, f1, reliability, run_a, run_b], api_name="evaluate")
@@ -96,46 +93,6 @@ def build_workbench(page: Page, examples: gr.Dataframe, threshold: gr.Dropdown, 
         comparison = service.try_settings(draft, service.gold_set(source),
                                           progress=lambda done, total: progress((done, total), desc="Evaluating",
                                                                                 unit="texts"))
-        return comparison_summary(comparison, "the default", "the draft"), flip_rows(comparison)
+        return comparison_report(comparison, a="the default", b="the draft", flips=False), flip_rows(comparison)
 
     button.click(evaluate_draft, [examples, threshold, source], [verdict, flipped], api_name="evaluate_draft")
-
-
-def run_summary(run: dict, gold: GoldSet) -> str:
-    """The run's headline figures, what it measured, and the texts whose accepted labels disagreed."""
-    metrics = run["metrics"]
-    figures = [f"accuracy **{metrics['accuracy']:.1%}**", f"macro-F1 {metrics['macro_f1']:.3f}",
-               f"quadratic kappa {figure_text(metrics['kappa_quadratic'])}",
-               f"mean severity error {metrics['mean_severity_error']:.3f}",
-               f"ECE {metrics['ece']:.3f}" if "ece" in metrics else f"no label {metrics['no_label']:.1%}"]
-    lines = [f"**Run #{run['id']}**: {' · '.join(figures)}", "", markdown_text(describe(run))]
-    if gold.conflicts:
-        lines += ["", f"{len(gold.conflicts)} texts were accepted with different labels; the latest was kept:"]
-        lines += [f"- {' → '.join(c.labels)}: {markdown_text(c.text)}" for c in gold.conflicts]
-    return "\n".join(lines)
-
-
-def comparison_summary(comparison: dict, a: str, b: str) -> str:
-    """How ``b`` does against ``a``: the headline figures before and after, and how many texts it fixes and breaks."""
-    metrics = comparison["metrics"]
-    changes = [f"{name} {figure_text(metrics[name]['a'])} → {figure_text(metrics[name]['b'])}"
-               for name in HEADLINE if name in metrics]
-    flips = comparison["flipped"]
-    lines = [f"**{b.capitalize()} fixes {comparison[FIXED]} and breaks {comparison[BROKEN]}** of "
-             f"{comparison['b']['gold_size']} texts on the {markdown_text(comparison['b']['gold_name'])} against {a} "
-             f"(run #{comparison['a']['id']} → #{comparison['b']['id']}; {len(flips)} labels change).",
-             "", " · ".join(changes)]
-    if not comparison["same_gold"]:
-        lines += ["", "The runs were made on different gold sets: the figures are not measured on the same texts."]
-    return "\n".join(lines)
-
-
-def flip_rows(comparison: dict) -> list[list[str]]:
-    """One row per flipped text: text, gold label, both labels, and whether it was fixed or broken."""
-    return [[f["text"], f["gold"], f["a"] or "no label", f["b"] or "no label", f["outcome"]]
-            for f in comparison["flipped"]]
-
-
-def figure_rows(comparison: dict) -> list[list[str]]:
-    """Every figure of both runs, with its change."""
-    return [[name, *(figure_text(f[key]) for key in ("a", "b", "delta"))] for name, f in comparison["metrics"].items()]
