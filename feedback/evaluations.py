@@ -11,6 +11,8 @@ from moderation.evaluate.report import describe
 from moderation.labels import check_label, check_threshold
 from moderation.results import MODES
 
+from .ids import row_id
+
 RECENT = 10
 """How many runs an unknown run id's error lists."""
 
@@ -58,10 +60,9 @@ class Evaluations:
 
     def get(self, run_id) -> dict:
         """The stored run with its items in order; InvalidInput listing the recent runs if there is none."""
-        storable = isinstance(run_id, int) and not isinstance(run_id, bool) and 0 < run_id < 2**63
+        run_id = row_id(run_id, "run", "Pick a stored run.")
         with self._lock:
-            rows = self.db.query("select * from evaluation_runs where id = ?", [run_id]) if storable else iter(())
-            row = next(rows, None)
+            row = next(self.db.query("select * from evaluation_runs where id = ?", [run_id]), None)
             if row is None:
                 raise InvalidInput(self._unknown(run_id), "run")
             items = self.db.query("select text, gold, label, scores, generated from evaluation_items where run_id = ? "

@@ -21,6 +21,7 @@ from moderation.results import MODES, ROLES, ModerationResult
 
 from .erasure import Erasure
 from .evaluations import Evaluations
+from .ids import row_id
 from .migrations import migrations, prediction_margins, request_hash
 
 VERDICTS = ("right", "wrong")
@@ -347,8 +348,7 @@ class FeedbackStore:
             del batch  # free this batch before fetching the next one
 
     def _model_label(self, prediction_id):
-        if not _storable_id(prediction_id):
-            raise InvalidInput(f"No prediction {prediction_id}: moderate the text first, then give your verdict on it.")
+        prediction_id = row_id(prediction_id, "prediction", "Name the prediction to give a verdict on.")
         row = self.db.execute("select label from predictions where id = ?", [prediction_id]).fetchone()
         if row is None:
             raise InvalidInput(
@@ -357,8 +357,7 @@ class FeedbackStore:
         return row[0]
 
     def _verdict(self, verdict_id):
-        if not _storable_id(verdict_id):
-            raise InvalidInput(f"No verdict {verdict_id}: pick one from the list of verdicts.")
+        verdict_id = row_id(verdict_id, "verdict", "Pick a verdict from the list of verdicts.")
         try:
             return self.db["verdicts"].get(verdict_id)
         except NotFoundError:
@@ -620,11 +619,6 @@ def parse_since(since: str) -> str:
 
 def _iso(moment):
     return moment.astimezone(datetime.timezone.utc).isoformat(timespec="microseconds")
-
-
-def _storable_id(value) -> bool:
-    """Whether ``value`` is an id SQLite can hold (a positive 64-bit integer)."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
 
 
 def _choice(value, choices, what):

@@ -8,8 +8,6 @@ serving a trained version (or rolling back) by replacing the Moderator whole, on
 """
 
 import asyncio
-import math
-import numbers
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -18,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from feedback.export import export_lines, write_export
+from feedback.ids import row_id
 from feedback.retention import DailySweep
 from feedback.stats import summary
 from feedback.store import FeedbackStore, cannot_write, prediction_fields, stored_result
@@ -273,14 +272,14 @@ class PlaygroundService:
 
     def set_status(self, verdict_id, status: str) -> dict:
         """Accept or discard a verdict (or make it pending again)."""
-        return self.store.set_status(whole_number(verdict_id, "verdict", "Select a verdict in the table first."),
+        return self.store.set_status(row_id(verdict_id, "verdict", "Select a verdict in the table first."),
                                      status)
 
     def relabel(self, verdict_id, label) -> dict:
         """Give a verdict another correct label."""
         if not label:
             raise InvalidInput("Choose the new label first.", "label")
-        return self.store.relabel(whole_number(verdict_id, "verdict", "Select a verdict in the table first."), label)
+        return self.store.relabel(row_id(verdict_id, "verdict", "Select a verdict in the table first."), label)
 
     def export_lines(self, *, format: str = "oig", status=None, since=None) -> Iterator[str]:
         """The verdicts as jsonl lines, streamed (arguments are checked before the first line)."""
@@ -309,19 +308,19 @@ class PlaygroundService:
 
     def prediction(self, prediction_id) -> dict:
         """A recorded prediction (to show it again once a verdict on it is taken back)."""
-        return self.store.prediction(whole_number(prediction_id, "prediction", "Pick a prediction first."))
+        return self.store.prediction(row_id(prediction_id, "prediction", "Pick a prediction first."))
 
     def judge(self, prediction_id, label=None, *, reviewer) -> dict:
         """A verdict given by picking the correct label: "right" when it is None or the model's own label, else a
         correction to ``label``; returns the stored verdict once it is on disk."""
-        prediction_id = whole_number(prediction_id, "prediction", "Nothing to judge: the queue has no text left.")
+        prediction_id = row_id(prediction_id, "prediction", "Nothing to judge: the queue has no text left.")
         if label is None or label == self.store.prediction(prediction_id)["label"]:
             return self.confirm(prediction_id, reviewer=reviewer)
         return self.flag(prediction_id, label, reviewer=reviewer)
 
     def take_back(self, verdict_id, *, reviewer) -> dict:
         """Delete this reviewer's own pending verdict (an undo); returns it as it was."""
-        return self.store.withdraw_verdict(whole_number(verdict_id, "verdict", "No verdict of yours to take back."),
+        return self.store.withdraw_verdict(row_id(verdict_id, "verdict", "No verdict of yours to take back."),
                                            self.reviewer_name(reviewer))
 
     def disagreements(self) -> list[dict]:
@@ -381,7 +380,7 @@ class PlaygroundService:
 
     def compare(self, run_a, run_b) -> dict:
         """Stored run ``run_b`` against ``run_a``: the figures side by side and the texts whose label flipped."""
-        ids = [whole_number(run, "run", "Pick two runs to compare.") for run in (run_a, run_b)]
+        ids = [row_id(run, "run", "Pick two runs to compare.") for run in (run_a, run_b)]
         return evaluation.compare(*map(self.store.evaluations.get, ids))
 
     def try_settings(self, settings: Settings, gold: evaluation.GoldSet, *, mode: str = "score",
@@ -463,7 +462,7 @@ class PlaygroundService:
         return results
 
     def _verdict(self, prediction_id, verdict: str, label, note, reviewer, idempotency_key) -> dict:
-        prediction_id = whole_number(prediction_id, "prediction",
+        prediction_id = row_id(prediction_id, "prediction",
                                      "Moderate a text first, then give your verdict on its label.")
         return self.store.add_verdict(prediction_id, verdict=verdict, label=label,
                                       note=self._field(note, "note", self.limits.max_note),
@@ -481,13 +480,3 @@ class PlaygroundService:
         if len(value) > limit:
             raise InvalidInput(f"The {name} has {len(value)} characters; the limit is {limit}.", name)
         return "".join(ch for ch in value if not "\ud800" <= ch <= "\udfff")
-
-
-def whole_number(value, what: str, missing: str) -> int:
-    """``value`` as an id: a whole number (``2`` or ``2.0``), never rounded from ``1.7``; InvalidInput otherwise."""
-    if value is None or value == "":
-        raise InvalidInput(missing, what)
-    whole = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not whole or value != int(value):
-        raise InvalidInput(f"No {what} {value!r}: {what} ids are whole numbers.", what)
-    return int(value)

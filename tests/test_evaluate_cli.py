@@ -4,7 +4,6 @@
 import contextlib
 import io
 import json
-import re
 
 import pytest
 import sqlite_utils
@@ -104,7 +103,7 @@ def test_readable_reports(evaluate, tiny_model_dir, tmp_path):
     run = evaluate("--data", gold, "--model", tiny_model_dir, "--db", db, "--mode", "generate")
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("**Run #1**: accuracy ") and "no label " in run.stdout
-    assert f"\n#1 " in run.stdout and f" {tiny_model_dir}, template " in run.stdout
+    assert "\n#1 " in run.stdout and f" {tiny_model_dir}, template " in run.stdout
     assert ", generate on gold.jsonl (2 texts)" in run.stdout
     assert "Confusion (rows: gold, columns: predicted):" in run.stdout
     assert "| gold | casual | possibly needs caution" in run.stdout and "| no label |\n" in run.stdout
