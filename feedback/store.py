@@ -410,7 +410,7 @@ class FeedbackStore:
             if row["reviewer"] != reviewer:
                 raise InvalidInput(f"Verdict #{verdict_id} is {row['reviewer']}'s: only they can take it back.")
             if row["status"] != "pending":
-                raise InvalidInput(f"Verdict #{verdict_id} is already {row['status']}: a curator decides on it now "
+                raise Conflict(f"Verdict #{verdict_id} is already {row['status']}: a curator decides on it now "
                                    "(Review tab).")
             with self._transaction() as moved:
                 self.db["verdicts"].delete(verdict_id)

@@ -10,8 +10,8 @@ class InvalidInput(ValueError):
 
 
 class Conflict(InvalidInput):
-    """The input is well formed but conflicts with what was stored before (an idempotency key sent with another
-    request); the message says what to change."""
+    """The input is well formed but conflicts with the state of things (an idempotency key sent with another
+    request, a job already running, nothing to roll back to): HTTP 409; the message says what to change."""
 
 
 class Busy(RuntimeError):

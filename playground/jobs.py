@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moderation.atomic_writes import remove_leftovers
-from moderation.errors import InvalidInput
+from moderation.errors import Conflict
 from moderation.training.progress import last_progress
 from moderation.versions import REPORT_MD, ModelVersion
 
@@ -68,9 +68,9 @@ class JobRunner:
         self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-starter")
 
     def check_idle(self) -> None:
-        """InvalidInput while a job runs: one job at a time."""
+        """Conflict while a job runs: one job at a time."""
         if self._process is not None and self._process.poll() is None:
-            raise InvalidInput(f"The retraining job {self._name} is still running: wait for it to finish, or stop it.")
+            raise Conflict(f"The retraining job {self._name} is still running: wait for it to finish, or stop it.")
 
     def start(self, name: str, arguments: list[str]) -> Job:
         """Start ``python -m moderation.training ARGUMENTS --out FOLDER/NAME``, logging to ``FOLDER/NAME.log``; the
@@ -103,10 +103,10 @@ class JobRunner:
         return Job(name, pid, state, step, total, log[-LOG_TAIL:], version, folder)
 
     def stop(self) -> Job:
-        """Stop the running job (its half-written version is removed); InvalidInput when none runs."""
+        """Stop the running job (its half-written version is removed); Conflict when none runs."""
         with self._lock:
             if self._process is None or self._process.poll() is not None:
-                raise InvalidInput("No retraining job is running.")
+                raise Conflict("No retraining job is running.")
             self._end()
         return self.status()
 

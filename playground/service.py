@@ -24,7 +24,7 @@ from feedback.writer import PredictionWriter
 from moderation import evaluate as evaluation
 from moderation.batch_files import MAX_CHARS, BatchRun, label_file, output_format
 from moderation.engine import Moderator
-from moderation.errors import InvalidInput, Unavailable
+from moderation.errors import Conflict, InvalidInput, Unavailable
 from moderation.labelled_files import read_labelled
 from moderation.loader import open_moderator
 from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
@@ -448,7 +448,7 @@ class PlaygroundService:
         """Serve again what was served before the last :meth:`serve_version`."""
         with self._swapping:
             if self._previous is None:
-                raise InvalidInput("Nothing to roll back to: no other version was served since the server started.")
+                raise Conflict("Nothing to roll back to: no other version was served since the server started.")
             self.moderator, self._previous = self._previous, None
             return self.moderator
 

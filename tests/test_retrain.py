@@ -14,7 +14,7 @@ from servers import make_service, running_in_process
 from test_browser import REMOTE, remote_requests, snap
 
 from moderation.demo.recipe import split_seed
-from moderation.errors import InvalidInput
+from moderation.errors import Conflict, InvalidInput
 
 RECORDS = split_seed()[0][:30]
 HOSTILE = (f'<img src="http://{REMOTE}/pixel.png"> <a href="http://{REMOTE}/a">a</a> ![image](http://{REMOTE}/md.png) '
@@ -63,7 +63,7 @@ def logged(service, pattern: str, timeout: float = 120):
 def test_one_job_at_a_time_and_a_killed_job_changes_nothing(service, tiny_moderator):
     accept(service, RECORDS)
     job = service.retrain()
-    with pytest.raises(InvalidInput, match=f"The retraining job {job.name} is still running"):
+    with pytest.raises(Conflict, match=f"The retraining job {job.name} is still running"):
         service.retrain()
     logged(service, r"^step \d+/")  # training: its version is half-written
     os.kill(job.pid, signal.SIGKILL)
@@ -98,6 +98,13 @@ def test_a_job_that_cannot_train_is_refused_before_it_starts(service, records, m
 def test_versions_are_chosen_from_the_trained_ones(service):
     with pytest.raises(InvalidInput, match="No trained version '../secrets'"):
         service.serve_version("../secrets")
+
+
+def test_what_the_state_forbids_is_a_conflict(service):
+    with pytest.raises(Conflict, match="Nothing to roll back to"):
+        service.rollback()
+    with pytest.raises(Conflict, match="No retraining job is running"):
+        service.stop_training()
 
 
 def test_a_model_served_elsewhere_is_not_retrained_here(tmp_path):

@@ -9,6 +9,7 @@ import sqlite_utils
 from feedback.migrations import migrations
 from feedback.store import QUEUE_ORDERS, FeedbackStore
 from feedback.uncertainty import intervene_margin, margin
+from moderation.errors import Conflict
 from moderation.labels import LABELS
 
 
@@ -109,7 +110,7 @@ def test_a_reviewer_takes_back_their_own_pending_verdict(store):
     assert store.withdraw_verdict(verdict["id"], "ana") == verdict
     assert store.db["verdicts"].count == 0 and store.next_in_queue("ana")["id"] == prediction
     curated = store.set_status(store.add_verdict(prediction, verdict="right", reviewer="ana")["id"], "accepted")
-    with pytest.raises(ValueError, match="already accepted: a curator decides on it now"):
+    with pytest.raises(Conflict, match="already accepted: a curator decides on it now"):
         store.withdraw_verdict(curated["id"], "ana")
     assert store.db["verdicts"].get(curated["id"]) == curated
 
