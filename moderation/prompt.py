@@ -52,9 +52,26 @@ def is_blank(text: str) -> bool:
     return all(unicodedata.category(ch) in _INVISIBLE for ch in text)
 
 
+def record_start(first: bool) -> str:
+    """What opens a record: ``Input:``, after a blank line unless it is the first (the record before ends with the
+    newline of its continuation)."""
+    return INPUT if first else "\n" + INPUT
+
+
+def request(text: str) -> str:
+    """The part of a record that belongs to its text: `` <text>\\nOutput:``."""
+    return f" {normalize_text(text)}{OUTPUT}"
+
+
+def continuation(label: str) -> str:
+    """How the model continues a record's request for ``label``: `` <label>\\n`` (what scoring measures, and what
+    training teaches)."""
+    return f" {label}\n"
+
+
 def format_record(text: str, label: str) -> str:
-    """One training record in the card's layout: ``Input: <text>\\nOutput: <label>``."""
-    return f"{INPUT} {normalize_text(text)}{OUTPUT} {check_label(label)}"
+    """One record in the card's layout, as a training file holds it: ``Input: <text>\\nOutput: <label>``."""
+    return record_start(first=True) + request(text) + continuation(check_label(label)).rstrip("\n")
 
 
 def parse_record(record: str) -> tuple[NormalizedText, str]:
@@ -99,14 +116,12 @@ class PromptTemplate:
 
     @cached_property
     def prefix(self) -> str:
-        """Everything before the text: header, examples, and the final ``Input:``."""
-        records = "".join(format_record(e.text, e.label) + "\n\n" for e in self.examples)
-        return f"{HEADER}\n{records}{INPUT}"
+        """Everything before the text: the header, the examples as records, and the text's ``Input:``."""
+        records = "".join(record_start(first=n == 0) + request(e.text) + continuation(e.label)
+                          for n, e in enumerate(self.examples))
+        return f"{HEADER}\n{records}{record_start(first=not self.examples)}"
 
-    @staticmethod
-    def request(text: str) -> str:
-        """The part of the prompt that belongs to one text: `` <text>\\nOutput:``."""
-        return f" {normalize_text(text)}{OUTPUT}"
+    request = staticmethod(request)
 
     def assemble(self, text: str) -> str:
         """The exact prompt for ``text``: the model continues it with `` <label>\\n``."""

@@ -8,6 +8,7 @@ merge across the seam, so cached, packed, remote and reference paths all see the
 from functools import lru_cache
 
 from ..labels import LABELS
+from ..prompt import continuation
 
 PREFIXES_KEPT = 8
 """Templates whose prefix ids are kept (the server's default and a few reviewers' drafts)."""
@@ -18,7 +19,7 @@ class PromptTokens:
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
-        self.label_ids = [self.encode(f" {label}\n") for label in LABELS]
+        self.label_ids = [self.encode(continuation(label)) for label in LABELS]
         self.prefix = lru_cache(maxsize=PREFIXES_KEPT)(self._prefix)
 
     def encode(self, text: str) -> list[int]:

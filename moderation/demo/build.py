@@ -16,7 +16,7 @@ from ..engine import Moderator
 from ..evaluate import GoldSet, evaluate
 from ..labelled_files import HELDOUT_FILE
 from ..labels import SEVERITY
-from ..prompt import CARD_EXAMPLES, HEADER
+from ..prompt import CARD_EXAMPLES, HEADER, format_record
 from ..training.data import TrainingData, stratified_split
 from ..training.trainer import fine_tune
 from .recipe import DEMO_NAME, DemoRecipe, split_seed
@@ -95,8 +95,8 @@ def train_tokenizer(records, vocab_size: int) -> PreTrainedTokenizerFast:
         ]
     )
     tokenizer.decoder = decoders.ByteLevel()
-    corpus = [HEADER] + [f"Input: {text}\nOutput: {label}" for text, label in records]
-    corpus += [f"Input: {e.text}\nOutput: {e.label}" for e in CARD_EXAMPLES]
+    examples = [*records, *((example.text, example.label) for example in CARD_EXAMPLES)]
+    corpus = [HEADER] + [format_record(text, label) for text, label in examples]
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=[EOS],

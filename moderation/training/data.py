@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sklearn.model_selection import train_test_split
 
 from ..errors import InvalidInput
-from ..prompt import HEADER, INPUT, OUTPUT
+from ..prompt import HEADER, OUTPUT, continuation, record_start, request
 
 IGNORE = -100
 """The target of a token that is not learned (the header, texts, padding)."""
@@ -112,17 +112,17 @@ def pack_records(tokenizer, records: list[Record], per_sequence: int, max_length
     header = encode(HEADER + "\n")
     sequences = []
     for text, label in records:
-        answer = encode(f" {label}\n")
+        answer = encode(continuation(label))
         if sequences and sequences[-1][2] < per_sequence:
             ids, targets, count = sequences[-1]
-            context = encode("\n" + INPUT) + encode(f" {text}{OUTPUT}")
+            context = encode(record_start(first=False)) + encode(request(text))
             if len(ids) + len(context) + len(answer) <= max_length:
                 sequences[-1] = (ids + context + answer, targets + [IGNORE] * len(context) + answer, count + 1)
                 continue
-        context = encode(INPUT) + encode(f" {text}{OUTPUT}")
+        context = encode(record_start(first=True)) + encode(request(text))
         room = max_length - len(header) - len(answer)
         if len(context) > room:
             tail = encode(OUTPUT)
-            context = (encode(INPUT) + encode(f" {text}"))[: room - len(tail)] + tail
+            context = (encode(record_start(first=True)) + encode(f" {text}"))[: room - len(tail)] + tail
         sequences.append((header + context + answer, [IGNORE] * (len(header) + len(context)) + answer, 1))
     return [(ids, targets) for ids, targets, _ in sequences]
