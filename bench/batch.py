@@ -76,7 +76,7 @@ def file_rate(moderator: Moderator, path: Path, out: Path, settings: Settings, s
         in_engine += time.perf_counter() - start
         return results
 
-    record = store.record_results if store else None
+    record = store.save_results if store else None
     run = label_file(path, out, label, chunk_size=moderator.batch_size, record=record)
     return run.rows / run.seconds, in_engine / run.seconds
 

@@ -58,7 +58,7 @@ def fill(db: Path, count: int) -> list[int]:
     ids = []
     with FeedbackStore(db) as store:
         for start in range(0, count, FILL_BATCH):
-            ids += store.record_predictions([
+            ids += store.save_predictions([
                 dict(text=f"metrics bench text {number}", label="casual", scores=SCORES,
                      prompt=f"Input: metrics bench text {number}\nOutput:", model="bench")
                 for number in range(start, min(count, start + FILL_BATCH))])

@@ -171,7 +171,7 @@ class FeedbackStore:
                 {"id": template_id, "text": text, "created": now()}, ignore=True
             )
 
-    def record_prediction(
+    def save_prediction(
         self, *, text, label, scores, prompt, model, template=None, mode="score", generated=None, role=None,
         threshold=None,
     ) -> int:
@@ -182,13 +182,13 @@ class FeedbackStore:
         sides of a chat turn; ``threshold`` is the intervention threshold it was judged at (what the
         review queue's "nearest the intervention threshold" order measures from).
         """
-        (prediction_id,) = self.record_predictions([dict(
+        (prediction_id,) = self.save_predictions([dict(
             text=text, label=label, scores=scores, prompt=prompt, model=model, template=template, mode=mode,
             generated=generated, role=role, threshold=threshold)])
         return prediction_id
 
-    def record_predictions(self, predictions: list[dict]) -> list[int]:
-        """Record many predictions (each with :meth:`record_prediction`'s fields) in one transaction; their ids."""
+    def save_predictions(self, predictions: list[dict]) -> list[int]:
+        """Record many predictions (each with :meth:`save_prediction`'s fields) in one transaction; their ids."""
         rows = [_prediction_row(**prediction) for prediction in predictions]
         with self._lock, self._transaction():
             return self._insert_predictions(rows)
@@ -239,13 +239,13 @@ class FeedbackStore:
             return stored
 
     def recall(self, idempotency_key: str, request: str) -> dict | None:
-        """What the first request made with ``idempotency_key`` was answered with, as :meth:`record_once` stored
+        """What the first request made with ``idempotency_key`` was answered with, as :meth:`save_once` stored
         it; None for a new key (or one older than ``key_hours``); Conflict when the key was used for another
         request."""
         with self._lock:
             return self._recall(idempotency_key, request)
 
-    def record_once(self, idempotency_key: str, request: str, response_id: str, predictions: list[dict] | None,
+    def save_once(self, idempotency_key: str, request: str, response_id: str, predictions: list[dict] | None,
                     settings: dict) -> dict:
         """Record ``predictions`` (None: keep none) and the answer's ids under ``idempotency_key`` in one
         transaction: ``{"response_id", "predictions": [their ids] or None, "settings"}`` (the settings that decided
@@ -374,10 +374,10 @@ class FeedbackStore:
 
     # Batches of results, the review queue, taking a verdict back, final labels, and the figures of agreement
 
-    def record_results(self, results, roles=None) -> list[int]:
+    def save_results(self, results, roles=None) -> list[int]:
         """Record moderation results (and each one's chat role, if any) in one transaction; their ids."""
         roles = roles or [None] * len(results)
-        return self.record_predictions([prediction_fields(result, role)
+        return self.save_predictions([prediction_fields(result, role)
                                         for result, role in zip(results, roles, strict=True)])
 
     def prediction(self, prediction_id) -> dict:
@@ -568,7 +568,7 @@ class FeedbackStore:
 
 
 def prediction_fields(result, role: str | None = None) -> dict:
-    """What the store records of a moderation result that was shown (:meth:`FeedbackStore.record_prediction`'s
+    """What the store records of a moderation result that was shown (:meth:`FeedbackStore.save_prediction`'s
     fields), with its chat ``role``, if any."""
     return dict(text=result.text, label=result.label, scores=result.scores, prompt=result.prompt, model=result.model,
                 template=result.template, mode=result.mode, generated=result.generated, role=role,

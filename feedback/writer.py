@@ -51,7 +51,7 @@ class PredictionWriter:
         return self._queue.qsize()
 
     def add(self, predictions: list[dict]) -> None:
-        """Queue ``predictions`` (each with :meth:`FeedbackStore.record_prediction`'s fields) for the writer;
+        """Queue ``predictions`` (each with :meth:`FeedbackStore.save_prediction`'s fields) for the writer;
         waits while the queue is full."""
         if not self._thread.is_alive():
             raise RuntimeError("The prediction writer is closed.")
@@ -95,7 +95,7 @@ class PredictionWriter:
         if not predictions:
             return
         try:
-            self.store.record_predictions(predictions)
+            self.store.save_predictions(predictions)
         except Exception:  # a bad batch must not stop the writer; the log names it
             self.lost += len(predictions)
             log.exception("Could not record %d predictions: they are lost", len(predictions))

@@ -174,7 +174,7 @@ class PlaygroundService:
             results = self.batcher.submit(cleaned, settings)
         else:
             results = self._counted(self.moderator.moderate(cleaned, settings, mode=mode))
-        ids = self.store.record_results(results, roles) if record else [None] * len(results)
+        ids = self.store.save_results(results, roles) if record else [None] * len(results)
         return [Prediction(result, prediction_id) for result, prediction_id in zip(results, ids)]
 
     def check_turn(
@@ -225,7 +225,7 @@ class PlaygroundService:
             results = await self.label_soon(texts, fields=fields, record=False, settings=settings)
             predictions = [prediction_fields(result, role)
                            for result, role in zip(results, roles or [None] * len(results))] if record else None
-            first = await asyncio.to_thread(self.store.record_once, idempotency_key, request, response_id, predictions,
+            first = await asyncio.to_thread(self.store.save_once, idempotency_key, request, response_id, predictions,
                                             self._served(settings))
             if first["response_id"] == response_id:
                 return Answer(response_id, results, settings.intervention)
@@ -346,7 +346,7 @@ class PlaygroundService:
         out = self.scratch.new_export("batch", format)
         run = label_file(path, out, lambda texts: self.batcher.submit(texts, settings), format=format,
                          max_chars=self.limits.max_chars, chunk_size=self.batcher.max_batch_size,
-                         record=self.store.record_results if record else None, progress=progress)
+                         record=self.store.save_results if record else None, progress=progress)
         return out, run
 
     def stats(self) -> dict:

@@ -23,7 +23,7 @@ def judge(store, items: list[dict], model_label="casual") -> list[int]:
     """One prediction per item, each judged by the reviewers it names: ``{reviewer: label}`` (None: not judged)."""
     ids = []
     for number, labels in enumerate(items):
-        prediction = store.record_prediction(text=f"text {number}", label=model_label, scores=SCORES, prompt="p",
+        prediction = store.save_prediction(text=f"text {number}", label=model_label, scores=SCORES, prompt="p",
                                              model="m")
         for reviewer, label in labels.items():
             if label is not None:
@@ -101,7 +101,7 @@ def test_reviewers_who_judged_different_predictions_of_a_text_are_paired(store):
     """Two texts, each moderated twice; ana judges the first prediction of each, bo the second: the queue counts
     a text once, so agreement does too, on each reviewer's latest verdict on the text."""
     for text, label in (("you idiot", "needs caution"), ("hello there", "casual")):
-        first, second = (store.record_prediction(text=text, label="casual", scores=SCORES, prompt="p", model="m")
+        first, second = (store.save_prediction(text=text, label="casual", scores=SCORES, prompt="p", model="m")
                          for _ in range(2))
         for prediction, reviewer in ((first, "ana"), (second, "bo")):
             store.add_verdict(prediction, verdict="right" if label == "casual" else "wrong",

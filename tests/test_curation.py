@@ -20,7 +20,7 @@ def store(tmp_path):
 
 
 def predict(store, text, label="casual"):
-    return store.record_prediction(text=text, label=label, scores=SCORES, prompt="p", model="m")
+    return store.save_prediction(text=text, label=label, scores=SCORES, prompt="p", model="m")
 
 
 def verdict(store, prediction, reviewer, label, model_label="casual"):

@@ -22,7 +22,7 @@ WORD = b"zyxwvut"
 
 
 def record(store, text, role=None) -> int:
-    return store.record_prediction(text=text, label="casual", scores=SCORES, prompt=f"Input: {text}\nOutput:",
+    return store.save_prediction(text=text, label="casual", scores=SCORES, prompt=f"Input: {text}\nOutput:",
                                    model="demo", template="card", role=role)
 
 
@@ -53,7 +53,7 @@ def test_forget_erases_a_text_to_the_last_byte_while_the_app_has_the_database_op
         app.add_verdict(secret_ids[1], verdict="right", reviewer="bo")
         app.add_verdict(kept, verdict="right", reviewer="ana")
         app.set_final_label(SECRET, "needs caution", "cy")
-        app.record_once("k", "/v1/moderations ...", "modr-1", [dict(text=SECRET, label="casual", scores=SCORES,
+        app.save_once("k", "/v1/moderations ...", "modr-1", [dict(text=SECRET, label="casual", scores=SCORES,
                                                                     prompt="p", model="demo")], {"threshold": "x"})
         app.evaluations.save(evaluation_run([SECRET, "Keep this one about the weather"]))
         wal = Path(f"{path}-wal").read_bytes()
@@ -96,8 +96,8 @@ def test_the_sweep_keeps_judged_and_recent_predictions_and_drops_expired_keys(tm
         store.save_template("card", "the card's template")
         old, judged, recent = (record(store, text) for text in ("old unjudged", "old judged", "recent unjudged"))
         store.add_verdict(judged, verdict="right", reviewer="ana")
-        store.record_once("old key", "request", "modr-1", None, {})
-        store.record_once("new key", "request", "modr-2", None, {})
+        store.save_once("old key", "request", "modr-1", None, {})
+        store.save_once("new key", "request", "modr-2", None, {})
         store.db.execute("update predictions set created = ? where id in (?, ?)", [days_ago(3), old, judged])
         store.db.execute("update idempotency_keys set created = ? where key = 'old key'", [days_ago(1.1)])
         assert store.erasure.sweep(None) == {"predictions": 0, "idempotency_keys": 1}, "by default every prediction"

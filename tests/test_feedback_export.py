@@ -29,7 +29,7 @@ REVIEWED = [
 def store(tmp_path):
     with FeedbackStore(tmp_path / "feedback.db") as store:
         for text, model_label, verdict, label in REVIEWED:
-            prediction_id = store.record_prediction(
+            prediction_id = store.save_prediction(
                 text=text, label=model_label, scores=SCORES, prompt=f"Input: {text}\nOutput:", model="demo"
             )
             store.add_verdict(prediction_id, verdict=verdict, label=label, reviewer="ann")

@@ -19,7 +19,7 @@ def store(tmp_path):
 
 
 def predict(store, text="I hate my job", label="possibly needs caution", **extra):
-    return store.record_prediction(
+    return store.save_prediction(
         text=text, label=label, scores=SCORES, prompt=f"Input: {text}\nOutput:", model="demo", **extra
     )
 
@@ -86,7 +86,7 @@ def test_an_older_database_upgrades_and_keeps_its_rows(tmp_path):
                               "scores": "{}", "prompt": "p", "model": "m", "mode": "score"})
     db.close()
     with FeedbackStore(path) as store:
-        new_id = store.record_prediction(text="new", label="casual", scores=SCORES, prompt="p", model="m", role="bot")
+        new_id = store.save_prediction(text="new", label="casual", scores=SCORES, prompt="p", model="m", role="bot")
         rows = list(store.db.query("select text, role from predictions order by id"))
     assert rows == [{"text": "old text", "role": None}, {"text": "new", "role": "bot"}]
     assert new_id == 2
@@ -133,7 +133,7 @@ def test_scores_stored_as_floats_in_label_order(store):
     import numpy
 
     scores = {label: numpy.float32(0.2) for label in reversed(LABELS)}
-    prediction_id = store.record_prediction(
+    prediction_id = store.save_prediction(
         text="hi", label="casual", scores=scores, prompt="Input: hi\nOutput:", model="demo"
     )
     stored = store.db["predictions"].get(prediction_id)["scores"]
@@ -223,13 +223,13 @@ REFUSALS = {
     "unknown label": (lambda s, p, v: predict(s, label="spam"), "choose one of casual"),
     "empty text": (lambda s, p, v: predict(s, text="  \n"), "enter a text"),
     "scores missing a label": (
-        lambda s, p, v: s.record_prediction(
+        lambda s, p, v: s.save_prediction(
             text="x", label="casual", scores={"casual": 1.0}, prompt="p", model="m"
         ),
         "for each of",
     ),
     "scores not a probability": (
-        lambda s, p, v: s.record_prediction(
+        lambda s, p, v: s.save_prediction(
             text="x", label="casual", scores={**SCORES, "casual": 1.5}, prompt="p", model="m"
         ),
         "from 0 to 1",

@@ -879,7 +879,7 @@ def run_feedback_cli(case, ctx: Context):
     else:
         with FeedbackStore(db) as store:
             for text in ("Keep me, I am harmless", "Keep me too: 100% harmless"):
-                store.record_prediction(text=text, label="casual", scores={label: 0.2 for label in LABELS},
+                store.save_prediction(text=text, label="casual", scores={label: 0.2 for label in LABELS},
                                         prompt=f"Input: {text}\nOutput:", model="demo")
     before = db.read_bytes()
     run = ctx.cli(feedback_main, *[str(db) if arg == "{db}" else expand(arg) for arg in spec["args"]])

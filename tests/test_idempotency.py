@@ -125,7 +125,7 @@ def test_concurrent_retries_of_a_rest_request_record_it_once(fake_app):
 
 def test_a_key_expires(tmp_path):
     with FeedbackStore(tmp_path / "feedback.db", key_hours=0) as store:
-        prediction = store.record_prediction(text="expiring", label="casual", scores=SCORES, prompt="p", model="m")
+        prediction = store.save_prediction(text="expiring", label="casual", scores=SCORES, prompt="p", model="m")
         first = store.add_verdict(prediction, verdict="right", reviewer="ana", idempotency_key="k")
         later = store.add_verdict(prediction, verdict="right", reviewer="bo", idempotency_key="k")
         assert later["id"] != first["id"], "past its lifetime a key is new: another request may use it"

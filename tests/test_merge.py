@@ -16,7 +16,7 @@ def replica(path, texts, reviewer):
     with FeedbackStore(path) as store:
         store.save_template("card", "the card's template")
         for number, text in enumerate(texts):
-            prediction = store.record_prediction(text=text, label="casual", scores=SCORES, prompt=f"Input: {text}",
+            prediction = store.save_prediction(text=text, label="casual", scores=SCORES, prompt=f"Input: {text}",
                                                  model="demo", template="card", role="user" if number else None)
             key = f"{reviewer}-key" if number == 0 else None
             store.add_verdict(prediction, verdict="wrong", label="needs caution", note=text, reviewer=reviewer,

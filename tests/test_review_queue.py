@@ -28,7 +28,7 @@ def store(tmp_path):
 
 def record(store, text, scores, threshold="needs caution", mode="score"):
     label = max(scores, key=scores.get) if mode == "score" else None
-    return store.record_prediction(text=text, label=label, scores=scores if mode == "score" else {},
+    return store.save_prediction(text=text, label=label, scores=scores if mode == "score" else {},
                                    prompt=f"Input: {text}\nOutput:", model="m", mode=mode, threshold=threshold)
 
 

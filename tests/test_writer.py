@@ -29,13 +29,13 @@ def stored_texts(path) -> list[str]:
 def test_many_hand_overs_are_committed_in_few_transactions(tmp_path):
     store = FeedbackStore(tmp_path / "feedback.db")
     gate = threading.Lock()
-    record = store.record_predictions
+    record = store.save_predictions
 
     def held(predictions):  # the first batch waits, so that the others queue up behind it
         with gate:
             return record(predictions)
 
-    store.record_predictions = held
+    store.save_predictions = held
     writer = PredictionWriter(store)
     with gate:
         for number in range(200):
@@ -74,8 +74,8 @@ def test_a_bad_batch_is_logged_and_the_writer_goes_on(tmp_path, caplog):
 def test_a_full_queue_makes_the_caller_wait(tmp_path):
     store = FeedbackStore(tmp_path / "feedback.db")
     gate = threading.Lock()
-    record = store.record_predictions
-    store.record_predictions = lambda predictions: (gate.acquire(), gate.release(), record(predictions))[-1]
+    record = store.save_predictions
+    store.save_predictions = lambda predictions: (gate.acquire(), gate.release(), record(predictions))[-1]
     writer = PredictionWriter(store, max_queue=2, linger=0)
     gate.acquire()
     writer.add([prediction(0)])  # taken by the writer, which waits at the gate

@@ -21,24 +21,25 @@ IGNORE = -100
 HELD_OUT_FRACTION = 0.2
 """The share of the curated records held out when no held-out data is given."""
 
-Record = tuple[str, str]
+LabelledText = tuple[str, str]
+"""A text and its label."""
 
 
 @dataclass(frozen=True)
 class TrainingData:
     """The records trained on and the held-out records judged on (never trained on)."""
 
-    train: list[Record]
-    held_out: list[Record]
+    train: list[LabelledText]
+    held_out: list[LabelledText]
     replayed: int = 0
     """How many of ``train`` are replayed base examples."""
     dropped: int = 0
     """Training records left out because their text is held out (or, replayed, because it is curated)."""
 
 
-def prepare(curated: list[Record], *, held_out: list[Record] | None = None,
+def prepare(curated: list[LabelledText], *, held_out: list[LabelledText] | None = None,
             held_out_fraction: float = HELD_OUT_FRACTION,
-            replay: list[Record] = (), replay_ratio: float = 0.0, seed: int = 0) -> TrainingData:
+            replay: list[LabelledText] = (), replay_ratio: float = 0.0, seed: int = 0) -> TrainingData:
     """Curated records, mixed with ``replay_ratio`` replayed examples per curated one, against a held-out set.
 
     Without ``held_out``, a label-stratified ``held_out_fraction`` of ``curated`` is held out. No text that
@@ -58,7 +59,8 @@ def prepare(curated: list[Record], *, held_out: list[Record] | None = None,
     return TrainingData(kept + replayed, held_out, len(replayed), len(curated) - len(kept))
 
 
-def stratified_split(records: list[Record], fraction: float, seed: int = 0) -> tuple[list[Record], list[Record]]:
+def stratified_split(records: list[LabelledText], fraction: float,
+                     seed: int = 0) -> tuple[list[LabelledText], list[LabelledText]]:
     """(train, held out): ``fraction`` of ``records`` held out with each label in the same share (scikit-learn).
 
     InvalidInput when there are too few records to give each label a place on both sides.
@@ -83,7 +85,7 @@ class WordDropout:
     """Records whose texts lose each word with probability ``rate`` whenever they are read (a dataset for the
     Trainer): a model that starts from nothing cannot learn the texts by heart, only the words that tell."""
 
-    def __init__(self, records: list[Record], rate: float, seed: int = 0):
+    def __init__(self, records: list[LabelledText], rate: float, seed: int = 0):
         self.records = records
         self.rate = rate
         self.rng = random.Random(seed)
@@ -91,13 +93,13 @@ class WordDropout:
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> Record:
+    def __getitem__(self, index: int) -> LabelledText:
         text, label = self.records[index]
         words = text.split(" ")
         return " ".join([word for word in words if self.rng.random() >= self.rate] or words), label
 
 
-def pack_records(tokenizer, records: list[Record], per_sequence: int, max_length: int) -> list[tuple[list, list]]:
+def pack_records(tokenizer, records: list[LabelledText], per_sequence: int, max_length: int) -> list[tuple[list, list]]:
     """Token ids and targets of ``records`` packed in order, at most ``per_sequence`` to a sequence of at most
     ``max_length`` tokens: the header, then the records in the card's layout; the targets are the labels'
     tokens alone (:data:`IGNORE` elsewhere).

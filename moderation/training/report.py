@@ -10,12 +10,12 @@ from ..evaluate import GoldSet, compare, evaluate
 from ..evaluate.report import comparison_report
 from ..markdown import markdown_text
 from ..versions import REPORT_JSON, REPORT_MD
-from .data import Record
+from .data import LabelledText
 
 GOLD_NAME = "held-out records"
 
 
-def held_out_gold(records: list[Record]) -> GoldSet:
+def held_out_gold(records: list[LabelledText]) -> GoldSet:
     """The gold set of the records a fine-tune is judged on (never trained on)."""
     return GoldSet(GOLD_NAME, tuple(records))
 

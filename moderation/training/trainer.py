@@ -17,7 +17,7 @@ from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, Traine
 
 from ..backends.base import context_length
 from ..versions import ModelVersion
-from .data import IGNORE, Record, TrainingData, WordDropout, pack_records
+from .data import IGNORE, LabelledText, TrainingData, WordDropout, pack_records
 from .progress import progress_line
 from .recipe import Recipe
 
@@ -156,7 +156,7 @@ class PackingCollator:
         self.per_sequence = per_sequence
         self.max_length = max_length
 
-    def __call__(self, records: list[Record]) -> dict[str, torch.Tensor]:
+    def __call__(self, records: list[LabelledText]) -> dict[str, torch.Tensor]:
         sequences = pack_records(self.tokenizer, records, self.per_sequence, self.max_length)
         width = max(len(ids) for ids, _ in sequences)
         pad = self.tokenizer.pad_token_id
