@@ -14,8 +14,9 @@ from .api_keys import add_api_key, api_key_names, revoke_api_key
 from .export import FORMATS, export_jsonl, write_export
 from .merge import merge
 from .reviewers import add_reviewer
+from .rows import STATUSES
 from .stats import as_figure, as_share, summary
-from .store import STATUSES, FeedbackStore
+from .store import FeedbackStore
 
 
 def main(argv=None) -> int:

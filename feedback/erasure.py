@@ -9,12 +9,13 @@ write-ahead log into the file, so that no byte of the text stays in either.
 
 import datetime
 import json
-import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 from moderation.errors import InvalidInput
 from moderation.prompt import is_blank, normalize_text
+
+from .connection import Connection
+from .idempotency import IdempotencyKeys
 
 SWEEP_CHUNK = 1000
 """Predictions deleted per transaction by the sweep, so that other writes are not held up for long."""
@@ -28,14 +29,13 @@ _KEYS_NAMING = """delete from idempotency_keys where verdict_id in (select id fr
 
 
 class Erasure:
-    """Deletions in a :class:`~feedback.store.FeedbackStore`'s database (under its lock, in its transactions)."""
+    """Deletions in a feedback database (under its connection's lock, in its transactions)."""
 
-    def __init__(self, db, lock: threading.Lock, transaction: Callable[[], AbstractContextManager],
-                 keys_since: Callable[[], str]):
-        self.db = db
-        self._lock = lock
-        self._transaction = transaction
-        self._keys_since = keys_since
+    def __init__(self, connection: Connection, keys: IdempotencyKeys):
+        self.db = connection.db
+        self._lock = connection.lock
+        self._transaction = connection.transaction
+        self._keys_since = keys.since
 
     def sweep(self, keep_days: int | None = None) -> dict[str, int]:
         """Delete the expired idempotency keys and, with ``keep_days``, the predictions older than that many days

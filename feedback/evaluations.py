@@ -2,16 +2,15 @@
 stored runs (each with every item's gold label, label and five probabilities)."""
 
 import json
-import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 from moderation.errors import InvalidInput
 from moderation.evaluate.report import describe
 from moderation.labels import check_label, check_threshold
 from moderation.results import MODES
 
+from .connection import Connection
 from .ids import row_id
+from .rows import now
 
 RECENT = 10
 """How many runs an unknown run id's error lists."""
@@ -29,12 +28,10 @@ _RUN_COLUMNS = ("model", "version", "template", "threshold", "mode", "gold_name"
 class Evaluations:
     """Evaluation runs in a :class:`~feedback.store.FeedbackStore`'s database (under its lock)."""
 
-    def __init__(self, db, lock: threading.Lock, transaction: Callable[[], AbstractContextManager],
-                 clock: Callable[[], str]):
-        self.db = db
-        self._lock = lock
-        self._transaction = transaction
-        self._clock = clock
+    def __init__(self, connection: Connection):
+        self.db = connection.db
+        self._lock = connection.lock
+        self._transaction = connection.transaction
 
     def accepted_labels(self) -> list[tuple[str, str]]:
         """(text, label) of every accepted verdict, from the one accepted (or relabelled) first to the latest; the
@@ -49,7 +46,7 @@ class Evaluations:
         with self._lock:
             with self._transaction():
                 table = self.db["evaluation_runs"].insert(
-                    {"created": self._clock(), **{key: run[key] for key in _RUN_COLUMNS},
+                    {"created": now(), **{key: run[key] for key in _RUN_COLUMNS},
                      "metrics": json.dumps(run["metrics"])})
                 run_id = table.last_pk
                 self.db["evaluation_items"].insert_all(

@@ -9,18 +9,28 @@ from moderation.atomic_writes import written_atomically
 from moderation.errors import InvalidInput
 from moderation.prompt import format_record
 
+from .rows import JOINED, filters, where
+
 
 def oig_record(row: dict) -> dict:
     """The training example for a text: ``Input: <text>\nOutput: <curated label>``."""
     return {"text": format_record(row["text"], row["label"])}
 
 
+def verdict_rows(store, *, status=None, since=None, batch_size=1000):
+    """Every verdict joined with its prediction, streamed in id order, ``batch_size`` rows at a time (``since``: a
+    date or ISO datetime, UTC unless it says otherwise). Arguments are checked on the call, before any row is read."""
+    clauses, params = filters(status=status, since=since)
+    return store.connection.batches(JOINED + where(clauses + ["verdicts.id > ?"]) + " order by verdicts.id limit ?",
+                                    params, batch_size)
+
+
 FORMATS = {
-    "oig": lambda store, filters: map(oig_record, store.curated_labels(**filters)),
-    "full": lambda store, filters: store.iter_export_rows(**filters),
+    "oig": lambda store, chosen: map(oig_record, store.curation.curated_labels(**chosen)),
+    "full": lambda store, chosen: verdict_rows(store, **chosen),
 }
-"""Export formats: one training example per text with its curated label (see ``FeedbackStore.curated_labels``:
-a text judged several times appears once), or every field of every verdict and its prediction."""
+"""Export formats: one training example per text with its curated label (see ``Curation.curated_labels``: a text
+judged several times appears once), or every field of every verdict and its prediction."""
 
 
 def export_lines(store, *, format="oig", status=None, since=None) -> Iterator[str]:

@@ -5,22 +5,28 @@ import json
 
 from sqlite_utils import Migrations
 
-from moderation.labels import DEFAULT_THRESHOLD, LABELS
-
-from .uncertainty import intervene_margin, margin
-
 migrations = Migrations("feedback")
 
 
-def prediction_margins(scores: dict[str, float], threshold: str | None) -> dict:
-    """The queue's columns of a scored prediction made at the intervention ``threshold``."""
-    return {"margin": margin(scores),
-            "intervene_margin": intervene_margin(scores, threshold) if threshold is not None else None}
+FIVE_LABELS = ("casual", "possibly needs caution", "probably needs caution", "needs caution", "needs intervention")
+"""The labels older predictions were made with, least severe first (a migration keeps its own words: the live
+code's may change)."""
+REACHING_DEFAULT_THRESHOLD = FIVE_LABELS[3:]
+"""The labels that intervened at the default threshold when margins were added."""
 
 
-def request_hash(request: str) -> str:
-    """What an idempotency key keeps of its request: a SHA-256, so that a retry can be told from another request
-    without the request (texts, notes, names) being stored."""
+def _old_margins(scores: dict[str, float]) -> dict:
+    """The queue's columns of a scored prediction as they were first computed: the gap between the two most probable
+    labels, and between the most probable that intervened at the default threshold and the most probable that did
+    not."""
+    first, second = sorted(scores.values(), reverse=True)[:2]
+    reaching = max(scores[label] for label in REACHING_DEFAULT_THRESHOLD)
+    below = max(scores[label] for label in FIVE_LABELS if label not in REACHING_DEFAULT_THRESHOLD)
+    return {"margin": first - second, "intervene_margin": abs(reaching - below)}
+
+
+def _hash(request: str) -> str:
+    """What an idempotency key keeps of its request since keys hold hashes (as the live code computes it)."""
     return hashlib.sha256(request.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -107,8 +113,8 @@ def add_prediction_margins(db):
                              "limit 1000", [last]).fetchall():
         scored = [(row_id, json.loads(scores)) for row_id, scores in rows]
         db.conn.executemany("update predictions set margin = :margin, intervene_margin = :intervene_margin "
-                            "where id = :id", [{"id": row_id, **prediction_margins(scores, DEFAULT_THRESHOLD)}
-                                               for row_id, scores in scored if set(scores) == set(LABELS)])
+                            "where id = :id", [{"id": row_id, **_old_margins(scores)}
+                                               for row_id, scores in scored if set(scores) == set(FIVE_LABELS)])
         last = rows[-1][0]
     for column in ("margin", "intervene_margin", "text"):
         db["predictions"].create_index([column])
@@ -182,5 +188,5 @@ def idempotency_keys_hold_hashes_and_ids(db):
         not_null={"request_hash", "created"},
     )
     db["idempotency_keys"].create_index(["created"])
-    db["idempotency_keys"].insert_all({"key": key, "request_hash": request_hash(request), "verdict_id": int(response),
+    db["idempotency_keys"].insert_all({"key": key, "request_hash": _hash(request), "verdict_id": int(response),
                                        "created": created} for key, request, response, created in verdict_keys)

@@ -19,27 +19,107 @@ from sklearn.metrics import cohen_kappa_score
 
 from moderation.labels import LABELS, SEVERITY
 
+from .rows import STATUSES
+
+_LATEST_ON_TEXT = """
+with latest as (select text, reviewer, label, created from (select predictions.text, verdicts.reviewer,
+  verdicts.label, verdicts.created, row_number() over (partition by predictions.text, verdicts.reviewer
+  order by verdicts.created desc, verdicts.id desc) as newest
+  from verdicts join predictions on predictions.id = verdicts.prediction_id) where newest = 1)
+"""
+"""Each reviewer's latest verdict on each text, as the queue and curation count texts: ``latest (text, reviewer,
+label, created)``."""
+
 
 def summary(store) -> dict:
     """Every figure of ``store`` (a FeedbackStore), as plain JSON-ready values."""
-    confusion = store.confusion()
-    shared = store.shared_items()
-    return {
-        **store.stats(),
-        "label_mix": {
-            "model": store.judged_model_labels(),
-            "reviewers": {label: sum(row[label] for row in confusion.values()) for label in LABELS},
-        },
-        "confusion": confusion,
-        "agreement": {
-            "pairs": kappa_pairs(store.paired_labels()),
-            "krippendorff_alpha": ordinal_alpha(shared),
-            "items": len({text for _, text, _, _ in shared}),
-        },
-        "by_day": by_day(store.verdicts_by_day(), shared),
-        "by_reviewer": store.verdicts_by_reviewer(),
-        "queue": store.queue_size(),
-    }
+    with store.connection.lock:
+        counted = Counts(store.connection)
+        confusion = counted.confusion()
+        shared = counted.shared_items()
+        figures = {
+            **counted.totals(),
+            "label_mix": {
+                "model": counted.judged_model_labels(),
+                "reviewers": {label: sum(row[label] for row in confusion.values()) for label in LABELS},
+            },
+            "confusion": confusion,
+            "agreement": {
+                "pairs": kappa_pairs(counted.paired_labels()),
+                "krippendorff_alpha": ordinal_alpha(shared),
+                "items": len({text for _, text, _, _ in shared}),
+            },
+            "by_day": by_day(counted.verdicts_by_day(), shared),
+            "by_reviewer": counted.verdicts_by_reviewer(),
+        }
+    return {**figures, "queue": store.queue.size()}
+
+
+class Counts:
+    """The aggregate queries behind the figures (the caller holds the connection's lock)."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.db = connection.db
+
+    def totals(self) -> dict:
+        """Counts of predictions and verdicts by label and status, and the share of verdicts that find the
+        model's label right (``model_agreement``)."""
+        predictions_by_label = self.connection.counts("select label, count(*) from predictions group by label")
+        verdicts_by_label = self.connection.counts("select label, count(*) from verdicts group by label")
+        by_status = self.connection.counts("select status, count(*) from verdicts group by status")
+        agreed = self.db.execute("select count(*) from verdicts where verdict = 'right'").fetchone()[0]
+        verdicts = sum(by_status.values())
+        return {
+            "predictions": sum(predictions_by_label.values()),
+            "predictions_by_label": {label: predictions_by_label.get(label, 0) for label in LABELS},
+            "verdicts": verdicts,
+            "verdicts_by_label": {label: verdicts_by_label.get(label, 0) for label in LABELS},
+            "verdicts_by_status": {status: by_status.get(status, 0) for status in STATUSES},
+            "model_agreement": agreed / verdicts if verdicts else None,
+        }
+
+    def confusion(self) -> dict[str, dict[str, int]]:
+        """How many verdicts give each label (inner keys) to predictions of each model label (outer keys)."""
+        counts = {model: {label: 0 for label in LABELS} for model in LABELS}
+        for model, label, count in self.db.execute(
+                "select predictions.label, verdicts.label, count(*) from verdicts join predictions on "
+                "predictions.id = verdicts.prediction_id where predictions.label is not null group by 1, 2"):
+            counts[model][label] = count
+        return counts
+
+    def judged_model_labels(self) -> dict[str, int]:
+        """How many judged predictions (one verdict or more) the model gave each label, each prediction once."""
+        counts = self.connection.counts("select label, count(*) from predictions where label is not null and exists "
+                                        "(select 1 from verdicts where verdicts.prediction_id = predictions.id) "
+                                        "group by 1")
+        return {label: counts.get(label, 0) for label in LABELS}
+
+    def verdicts_by_day(self) -> list[dict]:
+        """Each day's verdicts (UTC): ``{"day", "verdicts", "wrong"}``, oldest first."""
+        return list(self.db.query("select substr(created, 1, 10) as day, count(*) as verdicts, "
+                                  "sum(verdict = 'wrong') as wrong from verdicts group by day order by day"))
+
+    def verdicts_by_reviewer(self) -> dict[str, int]:
+        """How many verdicts each reviewer gave, by name."""
+        return self.connection.counts("select reviewer, count(*) from verdicts group by reviewer order by reviewer")
+
+    def paired_labels(self) -> list[tuple]:
+        """For each pair of reviewers (``a`` before ``b``) and pair of labels they gave one text (each reviewer's
+        latest verdict on it, whichever prediction of the text it judged), how often:
+        ``(a, b, label of a, label of b, count)``."""
+        return self.db.execute(
+            f"{_LATEST_ON_TEXT} select a.reviewer, b.reviewer, a.label, b.label, count(*) from latest a join "
+            "latest b on a.text = b.text and a.reviewer < b.reviewer group by 1, 2, 3, 4 order by 1, 2"
+        ).fetchall()
+
+    def shared_items(self) -> list[tuple]:
+        """Texts judged by several reviewers, on each one's latest verdict: ``(day of the latest verdict, text,
+        label, count)``, by day."""
+        return self.db.execute(
+            f"{_LATEST_ON_TEXT}, shared as (select text, substr(max(created), 1, 10) as day from latest "
+            "group by text having count(*) > 1) select shared.day, text, label, count(*) "
+            "from shared join latest using (text) group by 1, 2, 3 order by 1, 2").fetchall()
 
 
 def by_day(days: list[dict], shared: list[tuple]) -> list[dict]:

@@ -75,7 +75,7 @@ class PredictionWriter:
                 batch = [self._queue.get(timeout=self.check_every)]
             except queue.Empty:
                 if self.store.failure is not None:
-                    self.store.check_writable()
+                    self.store.connection.check_writable()
                 continue
             size = 0 if batch[0] in _MARKERS else len(batch[0])
             deadline = time.monotonic() + self.linger

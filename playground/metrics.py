@@ -68,7 +68,7 @@ class _ServiceState:
         yield CounterMetricFamily("moderation_predictions_lost", "REST predictions answered whose batch then failed "
                                   "to commit (a full disk): not in the database.", value=service.writer.lost)
         verdicts = GaugeMetricFamily("moderation_verdicts", "Verdicts in the database, by status.", labels=["status"])
-        for status, count in service.store.verdicts_by_status().items():
+        for status, count in service.store.connection.verdicts_by_status().items():
             verdicts.add_metric([status], count)
         yield verdicts
         loaded = service.moderator.load_seconds

@@ -18,8 +18,9 @@ from gradio.routes import App
 from gradio.utils import get_upload_folder
 
 from feedback.api_keys import ApiKeys
+from feedback.idempotency import KEY_HOURS
 from feedback.reviewers import Reviewers
-from feedback.store import KEY_HOURS, FeedbackStore
+from feedback.store import FeedbackStore
 from moderation.command_line import add_model_options, add_settings_options, open_model, settings_from
 from moderation.errors import USER_ERRORS
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from feedback.connection import cannot_write
 from feedback.export import export_lines, write_export
 from feedback.ids import row_id
 from feedback.retention import DailySweep
 from feedback.stats import summary
-from feedback.store import FeedbackStore, cannot_write, prediction_fields, stored_result
+from feedback.store import FeedbackStore, prediction_fields, stored_result
 from feedback.writer import PredictionWriter
 from moderation import evaluate as evaluation
 from moderation.batch_files import MAX_CHARS, BatchRun, label_file, output_format
@@ -268,18 +269,18 @@ class PlaygroundService:
     def verdicts(self, *, status=None, label=None, disagree=False, search=None) -> list[dict]:
         """The verdicts matching the filters, newest first."""
         search = self._field(search, "search", self.limits.max_chars)
-        return self.store.verdicts(status=status, label=label, disagree=bool(disagree), search=search or None)
+        return self.store.curation.verdicts(status=status, label=label, disagree=bool(disagree), search=search or None)
 
     def set_status(self, verdict_id, status: str) -> dict:
         """Accept or discard a verdict (or make it pending again)."""
-        return self.store.set_status(row_id(verdict_id, "verdict", "Select a verdict in the table first."),
+        return self.store.curation.set_status(row_id(verdict_id, "verdict", "Select a verdict in the table first."),
                                      status)
 
     def relabel(self, verdict_id, label) -> dict:
         """Give a verdict another correct label."""
         if not label:
             raise InvalidInput("Choose the new label first.", "label")
-        return self.store.relabel(row_id(verdict_id, "verdict", "Select a verdict in the table first."), label)
+        return self.store.curation.relabel(row_id(verdict_id, "verdict", "Select a verdict in the table first."), label)
 
     def export_lines(self, *, format: str = "oig", status=None, since=None) -> Iterator[str]:
         """The verdicts as jsonl lines, streamed (arguments are checked before the first line)."""
@@ -300,11 +301,11 @@ class PlaygroundService:
 
     def next_in_queue(self, reviewer, *, order: str = "most uncertain", skip=()) -> dict | None:
         """The recorded prediction this reviewer should judge next (see ``FeedbackStore.next_in_queue``)."""
-        return self.store.next_in_queue(self.reviewer_name(reviewer), order=order, skip=skip)
+        return self.store.queue.next(self.reviewer_name(reviewer), order=order, skip=skip)
 
     def queue_size(self, reviewer) -> int:
         """How many recorded predictions wait for this reviewer's verdict."""
-        return self.store.queue_size(self.reviewer_name(reviewer))
+        return self.store.queue.size(self.reviewer_name(reviewer))
 
     def prediction(self, prediction_id) -> dict:
         """A recorded prediction (to show it again once a verdict on it is taken back)."""
@@ -325,7 +326,7 @@ class PlaygroundService:
 
     def disagreements(self) -> list[dict]:
         """Texts whose reviewers give different labels, unsettled ones first."""
-        return self.store.disagreements()
+        return self.store.curation.disagreements()
 
     def settle(self, text, label, *, curator) -> dict:
         """Set the final label of a text reviewers disagree on: the one the export uses."""
@@ -333,7 +334,7 @@ class PlaygroundService:
             raise InvalidInput("Select a text in the table of disagreements first.", "text")
         if not label:
             raise InvalidInput("Choose the final label first.", "label")
-        return self.store.set_final_label(text, label, self.reviewer_name(curator))
+        return self.store.curation.set_final_label(text, label, self.reviewer_name(curator))
 
     def moderate_file(self, path, *, format: str | None = None, settings: Settings | None = None, record: bool = True,
                       progress=None) -> tuple[Path, BatchRun]:

@@ -168,7 +168,7 @@ def test_recorded_batch_rows_join_the_queue_and_a_bad_file_records_nothing(cli, 
     assert ran.returncode == 0, ran.stderr
     with FeedbackStore(db) as store:
         assert [row["text"] for row in store.db["predictions"].rows] == ["first text", "second text"]
-        assert store.queue_size("ana") == 2 and store.next_in_queue("ana")["margin"] is not None
+        assert store.queue.size("ana") == 2 and store.queue.next("ana")["margin"] is not None
 
 
 def test_the_command_line_shows_a_progress_bar_at_a_terminal_only(cli, tiny_model_dir, tmp_path, monkeypatch):

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from servers import make_service, running_in_process
 
 from feedback.api_keys import ApiKeys, add_api_key
+from feedback.idempotency import MAX_KEY
 from feedback.reviewers import Reviewers, add_reviewer
-from feedback.store import MAX_KEY
 from moderation.prompt import is_blank
 from playground.api.patterns import SURROGATES, blank_text, header_token
 from playground.server import create_app

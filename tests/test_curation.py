@@ -50,31 +50,31 @@ def judged(store):
 
 def test_the_export_has_one_line_per_text_and_leaves_out_unsettled_ones(judged):
     assert oig(judged) == ["Input: agreed\nOutput: needs caution", "Input: single\nOutput: casual"]
-    assert [row["text"] for row in judged.curated_labels()] == ["agreed", "single"]
-    assert [row["verdicts"] for row in judged.curated_labels()] == [2, 1]
+    assert [row["text"] for row in judged.curation.curated_labels()] == ["agreed", "single"]
+    assert [row["verdicts"] for row in judged.curation.curated_labels()] == [2, 1]
 
 
 def test_disagreements_list_unsettled_texts_and_a_final_label_settles_them(judged):
-    [row] = judged.disagreements()
+    [row] = judged.curation.disagreements()
     assert (row["text"], row["model_labels"], row["final_label"]) == ("split", ["casual"], None)
     assert sorted((v["reviewer"], v["label"]) for v in row["verdicts"]) == [("ana", "casual"), ("bo", "needs caution")]
     assert oig(judged, status="accepted") == []
 
-    final = judged.set_final_label("split", "possibly needs caution", " cy ")
+    final = judged.curation.set_final_label("split", "possibly needs caution", " cy ")
     assert (final["label"], final["curator"]) == ("possibly needs caution", "cy")
-    assert judged.disagreements()[0]["final_label"] == "possibly needs caution"
+    assert judged.curation.disagreements()[0]["final_label"] == "possibly needs caution"
     assert oig(judged, status="accepted") == ["Input: split\nOutput: possibly needs caution"]
     assert oig(judged)[1] == "Input: split\nOutput: possibly needs caution"
-    judged.set_final_label("split", "needs caution", "cy")
+    judged.curation.set_final_label("split", "needs caution", "cy")
     assert oig(judged, status="accepted") == ["Input: split\nOutput: needs caution"]
 
 
 def test_a_discarded_verdict_no_longer_makes_a_disagreement(judged):
     bo = next(judged.db["verdicts"].rows_where("reviewer = 'bo' and label = 'needs caution' and prediction_id = 3"))
-    judged.set_status(bo["id"], "discarded")
-    assert judged.disagreements() == []
+    judged.curation.set_status(bo["id"], "discarded")
+    assert judged.curation.disagreements() == []
     assert "Input: split\nOutput: casual" not in oig(judged), "'any' status still counts the discarded verdict"
-    judged.set_status(bo["id"] - 1, "accepted")
+    judged.curation.set_status(bo["id"] - 1, "accepted")
     assert oig(judged, status="accepted") == ["Input: split\nOutput: casual"]
 
 
@@ -83,6 +83,6 @@ def test_final_labels_stream_in_batches(store):
         prediction = predict(store, f"text {number}")
         verdict(store, prediction, "ana", "casual")
         verdict(store, prediction, "bo", "needs caution")
-        store.set_final_label(f"text {number}", LABELS[number % 5], "cy")
-    rows = list(store.curated_labels(batch_size=2))
+        store.curation.set_final_label(f"text {number}", LABELS[number % 5], "cy")
+    rows = list(store.curation.curated_labels(batch_size=2))
     assert [(row["text"], row["label"]) for row in rows] == [(f"text {n}", LABELS[n % 5]) for n in range(7)]

@@ -52,7 +52,7 @@ def test_forget_erases_a_text_to_the_last_byte_while_the_app_has_the_database_op
         app.add_verdict(secret_ids[0], verdict="wrong", label="needs caution", reviewer="ana", idempotency_key="v")
         app.add_verdict(secret_ids[1], verdict="right", reviewer="bo")
         app.add_verdict(kept, verdict="right", reviewer="ana")
-        app.set_final_label(SECRET, "needs caution", "cy")
+        app.curation.set_final_label(SECRET, "needs caution", "cy")
         app.save_once("k", "/v1/moderations ...", "modr-1", [dict(text=SECRET, label="casual", scores=SCORES,
                                                                     prompt="p", model="demo")], {"threshold": "x"})
         app.evaluations.save(evaluation_run([SECRET, "Keep this one about the weather"]))
@@ -66,10 +66,10 @@ def test_forget_erases_a_text_to_the_last_byte_while_the_app_has_the_database_op
         erased = file_bytes(path)  # while the app still has it open
         assert SECRET.encode() not in erased and WORD not in erased, "a byte of the text stayed in the file"
     with FeedbackStore(path) as store:
-        assert [row["text"] for row in store.verdicts(search="weather")] == ["Keep this one about the weather"]
-        assert store.verdicts(search="Zyxwvut") == [] and store.db["final_labels"].count == 0
+        assert [row["text"] for row in store.curation.verdicts(search="weather")] == ["Keep this one about the weather"]
+        assert store.curation.verdicts(search="Zyxwvut") == [] and store.db["final_labels"].count == 0
         assert [item["text"] for item in store.evaluations.get(1)["items"]] == ["Keep this one about the weather"]
-        assert store.verdicts_by_status() == {"pending": 1, "accepted": 0, "discarded": 0}
+        assert store.connection.verdicts_by_status() == {"pending": 1, "accepted": 0, "discarded": 0}
 
 
 def test_forget_a_pattern_erases_every_text_that_contains_it_case_aside(tmp_path, cli):
@@ -104,7 +104,7 @@ def test_the_sweep_keeps_judged_and_recent_predictions_and_drops_expired_keys(tm
         assert store.erasure.sweep(2) == {"predictions": 1, "idempotency_keys": 0}
         assert [row["id"] for row in store.db["predictions"].rows] == [judged, recent]
         assert [row["key"] for row in store.db["idempotency_keys"].rows] == ["new key"]
-        assert store.verdicts(search="unjudged") == [] and store.db.execute(
+        assert store.curation.verdicts(search="unjudged") == [] and store.db.execute(
             "select count(*) from predictions_fts where predictions_fts match 'old'").fetchone()[0] == 1
 
 

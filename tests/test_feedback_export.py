@@ -8,7 +8,7 @@ import pytest
 import sqlite_utils
 
 from feedback.__main__ import main as feedback_main
-from feedback.export import export_jsonl
+from feedback.export import export_jsonl, verdict_rows
 from feedback.store import FeedbackStore
 from moderation.labels import LABELS
 
@@ -145,9 +145,9 @@ def test_oig_lines(store, tmp_path, monkeypatch):
 
 
 def test_status_and_since_filters(store):
-    store.set_status(2, "accepted")
-    store.set_status(4, "accepted")
-    store.set_status(5, "discarded")
+    store.curation.set_status(2, "accepted")
+    store.curation.set_status(4, "accepted")
+    store.curation.set_status(5, "discarded")
     for verdict_id, created in enumerate(
         ["2026-01-01T00:00:00", "2026-02-01T00:00:00", "2026-03-01T00:00:00", "2026-03-02T12:00:00"], 1
     ):
@@ -167,7 +167,7 @@ def test_status_and_since_filters(store):
     assert ids(since="2026-03-02T13:00:00+02:00") == [4, 5]
     assert ids(since="2026-03-02T13:00:00+00:00") == [5]
     assert ids(status="accepted", since="2026-02-15") == [4]
-    assert [row["id"] for row in store.iter_export_rows(batch_size=2)] == [1, 2, 3, 4, 5]
+    assert [row["id"] for row in verdict_rows(store, batch_size=2)] == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ def test_bad_export_arguments_write_nothing(store, filters, hint):
 
 
 def test_cli_export(run_cli, store, tmp_path):
-    store.set_status(1, "accepted")
+    store.curation.set_status(1, "accepted")
     path = tmp_path / "out" / "train.jsonl"
     path.parent.mkdir()
     result = run_cli("export", "--db", str(store.path), str(path))

@@ -5,8 +5,11 @@ import threading
 import pytest
 import sqlite_utils
 
+from feedback.export import verdict_rows
 from feedback.migrations import migrations
-from feedback.store import STATUSES, FeedbackStore
+from feedback.rows import STATUSES
+from feedback.stats import summary
+from feedback.store import FeedbackStore
 from moderation.labels import LABELS
 
 SCORES = {label: 0.2 for label in LABELS}
@@ -104,7 +107,7 @@ def test_round_trip(store):
     assert verdict["reviewer"] == "ann"
     assert verdict["status"] == "pending"
 
-    [row] = store.verdicts()
+    [row] = store.curation.verdicts()
     assert row["id"] == verdict["id"]
     assert row["prediction_id"] == prediction_id
     assert row["model_label"] == "possibly needs caution"
@@ -114,13 +117,13 @@ def test_round_trip(store):
     assert row["template"] == "t1"
     assert row["note"] == "threat"
 
-    accepted = store.set_status(verdict["id"], "accepted")
+    accepted = store.curation.set_status(verdict["id"], "accepted")
     assert accepted["status"] == "accepted"
     assert accepted["updated"] >= verdict["updated"]
 
-    relabelled = store.relabel(verdict["id"], "possibly needs caution")
+    relabelled = store.curation.relabel(verdict["id"], "possibly needs caution")
     assert (relabelled["label"], relabelled["verdict"]) == ("possibly needs caution", "right")
-    relabelled = store.relabel(verdict["id"], "casual")
+    relabelled = store.curation.relabel(verdict["id"], "casual")
     assert (relabelled["label"], relabelled["verdict"]) == ("casual", "wrong")
     assert relabelled["status"] == "accepted"
 
@@ -153,20 +156,20 @@ def test_filters_and_stats(store):
         prediction_id = predict(store, text=text, label=model_label)
         ids.append(store.add_verdict(prediction_id, verdict=verdict, label=label, reviewer="ann")["id"])
     predict(store, text="never reviewed", label="casual")
-    store.set_status(ids[1], "accepted")
-    store.set_status(ids[3], "discarded")
+    store.curation.set_status(ids[1], "accepted")
+    store.curation.set_status(ids[3], "discarded")
 
-    assert [r["id"] for r in store.verdicts()] == ids[::-1]
-    assert [r["id"] for r in store.verdicts(limit=2)] == ids[:1:-1]
-    assert [r["id"] for r in store.verdicts(status="accepted")] == [ids[1]]
-    assert [r["id"] for r in store.verdicts(label="casual")] == [ids[3], ids[0]]
-    assert [r["id"] for r in store.verdicts(disagree=True)] == [ids[2], ids[1]]
-    assert [r["id"] for r in store.verdicts(search="job")] == [ids[1]]
-    assert [r["id"] for r in store.verdicts(search="wrong section")] == [ids[2]]
-    assert store.verdicts(search="section wrong") == []
-    assert [r["id"] for r in store.verdicts(disagree=True, status="accepted")] == [ids[1]]
+    assert [r["id"] for r in store.curation.verdicts()] == ids[::-1]
+    assert [r["id"] for r in store.curation.verdicts(limit=2)] == ids[:1:-1]
+    assert [r["id"] for r in store.curation.verdicts(status="accepted")] == [ids[1]]
+    assert [r["id"] for r in store.curation.verdicts(label="casual")] == [ids[3], ids[0]]
+    assert [r["id"] for r in store.curation.verdicts(disagree=True)] == [ids[2], ids[1]]
+    assert [r["id"] for r in store.curation.verdicts(search="job")] == [ids[1]]
+    assert [r["id"] for r in store.curation.verdicts(search="wrong section")] == [ids[2]]
+    assert store.curation.verdicts(search="section wrong") == []
+    assert [r["id"] for r in store.curation.verdicts(disagree=True, status="accepted")] == [ids[1]]
 
-    stats = store.stats()
+    stats = summary(store)
     assert stats["predictions"] == 5
     assert stats["predictions_by_label"]["casual"] == 3
     assert stats["verdicts"] == 4
@@ -182,7 +185,7 @@ def test_filters_and_stats(store):
 
 
 def test_empty_stats(store):
-    stats = store.stats()
+    stats = summary(store)
     assert (stats["predictions"], stats["verdicts"], stats["model_agreement"]) == (0, 0, None)
 
 
@@ -190,7 +193,7 @@ def test_empty_stats(store):
 def test_hostile_search(store, query):
     predict(store, text="a OR -x: * some text")
     store.add_verdict(1, verdict="right", reviewer="ann")
-    assert isinstance(store.verdicts(search=query), list)
+    assert isinstance(store.curation.verdicts(search=query), list)
 
 
 def test_concurrent_writers(store):
@@ -214,9 +217,9 @@ def test_concurrent_writers(store):
     ids = [row["id"] for row in store.db["verdicts"].rows]
     assert len(ids) == len(set(ids)) == 400
     with FeedbackStore(store.path) as other:
-        assert len(other.verdicts(limit=1000)) == 400
-        assert other.stats()["predictions"] == 400
-        assert len(list(other.iter_export_rows(batch_size=64))) == 400
+        assert len(other.curation.verdicts(limit=1000)) == 400
+        assert summary(other)["predictions"] == 400
+        assert len(list(verdict_rows(other, batch_size=64))) == 400
 
 
 REFUSALS = {
@@ -262,18 +265,21 @@ REFUSALS = {
         lambda s, p, v: s.add_verdict(p, verdict="right", label="casual", reviewer="ann"),
         "Label is wrong",
     ),
-    "bad status": (lambda s, p, v: s.set_status(v, "done"), "pending, accepted, discarded"),
-    "unknown verdict id": (lambda s, p, v: s.set_status(999, "accepted"), "No verdict 999"),
-    "relabel unknown label": (lambda s, p, v: s.relabel(v, "nice"), "choose one of"),
-    "relabel unknown verdict id": (lambda s, p, v: s.relabel(999, "casual"), "No verdict 999"),
-    "bad filter status": (lambda s, p, v: s.verdicts(status="done"), "choose one of"),
-    "bad since": (lambda s, p, v: s.iter_export_rows(since="last week"), "2026-11-29"),
+    "bad status": (lambda s, p, v: s.curation.set_status(v, "done"), "pending, accepted, discarded"),
+    "unknown verdict id": (lambda s, p, v: s.curation.set_status(999, "accepted"), "No verdict 999"),
+    "relabel unknown label": (lambda s, p, v: s.curation.relabel(v, "nice"), "choose one of"),
+    "relabel unknown verdict id": (lambda s, p, v: s.curation.relabel(999, "casual"), "No verdict 999"),
+    "bad filter status": (lambda s, p, v: s.curation.verdicts(status="done"), "choose one of"),
+    "bad since": (lambda s, p, v: verdict_rows(s, since="last week"), "2026-11-29"),
     "take back another's verdict": (lambda s, p, v: s.withdraw_verdict(v, "bob"), "only they can take it back"),
     "take back an unknown verdict": (lambda s, p, v: s.withdraw_verdict(999, "ann"), "No verdict 999"),
-    "final label unknown": (lambda s, p, v: s.set_final_label("I hate my job", "meh", "cy"), "choose one of"),
-    "final label without curator": (lambda s, p, v: s.set_final_label("I hate my job", "casual", " "), "curator"),
-    "final label of an unjudged text": (lambda s, p, v: s.set_final_label("never seen", "casual", "cy"), "No verdict"),
-    "unknown queue order": (lambda s, p, v: s.next_in_queue("ann", order="random"), "most uncertain"),
+    "final label unknown": (lambda s, p, v: s.curation.set_final_label("I hate my job", "meh", "cy"),
+                            "choose one of"),
+    "final label without curator": (lambda s, p, v: s.curation.set_final_label("I hate my job", "casual", " "),
+                                    "curator"),
+    "final label of an unjudged text": (lambda s, p, v: s.curation.set_final_label("never seen", "casual", "cy"),
+                                        "No verdict"),
+    "unknown queue order": (lambda s, p, v: s.queue.next("ann", order="random"), "most uncertain"),
 }
 
 
@@ -292,22 +298,22 @@ def test_refusals_write_nothing(store, case):
 def test_the_verdicts_counted_by_status_follow_every_write(store):
     def counted_as_stored():
         stored = dict(store.db.execute("select status, count(*) from verdicts group by status").fetchall())
-        assert store.verdicts_by_status() == {status: stored.get(status, 0) for status in STATUSES}
+        assert store.connection.verdicts_by_status() == {status: stored.get(status, 0) for status in STATUSES}
 
     ids = [predict(store, text=f"counted {n}", label="casual") for n in range(4)]
     verdicts = [store.add_verdict(i, verdict="wrong", label="needs caution", reviewer="ana")["id"] for i in ids]
     counted_as_stored()
-    store.set_status(verdicts[0], "accepted")
-    store.set_status(verdicts[1], "discarded")
-    store.set_status(verdicts[1], "discarded")
-    store.relabel(verdicts[0], "needs intervention")
+    store.curation.set_status(verdicts[0], "accepted")
+    store.curation.set_status(verdicts[1], "discarded")
+    store.curation.set_status(verdicts[1], "discarded")
+    store.curation.relabel(verdicts[0], "needs intervention")
     counted_as_stored()
     store.add_verdict(ids[0], verdict="right", reviewer="ana")  # replaces the accepted one: pending again
     store.add_verdict(ids[2], verdict="right", reviewer="bo")
     counted_as_stored()
     store.withdraw_verdict(verdicts[3], "ana")
-    store.set_final_label("counted 2", "casual", "cy")
+    store.curation.set_final_label("counted 2", "casual", "cy")
     counted_as_stored()
-    assert store.verdicts_by_status() == {"pending": 1, "accepted": 2, "discarded": 1}
+    assert store.connection.verdicts_by_status() == {"pending": 1, "accepted": 2, "discarded": 1}
     store.close()
-    assert FeedbackStore(store.path).verdicts_by_status() == {"pending": 1, "accepted": 2, "discarded": 1}
+    assert FeedbackStore(store.path).connection.verdicts_by_status() == {"pending": 1, "accepted": 2, "discarded": 1}

@@ -13,8 +13,8 @@ from gradio_client.exceptions import AppError
 from servers import PageClient, running_in_process
 
 from feedback.migrations import migrations
+from feedback.rows import now as store_now
 from feedback.store import FeedbackStore
-from feedback.store import now as store_now
 from moderation.labels import LABELS
 
 SCORES = {label: 0.2 for label in LABELS}

@@ -37,11 +37,11 @@ def test_merge_keeps_every_verdict_with_its_prediction(tmp_path, cli):
     assert "Merged 2 databases" in merged.stdout and "5 predictions, 5 verdicts, 2 idempotency keys" in merged.stdout
     assert {path: digest(path) for path in (a, b)} == before, "the sources are only read"
     with FeedbackStore(tmp_path / "all.db") as store:
-        rows = store.verdicts()
+        rows = store.curation.verdicts()
         assert sorted((row["text"], row["note"], row["reviewer"]) for row in rows) == sorted(
             [(text, text, "ana") for text in ["first on a", "second on a"]]
             + [(text, text, "bo") for text in ["first on b", "second on b", "third on b"]])
-        assert [row["text"] for row in store.verdicts(search="third")] == ["third on b"]
+        assert [row["text"] for row in store.curation.verdicts(search="third")] == ["third on b"]
         assert store.db["templates"].count == 1
         first_on_b = next(row for row in rows if row["text"] == "first on b")
         again = store.add_verdict(1, verdict="wrong", label="needs caution", note="first on b", reviewer="bo",

@@ -58,7 +58,7 @@ def test_metrics_answer_at_once_while_the_database_is_busy(fake_app):
     client.predict(prediction_id, "", "ana", api_name="/confirm")
     client.close()
     pending = value(scrape(fake_app.url), "moderation_verdicts", status="pending")
-    with fake_app.service.store._lock:  # as a long write would hold it
+    with fake_app.service.store.connection.lock:  # as a long write would hold it
         answer = httpx.get(fake_app.url + "metrics", timeout=5)
     assert answer.status_code == 200, "/metrics waited for the store's lock"
     assert f'moderation_verdicts{{status="pending"}} {pending}' in answer.text

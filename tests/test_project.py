@@ -164,7 +164,7 @@ def test_what_each_entry_loads(tiny_model_dir):
               f"open_moderator({str(tiny_model_dir)!r}, backend='vllm', base_url='http://127.0.0.1:9')")
     libraries, vllm = loaded_modules(
         "import moderation.engine, moderation.settings, moderation.labelled_files, moderation.batch_files,"
-        " feedback.uncertainty, moderation.versions, moderation.evaluate, moderation.evaluate.__main__,"
+        " feedback.queue, moderation.versions, moderation.evaluate, moderation.evaluate.__main__,"
         " moderation.training.data,"
         " feedback.store, feedback.export, feedback.reviewers, feedback.stats, feedback.writer, feedback.merge,"
         " feedback.api_keys, feedback.__main__, playground.service, playground.jobs",

@@ -7,8 +7,8 @@ import pytest
 import sqlite_utils
 
 from feedback.migrations import migrations
-from feedback.store import QUEUE_ORDERS, FeedbackStore
-from feedback.uncertainty import intervene_margin, margin
+from feedback.queue import QUEUE_ORDERS, intervene_margin, margin
+from feedback.store import FeedbackStore
 from moderation.errors import Conflict
 from moderation.labels import LABELS
 
@@ -35,7 +35,7 @@ def record(store, text, scores, threshold="needs caution", mode="score"):
 def queue(store, reviewer, order, skip=()):
     """Every text the reviewer would be shown, in order, by judging each one as it comes ("right")."""
     shown = []
-    while (item := store.next_in_queue(reviewer, order=order, skip=skip)) is not None:
+    while (item := store.queue.next(reviewer, order=order, skip=skip)) is not None:
         shown.append(item["text"])
         store.add_verdict(item["id"], verdict="right", reviewer=reviewer)
     return shown
@@ -56,10 +56,10 @@ def test_most_uncertain_first_and_newest(store):
                          ("leaning", probabilities(casual=0.5, needs_caution=0.3))]:
         record(store, text, scores)
     record(store, "generated, no scores", {}, mode="generate")
-    assert store.queue_size("ana") == store.queue_size() == 3
+    assert store.queue.size("ana") == store.queue.size() == 3
     assert queue(store, "ana", "most uncertain") == ["torn", "leaning", "sure"]
     assert queue(store, "bo", "newest") == ["leaning", "torn", "sure"]
-    assert store.queue_size("ana") == 0 and store.queue_size("cy") == 3 and store.queue_size() == 0
+    assert store.queue.size("ana") == 0 and store.queue.size("cy") == 3 and store.queue.size() == 0
 
 
 def test_nearest_the_threshold_first(store):
@@ -82,12 +82,12 @@ def test_a_judged_text_leaves_the_queue_with_its_other_predictions_and_skips_are
     first = record(store, "same text", probabilities(casual=0.4, needs_caution=0.35))
     again = record(store, "same text", probabilities(casual=0.4, needs_caution=0.35))
     other = record(store, "other text", probabilities(casual=0.6))
-    assert store.next_in_queue("ana")["id"] == first
-    assert store.next_in_queue("ana", skip=[first])["id"] == again
+    assert store.queue.next("ana")["id"] == first
+    assert store.queue.next("ana", skip=[first])["id"] == again
     store.add_verdict(first, verdict="right", reviewer="ana")
-    assert store.next_in_queue("ana")["id"] == other
-    assert store.next_in_queue("ana", skip=[other]) is None
-    item = store.next_in_queue("bo")
+    assert store.queue.next("ana")["id"] == other
+    assert store.queue.next("ana", skip=[other]) is None
+    item = store.queue.next("bo")
     assert (item["id"], item["scores"], item["prompt"]) == (first, pytest.approx(probabilities(
         casual=0.4, needs_caution=0.35)), "Input: same text\nOutput:")
 
@@ -95,7 +95,7 @@ def test_a_judged_text_leaves_the_queue_with_its_other_predictions_and_skips_are
 def test_a_second_verdict_from_a_reviewer_replaces_the_first(store):
     prediction = record(store, "I hate this", probabilities(possibly_needs_caution=0.6))
     first = store.add_verdict(prediction, verdict="wrong", label="casual", note="a mood", reviewer="ana")
-    store.set_status(first["id"], "accepted")
+    store.curation.set_status(first["id"], "accepted")
     second = store.add_verdict(prediction, verdict="right", reviewer=" ana ")
     assert second["id"] == first["id"] and store.db["verdicts"].count == 1
     assert (second["verdict"], second["label"], second["note"], second["status"]) == (
@@ -106,10 +106,11 @@ def test_a_second_verdict_from_a_reviewer_replaces_the_first(store):
 def test_a_reviewer_takes_back_their_own_pending_verdict(store):
     prediction = record(store, "maybe", probabilities(casual=0.4, needs_caution=0.35))
     verdict = store.add_verdict(prediction, verdict="wrong", label="needs caution", reviewer="ana")
-    assert store.next_in_queue("ana") is None
+    assert store.queue.next("ana") is None
     assert store.withdraw_verdict(verdict["id"], "ana") == verdict
-    assert store.db["verdicts"].count == 0 and store.next_in_queue("ana")["id"] == prediction
-    curated = store.set_status(store.add_verdict(prediction, verdict="right", reviewer="ana")["id"], "accepted")
+    assert store.db["verdicts"].count == 0 and store.queue.next("ana")["id"] == prediction
+    judged = store.add_verdict(prediction, verdict="right", reviewer="ana")
+    curated = store.curation.set_status(judged["id"], "accepted")
     with pytest.raises(Conflict, match="already accepted: a curator decides on it now"):
         store.withdraw_verdict(curated["id"], "ana")
     assert store.db["verdicts"].get(curated["id"]) == curated

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedback.api_keys import ApiKeys
-from feedback.store import MAX_KEY
+from feedback.idempotency import MAX_KEY
 from moderation.results import TurnResult
 
 from ..service import PlaygroundService

@@ -3,7 +3,7 @@
 import gradio as gr
 
 from feedback.export import FORMATS
-from feedback.store import STATUSES
+from feedback.rows import STATUSES
 
 from .common import ANY, Page, download, optional, shown_errors
 

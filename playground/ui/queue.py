@@ -3,7 +3,7 @@ judged from the keyboard (1-5 pick the correct label, Enter says the label is ri
 
 import gradio as gr
 
-from feedback.store import QUEUE_ORDERS
+from feedback.queue import QUEUE_ORDERS
 from moderation.labels import LABELS
 from moderation.markdown import markdown_text
 

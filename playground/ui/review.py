@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from feedback.store import STATUSES
+from feedback.rows import STATUSES
 from moderation.labels import LABELS
 
 from .common import ANY, Page, optional, shown_errors

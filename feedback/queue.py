@@ -1,0 +1,72 @@
+"""The review queue: the recorded predictions a reviewer has not judged, in the order they choose, and the
+uncertainty it sorts by (kept with each scored prediction when it is saved)."""
+
+import json
+
+from moderation.labels import NEVER, SEVERITY, check_threshold
+
+from .connection import Connection
+from .rows import choice, decode
+
+QUEUE_ORDERS = {
+    "most uncertain": "predictions.margin, predictions.id",
+    "nearest the threshold": "coalesce(predictions.intervene_margin, 2), predictions.margin, predictions.id",
+    "reviewers disagree": "(select count(distinct verdicts.label) from predictions as judged join verdicts on "
+                          "verdicts.prediction_id = judged.id where judged.text = predictions.text) desc, "
+                          "predictions.margin, predictions.id",
+    "newest": "predictions.id desc",
+}
+"""The review queue's orders: the smallest gap between the two most probable labels first; the intervention
+decision nearest to flipping first; texts with the most different labels from reviewers first; the latest first."""
+
+_AWAITING = """predictions.margin is not null and not exists (select 1 from predictions as judged
+  join verdicts on verdicts.prediction_id = judged.id
+  where judged.text = predictions.text and (?1 is null or verdicts.reviewer = ?1))"""
+
+
+class Queue:
+    """The review queue of a feedback database."""
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+
+    def next(self, reviewer: str, *, order: str = "most uncertain", skip=()) -> dict | None:
+        """The scored prediction ``reviewer`` should judge next in ``order`` (one of :data:`QUEUE_ORDERS`), leaving
+        out the ids in ``skip``; None when none is left. A text the reviewer judged once is judged: its other
+        predictions wait no more."""
+        choice(order, QUEUE_ORDERS, "order")
+        sql = (f"select * from predictions where {_AWAITING} and predictions.id not in (select value from "
+               f"json_each(?2)) order by {QUEUE_ORDERS[order]} limit 1")
+        with self.connection.lock:
+            cursor = self.connection.db.execute(sql, [reviewer, json.dumps([int(i) for i in skip])])
+            row = cursor.fetchone()
+        return decode(dict(zip([column[0] for column in cursor.description], row))) if row else None
+
+    def size(self, reviewer: str | None = None) -> int:
+        """How many scored predictions await ``reviewer``'s verdict, or anyone's first one when None."""
+        with self.connection.lock:
+            return self.connection.db.execute(f"select count(*) from predictions where {_AWAITING}",
+                                              [reviewer]).fetchone()[0]
+
+
+def margin(scores: dict[str, float]) -> float:
+    """The gap between the two most probable labels: 0 when the model cannot choose, near 1 when it is sure."""
+    first, second = sorted(scores.values(), reverse=True)[:2]
+    return first - second
+
+
+def intervene_margin(scores: dict[str, float], threshold: str) -> float | None:
+    """How near the intervention decision is to flipping: the gap between the most probable label that
+    reaches ``threshold`` and the most probable one that does not. None when no label can change the decision
+    (``never``, or the least severe label, which every label reaches)."""
+    rank = SEVERITY.index(check_threshold(threshold)) if threshold != NEVER else len(SEVERITY)
+    below, reaching = SEVERITY[:rank], SEVERITY[rank:]
+    if not below or not reaching:
+        return None
+    return abs(max(scores[label] for label in reaching) - max(scores[label] for label in below))
+
+
+def prediction_margins(scores: dict[str, float], threshold: str | None) -> dict:
+    """The queue's columns of a scored prediction made at the intervention ``threshold``."""
+    return {"margin": margin(scores),
+            "intervene_margin": intervene_margin(scores, threshold) if threshold is not None else None}
