@@ -1,12 +1,9 @@
-"""What the benchmarks share: the machine they measured on, GPU timing, and an app started on a free port."""
+"""What the benchmarks share: the machine they measured on, GPU timing, and the options of an app to measure
+(a running one, or one they start with :func:`bench.app_process.running_app`)."""
 
 import argparse
 import os
 import platform
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -52,41 +49,6 @@ def sync():
     """Wait for queued GPU work, so that timers read finished work."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_app(model: str, db: Path, log: Path, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
-    """``python app.py`` on ``model`` and ``db`` on a free port; returns (process, url) once /healthz answers."""
-    port = free_port()
-    command = [sys.executable, str(ROOT / "app.py"), "--model", model, "--db", str(db), "--port", str(port), *extra]
-    with open(log, "w") as out:
-        server = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            urllib.request.urlopen(url + "healthz", timeout=2).close()
-            return server, url
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                stop_app(server)
-                sys.exit(f"app.py did not start:\n{log.read_text()}")
-            time.sleep(0.3)
-
-
-def stop_app(server: subprocess.Popen) -> None:
-    """Terminate the app we started, killing it if it lingers."""
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
 
 
 def add_app_options(parser: argparse.ArgumentParser) -> None:

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import torch
 
-from bench.common import machine, start_app
+from bench.app_process import running_app
+from bench.common import machine
 from moderation.demo.recipe import split_seed
 from moderation.loader import open_moderator
 
@@ -185,17 +186,14 @@ def main(argv=None) -> int:
     engine = Engine(args.model, corpus)
     folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     extra = ["--no-record-api"] if args.no_record_api else []
-    server, url = start_app(args.model, folder / "feedback.db", folder / "app.log", extra)
     try:
-        asyncio.run(clients_run(url, corpus, args.clients, requests=WARMUP_REQUESTS // args.clients + 1))
-        measured = measure(args, engine, url, corpus, server.pid if args.profile else None)
-        server.terminate()  # a clean stop commits what is still queued for the database
-        server.wait(timeout=60)
+        with running_app(args.model, folder / "feedback.db", *extra, log=folder / "app.log") as (url, server):
+            asyncio.run(clients_run(url, corpus, args.clients, requests=WARMUP_REQUESTS // args.clients + 1))
+            measured = measure(args, engine, url, corpus, server.pid if args.profile else None)
+            server.terminate()  # a clean stop commits what is still queued for the database
+            server.wait(timeout=60)
         recorded = None if args.no_record_api else recorded_predictions(folder / "feedback.db")
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
     rounds = measured["rounds"]
     engine_rate = statistics.median(r["engine_labels_per_s"] for r in rounds)

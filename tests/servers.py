@@ -5,19 +5,14 @@ posting to it, and clients that log in or send keys from a chosen address."""
 import contextlib
 import json
 import re
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import uvicorn
-from conftest import ROOT
 from fakes import fake_moderator
 from gradio.utils import get_upload_folder
 from gradio_client import Client
@@ -27,12 +22,6 @@ from feedback.store import FeedbackStore
 from playground.scratch import ScratchFolder
 from playground.server import create_app, uvicorn_options
 from playground.service import PlaygroundService
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -96,45 +85,6 @@ def running_in_process(tmp_path: Path, moderator=None, *, reviewers_file=None, r
     with serving_in_thread(app, forwarded_allow_ips) as url:
         yield App(url, service, tmp_path / "feedback.db")
     service.close()
-
-
-@contextlib.contextmanager
-def serving(command, ready_url, log_path):
-    """The server that ``command`` starts (its output in ``log_path``); yields the process once
-    ``ready_url`` answers, and stops it afterwards if it still runs."""
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(ready_url, timeout=2)
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{command[1]} did not start: {Path(log_path).read_text()}") from None
-                    time.sleep(0.3)
-            yield server
-        finally:
-            if server.poll() is None:
-                server.terminate()
-            server.wait(timeout=30)
-
-
-def app_command(model, db_path, port, *extra):
-    """``python app.py`` on ``model`` (None: its default) and ``db_path``, as a reviewer starts it."""
-    chosen = ["--model", str(model)] if model else []
-    return [sys.executable, "app.py", *chosen, "--db", str(db_path), "--port", str(port), *extra]
-
-
-@contextlib.contextmanager
-def running_app(model, db_path, *extra):
-    """``python app.py`` in its own process on a free port; yields its URL and the process once /healthz answers."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    with serving(app_command(model, db_path, port, *extra), url + "healthz",
-                 Path(db_path).with_suffix(".log")) as process:
-        yield url, process
 
 
 def call_page(url: str, api_name: str, *args, body: str | None = None, timeout: float = 60) -> tuple[str, object]:

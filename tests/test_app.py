@@ -10,8 +10,9 @@ import httpx
 import pytest
 import sqlite_utils
 from gradio.utils import get_upload_folder
-from servers import ApiStream, PageClient, running_app, stored_texts
+from servers import ApiStream, PageClient, stored_texts
 
+from bench.app_process import running_app
 from moderation.prompt import PromptTemplate
 from playground.scratch import runs_folder
 
@@ -91,7 +92,7 @@ def test_the_app_on_its_default_model_serves_survives_the_race_and_stops_cleanly
     clean stop commits what the writer still holds."""
     db_path = tmp_path / "feedback.db"
     scratch = runs_folder(get_upload_folder(), db_path)
-    with running_app(None, db_path) as (url, process):
+    with running_app(None, db_path, log=tmp_path / "app.log") as (url, process):
         serves_page_and_api(url)
         publish_while_moderating(url, db_path)
         assert len(list(scratch.glob("run-*"))) == 1, "the server's scratch folder"

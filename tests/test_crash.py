@@ -24,8 +24,9 @@ import urllib.request
 
 import pytest
 from gradio.utils import get_upload_folder
-from servers import ApiStream, PageClient, app_command, free_port, running_in_process, serving, stored_texts
+from servers import ApiStream, PageClient, running_in_process, stored_texts
 
+from bench.app_process import running_app
 from moderation.labels import LABELS
 from playground.scratch import runs_folder
 
@@ -125,9 +126,7 @@ def exported_verdicts(url):
 @pytest.mark.slow
 def test_sigkill_mid_stream_loses_no_acknowledged_verdict(demo_moderator, tmp_path):
     db_path = tmp_path / "feedback.db"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    with serving(app_command("demo", db_path, port), url + "healthz", tmp_path / "first-run.log") as server:
+    with running_app("demo", db_path, log=tmp_path / "first-run.log") as (url, server):
         stream, api = FlagStream(url, moderate_texts(url)), ApiStream(url, "killed")
         threads = [threading.Thread(target=stream.run, args=(number,), daemon=True) for number in range(THREADS)]
         threads.append(threading.Thread(target=api.run, daemon=True))

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import call_page, make_service, running_app
+from servers import call_page, make_service
 from test_retrain import RECORDS, accept
 
+from bench.app_process import running_app
 from moderation.atomic_writes import BUILDING
 from playground.jobs import JobRunner
 
@@ -50,7 +51,8 @@ def test_a_job_dies_with_the_app_and_leaves_no_version(tmp_path, tiny_model_dir,
     service.close()
     versions = tmp_path / "versions"
     try:
-        with running_app(tiny_model_dir, tmp_path / "feedback.db", "--versions", versions) as (url, app):
+        with running_app(tiny_model_dir, tmp_path / "feedback.db", "--versions", versions,
+                         log=tmp_path / "app.log") as (url, app):
             assert call_page(url, "/retrain")[0] == "complete"
             (trainer,) = wait_for(lambda: trainers(versions), "the job to start")
             wait_for(lambda: list(versions.glob(f".*{BUILDING}*")), "the job to write its version", timeout=120,

@@ -12,9 +12,10 @@ import time
 import httpx
 import pytest
 from completions_server import create_app
-from servers import free_port, serving_in_thread
+from servers import serving_in_thread
 from transformers import AutoConfig, AutoTokenizer
 
+from bench.app_process import free_port
 from moderation.backends.remote import RemoteBackend, RemoteError, continuation_logprob, ordered_choices
 from moderation.engine import Moderator
 from moderation.prompt import TRUNCATION_MARKER, PromptTemplate
