@@ -32,7 +32,7 @@ from .api.moderations import moderation_router
 from .api.monitoring import monitoring_router
 from .api.unrouted import Unrouted
 from .logins import ClientAddress, LoginLimiter, login_check
-from .metrics import CountRequests
+from .prometheus import CountRequests
 from .scratch import ScratchFolder
 from .service import Limits, PlaygroundService
 from .ui.inputs import only_uploads

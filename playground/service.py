@@ -35,7 +35,7 @@ from moderation.training.data import HELD_OUT_FRACTION, stratified_split
 
 from .batcher import MicroBatcher
 from .jobs import Job, JobRunner
-from .metrics import Metrics
+from .prometheus import Metrics
 from .scratch import ScratchFolder
 
 ANONYMOUS = "anonymous"

@@ -7,7 +7,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from servers import PageClient
 
-from playground.metrics import SCRAPE_INTERVAL_S
+from playground.prometheus import SCRAPE_INTERVAL_S
 
 
 def scrape(url) -> dict:

@@ -19,7 +19,7 @@ FORBIDDEN = {
     "feedback": WEB | MODEL | PICTURES | {"playground"},
     "playground/service.py": WEB | MODEL | PICTURES,
     "playground/jobs.py": WEB | MODEL | PICTURES,
-    "playground/metrics.py": WEB | MODEL | PICTURES,
+    "playground/prometheus.py": WEB | MODEL | PICTURES,
     "playground/scratch.py": WEB | MODEL | PICTURES,
     "playground/uploads.py": WEB | MODEL | PICTURES,
     "playground/logins.py": {"gradio", "gradio_client", "fastapi", "uvicorn"} | MODEL | PICTURES,
