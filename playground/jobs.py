@@ -128,7 +128,9 @@ class JobRunner:
         return self.folder / f"{name}.log"
 
     def _end(self) -> None:
-        """Tell the running job to stop; kill it if it has not within STOP_WAIT_S, and remove what it left."""
+        """Tell the running job to stop (it removes its half-written version), kill it if it has not within
+        STOP_WAIT_S, and once it has ended remove whatever it still left (a signal can land between the creation
+        of its folder and the code that would remove it)."""
         self._stopped = True
         self._process.terminate()
         try:
@@ -136,7 +138,7 @@ class JobRunner:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-            remove_leftovers(self.folder)
+        remove_leftovers(self.folder)
 
 
 def _tied_to(parent: int):
