@@ -1,6 +1,9 @@
-"""A retraining job lives no longer than the app that started it: a clean stop of the app (SIGTERM, SIGINT) stops
-the job and removes its half-written version, and if the app is killed outright (SIGKILL) the job is told to stop
-by the kernel. A job outlives the thread that started it (the page's handlers run on threads that come and go)."""
+"""A retraining job lives no longer than the app that started it: a clean stop of the app stops the job and removes
+its half-written version, and if the app is killed outright (SIGKILL) the job is told to stop by the kernel. A job
+outlives the thread that started it (the page's handlers run on threads that come and go).
+
+The clean stop is shown with SIGINT (Ctrl-C); SIGTERM takes the same path (uvicorn's shutdown, then the service's
+close), and ``tests/test_app.py`` stops a real app with it."""
 
 import os
 import signal
@@ -42,7 +45,7 @@ def wait_for(condition, what: str, timeout: float = GONE_WITHIN_S, every: float 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda sig: sig.name)
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=lambda sig: sig.name)
 def test_a_job_dies_with_the_app_and_leaves_no_version(tmp_path, tiny_model_dir, tiny_moderator, stop):
     """``python app.py`` starts a job through the page's API; the job is held (SIGSTOP) while its version is
     half-written, the app gets ``stop``, and the job is let go (SIGCONT): it ends, and no version appears."""
