@@ -40,14 +40,14 @@ TARGET = 0.9
 """The file path's rate should be at least this share of the engine's."""
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="folder or Hugging Face id (default: the demo model)")
     parser.add_argument("--rows", type=int, default=1000, help="texts per run (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each path, alternating (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def texts(rows: int) -> list[str]:
@@ -148,9 +148,9 @@ def report(figures: dict) -> str:
     return "\n".join(lines)
 
 
-def main():
+def main(argv=None):
     """Measure, then print the report (or the JSON object)."""
-    args = parse_args()
+    args = parse_args(argv)
     figures = measure(args)
     print(json.dumps(figures, indent=2) if args.json else report(figures))
 

@@ -48,7 +48,7 @@ ADDED = ("figures", "store")
 """What evaluation adds to the engine's work, timed alone."""
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     choice = parser.add_mutually_exclusive_group()
@@ -57,7 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=15, help="rounds of the three paths (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own, one per core)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def timed(run) -> float:
@@ -102,9 +102,9 @@ def target(rows: dict) -> dict:
     return {"share_of_engine": share, "wanted": TARGET, "met": share >= TARGET}
 
 
-def main():
+def main(argv=None):
     """Measure, then print the table (or the JSON object)."""
-    args = parse_args()
+    args = parse_args(argv)
     quiet_torch(args.threads)
     load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as folder:

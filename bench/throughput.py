@@ -56,7 +56,7 @@ MAX_WAIT = 0.002
 TARGETS = {"speedup": 10.0, "p50_ratio": 0.3, "agreement": 0.99, "flops_fraction": 0.4}
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="folder or Hugging Face id (default: a random GPT-J built here)")
@@ -64,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--texts", type=int, default=64, help="how many seed texts to label")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own, one per core)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def seed_texts(count: int) -> list[str]:
@@ -413,9 +413,9 @@ def report(figures: dict) -> str:
     return "\n".join(lines)
 
 
-def main():
+def main(argv=None):
     """Measure, then print the report (or the JSON object)."""
-    args = parse_args()
+    args = parse_args(argv)
     quiet_torch(args.threads)
     figures = measure(args)
     print(json.dumps(figures, indent=2) if args.json else report(figures))
