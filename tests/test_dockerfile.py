@@ -127,7 +127,7 @@ def test_the_container_serves_gpt_jt_to_reviewers_on_all_interfaces():
 
 
 def test_readme_says_what_the_container_runs():
-    """README's `# the container runs: ...` line is the image's ENTRYPOINT + CMD, word for word."""
+    """docs/operations.md's `# the container runs: ...` line is the image's ENTRYPOINT + CMD, word for word."""
     said = [line[len(CONTAINER_RUNS):] for line in readme_bash_lines() if line.startswith(CONTAINER_RUNS)]
     assert len(said) == 1, f"docs/operations.md needs one `{CONTAINER_RUNS} ...` line in a ```bash block, found {said}"
     assert shlex.split(said[0]) == default_command()
