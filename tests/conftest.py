@@ -82,10 +82,19 @@ def browser():
         browser.close()
 
 
+BROWSER_WAIT_MS = 20_000
+"""How long a browser test waits for what it expects (Playwright's default, 5 s, is short on a loaded machine): a
+test that passes does not wait longer for it."""
+
+
 @pytest.fixture
 def browser_page(browser):
     """A page of its own browser context (its own storage and cookies): 1280 x 1000, downloads accepted."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=BROWSER_WAIT_MS)
     page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    page.set_default_timeout(BROWSER_WAIT_MS)
     yield page
     page.close()
 
