@@ -14,8 +14,8 @@ from servers import PageClient, running_in_process
 from moderation.labels import LABELS
 from playground.ui.page import build_page
 
-ENDPOINTS = {"/queue_next", "/queue_label", "/queue_right", "/queue_skip", "/queue_undo", "/batch", "/dashboard",
-             "/disagreements", "/set_final_label"}
+ENDPOINTS = {"/queue_next", "/queue_label", "/queue_right", "/queue_skip", "/queue_undo", "/queue_clear_skips",
+             "/batch", "/dashboard", "/disagreements", "/set_final_label"}
 
 
 @pytest.fixture
@@ -39,7 +39,8 @@ def test_the_queue_takes_verdicts_skips_and_undoes(app):
 
     prediction, text, label, choices, prompt, left = client.predict("newest", "", api_name="/queue_next")
     assert (prediction, text, label["label"]) == (3, "You idiot", "probably needs caution")
-    assert "5. probably needs caution  ← the model" in choices and prompt.endswith("Input: You idiot\nOutput:")
+    assert "\n3 probably needs caution  ← the model\n" in choices and prompt.endswith("Input: You idiot\nOutput:")
+    assert prompt.count("5. probably needs caution") == 1, "the card's prompt keeps its own order of the labels"
     assert left.startswith("3 waiting for you")
 
     saved, prediction, text, *_ = client.predict(3, "newest", "", api_name="/queue_right")
@@ -68,6 +69,22 @@ def test_a_skip_leaves_out_the_prediction_it_names_and_no_other(app):
         client.predict(2.7, "newest", "", api_name="/queue_skip")
     prediction, text, *_ = client.predict(3, "newest", "", api_name="/queue_skip")
     assert (prediction, text) == (2, "two")
+
+
+def test_skips_last_for_the_reviewer_across_sessions_until_cleared(app):
+    record(app, "one", "two")
+    first = PageClient(app.url)
+    assert first.predict(2, "newest", "ana", api_name="/queue_skip")[:2] == (1, "one")
+    first.predict(1, "newest", "ana", api_name="/queue_skip")
+    first.close()
+    again = PageClient(app.url)  # another browser session, the same reviewer
+    prediction, text, *_, left = again.predict("newest", "ana", api_name="/queue_next")
+    assert (prediction, text) == (None, "")
+    assert left == ("Nothing left to judge in this order (2 waiting for you; you skipped 2 texts: Clear my skips brings "
+                    "them back).")
+    assert again.predict("newest", "bo", api_name="/queue_next")[:2] == (2, "two"), "skips are the reviewer's own"
+    cleared, prediction, text, *_ = again.predict("newest", "ana", api_name="/queue_clear_skips")
+    assert (cleared, prediction, text) == ("Cleared 2 skips: those texts wait in your queue again.", 2, "two")
 
 
 def test_the_batch_tab_labels_a_file_and_keeps_its_rows_for_review(app, tmp_path):
