@@ -298,8 +298,6 @@ class PlaygroundService:
     def change(self, shown: dict, *, status=None, label=None, curator=None) -> dict:
         """Change the status and/or label of the verdicts ``shown`` (``{id: updated time seen, or None}``) in one
         transaction and one batch; refused when any changed since it was shown."""
-        if not shown:
-            raise InvalidInput("No verdict chosen: check rows in the table, or select all that match the filters.")
         return self.store.curation.change({verdict_id: self._shown(seen) for verdict_id, seen in shown.items()},
                                           status=status, label=label, curator=self.reviewer_name(curator))
 
@@ -376,9 +374,10 @@ class PlaygroundService:
         return self.store.curation.set_final_label(text, label, self.reviewer_name(curator))
 
     def moderate_file(self, path, *, format: str | None = None, settings: Settings | None = None, record: bool = True,
-                      progress=None) -> tuple[Path, BatchRun]:
+                      progress=None, first: int = 0) -> tuple[Path, BatchRun]:
         """Label a batch file (CSV, jsonl or txt) into a file in the export folder, one row per input row;
-        ``record`` keeps the predictions, where they join the review queue. A bad file labels nothing."""
+        ``record`` keeps the predictions, where they join the review queue; the run keeps its ``first`` rows to
+        show. A bad file labels nothing."""
         if not path:
             raise InvalidInput("Upload a file first: CSV with a text column, jsonl with a text field, or txt.", "file")
         settings = settings or self._settings
@@ -386,7 +385,7 @@ class PlaygroundService:
         out = self.scratch.new_export("batch", format)
         run = label_file(path, out, lambda texts: self.batcher.submit(texts, settings), format=format,
                          max_chars=self.limits.max_chars, chunk_size=self.batcher.max_batch_size,
-                         record=self.store.save_results if record else None, progress=progress)
+                         record=self.store.save_results if record else None, progress=progress, first=first)
         return out, run
 
     def stats(self) -> dict:

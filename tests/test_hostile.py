@@ -538,7 +538,7 @@ def run_review(case, ctx: Context):
     if case["expect"] == "error":
         app_error(call, case)
         return 0, 0
-    table = call()
+    table = call()[0]
     assert isinstance(table["data"], list)
     return 0, 0
 
@@ -600,9 +600,9 @@ ID_CALLS = {
     "/queue_label": lambda given: [given, LABELS[0], REVIEWER],
     "/queue_right": lambda given: [given, "most uncertain", REVIEWER],
     "/queue_skip": lambda given: [given, "most uncertain", REVIEWER],
-    "/accept": lambda given: [given],
-    "/discard": lambda given: [given],
-    "/relabel": lambda given: [given, LABELS[0]],
+    "/accept": lambda given: [given, "", REVIEWER],
+    "/discard": lambda given: [given, "", REVIEWER],
+    "/relabel": lambda given: [given, LABELS[0], "", REVIEWER],
     "/compare_runs": lambda given: [given, given],
 }
 """Every page call that takes an id: its inputs around the id given."""

@@ -80,8 +80,8 @@ def test_skips_last_for_the_reviewer_across_sessions_until_cleared(app):
     again = PageClient(app.url)  # another browser session, the same reviewer
     prediction, text, *_, left = again.predict("newest", "ana", api_name="/queue_next")
     assert (prediction, text) == (None, "")
-    assert left == ("Nothing left to judge in this order (2 waiting for you; you skipped 2 texts: Clear my skips brings "
-                    "them back).")
+    assert left == ("Nothing left to judge in this order (2 waiting for you; you skipped 2 texts: Clear my skips "
+                    "brings them back).")
     assert again.predict("newest", "bo", api_name="/queue_next")[:2] == (2, "two"), "skips are the reviewer's own"
     cleared, prediction, text, *_ = again.predict("newest", "ana", api_name="/queue_clear_skips")
     assert (cleared, prediction, text) == ("Cleared 2 skips: those texts wait in your queue again.", 2, "two")
@@ -91,8 +91,14 @@ def test_the_batch_tab_labels_a_file_and_keeps_its_rows_for_review(app, tmp_path
     client = PageClient(app.url)
     rows = tmp_path / "rows.csv"
     rows.write_text('id,text\n1,I hate mondays\n2,""\n3,See you soon\n', encoding="utf-8")
-    path, summary = client.predict(handle_file(str(rows)), "jsonl", True, api_name="/batch")
+    path, summary, counts, shown = client.predict(handle_file(str(rows)), "jsonl", True, api_name="/batch")
     assert summary.startswith("2 of 3 rows labelled (1 with an error, kept for review)")
+    assert counts["data"] == [["casual", 1, "33.3%"], ["possibly needs caution", 1, "33.3%"],
+                              ["probably needs caution", 0, "0.0%"], ["needs caution", 0, "0.0%"],
+                              ["needs intervention", 0, "0.0%"], ["error", 1, "33.3%"]]
+    assert [row[:2] for row in shown["data"]] == [["I hate mondays", label_for("hate")], ["", ""],
+                                                 ["See you soon", "casual"]]
+    assert shown["data"][0][2] == 0.6 and "The text is empty" in shown["data"][1][5]
     lines = [json.loads(line) for line in open(path, encoding="utf-8")]
     assert [line.get("label") for line in lines] == [label_for("hate"), None, "casual"]
     assert "The text is empty" in lines[1]["error"]
@@ -114,7 +120,7 @@ def test_a_curator_settles_a_disagreement_and_the_figures_follow(app):
     client.predict(2, "casual", "ana", api_name="/queue_label")
     client.predict(2, "casual", "bo", api_name="/queue_label")
     table = client.predict(api_name="/disagreements")
-    assert table["data"] == [["I hate this", "possibly needs caution", "ana: casual; bo: needs caution", ""]]
+    assert table["data"] == [["I hate this", "", "ana: casual; bo: needs caution", "possibly needs caution"]]
     with pytest.raises(AppError, match="Select a text"):
         client.predict("", "casual", "cy", api_name="/set_final_label")
     settled = client.predict("I hate this", "needs caution", "cy", api_name="/set_final_label")
