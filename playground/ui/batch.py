@@ -60,5 +60,6 @@ def label_counts(run: BatchRun) -> list[list]:
 
 def first_rows(run: BatchRun) -> list[list]:
     """The run's first rows, as :data:`ROW_COLUMNS`: the label's probability, or the error."""
-    return [[item["text"] or "", item.get("label", ""), item["scores"][item["label"]] if "scores" in item else None,
+    return [[item["text"] or "", item.get("label", ""),
+             round(item["scores"][item["label"]], 3) if "scores" in item else None,
              item.get("flagged"), item.get("intervene"), item.get("error", "")] for item in run.first]

@@ -100,6 +100,10 @@ def build(page: Page) -> None:
             row = None
         return (row["id"], row["updated"], row["text"], _details(row)) if row else (None, "", "", "")
 
+    def refreshed(status: str, label: str, disagree: bool, search: str, verdict):
+        """The table and the selected verdict as they are stored now."""
+        return *review(status, label, disagree, search), *show(verdict)
+
     @shown_errors
     def select_matching(status: str, label: str, disagree: bool, search: str, rows: list):
         """Check every verdict that matches the filters (those beyond the table too), as they are now."""
@@ -176,23 +180,19 @@ def build(page: Page) -> None:
     select_all.click(select_matching, [*filters, listed], [table, checked, summary], api_name="select_all")
     clear.click(clear_checks, listed, [table, checked, summary], api_visibility="private")
     checked.change(buttons, checked, [bulk, bulk_accept, bulk_discard, bulk_relabel], api_visibility="private")
-    for button, action, inputs, name in (
-        (accept, accept_verdict, [verdict_id, shown], "accept"),
-        (discard, discard_verdict, [verdict_id, shown], "discard"),
-        (relabel_button, relabel, [verdict_id, new_label, shown], "relabel"),
-    ):  # done or refused, the table and the selected verdict show what is stored now
-        button.click(action, [*inputs, page.name], result, api_name=name).then(
-            review, filters, reviewed, api_visibility="private").then(
-            show, verdict_id, selected, api_visibility="private")
-    for button, action, inputs, name in (
-        (bulk_accept, accept_checked, [checked], "bulk_accept"),
-        (bulk_discard, discard_checked, [checked], "bulk_discard"),
-        (bulk_relabel, relabel_checked, [checked, new_label], "bulk_relabel"),
-        (undo, undo_batch, [batch], "undo_batch"),
-    ):
-        button.click(action, [*inputs, page.name], [result, batch, undo], api_name=name).then(
-            review, filters, reviewed, api_visibility="private").then(
-            show, verdict_id, selected, api_visibility="private")
+    for button, action, inputs, outputs, name in (
+        (accept, accept_verdict, [verdict_id, shown], result, "accept"),
+        (discard, discard_verdict, [verdict_id, shown], result, "discard"),
+        (relabel_button, relabel, [verdict_id, new_label, shown], result, "relabel"),
+        (bulk_accept, accept_checked, [checked], [result, batch, undo], "bulk_accept"),
+        (bulk_discard, discard_checked, [checked], [result, batch, undo], "bulk_discard"),
+        (bulk_relabel, relabel_checked, [checked, new_label], [result, batch, undo], "bulk_relabel"),
+        (undo, undo_batch, [batch], [result, batch, undo], "undo_batch"),
+    ):  # done or refused, the table and the selected verdict then show what is stored
+        done = button.click(action, [*inputs, page.name], outputs, api_name=name)
+        for then in (done.success, done.failure):
+            then(refreshed, [*filters, verdict_id], [*reviewed, *selected], api_visibility="private",
+                 show_progress="hidden")
 
 
 def _table(rows: list[dict], ticked: dict) -> list[list]:
