@@ -107,6 +107,7 @@ def test_user_text_shows_as_text_and_never_runs(page):
     expect(row).to_have_count(1)  # characters of the text
     row.get_by_role("gridcell").nth(2).click()
     expect(page.get_by_label("Selected verdict", exact=True)).to_have_value(attack)  # the whole text, as text
+    expect(page.locator("#review-details")).to_contain_text(f"by {name}")  # the reviewer's name, as text too
     snap(page, "06-hostile-text")
 
     page.get_by_role("tab", name="Dashboard").click()  # plotly draws a subset of HTML in labels and hover text

@@ -383,6 +383,9 @@ def run_rest(case, ctx: Context):
         if case.get("every_verdict"):
             assert len(exported) == counts(ctx.db_path)["verdicts"]
         return 0, 0
+    if spec["path"].startswith("/v1/feedback/verdicts/bulk"):
+        assert set(json.loads(raw)) == {"batch", "changed", "unchanged", "updated"}
+        return 0, 0
     answer = json.loads(raw)
     if spec["path"].endswith("/chat"):
         sides = [answer["user"], answer["bot"]]
@@ -530,10 +533,11 @@ def run_export(case, ctx: Context):
 
 
 def run_review(case, ctx: Context):
-    spec = {"status": "any", "label": "any", "disagree": False, "search": "", **expand(case["input"])}
+    """The Review tab's filters, as /review (or /select_all, ``api``) takes them: the table comes first."""
+    spec = {"api": "/review", "status": "any", "label": "any", "disagree": False, "search": "", **expand(case["input"])}
 
     def call():
-        return predict(ctx, "/review", spec["status"], spec["label"], spec["disagree"], spec["search"])
+        return predict(ctx, spec["api"], spec["status"], spec["label"], spec["disagree"], spec["search"])
 
     if case["expect"] == "error":
         app_error(call, case)
@@ -603,6 +607,7 @@ ID_CALLS = {
     "/accept": lambda given: [given, "", REVIEWER],
     "/discard": lambda given: [given, "", REVIEWER],
     "/relabel": lambda given: [given, LABELS[0], "", REVIEWER],
+    "/undo_batch": lambda given: [given, REVIEWER],
     "/compare_runs": lambda given: [given, given],
 }
 """Every page call that takes an id: its inputs around the id given."""

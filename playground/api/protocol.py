@@ -188,9 +188,9 @@ class Undone(BaseModel):
 
 
 def _not_text(value):
-    """A number as JSON has it (``3``, or ``3.0``, the same integer), never a string of digits."""
-    if isinstance(value, str):
-        raise ValueError("give a number, not text")
+    """A number as JSON has it (``3``, or ``3.0``, the same integer), never a string of digits nor true or false."""
+    if isinstance(value, (str, bool)):
+        raise ValueError(f"give a number, not {'text' if isinstance(value, str) else 'true or false'}")
     return value
 
 

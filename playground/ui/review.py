@@ -6,7 +6,7 @@ quotes their texts, and an action on a verdict that changed since it was shown i
 import gradio as gr
 
 from feedback.rows import STATUSES, named
-from moderation.errors import NotFound
+from moderation.errors import InvalidInput, NotFound
 from moderation.labels import LABELS
 from moderation.markdown import markdown_text
 
@@ -139,11 +139,12 @@ def build(page: Page) -> None:
     @shown_errors
     def relabel(verdict, new: str, seen: str, name: str, request: gr.Request) -> str:
         """Give the selected verdict another correct label."""
-        if not new:
-            raise gr.Error("Choose the new label first.", print_exception=False)
         return act(verdict, seen, name, request, label=new)
 
     def bulk_change(ticked: dict, name: str, request: gr.Request, **change):
+        if not ticked:
+            raise InvalidInput(f"No verdict checked: click a row's {UNCHECKED} to check it, or select all that match "
+                               "the filters.")
         done = service.change(ticked, curator=page.reviewer(name, request), **change)
         return _bulk_result(done, change), done["batch"], _undo_button(done["batch"])
 
@@ -160,8 +161,6 @@ def build(page: Page) -> None:
     @shown_errors
     def relabel_checked(ticked: dict, new: str, name: str, request: gr.Request):
         """Give every checked verdict the new label, in one batch."""
-        if not new:
-            raise gr.Error("Choose the new label first.", print_exception=False)
         return bulk_change(ticked, name, request, label=new)
 
     @shown_errors
