@@ -25,8 +25,7 @@ import httpx  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from bench.app_process import running_app  # noqa: E402
-from bench.common import add_app_options, check_app_options, machine  # noqa: E402
+from bench.common import add_app_options, app_to_measure, check_app_options, machine  # noqa: E402
 
 WAYS = ("one by one, gradio_client", "one by one, Chromium", "bulk, gradio_client", "bulk, Chromium")
 """Each way of accepting a set, in the order they run."""
@@ -160,10 +159,9 @@ def main(argv=None) -> int:
     load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="moderation-curation-") as scratch:
         db = Path(args.db) if args.db else Path(scratch) / "feedback.db"
-        app = contextlib.nullcontext((args.url, None)) if args.url else \
-            running_app(args.model, db, log=Path(scratch) / "app.log")
+        app = app_to_measure(args, db, Path(scratch) / "app.log")
         with app as (url, _):
-            figures = measure(url if url.endswith("/") else url + "/", db, args)
+            figures = measure(url, db, args)
     if args.json:
         print(json.dumps({"verdicts": args.verdicts, "ways": figures, "machine": machine(load_at_start)}))
     else:
