@@ -128,6 +128,10 @@ def test_a_curator_settles_a_disagreement_and_the_figures_follow(app):
     path, _ = client.predict("oig", "accepted", "", api_name="/export")
     assert [json.loads(line)["text"] for line in open(path, encoding="utf-8")] == [
         "Input: I hate this\nOutput: needs caution"]
+    path, _ = client.predict("full", "any", "", api_name="/export")
+    disputed = [line for line in map(json.loads, open(path, encoding="utf-8")) if line["text"] == "I hate this"]
+    assert [(line["reviewer"], line["label"], line["final_label"], line["final_label_by"]) for line in disputed] == [
+        ("ana", "casual", "needs caution", "cy"), ("bo", "needs caution", "needs caution", "cy")]
 
     overview, *plots, pairs = client.predict(api_name="/dashboard")
     assert overview.startswith("**2** predictions, **0** awaiting a first verdict · **4** verdicts")
