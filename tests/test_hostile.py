@@ -692,7 +692,7 @@ def run_evaluate_conflicts(case, ctx: Context):
         shown, _, _, prediction_id = client.predict(text, "score", api_name="/moderate")
         label = [label for label in LABELS if label != shown["label"]][number]
         saved = client.predict(prediction_id, label, "", REVIEWER, "", api_name="/flag")
-        client.predict(int(saved.split("#")[1].split()[0]), api_name="/accept")
+        client.predict(int(saved.split("#")[1].split()[0]), "", REVIEWER, api_name="/accept")
     summary, *_ = client.predict("accepted verdicts", None, "score", api_name="/evaluate")
     assert "texts were accepted with different labels" in summary
     shows_as_text(summary, text, {"p", "strong", "ul", "li"})
