@@ -2,6 +2,7 @@
 (a running one, or one they start with :func:`bench.app_process.running_app`)."""
 
 import argparse
+import contextlib
 import os
 import platform
 import urllib.parse
@@ -9,6 +10,8 @@ import urllib.request
 from pathlib import Path
 
 import torch
+
+from .app_process import running_app
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 300
@@ -65,3 +68,10 @@ def check_app_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
         parser.error(f"--url needs --db, the server's database file, {needs_db}")
     if args.url and urllib.parse.urlsplit(args.url).hostname not in LOCAL_HOSTS:
         parser.error(f"--url must be on {' or '.join(LOCAL_HOSTS)}")
+
+
+def app_to_measure(args: argparse.Namespace, db: Path, log: Path):
+    """The app of :func:`add_app_options`: the one running at ``--url``, or ``app.py`` on ``--model`` and ``db``, its
+    output in ``log``. A context that yields (its URL, ending in a slash; its process, None for ``--url``)."""
+    return contextlib.nullcontext((args.url.rstrip("/") + "/", None)) if args.url else running_app(args.model, db,
+                                                                                                   log=log)

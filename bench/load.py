@@ -16,7 +16,6 @@ verdict is lost or wrong, or a request failed.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -36,8 +35,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the client must no
 
 from gradio_client import Client  # noqa: E402
 
-from bench.app_process import running_app  # noqa: E402
-from bench.common import add_app_options, check_app_options, machine  # noqa: E402
+from bench.common import add_app_options, app_to_measure, check_app_options, machine  # noqa: E402
 from moderation.demo.recipe import split_seed  # noqa: E402
 from moderation.labels import LABELS  # noqa: E402
 
@@ -265,10 +263,8 @@ def main(argv=None) -> int:
     texts = [text for text, _ in train + held_out]
     with tempfile.TemporaryDirectory(prefix="moderation-load-") as scratch:
         db = Path(args.db) if args.db else Path(scratch) / "feedback.db"
-        app = contextlib.nullcontext((args.url, None)) if args.url else \
-            running_app(args.model, db, log=Path(scratch) / "app.log")
+        app = app_to_measure(args, db, Path(scratch) / "app.log")
         with app as (url, _):
-            url = url if url.endswith("/") else url + "/"
             model = served_model(url)
             load, duration = run_load(url, args.clients, args.seconds, texts)
             bursts = burst(url, args.burst, texts) if args.burst else None

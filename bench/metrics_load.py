@@ -11,7 +11,6 @@ by 20% at most) and how many scrapes were answered.
 """
 
 import argparse
-import contextlib
 import http.client
 import json
 import multiprocessing
@@ -28,8 +27,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the client must no
 
 from gradio_client import Client  # noqa: E402
 
-from bench.app_process import running_app  # noqa: E402
-from bench.common import add_app_options, check_app_options, machine  # noqa: E402
+from bench.common import add_app_options, app_to_measure, check_app_options, machine  # noqa: E402
 from bench.load import percentile  # noqa: E402
 from feedback.store import FeedbackStore  # noqa: E402
 from moderation.labels import LABELS  # noqa: E402
@@ -155,10 +153,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="moderation-metrics-") as scratch:
         db = Path(args.db) if args.db else Path(scratch) / "feedback.db"
         ids = fill(db, args.predictions)
-        app = contextlib.nullcontext((args.url, None)) if args.url else \
-            running_app(args.model, db, log=Path(scratch) / "app.log")
+        app = app_to_measure(args, db, Path(scratch) / "app.log")
         with app as (url, _):
-            figures = measure(url if url.endswith("/") else url + "/", ids, args)
+            figures = measure(url, ids, args)
     figures.update(predictions=args.predictions, scrapers=args.scrapers, machine=machine(load_at_start))
     if args.json:
         print(json.dumps(figures))

@@ -190,3 +190,26 @@ def idempotency_keys_hold_hashes_and_ids(db):
     db["idempotency_keys"].create_index(["created"])
     db["idempotency_keys"].insert_all({"key": key, "request_hash": _hash(request), "verdict_id": int(response),
                                        "created": created} for key, request, response, created in verdict_keys)
+
+
+@migrations()
+def create_curation_batches(db):
+    """Each curation action (on one verdict or many, in one transaction) as a batch, with what each verdict it
+    changed was before it, so that the batch can be undone; ``created`` is the ``updated`` time it gave them."""
+    db["batches"].create({"id": int, "created": str, "curator": str, "status": str, "label": str, "undone": str,
+                          "undone_by": str}, pk="id", not_null={"created"})
+    db["batch_verdicts"].create({"batch_id": int, "verdict_id": int, "status": str, "label": str, "verdict": str},
+                                pk=("batch_id", "verdict_id"), not_null={"status", "label", "verdict"},
+                                foreign_keys=[("batch_id", "batches", "id")])
+
+
+@migrations()
+def create_queue_skips(db):
+    """The texts each reviewer skipped in the queue (by one of their predictions), until the reviewer clears them; a
+    skip goes with its prediction when that is deleted."""
+    db.execute("""create table skips (
+      reviewer text not null,
+      prediction_id integer not null references predictions (id) on delete cascade,
+      created text not null,
+      primary key (reviewer, prediction_id))""")
+    db["skips"].create_index(["prediction_id"])

@@ -1,12 +1,11 @@
-"""The review queue: the recorded predictions a reviewer has not judged, in the order they choose, and the
-uncertainty it sorts by (kept with each scored prediction when it is saved)."""
-
-import json
+"""The review queue: the recorded predictions a reviewer has not judged, in the order they choose, leaving out the
+texts the reviewer skipped until they clear their skips; and the uncertainty it sorts by (kept with each scored
+prediction when it is saved)."""
 
 from moderation.labels import NEVER, SEVERITY, check_threshold
 
 from .connection import Connection
-from .rows import choice, decode
+from .rows import choice, decode, now, prediction
 
 QUEUE_ORDERS = {
     "most uncertain": "predictions.margin, predictions.id",
@@ -22,6 +21,8 @@ decision nearest to flipping first; texts with the most different labels from re
 _AWAITING = """predictions.margin is not null and not exists (select 1 from predictions as judged
   join verdicts on verdicts.prediction_id = judged.id
   where judged.text = predictions.text and (?1 is null or verdicts.reviewer = ?1))"""
+_NOT_SKIPPED = """not exists (select 1 from skips join predictions as skipped on skipped.id = skips.prediction_id
+  where skips.reviewer = ?1 and skipped.text = predictions.text)"""
 
 
 class Queue:
@@ -30,17 +31,35 @@ class Queue:
     def __init__(self, connection: Connection):
         self.connection = connection
 
-    def next(self, reviewer: str, *, order: str = "most uncertain", skip=()) -> dict | None:
+    def next(self, reviewer: str, *, order: str = "most uncertain") -> dict | None:
         """The scored prediction ``reviewer`` should judge next in ``order`` (one of :data:`QUEUE_ORDERS`), leaving
-        out the ids in ``skip``; None when none is left. A text the reviewer judged once is judged: its other
+        out the texts they skipped; None when none is left. A text the reviewer judged once is judged: its other
         predictions wait no more."""
         choice(order, QUEUE_ORDERS, "order")
-        sql = (f"select * from predictions where {_AWAITING} and predictions.id not in (select value from "
-               f"json_each(?2)) order by {QUEUE_ORDERS[order]} limit 1")
+        sql = f"select * from predictions where {_AWAITING} and {_NOT_SKIPPED} order by {QUEUE_ORDERS[order]} limit 1"
         with self.connection.lock:
-            cursor = self.connection.db.execute(sql, [reviewer, json.dumps([int(i) for i in skip])])
+            cursor = self.connection.db.execute(sql, [reviewer])
             row = cursor.fetchone()
         return decode(dict(zip([column[0] for column in cursor.description], row))) if row else None
+
+    def skip(self, reviewer: str, prediction_id) -> None:
+        """Leave the text of prediction ``prediction_id`` out of ``reviewer``'s queue (all its predictions) until they
+        clear their skips; InvalidInput when there is no such prediction."""
+        with self.connection.lock:
+            skipped = prediction(self.connection.db, prediction_id)["id"]
+            with self.connection.transaction():
+                self.connection.db.execute("insert or ignore into skips (reviewer, prediction_id, created) values "
+                                           "(?, ?, ?)", [reviewer, skipped, now()])
+
+    def skipped(self, reviewer: str) -> int:
+        """How many texts ``reviewer`` skipped (and has not cleared)."""
+        with self.connection.lock:
+            return self.connection.db.execute("select count(*) from skips where reviewer = ?", [reviewer]).fetchone()[0]
+
+    def clear_skips(self, reviewer: str) -> int:
+        """Bring back every text ``reviewer`` skipped; how many there were."""
+        with self.connection.lock, self.connection.transaction():
+            return self.connection.db.execute("delete from skips where reviewer = ?", [reviewer]).rowcount
 
     def size(self, reviewer: str | None = None) -> int:
         """How many scored predictions await ``reviewer``'s verdict, or anyone's first one when None."""

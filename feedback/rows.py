@@ -7,7 +7,7 @@ import unicodedata
 
 from sqlite_utils.db import NotFoundError
 
-from moderation.errors import InvalidInput
+from moderation.errors import InvalidInput, NotFound
 from moderation.labels import check_label
 
 from .ids import row_id
@@ -21,10 +21,14 @@ select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdi
   verdicts.verdict, verdicts.label, predictions.label as model_label, verdicts.note,
   verdicts.prediction_id, predictions.text, predictions.scores, predictions.model,
   predictions.mode, predictions.generated, predictions.role, predictions.template, predictions.prompt,
-  predictions.created as prediction_created
+  predictions.created as prediction_created, final_labels.label as final_label, final_labels.curator as final_label_by
 from verdicts join predictions on predictions.id = verdicts.prediction_id
+  left join final_labels on final_labels.text = predictions.text
 """
-"""Each verdict with its prediction: what the Review tab lists and the ``full`` export writes."""
+"""Each verdict with its prediction and the final label a curator set for its text (if any): what the Review tab
+lists and the ``full`` export writes."""
+QUOTED_CHARS = 40
+"""How much of a text a message quotes to name its record."""
 
 
 def now() -> str:
@@ -113,9 +117,21 @@ def model_label(db, prediction_id):
 
 
 def verdict(db, verdict_id) -> dict:
-    """The verdict row ``verdict_id``; InvalidInput when there is none."""
+    """The verdict row ``verdict_id``; NotFound when there is none."""
     verdict_id = row_id(verdict_id, "verdict", "Pick a verdict from the list of verdicts.")
     try:
         return db["verdicts"].get(verdict_id)
     except NotFoundError:
-        raise InvalidInput(f"No verdict {verdict_id}: pick one from the list of verdicts.") from None
+        raise NotFound(f"No verdict {verdict_id}: pick one from the list of verdicts.") from None
+
+
+def named(row: dict) -> str:
+    """A verdict as a message names it: its id and the start of its text, quoted (``verdict #53 ("I hate my…")``)."""
+    return f"verdict #{row['id']} ({quoted(row['text'])})"
+
+
+def quoted(text: str) -> str:
+    """The start of ``text`` in quotes, on one line: at most :data:`QUOTED_CHARS` characters, then an ellipsis."""
+    line = " ".join(text.split())
+    return f'"{line}"' if len(line) <= QUOTED_CHARS else f'"{line[:QUOTED_CHARS].rstrip()}…"'
+

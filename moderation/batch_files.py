@@ -10,8 +10,9 @@ column, rows), so that a bad file is refused before anything is labelled or reco
 import csv
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic_writes import written_atomically
@@ -46,12 +47,15 @@ class Row:
 
 @dataclass(frozen=True)
 class BatchRun:
-    """What a run did: rows read, rows labelled, rows with an error, and the seconds it took."""
+    """What a run did: rows read, rows labelled, rows with an error, the seconds it took, how many rows got each
+    label, and its first output rows (as jsonl has them), when it was asked to keep some."""
 
     rows: int
     labelled: int
     errors: int
     seconds: float
+    labels: dict[str, int] = field(default_factory=dict)
+    first: list[dict] = field(default_factory=list)
 
 
 def output_format(path: str | Path, chosen: str | None = None) -> str:
@@ -103,15 +107,17 @@ def label_file(
     record: Callable[[list[ModerationResult]], object] | None = None,
     record_every: int = RECORD_EVERY,
     progress: Callable[[int, int], object] | None = None,
+    first: int = 0,
 ) -> BatchRun:
     """Label every row of ``path`` with ``label`` (texts in, results out, ``chunk_size`` rows at a time) into
     ``out_path``, which appears once it is complete. ``record`` gets the results to keep, ``record_every`` at a
-    time (the last ones before the file appears); ``progress(done, total)`` hears after each chunk. A bad file
-    is refused before anything is labelled."""
+    time (the last ones before the file appears); ``progress(done, total)`` hears after each chunk; the run keeps its
+    ``first`` output rows. A bad file is refused before anything is labelled."""
     started = time.perf_counter()
     format = output_format(out_path, format)
     total = count_rows(path, max_rows=max_rows)
     done = labelled = 0
+    labels, kept = Counter(), []
     with written_atomically(out_path, newline="" if format == "csv" else None) as out:
         write = _writer(out, format)
         pending: list[tuple[Row, NormalizedText | None]] = []
@@ -132,6 +138,10 @@ def label_file(
                 keep(record_every)
             for row, result in shown:
                 write(row, result)
+                if result is not None:
+                    labels[result.label] += 1
+                if len(kept) < first:
+                    kept.append(output_item(row, result))
             done, labelled = done + len(pending), labelled + len(texts)
             pending.clear()
             texts.clear()
@@ -148,7 +158,7 @@ def label_file(
         if pending:
             flush()
         keep(1)
-    return BatchRun(done, labelled, done - labelled, time.perf_counter() - started)
+    return BatchRun(done, labelled, done - labelled, time.perf_counter() - started, dict(labels), kept)
 
 
 def _checked(row: Row, max_chars: int) -> tuple[Row, NormalizedText | None]:
@@ -241,14 +251,17 @@ def _writer(out, format: str) -> Callable[[Row, ModerationResult | None], None]:
         return write_csv
 
     def write_jsonl(row: Row, result: ModerationResult | None):
-        if result is None:
-            item = {"text": row.text, "error": row.error}
-        else:
-            item = {"text": row.text, "label": result.label, "scores": result.scores, "flagged": result.flagged,
-                    "intervene": result.intervene}
-        out.write(json.dumps(item, ensure_ascii=False) + "\n")
+        out.write(json.dumps(output_item(row, result), ensure_ascii=False) + "\n")
 
     return write_jsonl
+
+
+def output_item(row: Row, result: ModerationResult | None) -> dict:
+    """An output row as jsonl has it: the text and its result, or the text and its error."""
+    if result is None:
+        return {"text": row.text, "error": row.error}
+    return {"text": row.text, "label": result.label, "scores": result.scores, "flagged": result.flagged,
+            "intervene": result.intervene}
 
 
 def _as_text(cell):

@@ -14,6 +14,11 @@ class Conflict(InvalidInput):
     request, a job already running, nothing to roll back to): HTTP 409; the message says what to change."""
 
 
+class NotFound(InvalidInput):
+    """The input names something that does not exist (a verdict, a batch of curation): HTTP 404; the message says
+    where to find one that does."""
+
+
 class Busy(RuntimeError):
     """Too much work is waiting: the caller should retry in a moment."""
 

@@ -40,6 +40,8 @@ from .scratch import ScratchFolder
 
 ANONYMOUS = "anonymous"
 """The reviewer a verdict is from when no name is given (and nobody is logged in)."""
+SHOWN_CHARS = 64
+"""The longest ``updated`` time a curation action may carry (a stored time has 32 characters)."""
 
 
 @dataclass(frozen=True)
@@ -271,16 +273,38 @@ class PlaygroundService:
         search = self._field(search, "search", self.limits.max_chars)
         return self.store.curation.verdicts(status=status, label=label, disagree=bool(disagree), search=search or None)
 
-    def set_status(self, verdict_id, status: str) -> dict:
-        """Accept or discard a verdict (or make it pending again)."""
-        return self.store.curation.set_status(row_id(verdict_id, "verdict", "Select a verdict in the table first."),
-                                     status)
+    def verdict(self, verdict_id) -> dict:
+        """A verdict as a curator sees it once it is selected, with every verdict on its text (``on_text``)."""
+        return self.store.curation.record(row_id(verdict_id, "verdict", "Select a verdict in the table first."))
 
-    def relabel(self, verdict_id, label) -> dict:
-        """Give a verdict another correct label."""
+    def set_status(self, verdict_id, status: str, *, shown=None, curator=None) -> dict:
+        """Accept or discard a verdict (or make it pending again), unless it changed since it was ``shown`` (the
+        ``updated`` time the curator saw; blank: as it is now)."""
+        return self.store.curation.set_status(row_id(verdict_id, "verdict", "Select a verdict in the table first."),
+                                              status, shown=self._shown(shown), curator=self.reviewer_name(curator))
+
+    def relabel(self, verdict_id, label, *, shown=None, curator=None) -> dict:
+        """Give a verdict another correct label, unless it changed since it was ``shown``."""
         if not label:
             raise InvalidInput("Choose the new label first.", "label")
-        return self.store.curation.relabel(row_id(verdict_id, "verdict", "Select a verdict in the table first."), label)
+        return self.store.curation.relabel(row_id(verdict_id, "verdict", "Select a verdict in the table first."),
+                                           label, shown=self._shown(shown), curator=self.reviewer_name(curator))
+
+    def matching(self, *, status=None, label=None, disagree=False, search=None) -> dict[int, str]:
+        """Every verdict matching the filters, as it is now (``{id: updated}``): what "all matching" acts on."""
+        search = self._field(search, "search", self.limits.max_chars)
+        return self.store.curation.matching(status=status, label=label, disagree=bool(disagree), search=search or None)
+
+    def change(self, shown: dict, *, status=None, label=None, curator=None) -> dict:
+        """Change the status and/or label of the verdicts ``shown`` (``{id: updated time seen, or None}``) in one
+        transaction and one batch; refused when any changed since it was shown."""
+        return self.store.curation.change({verdict_id: self._shown(seen) for verdict_id, seen in shown.items()},
+                                          status=status, label=label, curator=self.reviewer_name(curator))
+
+    def undo(self, batch_id, *, curator=None) -> dict:
+        """Take a batch of changes back, unless one of its verdicts changed since."""
+        return self.store.curation.undo(row_id(batch_id, "batch", "No batch to undo: change some verdicts first."),
+                                        self.reviewer_name(curator))
 
     def export_lines(self, *, format: str = "oig", status=None, since=None) -> Iterator[str]:
         """The verdicts as jsonl lines, streamed (arguments are checked before the first line)."""
@@ -299,13 +323,26 @@ class PlaygroundService:
         name = self._field(typed, "reviewer", self.limits.max_name).strip()
         return ANONYMOUS if is_blank(name) else name
 
-    def next_in_queue(self, reviewer, *, order: str = "most uncertain", skip=()) -> dict | None:
-        """The recorded prediction this reviewer should judge next (see ``FeedbackStore.next_in_queue``)."""
-        return self.store.queue.next(self.reviewer_name(reviewer), order=order, skip=skip)
+    def next_in_queue(self, reviewer, *, order: str = "most uncertain") -> dict | None:
+        """The recorded prediction this reviewer should judge next (see ``Queue.next``)."""
+        return self.store.queue.next(self.reviewer_name(reviewer), order=order)
 
     def queue_size(self, reviewer) -> int:
         """How many recorded predictions wait for this reviewer's verdict."""
         return self.store.queue.size(self.reviewer_name(reviewer))
+
+    def skip(self, prediction_id, *, reviewer) -> None:
+        """Leave a prediction's text out of this reviewer's queue until they clear their skips."""
+        self.store.queue.skip(self.reviewer_name(reviewer),
+                              row_id(prediction_id, "prediction", "Nothing to skip: the queue has no text left."))
+
+    def skipped(self, reviewer) -> int:
+        """How many texts this reviewer skipped."""
+        return self.store.queue.skipped(self.reviewer_name(reviewer))
+
+    def clear_skips(self, reviewer) -> int:
+        """Bring back the texts this reviewer skipped; how many."""
+        return self.store.queue.clear_skips(self.reviewer_name(reviewer))
 
     def prediction(self, prediction_id) -> dict:
         """A recorded prediction (to show it again once a verdict on it is taken back)."""
@@ -337,9 +374,10 @@ class PlaygroundService:
         return self.store.curation.set_final_label(text, label, self.reviewer_name(curator))
 
     def moderate_file(self, path, *, format: str | None = None, settings: Settings | None = None, record: bool = True,
-                      progress=None) -> tuple[Path, BatchRun]:
+                      progress=None, first: int = 0) -> tuple[Path, BatchRun]:
         """Label a batch file (CSV, jsonl or txt) into a file in the export folder, one row per input row;
-        ``record`` keeps the predictions, where they join the review queue. A bad file labels nothing."""
+        ``record`` keeps the predictions, where they join the review queue; the run keeps its ``first`` rows to
+        show. A bad file labels nothing."""
         if not path:
             raise InvalidInput("Upload a file first: CSV with a text column, jsonl with a text field, or txt.", "file")
         settings = settings or self._settings
@@ -347,7 +385,7 @@ class PlaygroundService:
         out = self.scratch.new_export("batch", format)
         run = label_file(path, out, lambda texts: self.batcher.submit(texts, settings), format=format,
                          max_chars=self.limits.max_chars, chunk_size=self.batcher.max_batch_size,
-                         record=self.store.save_results if record else None, progress=progress)
+                         record=self.store.save_results if record else None, progress=progress, first=first)
         return out, run
 
     def stats(self) -> dict:
@@ -469,6 +507,10 @@ class PlaygroundService:
                                       note=self._field(note, "note", self.limits.max_note),
                                       reviewer=self.reviewer_name(reviewer),
                                       idempotency_key=idempotency_key or None)
+
+    def _shown(self, shown) -> str | None:
+        """The ``updated`` time a curator was shown (None when blank: act on the verdict as it is)."""
+        return self._field(shown, "shown time", SHOWN_CHARS).strip() or None
 
     @staticmethod
     def _field(value, name: str, limit: int) -> str:

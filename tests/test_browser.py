@@ -60,14 +60,15 @@ def test_reviewer_moderates_corrects_curates_and_exports(page, tmp_path):
     snap(page, "03-correction-saved")
 
     page.get_by_role("tab", name="Review").click()
-    page.get_by_role("button", name="Refresh").click()
     row = page.get_by_role("row").filter(has_text=text)
     expect(row).to_have_count(1)
     expect(row).to_contain_text(correct)
     row.get_by_text(text).click()
-    expect(page.get_by_label("Selected verdict", exact=True)).to_have_value(verdict_id)
-    page.get_by_role("button", name="Accept").click()
-    expect(page.get_by_label("Result", exact=True)).to_have_value(f"Verdict #{verdict_id} is now accepted.")
+    expect(page.get_by_label("Selected verdict", exact=True)).to_have_value(text)
+    expect(page.locator("#review-details")).to_contain_text(f"Verdict #{verdict_id} · pending · by dana")
+    page.get_by_role("button", name="Accept", exact=True).click()
+    expect(page.get_by_label("Result", exact=True)).to_have_value(
+        f'Verdict #{verdict_id} ("Honestly the referee tonight was a blind…") is now accepted.')
     expect(row).to_contain_text("accepted")
     snap(page, "04-reviewed")
 
@@ -102,7 +103,11 @@ def test_user_text_shows_as_text_and_never_runs(page):
     expect(page.get_by_label("Saved", exact=True)).to_have_value(re.compile(r"Saved verdict #\d+ .*: right, .+\."))
     page.get_by_role("tab", name="Review").click()
     page.get_by_role("button", name="Refresh").click()
-    expect(page.get_by_role("row").filter(has_text="<b>bold</b>")).to_have_count(1)
+    row = page.get_by_role("row").filter(has_text='<img src=x onerror="window.__pwned = 1">')  # the table's first
+    expect(row).to_have_count(1)  # characters of the text
+    row.get_by_role("gridcell").nth(2).click()
+    expect(page.get_by_label("Selected verdict", exact=True)).to_have_value(attack)  # the whole text, as text
+    expect(page.locator("#review-details")).to_contain_text(f"by {name}")  # the reviewer's name, as text too
     snap(page, "06-hostile-text")
 
     page.get_by_role("tab", name="Dashboard").click()  # plotly draws a subset of HTML in labels and hover text

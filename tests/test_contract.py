@@ -72,6 +72,9 @@ def test_schemathesis_with_all_its_checks_finds_nothing(start, tmp_path):
     config = tmp_path / "schemathesis.toml"
     config.write_text(SCHEMATHESIS.format(auth=credentials))
     with running_in_process(tmp_path / "app", **options) as app:
+        verdicts = [app.service.confirm(shown.id, reviewer="ana")["id"]  # verdicts for bulk changes to change
+                    for shown in app.service.moderate(["I hate mondays", "You idiot", "What a lovely day"])]
+        app.service.change(dict.fromkeys(verdicts), status="accepted")  # batch #1, which an undo takes back
         command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
                    f"{app.url}openapi.json", "--checks", "all"]
         run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -117,7 +120,8 @@ def test_security_and_its_refusals_appear_only_where_the_options_enforce_them(do
     locked = document(reviewers=Reviewers(tmp_path / "reviewers.txt"))
     assert "securitySchemes" not in plain["components"]
     for path, method in (("/v1/moderations", "post"), ("/v1/moderations/chat", "post"),
-                         ("/v1/feedback/export", "get"), ("/v1/feedback/stats", "get")):
+                         ("/v1/feedback/export", "get"), ("/v1/feedback/stats", "get"),
+                         ("/v1/feedback/verdicts/bulk", "post"), ("/v1/feedback/batches/{batch_id}/undo", "post")):
         assert "security" not in plain["paths"][path][method] and "401" not in statuses(plain, path, method)
         feedback = path.startswith("/v1/feedback")
         assert keyed["paths"][path][method].get("security") == (None if feedback else [{"HTTPBearer": []}])
@@ -152,6 +156,8 @@ def test_every_error_is_documented_in_openais_shape_and_exports_are_jsonl(docume
     ("PUT", "v1/moderations/chat", "POST"),
     ("DELETE", "v1/feedback/export", "GET"),
     ("POST", "v1/feedback/stats", "GET"),
+    ("GET", "v1/feedback/verdicts/bulk", "POST"),
+    ("DELETE", "v1/feedback/batches/1/undo", "POST"),
     ("OPTIONS", "healthz", "GET"),
     ("PATCH", "metrics", "GET"),
     ("POST", "openapi.json", "GET, HEAD"),

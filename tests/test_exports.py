@@ -46,7 +46,7 @@ def test_a_batch_tab_output_is_owner_only_served_without_a_copy_and_gone_at_shut
     rows.write_text("label me in a batch\nand me\n", encoding="utf-8")
     with running_in_process(tmp_path / "server") as app:
         client = PageClient(app.url, download_files=tmp_path / "client")
-        downloaded, summary = client.predict(handle_file(str(rows)), "jsonl", False, api_name="/batch")
+        downloaded, summary, *_ = client.predict(handle_file(str(rows)), "jsonl", False, api_name="/batch")
         client.close()
         (written,) = app.service.scratch.exports.glob("batch-*.jsonl")
         assert summary.startswith("2 of 2 rows labelled")

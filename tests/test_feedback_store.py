@@ -71,6 +71,8 @@ def test_migrations_create_schema_once(tmp_path):
         "create_idempotency_keys",
         "create_write_checks",
         "idempotency_keys_hold_hashes_and_ids",
+        "create_curation_batches",
+        "create_queue_skips",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()
@@ -280,6 +282,17 @@ REFUSALS = {
     "final label of an unjudged text": (lambda s, p, v: s.curation.set_final_label("never seen", "casual", "cy"),
                                         "No verdict"),
     "unknown queue order": (lambda s, p, v: s.queue.next("ann", order="random"), "most uncertain"),
+    "accept what changed since it was shown": (
+        lambda s, p, v: s.curation.set_status(v, "accepted", shown="2026-01-01T00:00:00.000000+00:00"),
+        r'Verdict #1 \("I hate my job"\) changed since it was shown: its reviewer gave their verdict again'),
+    "relabel what changed since it was shown": (
+        lambda s, p, v: s.curation.relabel(v, "casual", shown="2026-01-01T00:00:00.000000+00:00"),
+        "Nothing was changed: look again"),
+    "a change of nothing": (lambda s, p, v: s.curation.change({v: None}), "Choose what to change"),
+    "a change with an unknown verdict": (lambda s, p, v: s.curation.change({v: None, 999: None}, status="accepted"),
+                                         "No verdict 999"),
+    "undo an unknown batch": (lambda s, p, v: s.curation.undo(7), "No batch 7"),
+    "skip an unknown prediction": (lambda s, p, v: s.queue.skip("ann", 999), "No prediction 999"),
 }
 
 

@@ -383,6 +383,9 @@ def run_rest(case, ctx: Context):
         if case.get("every_verdict"):
             assert len(exported) == counts(ctx.db_path)["verdicts"]
         return 0, 0
+    if spec["path"].startswith("/v1/feedback/verdicts/bulk"):
+        assert set(json.loads(raw)) == {"batch", "changed", "unchanged", "updated"}
+        return 0, 0
     answer = json.loads(raw)
     if spec["path"].endswith("/chat"):
         sides = [answer["user"], answer["bot"]]
@@ -530,15 +533,16 @@ def run_export(case, ctx: Context):
 
 
 def run_review(case, ctx: Context):
-    spec = {"status": "any", "label": "any", "disagree": False, "search": "", **expand(case["input"])}
+    """The Review tab's filters, as /review (or /select_all, ``api``) takes them: the table comes first."""
+    spec = {"api": "/review", "status": "any", "label": "any", "disagree": False, "search": "", **expand(case["input"])}
 
     def call():
-        return predict(ctx, "/review", spec["status"], spec["label"], spec["disagree"], spec["search"])
+        return predict(ctx, spec["api"], spec["status"], spec["label"], spec["disagree"], spec["search"])
 
     if case["expect"] == "error":
         app_error(call, case)
         return 0, 0
-    table = call()
+    table = call()[0]
     assert isinstance(table["data"], list)
     return 0, 0
 
@@ -600,9 +604,10 @@ ID_CALLS = {
     "/queue_label": lambda given: [given, LABELS[0], REVIEWER],
     "/queue_right": lambda given: [given, "most uncertain", REVIEWER],
     "/queue_skip": lambda given: [given, "most uncertain", REVIEWER],
-    "/accept": lambda given: [given],
-    "/discard": lambda given: [given],
-    "/relabel": lambda given: [given, LABELS[0]],
+    "/accept": lambda given: [given, "", REVIEWER],
+    "/discard": lambda given: [given, "", REVIEWER],
+    "/relabel": lambda given: [given, LABELS[0], "", REVIEWER],
+    "/undo_batch": lambda given: [given, REVIEWER],
     "/compare_runs": lambda given: [given, given],
 }
 """Every page call that takes an id: its inputs around the id given."""
@@ -687,7 +692,7 @@ def run_evaluate_conflicts(case, ctx: Context):
         shown, _, _, prediction_id = client.predict(text, "score", api_name="/moderate")
         label = [label for label in LABELS if label != shown["label"]][number]
         saved = client.predict(prediction_id, label, "", REVIEWER, "", api_name="/flag")
-        client.predict(int(saved.split("#")[1].split()[0]), api_name="/accept")
+        client.predict(int(saved.split("#")[1].split()[0]), "", REVIEWER, api_name="/accept")
     summary, *_ = client.predict("accepted verdicts", None, "score", api_name="/evaluate")
     assert "texts were accepted with different labels" in summary
     shows_as_text(summary, text, {"p", "strong", "ul", "li"})

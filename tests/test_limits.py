@@ -54,10 +54,11 @@ def test_a_batch_file_larger_than_the_body_limit_uploads_and_is_labelled(tmp_pat
     assert rows.stat().st_size > 1.2 * MAX_BODY
     with running_in_process(tmp_path / "server") as app:
         client = PageClient(app.url, download_files=tmp_path / "client")
-        path, summary = client.predict(handle_file(str(rows)), "jsonl", False, api_name="/batch")
+        path, summary, counts, _ = client.predict(handle_file(str(rows)), "jsonl", False, api_name="/batch")
         client.close()
         lines = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
     assert summary.startswith("30000 of 30000 rows labelled (0 with an error)")
+    assert sum(count for _, count, _ in counts["data"]) == 30_000, "the page counts every row, not the first shown"
     assert [line["text"] for line in lines[:2]] == [f"Text {i:05} of the batch, which I hate to label by hand."
                                                     for i in range(2)]
     assert len(lines) == 30_000 and {line["label"] for line in lines} == {"possibly needs caution"}

@@ -61,9 +61,11 @@ def test_moderate_flag_review_accept_export(client, fake_app):
     assert (row["prediction_id"], row["verdict"], row["label"], row["note"], row["reviewer"], row["status"]) == (
         prediction_id, "wrong", "probably needs caution", "too mild", "ana", "pending")
 
-    rows = client.predict("pending", "any", True, "neighbour", api_name="/review")
-    assert [r[0] for r in rows["data"]] == [verdict_id(saved)] and rows["data"][0][2] == text
-    assert client.predict(verdict_id(saved), api_name="/accept") == f"Verdict #{verdict_id(saved)} is now accepted."
+    rows, checked = client.predict("pending", "any", True, "neighbour", api_name="/review")
+    assert [r[1] for r in rows["data"]] == [verdict_id(saved)] and rows["data"][0][2] == text
+    assert checked.startswith("No row checked")
+    assert client.predict(verdict_id(saved), "", "cy", api_name="/accept") == (
+        f'Verdict #{verdict_id(saved)} ("My neighbour\'s dog barks all night and I…") is now accepted.')
     assert db["verdicts"].get(verdict_id(saved))["status"] == "accepted"
 
     path, count = client.predict("oig", "accepted", "", api_name="/export")
@@ -77,8 +79,9 @@ def test_label_is_right_relabel_and_discard(client, fake_app):
     saved = client.predict(prediction_id, "", "bo", api_name="/confirm")
     db = sqlite_utils.Database(fake_app.db_path)
     assert db["verdicts"].get(verdict_id(saved))["label"] == label["label"] == "casual"
-    assert "now says needs caution (wrong)" in client.predict(verdict_id(saved), "needs caution", api_name="/relabel")
-    client.predict(verdict_id(saved), api_name="/discard")
+    assert client.predict(verdict_id(saved), "needs caution", "", "cy", api_name="/relabel").endswith(
+        '("Can you recommend a good pasta recipe?") is now labelled needs caution (wrong).')
+    client.predict(verdict_id(saved), "", "cy", api_name="/discard")
     assert db["verdicts"].get(verdict_id(saved))["status"] == "discarded"
 
 
@@ -179,7 +182,7 @@ def test_a_fractional_id_is_refused_never_rounded_to_another_verdict(client, fak
     second = verdict_id(client.predict(moderate(client, "second of two")[3], "", "ana", api_name="/confirm"))
     assert second == first + 1
     with pytest.raises(AppError, match="verdict ids are whole numbers"):
-        client.predict(first + 0.7, api_name="/accept")
+        client.predict(first + 0.7, "", "cy", api_name="/accept")
     db = sqlite_utils.Database(fake_app.db_path)
     assert [db["verdicts"].get(n)["status"] for n in (first, second)] == ["pending", "pending"]
 

@@ -1,5 +1,5 @@
 """The Queue tab in a real browser (Debian chromium through Playwright) on the fake backend: verdicts from key
-presses alone, with a screenshot per step."""
+presses alone (1 the least severe label, 5 the most), skips kept until cleared, with a screenshot per step."""
 
 import re
 
@@ -9,6 +9,8 @@ import sqlite_utils
 from playwright.sync_api import expect
 from servers import running_in_process
 from test_browser import SCREENSHOTS, snap
+
+from moderation.labels import SEVERITY
 
 pytestmark = pytest.mark.browser
 
@@ -39,18 +41,31 @@ def test_the_queue_saves_verdicts_from_key_presses_alone(tmp_path, browser_page)
             expect(last).to_have_value(expected)
             return judged
 
-        first = press("2", re.compile(r"Saved verdict #1 on prediction #\d+: wrong, needs caution\."))
+        buttons = page.locator("button[id^='queue-label-']")
+        assert buttons.all_inner_texts() == [f"{n} {label}" for n, label in enumerate(SEVERITY, 1)]
+        expect(page.get_by_text("1 casual, 2 possibly needs caution, 3 probably needs caution, 4 needs caution, "
+                                "5 needs intervention")).to_be_visible()
+        expect(card).to_have_value("I will hurt you")
+        first = press("1", re.compile(r"Saved verdict #1 on prediction #\d+: wrong, casual\."))
         expect(card).not_to_have_value(first)
         second = press("Enter", re.compile(r"Saved verdict #2 on prediction #\d+: right, .+\."))
         skipped = card.input_value()
         page.keyboard.press("s")
         expect(card).not_to_have_value(skipped)
         snap(page, "queue-02-judged-and-skipped")
-        third = press("5", re.compile(r"Saved verdict #3 on prediction #\d+: \w+, probably needs caution\."))
+        third = press("5", re.compile(r"Saved verdict #3 on prediction #\d+: \w+, needs intervention\."))
         press("u", re.compile(r"Took back verdict #3 on prediction #\d+\."))
         expect(card).to_have_value(third)
-        press("1", re.compile(r"Saved verdict #\d+ on prediction #\d+: \w+, casual\."))
+        press("2", re.compile(r"Saved verdict #\d+ on prediction #\d+: \w+, possibly needs caution\."))
         snap(page, "queue-03-undone-and-judged-again")
+
+        page.reload()  # another session of the same reviewer: the skipped text stays out until the skips are cleared
+        page.get_by_label("Reviewer", exact=True).fill("kim")
+        page.get_by_role("tab", name="Queue").click()
+        expect(page.get_by_text("you skipped 1 texts")).to_be_visible()
+        expect(card).to_have_value("")
+        page.get_by_role("button", name="Clear my skips").click()
+        expect(card).to_have_value(skipped)
 
         page.get_by_label("Reviewer", exact=True).click()
         page.keyboard.press("End")
@@ -59,7 +74,8 @@ def test_the_queue_saves_verdicts_from_key_presses_alone(tmp_path, browser_page)
         rows = list(db.query("select predictions.text, predictions.label as model_label, verdicts.reviewer, "
                              "verdicts.label from verdicts join predictions on predictions.id = verdicts.prediction_id "
                              "order by verdicts.id"))
-    assert [(row["text"], row["label"]) for row in rows] == [(first, "needs caution"), (second, rows[1]["model_label"]),
-                                                            (third, "casual")]
+    assert [(row["text"], row["label"]) for row in rows] == [
+        (first, "casual"), (second, rows[1]["model_label"]), (third, "possibly needs caution")]
+    assert first == "I will hurt you", "key 1 saves the least severe label, on a text the model finds the most severe"
     assert {row["reviewer"] for row in rows} == {"kim"}
     assert skipped not in {first, second, third}

@@ -32,10 +32,10 @@ def record(store, text, scores, threshold="needs caution", mode="score"):
                                    prompt=f"Input: {text}\nOutput:", model="m", mode=mode, threshold=threshold)
 
 
-def queue(store, reviewer, order, skip=()):
+def queue(store, reviewer, order):
     """Every text the reviewer would be shown, in order, by judging each one as it comes ("right")."""
     shown = []
-    while (item := store.queue.next(reviewer, order=order, skip=skip)) is not None:
+    while (item := store.queue.next(reviewer, order=order)) is not None:
         shown.append(item["text"])
         store.add_verdict(item["id"], verdict="right", reviewer=reviewer)
     return shown
@@ -78,18 +78,42 @@ def test_texts_reviewers_disagree_on_come_first(store):
     assert queue(store, "cy", "reviewers disagree") == ["c", "a", "b"]
 
 
-def test_a_judged_text_leaves_the_queue_with_its_other_predictions_and_skips_are_left_out(store):
+def test_a_judged_text_leaves_the_queue_with_its_other_predictions(store):
     first = record(store, "same text", probabilities(casual=0.4, needs_caution=0.35))
-    again = record(store, "same text", probabilities(casual=0.4, needs_caution=0.35))
+    record(store, "same text", probabilities(casual=0.4, needs_caution=0.35))
     other = record(store, "other text", probabilities(casual=0.6))
     assert store.queue.next("ana")["id"] == first
-    assert store.queue.next("ana", skip=[first])["id"] == again
     store.add_verdict(first, verdict="right", reviewer="ana")
     assert store.queue.next("ana")["id"] == other
-    assert store.queue.next("ana", skip=[other]) is None
     item = store.queue.next("bo")
     assert (item["id"], item["scores"], item["prompt"]) == (first, pytest.approx(probabilities(
         casual=0.4, needs_caution=0.35)), "Input: same text\nOutput:")
+
+
+def test_a_skipped_text_stays_out_of_its_reviewers_queue_until_they_clear_their_skips(tmp_path):
+    path = tmp_path / "feedback.db"
+    with FeedbackStore(path) as store:
+        first = record(store, "same text", probabilities(casual=0.4, needs_caution=0.35))
+        record(store, "same text", probabilities(casual=0.4, needs_caution=0.35))
+        other = record(store, "other text", probabilities(casual=0.6))
+        store.queue.skip("ana", first)
+        store.queue.skip("ana", first)
+        assert store.queue.next("ana")["id"] == other, "the skipped text's other prediction is skipped too"
+        assert store.queue.next("bo")["id"] == first, "a skip is the reviewer's own"
+    with FeedbackStore(path) as store:  # skips are kept in the database
+        assert (store.queue.skipped("ana"), store.queue.skipped("bo")) == (1, 0)
+        assert store.queue.size("ana") == 3, "a skipped text's predictions still wait for a verdict"
+        store.queue.skip("ana", other)
+        assert store.queue.next("ana") is None
+        assert store.queue.clear_skips("ana") == 2 and store.queue.skipped("ana") == 0
+        assert store.queue.next("ana")["id"] == first
+
+
+def test_a_skip_goes_with_its_prediction_when_that_is_erased(store):
+    skipped = record(store, "erase me", probabilities(casual=0.6))
+    store.queue.skip("ana", skipped)
+    store.erasure.forget(text="erase me")
+    assert store.queue.skipped("ana") == 0 and store.db["predictions"].count == 0
 
 
 def test_a_second_verdict_from_a_reviewer_replaces_the_first(store):
@@ -113,7 +137,8 @@ def test_a_reviewer_takes_back_their_own_pending_verdict(store):
     curated = store.curation.set_status(judged["id"], "accepted")
     with pytest.raises(Conflict, match="already accepted: a curator decides on it now"):
         store.withdraw_verdict(curated["id"], "ana")
-    assert store.db["verdicts"].get(curated["id"]) == curated
+    stored = store.db["verdicts"].get(curated["id"])
+    assert stored == {column: curated[column] for column in stored}
 
 
 def test_every_order_is_known():

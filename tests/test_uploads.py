@@ -108,7 +108,7 @@ def test_uploads_past_a_clients_share_are_refused_and_the_folder_stays_within_it
         assert refusal.startswith("Your uploads would exceed 250,000 bytes, the most one client may keep")
         assert answers[2].headers["Retry-After"]
         assert uploaded_bytes(folder) <= share
-        event, (_, summary) = call_page(app.url, "/batch", file_data(answers[0].json()[0]), "jsonl", False)
+        event, (_, summary, *_) = call_page(app.url, "/batch", file_data(answers[0].json()[0]), "jsonl", False)
         assert event == "complete" and summary.startswith("900 of 900 rows labelled")
         assert upload(app.url, "rows-again.txt", rows).status_code == 200, "the upload used by a call freed room"
         assert uploaded_bytes(folder) <= share

@@ -14,8 +14,8 @@ from servers import PageClient, running_in_process
 from moderation.labels import LABELS
 from playground.ui.page import build_page
 
-ENDPOINTS = {"/queue_next", "/queue_label", "/queue_right", "/queue_skip", "/queue_undo", "/batch", "/dashboard",
-             "/disagreements", "/set_final_label"}
+ENDPOINTS = {"/queue_next", "/queue_label", "/queue_right", "/queue_skip", "/queue_undo", "/queue_clear_skips",
+             "/batch", "/dashboard", "/disagreements", "/set_final_label"}
 
 
 @pytest.fixture
@@ -39,7 +39,8 @@ def test_the_queue_takes_verdicts_skips_and_undoes(app):
 
     prediction, text, label, choices, prompt, left = client.predict("newest", "", api_name="/queue_next")
     assert (prediction, text, label["label"]) == (3, "You idiot", "probably needs caution")
-    assert "5. probably needs caution  ← the model" in choices and prompt.endswith("Input: You idiot\nOutput:")
+    assert "\n3 probably needs caution  ← the model\n" in choices and prompt.endswith("Input: You idiot\nOutput:")
+    assert prompt.count("5. probably needs caution") == 1, "the card's prompt keeps its own order of the labels"
     assert left.startswith("3 waiting for you")
 
     saved, prediction, text, *_ = client.predict(3, "newest", "", api_name="/queue_right")
@@ -70,12 +71,34 @@ def test_a_skip_leaves_out_the_prediction_it_names_and_no_other(app):
     assert (prediction, text) == (2, "two")
 
 
+def test_skips_last_for_the_reviewer_across_sessions_until_cleared(app):
+    record(app, "one", "two")
+    first = PageClient(app.url)
+    assert first.predict(2, "newest", "ana", api_name="/queue_skip")[:2] == (1, "one")
+    first.predict(1, "newest", "ana", api_name="/queue_skip")
+    first.close()
+    again = PageClient(app.url)  # another browser session, the same reviewer
+    prediction, text, *_, left = again.predict("newest", "ana", api_name="/queue_next")
+    assert (prediction, text) == (None, "")
+    assert left == ("Nothing left to judge in this order (2 waiting for you; you skipped 2 texts: Clear my skips "
+                    "brings them back).")
+    assert again.predict("newest", "bo", api_name="/queue_next")[:2] == (2, "two"), "skips are the reviewer's own"
+    cleared, prediction, text, *_ = again.predict("newest", "ana", api_name="/queue_clear_skips")
+    assert (cleared, prediction, text) == ("Cleared 2 skips: those texts wait in your queue again.", 2, "two")
+
+
 def test_the_batch_tab_labels_a_file_and_keeps_its_rows_for_review(app, tmp_path):
     client = PageClient(app.url)
     rows = tmp_path / "rows.csv"
     rows.write_text('id,text\n1,I hate mondays\n2,""\n3,See you soon\n', encoding="utf-8")
-    path, summary = client.predict(handle_file(str(rows)), "jsonl", True, api_name="/batch")
+    path, summary, counts, shown = client.predict(handle_file(str(rows)), "jsonl", True, api_name="/batch")
     assert summary.startswith("2 of 3 rows labelled (1 with an error, kept for review)")
+    assert counts["data"] == [["casual", 1, "33.3%"], ["possibly needs caution", 1, "33.3%"],
+                              ["probably needs caution", 0, "0.0%"], ["needs caution", 0, "0.0%"],
+                              ["needs intervention", 0, "0.0%"], ["error", 1, "33.3%"]]
+    assert [row[:2] for row in shown["data"]] == [["I hate mondays", label_for("hate")], ["", ""],
+                                                 ["See you soon", "casual"]]
+    assert shown["data"][0][2] == 0.6 and "The text is empty" in shown["data"][1][5]
     lines = [json.loads(line) for line in open(path, encoding="utf-8")]
     assert [line.get("label") for line in lines] == [label_for("hate"), None, "casual"]
     assert "The text is empty" in lines[1]["error"]
@@ -97,7 +120,7 @@ def test_a_curator_settles_a_disagreement_and_the_figures_follow(app):
     client.predict(2, "casual", "ana", api_name="/queue_label")
     client.predict(2, "casual", "bo", api_name="/queue_label")
     table = client.predict(api_name="/disagreements")
-    assert table["data"] == [["I hate this", "possibly needs caution", "ana: casual; bo: needs caution", ""]]
+    assert table["data"] == [["I hate this", "", "ana: casual; bo: needs caution", "possibly needs caution"]]
     with pytest.raises(AppError, match="Select a text"):
         client.predict("", "casual", "cy", api_name="/set_final_label")
     settled = client.predict("I hate this", "needs caution", "cy", api_name="/set_final_label")
@@ -105,6 +128,10 @@ def test_a_curator_settles_a_disagreement_and_the_figures_follow(app):
     path, _ = client.predict("oig", "accepted", "", api_name="/export")
     assert [json.loads(line)["text"] for line in open(path, encoding="utf-8")] == [
         "Input: I hate this\nOutput: needs caution"]
+    path, _ = client.predict("full", "any", "", api_name="/export")
+    disputed = [line for line in map(json.loads, open(path, encoding="utf-8")) if line["text"] == "I hate this"]
+    assert [(line["reviewer"], line["label"], line["final_label"], line["final_label_by"]) for line in disputed] == [
+        ("ana", "casual", "needs caution", "cy"), ("bo", "needs caution", "needs caution", "cy")]
 
     overview, *plots, pairs = client.predict(api_name="/dashboard")
     assert overview.startswith("**2** predictions, **0** awaiting a first verdict · **4** verdicts")

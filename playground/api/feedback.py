@@ -1,18 +1,19 @@
-"""``GET /v1/feedback/export`` (jsonl, streamed) and ``GET /v1/feedback/stats``: for reviewers only, when logins
-are on."""
+"""``GET /v1/feedback/export`` (jsonl, streamed), ``GET /v1/feedback/stats``, ``POST /v1/feedback/verdicts/bulk`` and
+``POST /v1/feedback/batches/{batch_id}/undo``: for reviewers only, when logins are on."""
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
+from feedback.ids import LARGEST
 from feedback.reviewers import Reviewers
 
 from ..logins import LoginLimiter, client_address
 from ..service import PlaygroundService
 from .errors import documented
-from .protocol import MOMENTS, absent_or
+from .protocol import MOMENTS, CurationDone, Undone, absent_or, curation_request
 
 basic = HTTPBasic(auto_error=False, description="A reviewer's name and password (see --auth).")
 
@@ -37,6 +38,8 @@ def feedback_router(service: PlaygroundService, reviewers: Reviewers | None, lim
 
     logins, refusals = ([Depends(reviewer)], [401, 429]) if reviewers is not None else ([], [])
     router = APIRouter(prefix="/v1/feedback", tags=["feedback"], dependencies=logins)
+    curator = reviewer if reviewers is not None else lambda: None  # who curates: the login (checked once a request)
+    CurationChange = curation_request(service.limits)
 
     @router.get("/export", response_class=JsonLines, responses=documented(400, *refusals))
     def export(
@@ -54,5 +57,22 @@ def feedback_router(service: PlaygroundService, reviewers: Reviewers | None, lim
         """Counts, the model's labels against the reviewers', agreement between reviewers, daily figures, the queue
         (the figures of ``python -m feedback stats --json``)."""
         return service.stats()
+
+    @router.post("/batches/{batch_id}/undo", responses=documented(400, 404, 409, *refusals))
+    def undo(batch_id: int = Path(ge=1, le=LARGEST, description="The batch, as a bulk change answered it."),
+             by: str | None = Depends(curator)) -> Undone:
+        """Take a batch back: each of its verdicts gets the status and label it had before, in one transaction; 409
+        when the batch was undone already, or one of its verdicts changed since (the message names it)."""
+        done = service.undo(batch_id, curator=by)
+        return {"batch": done["batch"], "restored": [row["id"] for row in done["restored"]]}
+
+    @router.post("/verdicts/bulk", responses=documented(400, 404, 409, *refusals))
+    def bulk(change: CurationChange, by: str | None = Depends(curator)) -> CurationDone:
+        """Set the status and/or the label of many verdicts in one transaction, recorded as one batch (which undo
+        takes back): those listed, or every verdict the filters keep. When a listed verdict changed since the updated
+        time given (or is gone), nothing changes: 409 names it and says what changed."""
+        shown = ({verdict.id: verdict.updated for verdict in change.verdicts} if change.verdicts is not None else
+                 service.matching(**change.filters.model_dump()))
+        return CurationDone.of(service.change(shown, status=change.status, label=change.label, curator=by))
 
     return router

@@ -5,12 +5,15 @@ them; the service checks them, with messages that say what to change."""
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
+from feedback.curation import MAX_CHANGE
+from feedback.ids import LARGEST
+from feedback.rows import STATUSES
 from moderation.labels import LABELS
 from moderation.results import ModerationResult
 
-from ..service import Limits
+from ..service import SHOWN_CHARS, Limits
 from .patterns import blank_text
 
 MODEL = Field(None, description="The served model's id (see GET /v1/models); another gets 404. Optional.")
@@ -117,3 +120,80 @@ class ErrorResponse(BaseModel):
     """An error in OpenAI's shape."""
 
     error: ErrorDetail
+
+
+def curation_request(limits: Limits) -> type[BaseModel]:
+    """The request body of ``POST /v1/feedback/verdicts/bulk`` under ``limits`` (a search is a text of at most
+    ``--max-chars`` characters)."""
+
+    class Shown(BaseModel):
+        id: Annotated[int, BeforeValidator(_not_text)] = Field(ge=1, le=LARGEST, description="The verdict's id (as "
+                                                              "the full export names it).")
+        updated: str = Field(None, min_length=1, max_length=SHOWN_CHARS, json_schema_extra=_no_default,
+                             description="Its updated time as you were shown it (the full export's updated): when "
+                             "it changed since, the change is refused (409). Leave it out to take the verdict as it "
+                             "is now.")
+
+    class Filters(BaseModel):
+        status: Literal[STATUSES] = Field(None, json_schema_extra=_no_default, description="Only this status.")
+        label: Literal[LABELS] = Field(None, json_schema_extra=_no_default, description="Only this reviewer label.")
+        disagree: bool = Field(False, strict=True, description="Only verdicts whose label differs from the model's.")
+        search: str = Field(None, max_length=limits.max_chars, json_schema_extra=_no_default,
+                            description="Only texts with this phrase (full-text search; blank: any text).")
+
+    class CurationChange(BaseModel):
+        status: Literal[STATUSES] = Field(None, json_schema_extra=_no_default, description="The status to set.")
+        label: Literal[LABELS] = Field(None, json_schema_extra=_no_default,
+                                       description="The label to set (a verdict becomes right when it is the "
+                                       "model's label, else wrong).")
+        verdicts: list[Shown] = Field(None, min_length=1, max_length=MAX_CHANGE, json_schema_extra=_no_default,
+                                      description=f"The verdicts to change (at most {MAX_CHANGE:,}).")
+        filters: Filters = Field(None, json_schema_extra=_no_default,
+                                 description=f"Or every verdict these filters keep (at most {MAX_CHANGE:,}: more is "
+                                 "a 409).")
+        model_config = {"json_schema_extra": {"allOf": [
+            {"anyOf": [{"required": ["status"]}, {"required": ["label"]}]},
+            {"oneOf": [{"required": ["verdicts"]}, {"required": ["filters"]}]}]}}
+
+        @model_validator(mode="after")
+        def one_change_of_one_set(self):
+            if self.status is None and self.label is None:
+                raise ValueError("give a status or a label to set")
+            if (self.verdicts is None) == (self.filters is None):
+                raise ValueError("give either verdicts or filters")
+            return self
+
+    return CurationChange
+
+
+class CurationDone(BaseModel):
+    batch: int | None = Field(description="The batch that POST /v1/feedback/batches/{batch}/undo takes back; null "
+                              "when no verdict needed a change.")
+    changed: list[int] = Field(description="The verdicts changed.")
+    unchanged: list[int] = Field(description="The verdicts that were so already.")
+    updated: str | None = Field(description="The updated time of the changed verdicts now.")
+
+    @staticmethod
+    def of(done: dict) -> dict:
+        """The API's view of a change (``Curation.change``'s answer)."""
+        changed = done["changed"]
+        return {"batch": done["batch"], "changed": [row["id"] for row in changed],
+                "unchanged": [row["id"] for row in done["unchanged"]], "updated": changed[0]["updated"] if changed
+                else None}
+
+
+class Undone(BaseModel):
+    batch: int
+    restored: list[int] = Field(description="The verdicts that are as they were before the batch again.")
+
+
+def _not_text(value):
+    """A number as JSON has it (``3``, or ``3.0``, the same integer), never a string of digits nor true or false."""
+    if isinstance(value, (str, bool)):
+        raise ValueError(f"give a number, not {'text' if isinstance(value, str) else 'true or false'}")
+    return value
+
+
+def _no_default(schema: dict) -> None:
+    """An optional field that is left out, never null: the document shows no default."""
+    schema.pop("default", None)

@@ -1,11 +1,18 @@
-"""The Batch tab: a file of texts (CSV, jsonl or txt) labelled row by row into a file to download."""
+"""The Batch tab: a file of texts (CSV, jsonl or txt) labelled row by row into a file to download, and shown in the
+page: how many rows got each label, and the first rows in a table to sort."""
 
 import gradio as gr
 
-from moderation.batch_files import MAX_ROWS, OUTPUTS
+from moderation.batch_files import MAX_ROWS, OUTPUTS, BatchRun
+from moderation.labels import SEVERITY
 from moderation.settings import Settings
 
 from .common import Page, download, shown_errors
+
+SHOWN_ROWS = 100
+"""How many of a file's labelled rows the page shows (the file to download has them all)."""
+ROW_COLUMNS = ["text", "label", "probability", "flagged", "intervene", "error"]
+COUNT_COLUMNS = ["label", "rows", "share"]
 
 
 def build(page: Page) -> None:
@@ -21,6 +28,11 @@ def build(page: Page) -> None:
         button = gr.Button("Label the file", variant="primary")
         summary = gr.Textbox(label="Batch", interactive=False)
         file = download(page, "Labelled file")
+        counts = gr.Dataframe(headers=COUNT_COLUMNS, datatype=["str", "number", "str"], interactive=False,
+                              label="Rows by label", elem_id="batch-counts")
+        rows = gr.Dataframe(headers=ROW_COLUMNS, datatype=["str", "str", "number", "bool", "bool", "str"],
+                            interactive=False, wrap=False, max_chars=80, label=f"The first {SHOWN_ROWS} rows: click a "
+                            "column's menu (⋮) to sort by it", elem_id="batch-rows")
 
     @shown_errors
     def label_batch(path: str | None, format: str, keep: bool, draft: Settings | None, progress=gr.Progress()):
@@ -31,9 +43,23 @@ def build(page: Page) -> None:
             progress((done, total), desc="Labelling", unit="rows")
 
         out, run = page.service.moderate_file(path, format=format, settings=page.settings(draft), record=keep,
-                                              progress=advance)
+                                              progress=advance, first=SHOWN_ROWS)
         kept = ", kept for review" if keep else ""
         return str(out), (f"{run.labelled} of {run.rows} rows labelled ({run.errors} with an error{kept}) in "
-                          f"{run.seconds:.1f} s.")
+                          f"{run.seconds:.1f} s."), label_counts(run), first_rows(run)
 
-    button.click(label_batch, [upload, format_choice, record, page.draft], [file, summary], api_name="batch")
+    button.click(label_batch, [upload, format_choice, record, page.draft], [file, summary, counts, rows],
+                 api_name="batch")
+
+
+def label_counts(run: BatchRun) -> list[list]:
+    """How many rows got each label, least severe first, then the rows with an error: count and share."""
+    counted = [(label, run.labels.get(label, 0)) for label in SEVERITY] + [("error", run.errors)]
+    return [[name, count, f"{count / run.rows:.1%}"] for name, count in counted]
+
+
+def first_rows(run: BatchRun) -> list[list]:
+    """The run's first rows, as :data:`ROW_COLUMNS`: the label's probability, or the error."""
+    return [[item["text"] or "", item.get("label", ""),
+             round(item["scores"][item["label"]], 3) if "scores" in item else None,
+             item.get("flagged"), item.get("intervene"), item.get("error", "")] for item in run.first]

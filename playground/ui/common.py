@@ -46,11 +46,11 @@ class Page:
 
 
 def reviewer_name(blocks: gr.Blocks, logins: bool) -> gr.Textbox:
-    """The page's one name box: optional (a blank name saves as anonymous), filled from the browser on load (when
-    it has one: a name typed before the page finished loading stays) and remembered there on each change; hidden
-    when reviewers log in (their login names them)."""
-    name = gr.Textbox(label="Reviewer", placeholder="Your name: optional (without one, verdicts are anonymous), "
-                      "and this browser remembers it", visible=not logins, max_lines=1)
+    """The page's one name box: optional (a blank name saves as anonymous, and a page call may leave it out), filled
+    from the browser on load (when it has one: a name typed before the page finished loading stays) and remembered
+    there on each change; hidden when reviewers log in (their login names them)."""
+    name = gr.Textbox(value="", label="Reviewer", placeholder="Your name: optional (without one, verdicts are "
+                      "anonymous), and this browser remembers it", visible=not logins, max_lines=1)
     remembered = gr.BrowserState("", storage_key=REMEMBERED_NAME, secret=REMEMBERED_NAME)
     blocks.load(lambda saved: saved or gr.skip(), remembered, name, api_visibility="private")
     name.change(lambda typed: typed, name, remembered, api_visibility="private")

@@ -7,7 +7,12 @@ from moderation.labels import LABELS
 
 from .common import Page, shown_errors
 
-COLUMNS = ["text", "model label", "reviewers' labels", "final label"]
+COLUMNS = ["text", "final label", "reviewers' labels", "model label"]
+"""The table's columns, what a curator needs first leftmost."""
+WIDTHS = ["38%", "185px", "32%", "185px"]
+"""The columns' widths: the table fits a window 1280 pixels wide."""
+CELL_CHARS = 60
+"""How much of a cell the table shows (the selected text shows whole)."""
 
 
 def build(page: Page) -> None:
@@ -17,9 +22,10 @@ def build(page: Page) -> None:
         gr.Markdown("Texts whose reviewers disagree, unsettled ones first. Click a row, choose the final label and "
                     "set it: the export uses it for the text, and the text's pending verdicts become accepted.")
         refresh = gr.Button("Refresh")
-        table = gr.Dataframe(headers=COLUMNS, datatype="str", interactive=False, wrap=True, label="Disagreements")
+        table = gr.Dataframe(headers=COLUMNS, datatype="str", interactive=False, wrap=False, max_chars=CELL_CHARS,
+                             column_widths=WIDTHS, label="Disagreements", elem_id="disagreements-table")
         with gr.Row():
-            selected = gr.Textbox(label="Selected text", interactive=False)
+            selected = gr.Textbox(label="Selected text", interactive=False, lines=2)
             final = gr.Dropdown(list(LABELS), label="Final label", value=None)
         settle = gr.Button("Set final label", variant="primary")
         result = gr.Textbox(label="Settled", interactive=False)
@@ -27,9 +33,9 @@ def build(page: Page) -> None:
     @shown_errors
     def disagreements():
         """The texts reviewers disagree on, as table rows."""
-        return [[row["text"], ", ".join(label or "no label" for label in row["model_labels"]),
+        return [[row["text"], row["final_label"] or "",
                  "; ".join(f"{verdict['reviewer']}: {verdict['label']}" for verdict in row["verdicts"]),
-                 row["final_label"] or ""] for row in service.disagreements()]
+                 ", ".join(label or "no label" for label in row["model_labels"])] for row in service.disagreements()]
 
     @shown_errors
     def set_final_label(text: str, label: str, name: str, request: gr.Request) -> str:
