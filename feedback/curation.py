@@ -10,12 +10,14 @@ from moderation.prompt import is_blank
 
 from .connection import Connection
 from .rows import JOINED, STATUSES, choice, decode, filters, model_label, now, verdict, where
+from .splits import TEST_SHARE, assign_split, check_test_share
 
 _CURATED = """
 select predictions.text, coalesce(final_labels.label, min(verdicts.label)) as label, count(*) as verdicts,
-  min(verdicts.id) as first
+  min(verdicts.id) as first, splits.split
 from verdicts join predictions on predictions.id = verdicts.prediction_id
   left join final_labels on final_labels.text = predictions.text
+  left join splits on splits.text = predictions.text
 {where}
 group by predictions.text
 having first > ? and (final_labels.label is not null or count(distinct verdicts.label) = 1)
@@ -33,13 +35,17 @@ group by predictions.text having count(distinct verdicts.label) > 1
 order by final_labels.label is not null, max(verdicts.id) desc limit ?
 """
 
+CURATED_FIELDS = ("text", "label", "verdicts", "split")
+
 
 class Curation:
-    """The curation of a feedback database's verdicts."""
+    """The curation of a feedback database's verdicts; an accepted text goes to the test split with the chance
+    ``test_share`` (see :mod:`feedback.splits`)."""
 
-    def __init__(self, connection: Connection):
+    def __init__(self, connection: Connection, test_share: float = TEST_SHARE):
         self.connection = connection
         self.db = connection.db
+        self.test_share = check_test_share(test_share)
 
     def verdicts(self, *, status=None, label=None, disagree=False, search=None, limit=200) -> list[dict]:
         """Verdicts joined with their predictions, newest first.
@@ -87,20 +93,22 @@ class Curation:
                                            "'pending' and prediction_id in (select id from predictions where text = ?)",
                                            [row["created"], text]).rowcount
                 moved.update(pending=-accepted, accepted=accepted)
+                assign_split(self.db, text, self.test_share)
             return row
 
-    def curated_labels(self, *, status=None, since=None, batch_size=1000):
+    def curated_labels(self, *, status=None, since=None, split=None, batch_size=1000):
         """The curated label of each judged text, streamed, one row per text in the order of its first verdict:
-        ``{"text", "label", "verdicts"}``.
+        ``{"text", "label", "verdicts", "split"}`` (the split is None until the text is accepted; ``split`` keeps
+        the texts of one).
 
         This is the one definition of a text's curated label: the final label a curator set for it, else the
         label that all its verdicts give (those matching ``status`` and ``since``, as the ``full`` export filters
         them). A text whose verdicts disagree and that has no final label has no curated label yet: it is left out
         (it waits in :meth:`disagreements`).
         """
-        clauses, params = filters(status=status, since=since)
+        clauses, params = filters(status=status, since=since, split=split)
         return self.connection.batches(_CURATED.format(where=where(clauses)), params, batch_size, key="first",
-                                       decode=lambda row: {key: row[key] for key in ("text", "label", "verdicts")})
+                                       decode=lambda row: {key: row[key] for key in CURATED_FIELDS})
 
     def disagreements(self, *, limit: int = 200) -> list[dict]:
         """Texts whose (not discarded) verdicts give different labels, unsettled ones first, then the latest:
@@ -111,7 +119,12 @@ class Curation:
                 for row in rows]
 
     def _update(self, verdict_id, moved: Counter, **changes) -> dict:
+        """Change a verdict (under the lock); where it becomes accepted, its text gets its split."""
         with self.connection.transaction() as counted:
             self.db["verdicts"].update(verdict_id, {**changes, "updated": now()})
             counted.update(moved)
+            if changes.get("status") == "accepted":
+                text = self.db.execute("select text from predictions where id = (select prediction_id from verdicts "
+                                       "where id = ?)", [verdict_id]).fetchone()[0]
+                assign_split(self.db, text, self.test_share)
         return self.db["verdicts"].get(verdict_id)

@@ -19,7 +19,7 @@ from .idempotency import IdempotencyKeys
 
 SWEEP_CHUNK = 1000
 """Predictions deleted per transaction by the sweep, so that other writes are not held up for long."""
-ERASED = ("predictions", "verdicts", "final_labels", "evaluation_items", "idempotency_keys")
+ERASED = ("predictions", "verdicts", "final_labels", "splits", "evaluation_items", "idempotency_keys")
 """What :meth:`Erasure.forget` deletes, in its report's order."""
 
 _KEYS_NAMING = """delete from idempotency_keys where verdict_id in (select id from verdicts where prediction_id in
@@ -65,7 +65,7 @@ class Erasure:
     def forget(self, *, text: str | None = None, match: str | None = None) -> dict[str, int]:
         """Erase ``text`` (as given or as the model saw it), or every text that contains ``match`` (case aside),
         from every table that holds texts, in one transaction: the predictions, the verdicts on them, final labels,
-        evaluation items and the idempotency keys that name them; then the full-text index is rewritten and the
+        splits, evaluation items and the idempotency keys that name them; then the full-text index is rewritten and the
         write-ahead log emptied into the file. Returns how many rows of each it removed; ``templates``, how many
         prompt templates hold it among their few-shot examples (those are kept: predictions name them); and
         ``log_emptied``, False when another connection's reading kept the log from being emptied."""
@@ -81,7 +81,7 @@ class Erasure:
                     "delete from verdicts where prediction_id in (select value from json_each(?))", [ids]).rowcount
                 removed["predictions"] = self.db.execute(
                     "delete from predictions where id in (select value from json_each(?))", [ids]).rowcount
-                for table in ("final_labels", "evaluation_items"):
+                for table in ("final_labels", "splits", "evaluation_items"):
                     removed[table] = self.db.execute(f"delete from {table} where holds(text)").rowcount
                 self.db["predictions"].optimize()
             templates = self.db.execute(

@@ -1,5 +1,6 @@
 """The feedback database schema, as sqlite-utils migrations applied in order."""
 
+import datetime
 import hashlib
 import json
 
@@ -28,6 +29,11 @@ def _old_margins(scores: dict[str, float]) -> dict:
 def _hash(request: str) -> str:
     """What an idempotency key keeps of its request since keys hold hashes (as the live code computes it)."""
     return hashlib.sha256(request.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _split(text: str) -> str:
+    """The split a text accepted before splits were kept gets: test for the lowest 20% of its SHA-256's range."""
+    return "test" if int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], 16) < 0.2 * 16**16 else "train"
 
 
 @migrations()
@@ -190,3 +196,14 @@ def idempotency_keys_hold_hashes_and_ids(db):
     db["idempotency_keys"].create_index(["created"])
     db["idempotency_keys"].insert_all({"key": key, "request_hash": _hash(request), "verdict_id": int(response),
                                        "created": created} for key, request, response, created in verdict_keys)
+
+
+@migrations()
+def create_splits(db):
+    """The split (train or test) of each accepted text, assigned once; the texts accepted before get theirs by the
+    hash of the text, 20% to test (as the live code first computed it)."""
+    db["splits"].create({"text": str, "split": str, "created": str}, pk="text", not_null={"split", "created"})
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+    texts = [row[0] for row in db.execute("select distinct predictions.text from verdicts join predictions on "
+                                          "predictions.id = verdicts.prediction_id where verdicts.status = 'accepted'")]
+    db["splits"].insert_all({"text": text, "split": _split(text), "created": created} for text in texts)

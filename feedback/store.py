@@ -17,6 +17,7 @@ from .evaluations import Evaluations
 from .idempotency import KEY_HOURS, IdempotencyKeys
 from .queue import Queue, prediction_margins
 from .rows import VERDICTS, choice, decode, model_label, now, prediction, verdict
+from .splits import TEST_SHARE
 
 _PREDICTION_COLUMNS = ("created", "text", "label", "scores", "prompt", "model", "template", "mode", "generated",
                        "role", "margin", "intervene_margin")
@@ -33,18 +34,18 @@ on conflict (prediction_id, reviewer) do update set verdict = excluded.verdict, 
 
 class FeedbackStore:
     """A SQLite file of predictions and verdicts, safe to share between threads; a new file (and its WAL) is
-    readable and writable by its owner alone.
+    readable and writable by its owner alone. An accepted text goes to the test split with the chance ``test_share``.
 
     A write that SQLite cannot make (a full disk, an I/O error) raises :class:`~moderation.errors.Unavailable` with a
     message that says what to do, and leaves ``failure`` set to SQLite's reason until a later write commits.
     """
 
-    def __init__(self, path, *, key_hours: float = KEY_HOURS):
+    def __init__(self, path, *, key_hours: float = KEY_HOURS, test_share: float = TEST_SHARE):
         self.connection = Connection(path)
         self.path, self.db = self.connection.path, self.connection.db
         self.keys = IdempotencyKeys(self.connection, key_hours)
         self.queue = Queue(self.connection)
-        self.curation = Curation(self.connection)
+        self.curation = Curation(self.connection, test_share)
         self.evaluations = Evaluations(self.connection)
         self.erasure = Erasure(self.connection, self.keys)
 

@@ -20,6 +20,7 @@ from gradio.utils import get_upload_folder
 from feedback.api_keys import ApiKeys
 from feedback.idempotency import KEY_HOURS
 from feedback.reviewers import Reviewers
+from feedback.splits import TEST_SHARE, check_test_share
 from feedback.store import FeedbackStore
 from moderation.command_line import add_model_options, add_settings_options, open_model, settings_from
 from moderation.errors import USER_ERRORS
@@ -166,12 +167,23 @@ def above_zero(kind):
     return parse
 
 
+def share(text: str) -> float:
+    """An option's type: a share of accepted texts, above 0 and below 1, else a message that says so."""
+    try:
+        return check_test_share(float(text))
+    except ValueError:  # InvalidInput is one
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1, like {TEST_SHARE}") from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line of ``python app.py``."""
     parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.split("\n\n")[0])
     add_model_options(parser)
     add_settings_options(parser, chat=True)
     parser.add_argument("--db", default="feedback.db", help="SQLite file for predictions and verdicts")
+    parser.add_argument("--test-share", type=share, default=TEST_SHARE, metavar="SHARE",
+                        help="the share of accepted texts kept for testing (never trained on), by a hash of the text; "
+                        "a text keeps the split it was given first (default: %(default)s)")
     parser.add_argument("--versions", default="versions", metavar="DIR",
                         help="folder for the versions retrained from the page, with their logs and data")
     parser.add_argument("--host", default="127.0.0.1")
@@ -234,7 +246,7 @@ def main(argv=None) -> int:
         api_keys = ApiKeys(args.api_keys) if args.api_keys else None
         settings = settings_from(args)
         moderator = open_model(args)
-        store = FeedbackStore(args.db, key_hours=args.key_hours)
+        store = FeedbackStore(args.db, key_hours=args.key_hours, test_share=args.test_share)
         service = PlaygroundService(
             moderator, store, ScratchFolder(get_upload_folder(), args.db), settings=settings,
             limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),

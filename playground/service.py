@@ -282,9 +282,9 @@ class PlaygroundService:
             raise InvalidInput("Choose the new label first.", "label")
         return self.store.curation.relabel(row_id(verdict_id, "verdict", "Select a verdict in the table first."), label)
 
-    def export_lines(self, *, format: str = "oig", status=None, since=None) -> Iterator[str]:
+    def export_lines(self, *, format: str = "oig", status=None, since=None, split=None) -> Iterator[str]:
         """The verdicts as jsonl lines, streamed (arguments are checked before the first line)."""
-        return export_lines(self.store, format=format, status=status, since=since or None)
+        return export_lines(self.store, format=format, status=status, since=since or None, split=split)
 
     def export(self, *, format: str = "oig", status=None, since=None) -> tuple[Path, int]:
         """Write the verdicts as a jsonl file in the export folder (removed within the hour); returns its path and

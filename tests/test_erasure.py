@@ -60,14 +60,15 @@ def test_forget_erases_a_text_to_the_last_byte_while_the_app_has_the_database_op
         assert SECRET.encode() in wal and WORD in wal, "the text is there to be erased"
         run = cli(feedback_main, "forget", "--text", SECRET, "--db", path)
         assert run.returncode == 0, run.stderr
-        assert run.stdout.strip() == (f"Erased from {path}: 3 predictions, 2 verdicts, 1 final labels, 1 evaluation "
-                                      "items and 2 idempotency keys.")
+        assert run.stdout.strip() == (f"Erased from {path}: 3 predictions, 2 verdicts, 1 final labels, 1 splits, 1 "
+                                      "evaluation items and 2 idempotency keys.")
         assert SECRET not in run.stdout + run.stderr, "the text is not printed"
         erased = file_bytes(path)  # while the app still has it open
         assert SECRET.encode() not in erased and WORD not in erased, "a byte of the text stayed in the file"
     with FeedbackStore(path) as store:
         assert [row["text"] for row in store.curation.verdicts(search="weather")] == ["Keep this one about the weather"]
         assert store.curation.verdicts(search="Zyxwvut") == [] and store.db["final_labels"].count == 0
+        assert store.db["splits"].count == 0, "the final label accepted the text: its split goes with it"
         assert [item["text"] for item in store.evaluations.get(1)["items"]] == ["Keep this one about the weather"]
         assert store.connection.verdicts_by_status() == {"pending": 1, "accepted": 0, "discarded": 0}
 

@@ -71,6 +71,7 @@ def test_migrations_create_schema_once(tmp_path):
         "create_idempotency_keys",
         "create_write_checks",
         "idempotency_keys_hold_hashes_and_ids",
+        "create_splits",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()

@@ -45,9 +45,11 @@ def feedback_router(service: PlaygroundService, reviewers: Reviewers | None, lim
         since: str | None = Query(None, description="only verdicts given since: a date like 2026-11-29, or a time "
                                   "like 2026-11-29T14:30:00Z (UTC unless it says otherwise)",
                                   json_schema_extra=absent_or(*MOMENTS)),
+        split: Literal["train", "test"] | None = Query(None, description="only the texts of this split: train (what "
+                                                      "retraining learns from) or test (what judges a version)"),
     ) -> JsonLines:
-        """The verdicts as jsonl, streamed row by row."""
-        return JsonLines(service.export_lines(format=format, status=status, since=since))
+        """The verdicts as jsonl, streamed row by row; each carries its text's split (null until it is accepted)."""
+        return JsonLines(service.export_lines(format=format, status=status, since=since, split=split))
 
     @router.get("/stats", responses=documented(*refusals))
     def stats() -> dict:

@@ -7,7 +7,7 @@ from moderation.labels import LABELS
 
 from .common import ANY, Page, optional, shown_errors
 
-COLUMNS = ["id", "time", "text", "model label", "reviewer label", "verdict", "status", "reviewer", "note"]
+COLUMNS = ["id", "time", "text", "model label", "reviewer label", "verdict", "status", "split", "reviewer", "note"]
 
 
 def build(page: Page) -> None:
@@ -35,7 +35,8 @@ def build(page: Page) -> None:
         """The verdicts matching the filters, newest first, as table rows."""
         rows = service.verdicts(status=optional(status), label=optional(label), disagree=disagree, search=search)
         return [[row["id"], row["created"][:19].replace("T", " "), row["text"], row["model_label"] or "",
-                 row["label"], row["verdict"], row["status"], row["reviewer"], row["note"]] for row in rows]
+                 row["label"], row["verdict"], row["status"], row["split"] or "", row["reviewer"], row["note"]]
+                for row in rows]
 
     @shown_errors
     def accept_verdict(verdict) -> str:
