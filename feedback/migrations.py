@@ -207,3 +207,34 @@ def create_splits(db):
     texts = [row[0] for row in db.execute("select distinct predictions.text from verdicts join predictions on "
                                           "predictions.id = verdicts.prediction_id where verdicts.status = 'accepted'")]
     db["splits"].insert_all({"text": text, "split": _split(text), "created": created} for text in texts)
+
+
+@migrations()
+def add_evaluation_trained_texts(db):
+    """How many gold texts that the evaluated version trained on a run left out, or kept."""
+    for column in ("trained_left_out", "trained_included"):
+        db["evaluation_runs"].add_column(column, int, not_null_default=0)
+
+
+@migrations()
+def create_serving_events(db):
+    """What the app served and shadowed, and who changed it, when and why (with the gate's figures)."""
+    db["serving_events"].create(
+        {"id": int, "created": str, "action": str, "version": str, "folder": str, "reviewer": str, "reason": str,
+         "gate": str},
+        pk="id",
+        not_null={"created", "action", "version", "reviewer"},
+    )
+
+
+@migrations()
+def create_shadow_predictions(db):
+    """A shadow's label of a text the serving model answered, beside the serving model's."""
+    db["shadow_predictions"].create(
+        {"id": int, "created": str, "text": str, "template": str, "serving_model": str, "serving_label": str,
+         "model": str, "label": str, "scores": str},
+        pk="id",
+        not_null={"created", "text", "serving_model", "serving_label", "model", "label", "scores"},
+    )
+    for columns in (["text"], ["model"], ["created"]):
+        db["shadow_predictions"].create_index(columns)

@@ -72,6 +72,9 @@ def test_migrations_create_schema_once(tmp_path):
         "create_write_checks",
         "idempotency_keys_hold_hashes_and_ids",
         "create_splits",
+        "add_evaluation_trained_texts",
+        "create_serving_events",
+        "create_shadow_predictions",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()

@@ -59,6 +59,8 @@ from feedback.api_keys import ApiKeys, add_api_key, key_hash
 from feedback.reviewers import add_reviewer
 from feedback.store import FeedbackStore
 from moderation.__main__ import main as moderation_main
+from moderation.evaluate import compare
+from moderation.evaluate.metrics import compute_metrics
 from moderation.labelled_files import read_labelled, read_template
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
@@ -656,14 +658,23 @@ def shows_as_text(markdown: str, text: str, layout: set[str]):
 
 
 def run_retrain_report(case, ctx: Context):
-    """The report a retraining job writes (the Retrain tab shows it as Markdown) with the text among its flips."""
+    """The report a retraining job writes (the Retrain tab shows it as Markdown) with the text among its flips and
+    its benign regressions (casual before, as gold says, and flagged after)."""
+    text = case["input"]["text"]
     run = {"id": None, "created": None, "version": None, "template": "card", "threshold": "needs caution",
-           "mode": "score", "gold_name": "held-out records", "gold_hash": "h", "gold_size": 1}
-    report = {"a": {**run, "model": "base"}, "b": {**run, "model": "base-lora-1"}, "same_gold": True,
-              "metrics": {"accuracy": {"a": 0.5, "b": 1.0, "delta": 0.5}}, "fixed": 1, "broken": 0,
-              "flipped": [{"text": case["input"]["text"], "gold": "casual", "a": "needs caution", "b": "casual",
-                           "outcome": "fixed"}]}
-    shows_as_text(report_text(report), case["input"]["text"],
+           "mode": "score", "gold_name": "held-out records", "gold_hash": "h", "gold_size": 2}
+
+    def labelled(model, label):
+        items = [{"text": text, "gold": "casual", "label": label, "scores": {}, "generated": None},
+                 {"text": "a second text", "gold": "needs caution", "label": "needs caution", "scores": {},
+                  "generated": None}]
+        metrics = compute_metrics([item["gold"] for item in items], [item["label"] for item in items], None,
+                                  "needs caution")
+        return {**run, "model": model, "metrics": metrics, "items": items}
+
+    comparison = compare(labelled("base", "casual"), labelled("base-lora-1", "needs caution"))
+    assert comparison["benign_regressions"] and comparison["flipped"]
+    shows_as_text(report_text(comparison), text,
                   {"h1", "h2", "p", "ul", "li", "strong", "table", "thead", "tbody", "tr", "th", "td"})
     return 0, 0
 
