@@ -151,8 +151,9 @@ def run_forget(store, args):
     """Erase the text (or the texts that match) and say what was removed; the text itself is not printed."""
     removed = store.erasure.forget(text=args.text, match=args.match)
     print(f"Erased from {args.db}: {removed['predictions']} predictions, {removed['verdicts']} verdicts, "
-          f"{removed['final_labels']} final labels, {removed['splits']} splits, {removed['evaluation_items']} "
-          f"evaluation items and {removed['idempotency_keys']} idempotency keys.")
+          f"{removed['final_labels']} final labels, {removed['splits']} splits, {removed['shadow_predictions']} "
+          f"shadow predictions, {removed['evaluation_items']} evaluation items and {removed['idempotency_keys']} "
+          "idempotency keys.")
     if removed["templates"]:
         print(f"{removed['templates']} prompt templates hold it among their examples: they are kept (predictions "
               "name them). Publish a prompt without it.", file=sys.stderr)

@@ -1,6 +1,7 @@
 """The feedback database: every prediction shown, reviewers' verdicts on them, and, through its parts, the review
-queue (``queue``), curation (``curation``), idempotency keys (``keys``), evaluation runs (``evaluations``) and
-erasure (``erasure``), all on one connection (``connection``)."""
+queue (``queue``), curation (``curation``), idempotency keys (``keys``), evaluation runs (``evaluations``),
+erasure (``erasure``), what is served (``serving``) and the shadow's predictions (``shadows``), all on one connection
+(``connection``)."""
 
 import json
 import numbers
@@ -17,6 +18,8 @@ from .evaluations import Evaluations
 from .idempotency import KEY_HOURS, IdempotencyKeys
 from .queue import Queue, prediction_margins
 from .rows import VERDICTS, choice, decode, model_label, now, prediction, verdict
+from .serving import ServingLog
+from .shadows import Shadows
 from .splits import TEST_SHARE
 
 _PREDICTION_COLUMNS = ("created", "text", "label", "scores", "prompt", "model", "template", "mode", "generated",
@@ -48,6 +51,8 @@ class FeedbackStore:
         self.curation = Curation(self.connection, test_share)
         self.evaluations = Evaluations(self.connection)
         self.erasure = Erasure(self.connection, self.keys)
+        self.serving = ServingLog(self.connection)
+        self.shadows = Shadows(self.connection)
 
     def close(self):
         """Close the database connection."""

@@ -14,6 +14,11 @@ class Conflict(InvalidInput):
     request, a job already running, nothing to roll back to): HTTP 409; the message says what to change."""
 
 
+class NotFound(InvalidInput):
+    """What the input names is not there (a version that was never trained here, say): HTTP 404; the message says
+    what to choose instead."""
+
+
 class Busy(RuntimeError):
     """Too much work is waiting: the caller should retry in a moment."""
 

@@ -123,7 +123,7 @@ def tiny_adapter_dir(tiny_model_dir, tmp_path_factory):
 
 def demo_adapter(folder: Path, records, *options) -> Path:
     """A LoRA adapter trained on the demo model by ``python -m moderation.training`` on ``records`` (no replay, 20
-    steps, checkpoints chosen on the shipped held-out set), in ``folder``."""
+    steps, checkpoints chosen on the shipped held-out set; started by "ana"), in ``folder``."""
     from moderation.labelled_files import HELDOUT_FILE
     from moderation.prompt import format_record
     from moderation.training.__main__ import main as train
@@ -131,7 +131,8 @@ def demo_adapter(folder: Path, records, *options) -> Path:
     data = folder / "export.jsonl"
     data.write_text("".join(json.dumps({"text": format_record(*record)}) + "\n" for record in records))
     code = train(["--model", "demo", "--data", str(data), "--eval-data", str(HELDOUT_FILE), "--out",
-                  str(folder / "adapter"), "--lora", "--max-steps", "20", "--replay-ratio", "0", *options])
+                  str(folder / "adapter"), "--lora", "--max-steps", "20", "--replay-ratio", "0", "--started-by", "ana",
+                  *options])
     assert code == 0
     return folder / "adapter"
 

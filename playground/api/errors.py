@@ -8,20 +8,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from moderation.errors import Busy, Conflict, InvalidInput, ModelLoadError, RemoteError, Unavailable
+from moderation.errors import Busy, Conflict, InvalidInput, ModelLoadError, NotFound, RemoteError, Unavailable
 
 from .protocol import ErrorResponse
 
 log = logging.getLogger("playground.api")
 
-STATUS = {InvalidInput: 400, ModelLoadError: 400, Conflict: 409, RemoteError: 502, Busy: 503, Unavailable: 503}
+STATUS = {InvalidInput: 400, ModelLoadError: 400, NotFound: 404, Conflict: 409, RemoteError: 502, Busy: 503,
+          Unavailable: 503}
 """The HTTP status of each kind of error a client can act on."""
 
 ANSWERS = {
     400: "The request is malformed or breaks a limit: the message says what to change.",
     401: "The credentials are missing or wrong: the message says what to send.",
-    404: "The model named is not served here: the message names the one that is.",
-    409: "The Idempotency-Key was sent before with another request: send a new key.",
+    404: "The model or version named is not here: the message says what there is.",
+    409: "The request conflicts with the state of things (an Idempotency-Key sent before with another request, a "
+         "version the gate refuses): the message says what to change.",
     413: "The request body is over the server's limit (--max-body).",
     429: "Too many failed logins: retry after Retry-After seconds.",
     500: "A failure of the server itself: a generic message (the server's log has the details).",
