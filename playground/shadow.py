@@ -22,6 +22,8 @@ log = logging.getLogger("playground.shadow")
 
 MAX_QUEUE = 64
 """Answered batches that may wait for the shadow; past it, the shadow drops them."""
+MAX_BATCH = 32
+"""Texts the shadow labels in one call at most: what waits is labelled together."""
 LOWEST_PRIORITY = 19
 _STOP = object()
 
@@ -72,13 +74,30 @@ class Shadow:
     def _run(self):
         if sys.platform.startswith("linux"):  # this thread (and the threads it starts) only: the serving one first
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
-        while (handed := self._queue.get()) is not _STOP:
-            results, settings = handed
-            try:
-                self._shadow(results, settings)
-            except Exception:  # a failure of the shadow must not stop it, nor reach the serving path; the log has it
-                self.dropped += len(results)
-                log.exception("The shadow %s could not label %d texts", self.name, len(results))
+        while True:
+            waiting = [self._queue.get()]
+            while waiting[-1] is not _STOP and sum(len(results) for results, _ in waiting) < MAX_BATCH:
+                try:
+                    waiting.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = waiting[-1] is _STOP
+            groups: dict[Settings, list[ModerationResult]] = {}
+            for results, settings in waiting[:-1] if stop else waiting:
+                groups.setdefault(settings, []).extend(results)
+            for settings, results in groups.items():
+                self._label(results, settings)
+            if stop:
+                return
+
+    def _label(self, results: list[ModerationResult], settings: Settings) -> None:
+        """Label what the serving model answered under ``settings``, and record both; a failure is logged and its
+        texts counted as dropped (it must not stop the shadow, nor reach the serving path)."""
+        try:
+            self._shadow(results, settings)
+        except Exception:
+            self.dropped += len(results)
+            log.exception("The shadow %s could not label %d texts", self.name, len(results))
 
     def _shadow(self, results: list[ModerationResult], settings: Settings) -> None:
         shadowed = self.moderator.moderate([result.text for result in results], settings)

@@ -60,8 +60,9 @@ from feedback.reviewers import add_reviewer
 from feedback.store import FeedbackStore
 from moderation.__main__ import main as moderation_main
 from moderation.evaluate import compare
+from moderation.evaluate.__main__ import main as evaluate_main
 from moderation.evaluate.metrics import compute_metrics
-from moderation.labelled_files import read_labelled, read_template
+from moderation.labelled_files import HELDOUT_FILE, read_labelled, read_template
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
 from moderation.training.__main__ import main as train_main
@@ -906,10 +907,28 @@ def run_feedback_cli(case, ctx: Context):
     return 0, 0
 
 
+def cli_args(args: list[str], ctx: Context) -> list[str]:
+    """A command line with its places filled: ``{model}`` the tiny model, ``{heldout}`` the shipped held-out set,
+    ``{bad_gold}`` a gold file with an unknown label, ``{db}`` a database file of the case's own (not made here)."""
+    bad_gold = ctx.tmp_path / "bad-gold.jsonl"
+    bad_gold.write_text('{"text": "You are all idiots", "label": "rude"}\n')
+    places = {"{heldout}": lambda: HELDOUT_FILE, "{bad_gold}": lambda: bad_gold,
+              "{db}": lambda: ctx.tmp_path / "runs.db", "{model}": lambda: ctx.fixture("tiny_model_dir")}
+    return [str(places[arg]()) if arg in places else arg for arg in args]
+
+
 def run_app_options(case, ctx: Context):
     """``python app.py ARGS``: refused before anything loads."""
     assert case["expect"] == "error", "the corpus starts no app of its own"
-    cli_error(ctx.cli(server_main, *case["input"]["args"]), case)
+    cli_error(ctx.cli(server_main, *cli_args(case["input"]["args"], ctx)), case)
+    return 0, 0
+
+
+def run_evaluate_cli(case, ctx: Context):
+    """``python -m moderation.evaluate ARGS`` (a gate, on the tiny model): refused with a message, no run stored."""
+    assert case["expect"] == "error", "the corpus evaluates nothing to the end"
+    cli_error(ctx.cli(evaluate_main, *cli_args(case["input"]["args"], ctx)), case)
+    assert not (ctx.tmp_path / "runs.db").exists(), "a refused command wrote a database"
     return 0, 0
 
 
@@ -940,6 +959,7 @@ RUNNERS = {
     "rest_keyed": run_rest_keyed,
     "feedback_cli": run_feedback_cli,
     "app_options": run_app_options,
+    "evaluate_cli": run_evaluate_cli,
 }
 
 
