@@ -112,8 +112,9 @@ class Engine:
 
 
 async def clients_run(url: str, corpus: list[str], clients: int, *, seconds: float | None = None,
-                      requests: int | None = None) -> dict:
-    """``clients`` concurrent clients posting one text a request, for ``seconds`` or ``requests`` each.
+                      requests: int | None = None, pause: float = 0.0) -> dict:
+    """``clients`` concurrent clients posting one text a request, for ``seconds`` or ``requests`` each, each waiting
+    ``pause`` seconds after an answer before its next request.
 
     Each client is one keep-alive HTTP/1.1 connection written and read by hand: a client library costs a few
     milliseconds of CPU a request, which on this machine would be taken from the server being measured.
@@ -140,6 +141,7 @@ async def clients_run(url: str, corpus: list[str], clients: int, *, seconds: flo
                 else:
                     errors.append(f"{head.split(b' ', 2)[1].decode()}: {answer[:200].decode(errors='replace')}")
                 sent += 1
+                await asyncio.sleep(pause)
         finally:
             writer.close()
 

@@ -14,7 +14,7 @@ from .api_keys import add_api_key, api_key_names, revoke_api_key
 from .export import FORMATS, export_jsonl, write_export
 from .merge import merge
 from .reviewers import add_reviewer
-from .rows import STATUSES
+from .rows import SPLITS, STATUSES
 from .stats import as_figure, as_share, summary
 from .store import FeedbackStore
 
@@ -28,6 +28,8 @@ def main(argv=None) -> int:
     export.add_argument("--format", choices=FORMATS, default="oig")
     export.add_argument("--status", choices=STATUSES, help="only verdicts with this status")
     export.add_argument("--since", metavar="DATE", help="only verdicts given since, like 2026-11-29")
+    export.add_argument("--split", choices=SPLITS, help="only the texts of this split (train: what retraining learns "
+                        "from; test: what judges a version)")
     stats = commands.add_parser("stats", help="counts, agreement between reviewers, the queue")
     stats.add_argument("--json", action="store_true", help="print every figure as JSON")
     forget = commands.add_parser("forget", help="erase a text everywhere the database holds it")
@@ -136,7 +138,7 @@ KEY_ACTIONS = {"add": add_key, "revoke": revoke_key, "list": list_keys}
 
 def run_export(store, args):
     """Export to stdout, or to a file that only appears once it is complete."""
-    options = {"format": args.format, "status": args.status, "since": args.since}
+    options = {"format": args.format, "status": args.status, "since": args.since, "split": args.split}
     if args.out == "-":
         sys.stdout.reconfigure(encoding="utf-8")
         count = export_jsonl(store, sys.stdout, **options)
@@ -149,8 +151,9 @@ def run_forget(store, args):
     """Erase the text (or the texts that match) and say what was removed; the text itself is not printed."""
     removed = store.erasure.forget(text=args.text, match=args.match)
     print(f"Erased from {args.db}: {removed['predictions']} predictions, {removed['verdicts']} verdicts, "
-          f"{removed['final_labels']} final labels, {removed['evaluation_items']} evaluation items and "
-          f"{removed['idempotency_keys']} idempotency keys.")
+          f"{removed['final_labels']} final labels, {removed['splits']} splits, {removed['shadow_predictions']} "
+          f"shadow predictions, {removed['evaluation_items']} evaluation items and {removed['idempotency_keys']} "
+          "idempotency keys.")
     if removed["templates"]:
         print(f"{removed['templates']} prompt templates hold it among their examples: they are kept (predictions "
               "name them). Publish a prompt without it.", file=sys.stderr)

@@ -13,6 +13,7 @@ from moderation.prompt import is_blank
 from .connection import Connection
 from .ids import row_id
 from .rows import JOINED, STATUSES, choice, decode, filters, named, now, where
+from .splits import TEST_SHARE, assign_split, check_test_share
 
 MAX_CHANGE = 10_000
 """The most verdicts one curation action may change: more would hold the database (and every other write) for long."""
@@ -21,9 +22,10 @@ _KEPT = ("status", "label", "verdict")
 
 _CURATED = """
 select predictions.text, coalesce(final_labels.label, min(verdicts.label)) as label, count(*) as verdicts,
-  min(verdicts.id) as first
+  min(verdicts.id) as first, splits.split
 from verdicts join predictions on predictions.id = verdicts.prediction_id
   left join final_labels on final_labels.text = predictions.text
+  left join splits on splits.text = predictions.text
 {where}
 group by predictions.text
 having first > ? and (final_labels.label is not null or count(distinct verdicts.label) = 1)
@@ -46,14 +48,17 @@ select verdicts.id, verdicts.reviewer, verdicts.label, verdicts.verdict, verdict
 from verdicts join predictions on predictions.id = verdicts.prediction_id
 where predictions.text = ? order by verdicts.id
 """
+CURATED_FIELDS = ("text", "label", "verdicts", "split")
 
 
 class Curation:
-    """The curation of a feedback database's verdicts."""
+    """The curation of a feedback database's verdicts; an accepted text goes to the test split with the chance
+    ``test_share`` (see :mod:`feedback.splits`)."""
 
-    def __init__(self, connection: Connection):
+    def __init__(self, connection: Connection, test_share: float = TEST_SHARE):
         self.connection = connection
         self.db = connection.db
+        self.test_share = check_test_share(test_share)
 
     def verdicts(self, *, status=None, label=None, disagree=False, search=None, limit=200) -> list[dict]:
         """Verdicts joined with their predictions, newest first.
@@ -174,20 +179,22 @@ class Curation:
                            if verdict["status"] == "pending"}
                 if pending:
                     self._change(pending, "accepted", None, row["curator"], moved)
+                assign_split(self.db, text, self.test_share)
             return row
 
-    def curated_labels(self, *, status=None, since=None, batch_size=1000):
+    def curated_labels(self, *, status=None, since=None, split=None, batch_size=1000):
         """The curated label of each judged text, streamed, one row per text in the order of its first verdict:
-        ``{"text", "label", "verdicts"}``.
+        ``{"text", "label", "verdicts", "split"}`` (the split is None until the text is accepted; ``split`` keeps
+        the texts of one).
 
         This is the one definition of a text's curated label: the final label a curator set for it, else the
         label that all its verdicts give (those matching ``status`` and ``since``, as the ``full`` export filters
         them). A text whose verdicts disagree and that has no final label has no curated label yet: it is left out
         (it waits in :meth:`disagreements`).
         """
-        clauses, params = filters(status=status, since=since)
+        clauses, params = filters(status=status, since=since, split=split)
         return self.connection.batches(_CURATED.format(where=where(clauses)), params, batch_size, key="first",
-                                       decode=lambda row: {key: row[key] for key in ("text", "label", "verdicts")})
+                                       decode=lambda row: {key: row[key] for key in CURATED_FIELDS})
 
     def disagreements(self, *, limit: int = 200) -> list[dict]:
         """Texts whose (not discarded) verdicts give different labels, unsettled ones first, then the latest:
@@ -243,7 +250,7 @@ class Curation:
         """The one place where a verdict's status or label is written (a change of one verdict or many, an undo, the
         acceptance that a final label brings, a verdict becoming accepted among them): ``changes`` ({id: {"status"?,
         "label"?, "verdict"?}}) to the verdicts ``rows`` (as they were), all updated at ``when``; the status counts
-        move with them."""
+        move with them, and a text whose verdict becomes accepted gets its split."""
         self.db.conn.executemany(
             "update verdicts set status = coalesce(:status, status), label = coalesce(:label, label), "
             "verdict = coalesce(:verdict, verdict), updated = :updated where id = :id",
@@ -253,6 +260,8 @@ class Curation:
             if "status" in new:
                 moved[new["status"]] += 1
                 moved[rows[verdict_id]["status"]] -= 1
+            if new.get("status") == "accepted":
+                assign_split(self.db, rows[verdict_id]["text"], self.test_share)
 
     def _changed_since(self, stale: list[dict], asked: int, batch: int | None = None) -> str:
         """What changed in the ``stale`` verdicts (as they are now; one that is gone has only its id) of the ``asked``

@@ -19,7 +19,8 @@ from .idempotency import IdempotencyKeys
 
 SWEEP_CHUNK = 1000
 """Predictions deleted per transaction by the sweep, so that other writes are not held up for long."""
-ERASED = ("predictions", "verdicts", "final_labels", "evaluation_items", "idempotency_keys")
+ERASED = ("predictions", "verdicts", "final_labels", "splits", "shadow_predictions", "evaluation_items",
+          "idempotency_keys")
 """What :meth:`Erasure.forget` deletes, in its report's order."""
 
 _KEYS_NAMING = """delete from idempotency_keys where verdict_id in (select id from verdicts where prediction_id in
@@ -39,10 +40,11 @@ class Erasure:
 
     def sweep(self, keep_days: int | None = None) -> dict[str, int]:
         """Delete the expired idempotency keys and, with ``keep_days``, the predictions older than that many days
-        that no reviewer judged (and the keys that name them), :data:`SWEEP_CHUNK` a transaction; how many of each."""
+        that no reviewer judged (and the keys that name them), :data:`SWEEP_CHUNK` a transaction, and the shadow
+        predictions as old whose text no prediction holds any more; how many of each."""
         with self._lock, self._transaction():
             keys = self.db.execute("delete from idempotency_keys where created < ?", [self._keys_since()]).rowcount
-        removed = {"predictions": 0, "idempotency_keys": keys}
+        removed = {"predictions": 0, "shadow_predictions": 0, "idempotency_keys": keys}
         if keep_days is None:
             return removed
         before = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=keep_days)).isoformat()
@@ -57,6 +59,10 @@ class Erasure:
             removed["predictions"] += deleted
             if deleted < SWEEP_CHUNK:
                 break
+        with self._lock, self._transaction():
+            removed["shadow_predictions"] = self.db.execute(
+                "delete from shadow_predictions where created < ? and text not in (select text from predictions)",
+                [before]).rowcount
         if removed["predictions"]:  # the index's segments keep a deleted text's words until they are merged
             with self._lock, self._transaction():
                 self.db["predictions"].optimize()
@@ -65,10 +71,10 @@ class Erasure:
     def forget(self, *, text: str | None = None, match: str | None = None) -> dict[str, int]:
         """Erase ``text`` (as given or as the model saw it), or every text that contains ``match`` (case aside),
         from every table that holds texts, in one transaction: the predictions, the verdicts on them, final labels,
-        evaluation items and the idempotency keys that name them; then the full-text index is rewritten and the
-        write-ahead log emptied into the file. Returns how many rows of each it removed; ``templates``, how many
-        prompt templates hold it among their few-shot examples (those are kept: predictions name them); and
-        ``log_emptied``, False when another connection's reading kept the log from being emptied."""
+        splits, shadow predictions, evaluation items and the idempotency keys that name them; then the full-text
+        index is rewritten and the write-ahead log emptied into the file. Returns how many rows of each it removed;
+        ``templates``, how many prompt templates hold it among their few-shot examples (those are kept: predictions
+        name them); and ``log_emptied``, False when another connection's reading kept the log from being emptied."""
         self.db.conn.create_function("holds", 1, _holding(text, match), deterministic=True)
         with self._lock:
             with self._transaction() as moved:
@@ -81,7 +87,7 @@ class Erasure:
                     "delete from verdicts where prediction_id in (select value from json_each(?))", [ids]).rowcount
                 removed["predictions"] = self.db.execute(
                     "delete from predictions where id in (select value from json_each(?))", [ids]).rowcount
-                for table in ("final_labels", "evaluation_items"):
+                for table in ("final_labels", "splits", "shadow_predictions", "evaluation_items"):
                     removed[table] = self.db.execute(f"delete from {table} where holds(text)").rowcount
                 self.db["predictions"].optimize()
             templates = self.db.execute(

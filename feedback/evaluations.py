@@ -11,6 +11,7 @@ from moderation.results import MODES
 from .connection import Connection
 from .ids import row_id
 from .rows import now
+from .shadows import DISAGREE
 
 RECENT = 10
 """How many runs an unknown run id's error lists."""
@@ -19,10 +20,16 @@ _ACCEPTED = """
 select predictions.text, coalesce(final_labels.label, verdicts.label)
 from verdicts join predictions on predictions.id = verdicts.prediction_id
   left join final_labels on final_labels.text = predictions.text
-where verdicts.status = 'accepted' order by verdicts.updated, verdicts.id
+  left join splits on splits.text = predictions.text
+where verdicts.status = 'accepted' and {kept} order by verdicts.updated, verdicts.id
 """
-"""Accepted verdicts, oldest first; a text whose final label a curator settled has that label in each."""
-_RUN_COLUMNS = ("model", "version", "template", "threshold", "mode", "gold_name", "gold_hash", "gold_size")
+"""Accepted verdicts (those ``kept``), oldest first; a text whose final label a curator settled has that label in
+each."""
+_JUDGING = (f"(splits.split = 'test' or exists (select 1 from shadow_predictions as shadowed where shadowed.text = "
+            f"predictions.text and {DISAGREE}))")
+"""The texts that judge versions: those of the test split, and those a shadow and the serving model disagreed on."""
+_RUN_COLUMNS = ("model", "version", "template", "threshold", "mode", "gold_name", "gold_hash", "gold_size",
+                "trained_left_out", "trained_included")
 
 
 class Evaluations:
@@ -36,8 +43,17 @@ class Evaluations:
     def accepted_labels(self) -> list[tuple[str, str]]:
         """(text, label) of every accepted verdict, from the one accepted (or relabelled) first to the latest; the
         curator's final label stands in for the verdicts' labels of a text that has one."""
+        return self._labels("true")
+
+    def judging_labels(self) -> list[tuple[str, str]]:
+        """(text, label) of the accepted verdicts that judge a version (:meth:`accepted_labels` of the texts of the
+        test split, and of those a shadow and the serving model disagreed on: they go to the gate set, whichever
+        split they are in, and an evaluation leaves out those a version trained on)."""
+        return self._labels(_JUDGING)
+
+    def _labels(self, kept: str) -> list[tuple[str, str]]:
         with self._lock:
-            return [tuple(row) for row in self.db.execute(_ACCEPTED).fetchall()]
+            return [tuple(row) for row in self.db.execute(_ACCEPTED.format(kept=kept)).fetchall()]
 
     def save(self, run: dict) -> dict:
         """Store ``run`` (as :func:`moderation.evaluate.evaluate` makes it) and its items in one transaction;

@@ -13,14 +13,16 @@ from .rows import JOINED, filters, where
 
 
 def oig_record(row: dict) -> dict:
-    """The training example for a text: ``Input: <text>\nOutput: <curated label>``."""
-    return {"text": format_record(row["text"], row["label"])}
+    """The training example for a text: ``Input: <text>\nOutput: <curated label>``, and its split (train, test, or
+    None before it is accepted)."""
+    return {"text": format_record(row["text"], row["label"]), "split": row["split"]}
 
 
-def verdict_rows(store, *, status=None, since=None, batch_size=1000):
+def verdict_rows(store, *, status=None, since=None, split=None, batch_size=1000):
     """Every verdict joined with its prediction, streamed in id order, ``batch_size`` rows at a time (``since``: a
-    date or ISO datetime, UTC unless it says otherwise). Arguments are checked on the call, before any row is read."""
-    clauses, params = filters(status=status, since=since)
+    date or ISO datetime, UTC unless it says otherwise; ``split``: the texts of a split). Arguments are checked on
+    the call, before any row is read."""
+    clauses, params = filters(status=status, since=since, split=split)
     return store.connection.batches(JOINED + where(clauses + ["verdicts.id > ?"]) + " order by verdicts.id limit ?",
                                     params, batch_size)
 
@@ -33,11 +35,11 @@ FORMATS = {
 judged several times appears once), or every field of every verdict and its prediction."""
 
 
-def export_lines(store, *, format="oig", status=None, since=None) -> Iterator[str]:
+def export_lines(store, *, format="oig", status=None, since=None, split=None) -> Iterator[str]:
     """The store's feedback as jsonl lines, streamed; arguments are checked before the first line."""
     if format not in FORMATS:
         raise InvalidInput(f"Unknown format {format!r}: choose one of {', '.join(FORMATS)}.", "format")
-    rows = FORMATS[format](store, {"status": status, "since": since})
+    rows = FORMATS[format](store, {"status": status, "since": since, "split": split})
     return (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 

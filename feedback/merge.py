@@ -1,5 +1,7 @@
 """Merge the feedback databases of several app replicas into one: templates once, every prediction and verdict
-with new ids (each verdict still pointing at its prediction), and the idempotency keys (naming the new ids; a retry
+with new ids (each verdict still pointing at its prediction), the splits of accepted texts (a text keeps the split it
+was given first: the target's, else the first source's; an accepted text that no source gave one gets its own), and
+the idempotency keys (naming the new ids; a retry
 sends its request as it was, so a key's request hash stays). A source written before keys held hashes keeps its
 keys out: they would name no answer that can be rebuilt.
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from moderation.errors import InvalidInput
 
+from .splits import assign_accepted
 from .store import FeedbackStore
 
 PREDICTION_COLUMNS = ("created", "text", "label", "scores", "prompt", "model", "template", "mode", "generated", "role")
@@ -28,7 +31,7 @@ def merge(sources: list[str | Path], into: str | Path) -> dict[str, int]:
             raise InvalidInput(f"No feedback database at {path}: give the replicas' database files.")
         if into.exists() and path.resolve() == into.resolve():
             raise InvalidInput(f"{path} is both a source and the target: merge into a new file.")
-    added = {"templates": 0, "predictions": 0, "verdicts": 0, "idempotency_keys": 0}
+    added = {"templates": 0, "predictions": 0, "verdicts": 0, "idempotency_keys": 0, "splits": 0}
     with FeedbackStore(into) as target, target.db.atomic():
         for path in paths:
             source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -38,6 +41,7 @@ def merge(sources: list[str | Path], into: str | Path) -> dict[str, int]:
                     added[kind] += count
             finally:
                 source.close()
+        added["splits"] += assign_accepted(target.db, target.curation.test_share)
     return added
 
 
@@ -59,7 +63,10 @@ def _copy(source: sqlite3.Connection, target) -> dict[str, int]:
         columns = ", ".join(("prediction_id", *VERDICT_COLUMNS))
         verdicts[row["id"]] = target.execute(
             f"insert into verdicts ({columns}) values ({', '.join('?' * len(values))})", values).lastrowid
-    added.update(predictions=len(predictions), verdicts=len(verdicts), idempotency_keys=0)
+    added.update(predictions=len(predictions), verdicts=len(verdicts), splits=0, idempotency_keys=0)
+    for row in source.execute("select text, split, created from splits") if "splits" in tables else ():
+        added["splits"] += target.execute("insert or ignore into splits (text, split, created) values (?, ?, ?)",
+                                          tuple(row)).rowcount
     hashed = "idempotency_keys" in tables and any(
         row["name"] == "request_hash" for row in source.execute("pragma table_info(idempotency_keys)"))
     for row in source.execute(f"select {', '.join(KEY_COLUMNS)} from idempotency_keys") if hashed else ():

@@ -1,5 +1,6 @@
 """The feedback database schema, as sqlite-utils migrations applied in order."""
 
+import datetime
 import hashlib
 import json
 
@@ -28,6 +29,11 @@ def _old_margins(scores: dict[str, float]) -> dict:
 def _hash(request: str) -> str:
     """What an idempotency key keeps of its request since keys hold hashes (as the live code computes it)."""
     return hashlib.sha256(request.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _split(text: str) -> str:
+    """The split a text accepted before splits were kept gets: test for the lowest 20% of its SHA-256's range."""
+    return "test" if int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], 16) < 0.2 * 16**16 else "train"
 
 
 @migrations()
@@ -213,3 +219,45 @@ def create_queue_skips(db):
       created text not null,
       primary key (reviewer, prediction_id))""")
     db["skips"].create_index(["prediction_id"])
+
+
+@migrations()
+def create_splits(db):
+    """The split (train or test) of each accepted text, assigned once; the texts accepted before get theirs by the
+    hash of the text, 20% to test (as the live code first computed it)."""
+    db["splits"].create({"text": str, "split": str, "created": str}, pk="text", not_null={"split", "created"})
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+    texts = [row[0] for row in db.execute("select distinct predictions.text from verdicts join predictions on "
+                                          "predictions.id = verdicts.prediction_id where verdicts.status = 'accepted'")]
+    db["splits"].insert_all({"text": text, "split": _split(text), "created": created} for text in texts)
+
+
+@migrations()
+def add_evaluation_trained_texts(db):
+    """How many gold texts that the evaluated version trained on a run left out, or kept."""
+    for column in ("trained_left_out", "trained_included"):
+        db["evaluation_runs"].add_column(column, int, not_null_default=0)
+
+
+@migrations()
+def create_serving_events(db):
+    """What the app served and shadowed, and who changed it, when and why (with the gate's figures)."""
+    db["serving_events"].create(
+        {"id": int, "created": str, "action": str, "version": str, "folder": str, "reviewer": str, "reason": str,
+         "gate": str},
+        pk="id",
+        not_null={"created", "action", "version", "reviewer"},
+    )
+
+
+@migrations()
+def create_shadow_predictions(db):
+    """A shadow's label of a text the serving model answered, beside the serving model's."""
+    db["shadow_predictions"].create(
+        {"id": int, "created": str, "text": str, "template": str, "serving_model": str, "serving_label": str,
+         "model": str, "label": str, "scores": str},
+        pk="id",
+        not_null={"created", "text", "serving_model", "serving_label", "model", "label", "scores"},
+    )
+    for columns in (["text"], ["model"], ["created"]):
+        db["shadow_predictions"].create_index(columns)

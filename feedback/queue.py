@@ -6,6 +6,9 @@ from moderation.labels import NEVER, SEVERITY, check_threshold
 
 from .connection import Connection
 from .rows import choice, decode, now, prediction
+from .shadows import DISAGREE
+
+SHADOW_DISAGREES = "serving and shadow disagree"
 
 QUEUE_ORDERS = {
     "most uncertain": "predictions.margin, predictions.id",
@@ -14,9 +17,16 @@ QUEUE_ORDERS = {
                           "verdicts.prediction_id = judged.id where judged.text = predictions.text) desc, "
                           "predictions.margin, predictions.id",
     "newest": "predictions.id desc",
+    SHADOW_DISAGREES: "predictions.margin, predictions.id",
 }
 """The review queue's orders: the smallest gap between the two most probable labels first; the intervention
-decision nearest to flipping first; texts with the most different labels from reviewers first; the latest first."""
+decision nearest to flipping first; texts with the most different labels from reviewers first; the latest first;
+only the texts a shadow labelled otherwise than the serving model, the most uncertain first."""
+QUEUE_FILTERS = {
+    SHADOW_DISAGREES: f"exists (select 1 from shadow_predictions as shadowed where shadowed.text = predictions.text "
+                      f"and {DISAGREE})",
+}
+"""The orders that list only some texts, and which."""
 
 _AWAITING = """predictions.margin is not null and not exists (select 1 from predictions as judged
   join verdicts on verdicts.prediction_id = judged.id
@@ -36,7 +46,8 @@ class Queue:
         out the texts they skipped; None when none is left. A text the reviewer judged once is judged: its other
         predictions wait no more."""
         choice(order, QUEUE_ORDERS, "order")
-        sql = f"select * from predictions where {_AWAITING} and {_NOT_SKIPPED} order by {QUEUE_ORDERS[order]} limit 1"
+        sql = (f"select * from predictions where {_AWAITING} and {_NOT_SKIPPED} and {QUEUE_FILTERS.get(order, 'true')} "
+               f"order by {QUEUE_ORDERS[order]} limit 1")
         with self.connection.lock:
             cursor = self.connection.db.execute(sql, [reviewer])
             row = cursor.fetchone()

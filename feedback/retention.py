@@ -36,8 +36,9 @@ class DailySweep:
         while not self._stop.is_set():
             try:
                 removed = self.store.erasure.sweep(self.keep_days)
-                log.info("Swept %d predictions no reviewer judged and %d expired idempotency keys",
-                         removed["predictions"], removed["idempotency_keys"])
+                log.info("Swept %d predictions no reviewer judged, %d shadow predictions of their texts and %d expired "
+                         "idempotency keys", removed["predictions"], removed["shadow_predictions"],
+                         removed["idempotency_keys"])
             except Unavailable as error:  # the store reports the failure itself (/healthz); the next sweep retries
                 log.warning("The daily sweep could not write: %s", error)
             self.sweeps += 1

@@ -15,18 +15,22 @@ from .ids import row_id
 VERDICTS = ("right", "wrong")
 STATUSES = ("pending", "accepted", "discarded")
 """A verdict's curation status: pending until a curator accepts or discards it."""
+SPLITS = ("train", "test")
+"""Where an accepted text belongs: trained on, or kept for testing (see :mod:`feedback.splits`)."""
 
 JOINED = """
 select verdicts.id, verdicts.created, verdicts.updated, verdicts.reviewer, verdicts.status,
   verdicts.verdict, verdicts.label, predictions.label as model_label, verdicts.note,
   verdicts.prediction_id, predictions.text, predictions.scores, predictions.model,
   predictions.mode, predictions.generated, predictions.role, predictions.template, predictions.prompt,
-  predictions.created as prediction_created, final_labels.label as final_label, final_labels.curator as final_label_by
+  predictions.created as prediction_created, final_labels.label as final_label, final_labels.curator as final_label_by,
+  splits.split
 from verdicts join predictions on predictions.id = verdicts.prediction_id
   left join final_labels on final_labels.text = predictions.text
+  left join splits on splits.text = predictions.text
 """
-"""Each verdict with its prediction and the final label a curator set for its text (if any): what the Review tab
-lists and the ``full`` export writes."""
+"""Each verdict with its prediction, the final label a curator set for its text (if any) and its text's split: what
+the Review tab lists and the ``full`` export writes."""
 QUOTED_CHARS = 40
 """How much of a text a message quotes to name its record."""
 
@@ -66,9 +70,11 @@ def choice(value, choices, what):
     return value
 
 
-def filters(*, status=None, label=None, disagree=False, search=None, since=None) -> tuple[list[str], list]:
+def filters(*, status=None, label=None, disagree=False, search=None, since=None,
+            split=None) -> tuple[list[str], list]:
     """The ``where`` clauses (on :data:`JOINED`) and their parameters: a status, a reviewer's label, verdicts whose
-    label differs from the model's, a phrase in the text (full-text search), verdicts given since a time."""
+    label differs from the model's, a phrase in the text (full-text search), verdicts given since a time, texts of a
+    split (train or test)."""
     clauses, params = [], []
     if status is not None:
         clauses.append("verdicts.status = ?")
@@ -87,6 +93,9 @@ def filters(*, status=None, label=None, disagree=False, search=None, since=None)
     if since is not None:
         clauses.append("verdicts.created >= ?")
         params.append(parse_since(since))
+    if split is not None:
+        clauses.append("splits.split = ?")
+        params.append(choice(split, SPLITS, "split"))
     return clauses, params
 
 

@@ -1,7 +1,7 @@
 """The figures of a feedback database, computed once for the Dashboard tab, ``GET /v1/feedback/stats`` and
 ``python -m feedback stats``: counts, the model's labels against the reviewers' (the label mix counts each judged
 prediction's model label once, and each verdict's label), agreement between reviewers, the flag rate by day,
-verdicts per reviewer and the queue.
+verdicts per reviewer, the queue, and how the latest shadow agrees with the serving model.
 
 Agreement is computed by libraries, per text (as the queue and curation count them: each reviewer's latest
 verdict on a text, whichever of its predictions it judged): Cohen's kappa for each pair of reviewers on the texts
@@ -52,7 +52,7 @@ def summary(store) -> dict:
             "by_day": by_day(counted.verdicts_by_day(), shared),
             "by_reviewer": counted.verdicts_by_reviewer(),
         }
-    return {**figures, "queue": store.queue.size()}
+    return {**figures, "queue": store.queue.size(), "shadow": store.shadows.figures()}
 
 
 class Counts:

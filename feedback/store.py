@@ -1,6 +1,7 @@
 """The feedback database: every prediction shown, reviewers' verdicts on them, and, through its parts, the review
-queue (``queue``), curation (``curation``), idempotency keys (``keys``), evaluation runs (``evaluations``) and
-erasure (``erasure``), all on one connection (``connection``)."""
+queue (``queue``), curation (``curation``), idempotency keys (``keys``), evaluation runs (``evaluations``),
+erasure (``erasure``), what is served (``serving``) and the shadow's predictions (``shadows``), all on one connection
+(``connection``)."""
 
 import json
 import numbers
@@ -17,6 +18,9 @@ from .evaluations import Evaluations
 from .idempotency import KEY_HOURS, IdempotencyKeys
 from .queue import Queue, prediction_margins
 from .rows import VERDICTS, choice, decode, model_label, now, prediction, verdict
+from .serving import ServingLog
+from .shadows import Shadows
+from .splits import TEST_SHARE
 
 _PREDICTION_COLUMNS = ("created", "text", "label", "scores", "prompt", "model", "template", "mode", "generated",
                        "role", "margin", "intervene_margin")
@@ -33,20 +37,22 @@ on conflict (prediction_id, reviewer) do update set verdict = excluded.verdict, 
 
 class FeedbackStore:
     """A SQLite file of predictions and verdicts, safe to share between threads; a new file (and its WAL) is
-    readable and writable by its owner alone.
+    readable and writable by its owner alone. An accepted text goes to the test split with the chance ``test_share``.
 
     A write that SQLite cannot make (a full disk, an I/O error) raises :class:`~moderation.errors.Unavailable` with a
     message that says what to do, and leaves ``failure`` set to SQLite's reason until a later write commits.
     """
 
-    def __init__(self, path, *, key_hours: float = KEY_HOURS):
+    def __init__(self, path, *, key_hours: float = KEY_HOURS, test_share: float = TEST_SHARE):
         self.connection = Connection(path)
         self.path, self.db = self.connection.path, self.connection.db
         self.keys = IdempotencyKeys(self.connection, key_hours)
         self.queue = Queue(self.connection)
-        self.curation = Curation(self.connection)
+        self.curation = Curation(self.connection, test_share)
         self.evaluations = Evaluations(self.connection)
         self.erasure = Erasure(self.connection, self.keys)
+        self.serving = ServingLog(self.connection)
+        self.shadows = Shadows(self.connection)
 
     def close(self):
         """Close the database connection."""

@@ -15,8 +15,8 @@ class Conflict(InvalidInput):
 
 
 class NotFound(InvalidInput):
-    """The input names something that does not exist (a verdict, a batch of curation): HTTP 404; the message says
-    where to find one that does."""
+    """The input names something that does not exist (a verdict, a batch of curation, a version never trained here):
+    HTTP 404; the message says where to find one that does."""
 
 
 class Busy(RuntimeError):

@@ -51,6 +51,16 @@ def open_moderator(
     return moderator
 
 
+def open_reference(reference: str, *, base: str | None = None, **options) -> Moderator:
+    """The Moderator that ``reference`` names: a model id, a folder or ``demo`` as :func:`open_moderator` opens it, or
+    a version folder written by ``python -m moderation.training``: a LoRA adapter put on ``base`` (by default the
+    model it was trained on), a merged or fully fine-tuned version as a model of its own."""
+    version = ModelVersion.find(reference) if Path(reference).is_dir() else None
+    if version is not None and version.kind == "lora":
+        return open_moderator(base or version.base_model, adapter=str(reference), **options)
+    return open_moderator(reference, **options)
+
+
 def _open(model, backend, base_url, adapter, name, progress, prefix_cache, **options) -> Moderator:
     version = ModelVersion.read(adapter) if adapter else None
     model = model or os.environ.get("MODERATION_MODEL") or (version.base_model if version else None)

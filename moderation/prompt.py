@@ -47,6 +47,12 @@ def normalize_text(text: str) -> NormalizedText:
     return NormalizedText(cleaned)
 
 
+def text_hash(text: str) -> str:
+    """What names a text wherever it is kept apart (a version's training texts, its split): the SHA-256 of the text
+    as the model sees it, in hex. The same text, however its spaces and line breaks were typed, has one hash."""
+    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()
+
+
 def is_blank(text: str) -> bool:
     """Whether ``text`` shows nothing: only spaces, line breaks, control or zero-width characters."""
     return all(unicodedata.category(ch) in _INVISIBLE for ch in text)

@@ -23,7 +23,9 @@ class ModelVersion:
 
     ``base_model`` is what loads the base (a Hugging Face id, a folder, or ``demo``), ``base_name`` how
     results name it, and ``base_fingerprint`` identifies its weights (see :mod:`moderation.backends.local.adapters`).
-    ``training`` holds the figures of the run that made it.
+    ``training`` holds the figures of the run that made it, ``trained_texts`` the hashes of the texts it trained on
+    (:func:`~moderation.prompt.text_hash`: an evaluation of the version leaves them out), ``started_by`` who started
+    the training (when known).
     """
 
     name: str
@@ -33,6 +35,8 @@ class ModelVersion:
     base_fingerprint: str
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     training: dict = field(default_factory=dict)
+    trained_texts: list[str] = field(default_factory=list)
+    started_by: str | None = None
 
     def write(self, folder: str | Path) -> None:
         """Write ``version.json`` into ``folder``."""

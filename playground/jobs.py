@@ -4,6 +4,7 @@ served; a job's version folder appears whole or not at all. A job lives no longe
 stops it, and on Linux the kernel stops it if the app dies outright."""
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -15,8 +16,9 @@ from pathlib import Path
 
 from moderation.atomic_writes import remove_leftovers
 from moderation.errors import Conflict
+from moderation.evaluate.intervals import FIGURES
 from moderation.training.progress import last_progress
-from moderation.versions import REPORT_MD, ModelVersion
+from moderation.versions import REPORT_JSON, REPORT_MD, ModelVersion
 
 LOG_TAIL = 20_000
 """How much of the end of a job's log is shown."""
@@ -139,6 +141,21 @@ class JobRunner:
             self._process.kill()
             self._process.wait()
         remove_leftovers(self.folder)
+
+
+def version_report(folder: Path) -> dict | None:
+    """The figures of the report a version was written with (``report.json``): on how many ``texts`` it was judged,
+    accuracy, macro-F1 and quadratic kappa ``before`` and ``after`` training with the 95% ``interval`` of each change
+    (None in a report made before intervals), and how many ``benign_regressions``; None when it has no report."""
+    try:
+        report = json.loads((folder / REPORT_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    paired = report.get("paired")
+    return {"texts": report["gold"]["size"],
+            "figures": {figure: {"before": report["before"][figure], "after": report["after"][figure],
+                                 "interval": paired and paired["intervals"][figure]["delta"]} for figure in FIGURES},
+            "benign_regressions": len(report.get("benign_regressions", []))}
 
 
 def _tied_to(parent: int):

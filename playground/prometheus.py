@@ -1,6 +1,6 @@
 """The app's Prometheus metrics (``GET /metrics``): requests by route and status with their latency, batch sizes,
-queue depths, labels given, predictions lost (acknowledged, then not committed), verdicts by status and the model's
-load time.
+queue depths, labels given, predictions lost (acknowledged, then not committed), verdicts by status, the model's
+load time, and the texts the shadow labelled and dropped.
 
 Each service has its own registry, so several apps in one process (as in the tests) never share counts.
 """
@@ -61,10 +61,20 @@ class _ServiceState:
 
     def collect(self):
         service = self.service
+        shadow = service.serving.shadow
         depth = GaugeMetricFamily("moderation_queue_depth", "Work waiting, by queue.", labels=["queue"])
         depth.add_metric(["batcher"], service.batcher.depth)
         depth.add_metric(["prediction_writer"], service.writer.depth)
+        if shadow is not None:
+            depth.add_metric(["shadow"], shadow.depth)
         yield depth
+        if shadow is not None:
+            texts = CounterMetricFamily("moderation_shadow_texts", "Texts the serving model answered that were handed "
+                                        "to the shadow running now: labelled, or dropped because it fell behind.",
+                                        labels=["outcome"])
+            texts.add_metric(["labelled"], shadow.labelled)
+            texts.add_metric(["dropped"], shadow.dropped)
+            yield texts
         yield CounterMetricFamily("moderation_predictions_lost", "REST predictions answered whose batch then failed "
                                   "to commit (a full disk): not in the database.", value=service.writer.lost)
         verdicts = GaugeMetricFamily("moderation_verdicts", "Verdicts in the database, by status.", labels=["status"])

@@ -9,6 +9,7 @@ import ipaddress
 import math
 import os
 import sys
+from pathlib import Path
 
 import gradio as gr
 import uvicorn
@@ -20,9 +21,14 @@ from gradio.utils import get_upload_folder
 from feedback.api_keys import ApiKeys
 from feedback.idempotency import KEY_HOURS
 from feedback.reviewers import Reviewers
+from feedback.splits import TEST_SHARE, check_test_share
 from feedback.store import FeedbackStore
 from moderation.command_line import add_model_options, add_settings_options, open_model, settings_from
+from moderation.engine import Moderator
 from moderation.errors import USER_ERRORS
+from moderation.evaluate import read_gold
+from moderation.evaluate.gate import MAX_BENIGN_REGRESSIONS, MIN_GATE_TEXTS, GateRules
+from moderation.loader import open_reference
 
 from .api.document import serve_document
 from .api.errors import install_error_handlers
@@ -31,6 +37,7 @@ from .api.limits import BodyLimit, UploadQuota
 from .api.moderations import moderation_router
 from .api.monitoring import monitoring_router
 from .api.unrouted import Unrouted
+from .api.versions import versions_router
 from .logins import ClientAddress, LoginLimiter, login_check
 from .prometheus import CountRequests
 from .scratch import ScratchFolder
@@ -87,6 +94,7 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
     login_limiter = login_limiter or LoginLimiter()
     app.add_middleware(CountRequests, metrics=service.metrics)
     app.include_router(feedback_router(service, reviewers, login_limiter))
+    app.include_router(versions_router(service, reviewers, login_limiter))
     app.include_router(moderation_router(service, record=record_api, api_keys=api_keys))
     app.include_router(monitoring_router(service))
     serve_document(app)
@@ -166,14 +174,39 @@ def above_zero(kind):
     return parse
 
 
+def at_least_zero(text: str) -> int:
+    """An option's type: a whole number, 0 or more, else a message that says so."""
+    if not text.isdigit() or not text.isascii():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number, 0 or more")
+    return int(text)
+
+
+def share(text: str) -> float:
+    """An option's type: a share of accepted texts, above 0 and below 1, else a message that says so."""
+    try:
+        return check_test_share(float(text))
+    except ValueError:  # InvalidInput is one
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1, like {TEST_SHARE}") from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line of ``python app.py``."""
     parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.split("\n\n")[0])
     add_model_options(parser)
     add_settings_options(parser, chat=True)
     parser.add_argument("--db", default="feedback.db", help="SQLite file for predictions and verdicts")
+    parser.add_argument("--test-share", type=share, default=TEST_SHARE, metavar="SHARE",
+                        help="the share of accepted texts kept for testing (never trained on), by a hash of the text; "
+                        "a text keeps the split it was given first (default: %(default)s)")
     parser.add_argument("--versions", default="versions", metavar="DIR",
                         help="folder for the versions retrained from the page, with their logs and data")
+    parser.add_argument("--eval-data", metavar="FILE", help="held-out texts (jsonl of {text, label}) that judge a "
+                        "version with the test split, in place of the shipped held-out set")
+    parser.add_argument("--max-benign-regressions", type=at_least_zero, default=MAX_BENIGN_REGRESSIONS, metavar="N",
+                        help="the gate refuses a version that flags more texts than this that the serving model and "
+                        "gold call casual (default: %(default)s)")
+    parser.add_argument("--min-gate-texts", type=at_least_zero, default=MIN_GATE_TEXTS, metavar="N",
+                        help="the gate refuses to judge on fewer texts than this (default: %(default)s)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--max-batch-size", type=int, default=32, help="texts per forward pass at most")
@@ -210,6 +243,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def open_served(args: argparse.Namespace, store: FeedbackStore) -> tuple[Moderator, Path | None]:
+    """The model to serve at start, and its version's folder: ``--model`` or ``--adapter`` when the command line (or
+    ``$MODERATION_MODEL``) names one, else the version promoted last (its adapter on the model it was trained on),
+    else the default model. The log says which, and why."""
+    promoted = store.serving.promoted()
+    folder = promoted and promoted["folder"]
+    chosen = args.model or args.adapter or os.environ.get("MODERATION_MODEL")
+    last = promoted and (f"{promoted['version']}, the version promoted last ({promoted['action']} by "
+                         f"{promoted['reviewer']} at {promoted['created'][:19].replace('T', ' ')} UTC)")
+    if folder and not chosen and not Path(folder).is_dir():
+        print(f"warning: {last} is gone from {folder}: serving the default model instead.", file=sys.stderr,
+              flush=True)
+    elif folder and not chosen:
+        print(f"Serving {last}.", flush=True)
+        return open_reference(folder, backend=args.backend, base_url=args.base_url), Path(folder)
+    moderator = open_model(args)
+    if folder and chosen:
+        print(f"Serving {moderator.name}, as the command line says (--model, --adapter or $MODERATION_MODEL win): not "
+              f"{last}.", flush=True)
+    return moderator, Path(args.adapter) if args.adapter else None
+
+
+def shadow_again(service: PlaygroundService) -> None:
+    """Run again the shadow that ran when the app stopped, if its version is still there (the log says so)."""
+    shadowing = service.store.serving.shadowing()
+    if shadowing is None:
+        return
+    try:
+        service.serving.resume_shadow(Path(shadowing["folder"]))
+    except (*USER_ERRORS, OSError) as error:
+        print(f"warning: the shadow {shadowing['version']} does not run again ({error}): shadow it from the Retrain "
+              "tab.", file=sys.stderr, flush=True)
+        return
+    print(f"Shadowing {shadowing['version']} again, as before the app stopped.", flush=True)
+
+
 def main(argv=None) -> int:
     """Load the model, open the database and serve the playground; returns the exit code."""
     args = parse_args(argv)
@@ -233,14 +302,17 @@ def main(argv=None) -> int:
         reviewers = Reviewers(args.auth) if args.auth else None
         api_keys = ApiKeys(args.api_keys) if args.api_keys else None
         settings = settings_from(args)
-        moderator = open_model(args)
-        store = FeedbackStore(args.db, key_hours=args.key_hours)
+        held_out = read_gold(args.eval_data) if args.eval_data else None
+        store = FeedbackStore(args.db, key_hours=args.key_hours, test_share=args.test_share)
+        moderator, folder = open_served(args, store)
         service = PlaygroundService(
             moderator, store, ScratchFolder(get_upload_folder(), args.db), settings=settings,
             limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),
             max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000, versions_dir=args.versions,
-            keep_days=args.keep_days,
+            keep_days=args.keep_days, rules=GateRules(args.max_benign_regressions, args.min_gate_texts),
+            held_out=held_out, served_folder=folder,
         )
+        shadow_again(service)
     except (*USER_ERRORS, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -3,12 +3,13 @@
 It validates and normalises texts once, at its edge; labels them through a micro-batcher (requests that
 arrive together share forward passes); records what it showed; takes reviewers' verdicts and curation;
 exports them; holds the server's default :class:`~moderation.settings.Settings`, which a change
-replaces whole, after saving it; and retrains the model on the accepted verdicts, in a process of its own,
-serving a trained version (or rolling back) by replacing the Moderator whole, once it is loaded.
+replaces whole, after saving it; and retrains the model on the accepted verdicts of the train split, in a process of
+its own, serving a trained version once the gate allows it (or a reviewer overrides it), shadowing one, or rolling
+back, through :mod:`playground.serving`.
 """
 
 import asyncio
-import threading
+import json
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -19,24 +20,27 @@ from feedback.connection import cannot_write
 from feedback.export import export_lines, write_export
 from feedback.ids import row_id
 from feedback.retention import DailySweep
+from feedback.serving import OVERRIDE, PROMOTIONS, SERVE
 from feedback.stats import summary
 from feedback.store import FeedbackStore, prediction_fields, stored_result
 from feedback.writer import PredictionWriter
 from moderation import evaluate as evaluation
+from moderation.atomic_writes import written_atomically
 from moderation.batch_files import MAX_CHARS, BatchRun, label_file, output_format
 from moderation.engine import Moderator
-from moderation.errors import Conflict, InvalidInput, Unavailable
-from moderation.labelled_files import read_labelled
-from moderation.loader import open_moderator
+from moderation.errors import Conflict, InvalidInput, NotFound, Unavailable
+from moderation.evaluate.gate import GateRefused, GateRules, gate, gate_runs, gate_summary
 from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
-from moderation.training.data import HELD_OUT_FRACTION, stratified_split
+from moderation.versions import ModelVersion
 
 from .batcher import MicroBatcher
-from .jobs import Job, JobRunner
+from .jobs import Job, JobRunner, version_report
 from .prometheus import Metrics
 from .scratch import ScratchFolder
+from .serving import BASE, Serving
+from .shadow import Shadow
 
 ANONYMOUS = "anonymous"
 """The reviewer a verdict is from when no name is given (and nobody is logged in)."""
@@ -75,7 +79,9 @@ class Prediction:
 
 class PlaygroundService:
     """One Moderator and one FeedbackStore behind the page and the API; files to download (and the page's uploads)
-    go in the ``scratch`` folder, which it removes when it closes."""
+    go in the ``scratch`` folder, which it removes when it closes. A version is judged on the test split and
+    ``held_out`` (by default the shipped held-out set) by the gate's ``rules``; ``served_folder`` is the folder of the
+    version ``moderator`` is, if it is one."""
 
     def __init__(
         self,
@@ -89,14 +95,17 @@ class PlaygroundService:
         max_wait: float = 0.005,
         versions_dir: Path | None = None,
         keep_days: int | None = None,
+        rules: GateRules = GateRules(),
+        held_out: evaluation.GoldSet | None = None,
+        served_folder: Path | None = None,
     ):
-        self.moderator = moderator
         self.store = store
         self.scratch = scratch
         self.limits = limits
+        self.rules = rules
+        self.held_out = held_out or evaluation.heldout_gold()
         self.jobs = JobRunner(Path(versions_dir) if versions_dir else scratch.folder / "versions")
-        self._previous: Moderator | None = None
-        self._swapping = threading.Lock()
+        self.serving = Serving(moderator, store, served_folder)
         self.batcher = MicroBatcher(self._label, max_batch_size=max_batch_size, max_wait=max_wait)
         self.writer = PredictionWriter(store)
         self.sweep = DailySweep(store, keep_days)
@@ -105,13 +114,19 @@ class PlaygroundService:
         self.metrics.watch(self)
 
     def close(self) -> None:
-        """Stop the retraining job that runs, if any (nothing of it is kept); commit the predictions still queued
-        for the database, stop its daily sweep, then close it; remove the scratch folder."""
+        """Stop the retraining job that runs, if any (nothing of it is kept), and the shadow; commit the predictions
+        still queued for the database, stop its daily sweep, then close it; remove the scratch folder."""
         self.jobs.close()
+        self.serving.close()
         self.writer.close()
         self.sweep.close()
         self.store.close()
         self.scratch.close()
+
+    @property
+    def moderator(self) -> Moderator:
+        """The Moderator that serves now (a served version replaces it whole)."""
+        return self.serving.moderator
 
     # Settings
 
@@ -178,6 +193,8 @@ class PlaygroundService:
         else:
             results = self._counted(self.moderator.moderate(cleaned, settings, mode=mode))
         ids = self.store.save_results(results, roles) if record else [None] * len(results)
+        if record:
+            self.serving.offer(results, settings)
         return [Prediction(result, prediction_id) for result, prediction_id in zip(results, ids)]
 
     def check_turn(
@@ -202,9 +219,10 @@ class PlaygroundService:
         cleaned = self.clean(texts, fields)
         if record and self.store.failure is not None:
             raise Unavailable(cannot_write(self.store.failure))
-        future = self.batcher.enqueue(cleaned, settings or self._settings)
+        settings = settings or self._settings
+        future = self.batcher.enqueue(cleaned, settings)
         if record:  # handed to the writer before the answer is released: a flush or a clean stop after it has it
-            future.add_done_callback(lambda done: self._record_later(done, roles or [None] * len(cleaned)))
+            future.add_done_callback(lambda done: self._record_later(done, roles or [None] * len(cleaned), settings))
         return await asyncio.wrap_future(future)
 
     async def answer(self, texts: list, *, fields: list[str], roles: list[str] | None = None, record: bool = True,
@@ -231,6 +249,8 @@ class PlaygroundService:
             first = await asyncio.to_thread(self.store.save_once, idempotency_key, request, response_id, predictions,
                                             self._served(settings))
             if first["response_id"] == response_id:
+                if record:
+                    self.serving.offer(results, settings)
                 return Answer(response_id, results, settings.intervention)
         results = await self._results_again(first, texts, fields)
         return Answer(first["response_id"], results, first["settings"]["intervention"])
@@ -250,9 +270,10 @@ class PlaygroundService:
                                "its settings changed since: send the request again with a new key.", "idempotency_key")
         return await self.label_soon(texts, fields=fields, record=False, settings=settings)
 
-    def _record_later(self, done: Future, roles: list[str | None]) -> None:
+    def _record_later(self, done: Future, roles: list[str | None], settings: Settings) -> None:
         if done.exception() is None:
             self.writer.add([prediction_fields(result, role) for result, role in zip(done.result(), roles)])
+            self.serving.offer(done.result(), settings)
 
     # Verdicts and curation
 
@@ -306,9 +327,9 @@ class PlaygroundService:
         return self.store.curation.undo(row_id(batch_id, "batch", "No batch to undo: change some verdicts first."),
                                         self.reviewer_name(curator))
 
-    def export_lines(self, *, format: str = "oig", status=None, since=None) -> Iterator[str]:
+    def export_lines(self, *, format: str = "oig", status=None, since=None, split=None) -> Iterator[str]:
         """The verdicts as jsonl lines, streamed (arguments are checked before the first line)."""
-        return export_lines(self.store, format=format, status=status, since=since or None)
+        return export_lines(self.store, format=format, status=status, since=since or None, split=split)
 
     def export(self, *, format: str = "oig", status=None, since=None) -> tuple[Path, int]:
         """Write the verdicts as a jsonl file in the export folder (removed within the hour); returns its path and
@@ -385,7 +406,7 @@ class PlaygroundService:
         out = self.scratch.new_export("batch", format)
         run = label_file(path, out, lambda texts: self.batcher.submit(texts, settings), format=format,
                          max_chars=self.limits.max_chars, chunk_size=self.batcher.max_batch_size,
-                         record=self.store.save_results if record else None, progress=progress, first=first)
+                         record=self._recorder(settings) if record else None, progress=progress, first=first)
         return out, run
 
     def stats(self) -> dict:
@@ -433,9 +454,14 @@ class PlaygroundService:
 
     # Retraining and versions
 
-    def retrain(self) -> Job:
-        """Start fine-tuning the base model on the accepted verdicts (with LoRA, the seed set replayed, a
-        label-stratified share held out), in a process of its own; InvalidInput when it cannot start."""
+    def gate_set(self) -> evaluation.GoldSet:
+        """The texts a version is judged on: the accepted verdicts of the test split (and of the texts a shadow
+        disagreed on), and the held-out set (``eval_data``, by default the shipped one)."""
+        return evaluation.gate_gold(self.store.evaluations.judging_labels(), self.held_out)
+
+    def retrain(self, *, reviewer=None) -> Job:
+        """Start fine-tuning the base model on the accepted verdicts of the train split (with LoRA, the seed set
+        replayed), judged on the gate set, in a process of its own; InvalidInput when it cannot start."""
         source = self.moderator.source
         if source is None:
             raise InvalidInput("The model runs on a vLLM server, not here: retrain it with python -m "
@@ -443,15 +469,15 @@ class PlaygroundService:
         self.jobs.check_idle()
         name = "retrain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         self.jobs.folder.mkdir(parents=True, exist_ok=True)
-        data = self.jobs.folder / f"{name}.jsonl"
-        try:
-            if not write_export(self.store, data, format="oig", status="accepted"):
-                raise InvalidInput("No accepted verdicts to train on: accept some in the Review tab first.")
-            stratified_split(read_labelled(data), HELD_OUT_FRACTION)
-        except InvalidInput:
+        data, judged = (self.jobs.folder / f"{name}{suffix}.jsonl" for suffix in ("", "-gate-set"))
+        if not write_export(self.store, data, format="oig", status="accepted", split="train"):
             data.unlink(missing_ok=True)
-            raise
-        return self.jobs.start(name, ["--model", source, "--data", str(data), "--lora"])
+            raise InvalidInput("No accepted verdicts in the train split to train on: accept more in the Review tab "
+                               "(a share of the texts goes to the test split, which judges the version).")
+        with written_atomically(judged) as out:
+            out.writelines(json.dumps({"text": text, "label": label}) + "\n" for text, label in self.gate_set().items)
+        return self.jobs.start(name, ["--model", source, "--data", str(data), "--eval-data", str(judged), "--lora",
+                                      "--started-by", self.reviewer_name(reviewer)])
 
     def training(self) -> Job | None:
         """The latest retraining job as it stands (None before the first)."""
@@ -461,35 +487,117 @@ class PlaygroundService:
         """Stop the running retraining job; nothing it wrote is served or kept."""
         return self.jobs.stop()
 
-    def versions(self) -> list[tuple[str, str]]:
-        """The versions trained here, newest first: (folder name, version name)."""
-        return [(path.name, version.name) for path, version in self.jobs.versions()]
+    def versions(self) -> list[dict]:
+        """The versions trained here, newest first: each one's ``folder`` (its name), ``name``, ``kind``, ``base``,
+        ``created``, ``started_by``, how many ``trained_texts``, and its ``report``'s figures on the gate set
+        (:func:`~playground.jobs.version_report`)."""
+        return [{"folder": path.name, "name": version.name, "kind": version.kind, "base": version.base_name,
+                 "created": version.created, "started_by": version.started_by,
+                 "trained_texts": len(version.trained_texts), "report": version_report(path)}
+                for path, version in self.jobs.versions()]
 
-    def serve_version(self, name: str) -> Moderator:
-        """Serve the version trained here in folder ``name``: loaded and checked first, then swapped in by one
-        assignment; the Moderator it replaces is kept for :meth:`rollback`."""
-        found = dict(self.jobs.versions())
-        folder = next((path for path in found if path.name == name), None)
-        if folder is None:
-            raise InvalidInput(f"No trained version {name!r}: choose one from the list.", "version")
-        if self.moderator.source is None:
-            raise InvalidInput("The model runs on a vLLM server: serve a version by starting the app with --adapter.")
-        with self._swapping:  # one switch at a time, so that "Roll back" always returns to what was served
-            if found[folder].kind == "lora":
-                moderator = open_moderator(self.moderator.source, adapter=str(folder), progress=False)
-            else:
-                moderator = open_moderator(str(folder), progress=False)
-            moderator.check_settings(self._settings)
-            self._previous, self.moderator = self.moderator, moderator
-        return moderator
+    def check_gate(self, name: str) -> dict:
+        """The gate's decision on the version trained here in folder ``name`` against the serving model, on the gate
+        set (both runs are stored)."""
+        folder, _ = self._trained(name)
+        with self.serving.lock:
+            return self._gate(self.serving.load(folder))
 
-    def rollback(self) -> Moderator:
-        """Serve again what was served before the last :meth:`serve_version`."""
-        with self._swapping:
-            if self._previous is None:
-                raise Conflict("Nothing to roll back to: no other version was served since the server started.")
-            self.moderator, self._previous = self._previous, None
-            return self.moderator
+    def serve_version(self, name: str, *, reviewer=None, reason: str | None = None) -> dict:
+        """Serve the version trained here in folder ``name`` once the gate allows it against the serving model (else
+        GateRefused, which names the figures and the texts), or, given a ``reason``, even though the gate refuses it
+        (an override: the reason, who gave it and the refused figures are kept). It is loaded and checked first,
+        then swapped in by one assignment; the Moderator it replaces stays loaded for a roll back. Returns the
+        serving event (what serves, who, why, the gate's figures)."""
+        folder, _ = self._trained(name)
+        reviewer = self.reviewer_name(reviewer)
+        reason = self._field(reason, "reason", self.limits.max_note).strip() or None
+        with self.serving.lock:
+            candidate = self.serving.load(folder)
+            candidate.check_settings(self._settings)
+            decision = self._gate(candidate)
+            if not decision["allowed"] and reason is None:
+                raise GateRefused(decision)
+            action = SERVE if decision["allowed"] else OVERRIDE
+            return self.serving.promote(candidate, folder, action, reviewer=reviewer, reason=reason,
+                                        gate=gate_summary(decision))
+
+    def rollback(self, to: str | None = None, *, reviewer=None) -> dict:
+        """Serve again a version served before (``to``, a folder from :meth:`rollback_choices`; :data:`BASE` is the
+        model without a trained version; None, the one served before the last change); returns the event."""
+        reviewer = self.reviewer_name(reviewer)
+        if to is None:
+            return self.serving.roll_back_previous(reviewer=reviewer)
+        return self.serving.roll_back(self._served_before(to), reviewer=reviewer)
+
+    def rollback_choices(self) -> list[tuple[str, str]]:
+        """What can serve again, each (what it is, its folder): the model without a trained version (:data:`BASE`),
+        and every version served before whose folder is still there, the latest first; the one serving left out."""
+        choices = {BASE: f"{self.moderator.source or self.moderator.name} (no trained version)"}
+        for event in self.store.serving.history(limit=1000):
+            folder = event["folder"]
+            if event["action"] in PROMOTIONS and folder and folder not in choices and Path(folder).is_dir():
+                choices[folder] = f"{event['version']} ({Path(folder).name})"
+        current = str(self.serving.folder) if self.serving.folder else BASE
+        return [(shown, folder) for folder, shown in choices.items() if folder != current]
+
+    def serving_history(self, limit: int = 100) -> list[dict]:
+        """What was served, shadowed and rolled back, newest first: who, when, why and the gate's figures."""
+        return self.store.serving.history(limit)
+
+    def shadow_version(self, name: str, *, reviewer=None) -> Shadow:
+        """Run the version trained here in folder ``name`` beside the serving model on live traffic: it labels what
+        the serving model answered (and recorded), off the request path."""
+        folder, _ = self._trained(name)
+        with self.serving.lock:
+            candidate = self.serving.load(folder)
+            candidate.check_settings(self._settings)
+            return self.serving.start_shadow(candidate, folder, reviewer=self.reviewer_name(reviewer))
+
+    def stop_shadow(self, *, reviewer=None) -> Shadow:
+        """Stop the shadow (Conflict when none runs)."""
+        return self.serving.stop_shadow(reviewer=self.reviewer_name(reviewer))
+
+    def promote_shadow(self, *, reviewer=None) -> dict:
+        """Serve the shadow's version, once the gate allows it (GateRefused otherwise: an override goes through
+        :meth:`serve_version` with a reason), and stop the shadow; returns the serving event."""
+        with self.serving.lock:
+            shadow = self.serving.shadow
+            if shadow is None:
+                raise Conflict("No shadow runs: shadow a version first.")
+            served = self.serve_version(shadow.folder.name, reviewer=reviewer)
+            self.stop_shadow(reviewer=reviewer)
+            return served
+
+    def _trained(self, name) -> tuple[Path, ModelVersion]:
+        """The folder and version of the version trained here named ``name`` (its folder's name, or its own)."""
+        found = next(((path, version) for path, version in self.jobs.versions() if name in (path.name, version.name)),
+                     None)
+        if not isinstance(name, str) or found is None:
+            raise NotFound(f"No trained version {name!r}: choose one from the list (GET /v1/models).", "version")
+        return found
+
+    def _served_before(self, folder: str) -> Path | None:
+        """The folder of a roll-back choice (None for :data:`BASE`); InvalidInput for anything else."""
+        if folder not in dict((value, shown) for shown, value in self.rollback_choices()):
+            raise InvalidInput(f"{folder!r} is not a version served before: choose one from the list.", "version")
+        return None if folder == BASE else Path(folder)
+
+    def _gate(self, candidate: Moderator) -> dict:
+        """The gate's decision on ``candidate`` against the serving model on the gate set (both runs stored)."""
+        settings = self.prepare(self._settings)
+        runs = gate_runs(self.moderator, candidate, self.gate_set(), settings)
+        return gate(*(self.store.evaluations.save(run) for run in runs), self.rules)
+
+    def _recorder(self, settings: Settings):
+        """What records a batch file's results (labelled with ``settings``): the store, then the shadow."""
+
+        def record(results: list[ModerationResult]) -> list[int]:
+            ids = self.store.save_results(results)
+            self.serving.offer(results, settings)
+            return ids
+
+        return record
 
     def _label(self, texts: list[NormalizedText], settings: Settings) -> list[ModerationResult]:
         self.metrics.batch_size.observe(len(texts))

@@ -130,6 +130,42 @@ def tiny_adapter_dir(tiny_model_dir, tmp_path_factory):
     return folder / "adapter"
 
 
+def demo_adapter(folder: Path, records, *options) -> Path:
+    """A LoRA adapter trained on the demo model by ``python -m moderation.training`` on ``records`` (no replay, 20
+    steps, checkpoints chosen on the shipped held-out set; started by "ana"), in ``folder``."""
+    from moderation.labelled_files import HELDOUT_FILE
+    from moderation.prompt import format_record
+    from moderation.training.__main__ import main as train
+
+    data = folder / "export.jsonl"
+    data.write_text("".join(json.dumps({"text": format_record(*record)}) + "\n" for record in records))
+    code = train(["--model", "demo", "--data", str(data), "--eval-data", str(HELDOUT_FILE), "--out",
+                  str(folder / "adapter"), "--lora", "--max-steps", "20", "--replay-ratio", "0", "--started-by", "ana",
+                  *options])
+    assert code == 0
+    return folder / "adapter"
+
+
+@pytest.fixture(scope="session")
+def harmful_adapter_dir(demo_model_dir, tmp_path_factory):
+    """A retrain a gate must refuse: the demo model taught that 40 benign texts of the pool need intervention (as
+    accepted verdicts that label benign texts so would teach it)."""
+    from moderation.labelled_files import POOL_FILE, read_labelled
+
+    benign = [text for text, label in read_labelled(POOL_FILE) if label == "casual"][:40]
+    return demo_adapter(tmp_path_factory.mktemp("harmful"), [(text, "needs intervention") for text in benign],
+                        "--version", "demo-harmful")
+
+
+@pytest.fixture(scope="session")
+def harmless_adapter_dir(demo_model_dir, tmp_path_factory):
+    """A retrain a gate must allow: the demo model trained again, gently, on 40 of its seed's own labels."""
+    from moderation.labelled_files import SEED_FILE, read_labelled
+
+    return demo_adapter(tmp_path_factory.mktemp("harmless"), read_labelled(SEED_FILE)[:40], "--learning-rate", "5e-4",
+                        "--version", "demo-harmless")
+
+
 @pytest.fixture(scope="session")
 def tiny_moderator(tiny_model_dir):
     from moderation.loader import open_moderator

@@ -1,14 +1,15 @@
 """The API's contract: its OpenAPI document (``/openapi.json``, shown at ``/docs``) says what the server does.
 
-Schemathesis, the property-based tester for OpenAPI, runs all of its checks against a real server on the fake
-backend (the model is not the point here): as started by default, with ``--api-keys`` and with ``--auth``, and it is
-given the key or the login. It finds nothing. The other tests pin down what its checks take on trust: the document
-follows the server's options, a method that a path does not have gets 405 with ``Allow`` while the page keeps its
-own routes, and the patterns in the document are the server's own rules."""
+Schemathesis, the property-based tester for OpenAPI, runs all of its checks against a real server on the tiny model
+(with its adapter as a version to serve through the gate): as started by default, with ``--api-keys`` and with
+``--auth``, and it is given the key or the login. It finds nothing. The other tests pin down what its checks take on
+trust: the document follows the server's options, a method that a path does not have gets 405 with ``Allow`` while
+the page keeps its own routes, and the patterns in the document are the server's own rules."""
 
 import http.client
 import json
 import re
+import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -23,6 +24,7 @@ from feedback.api_keys import ApiKeys, add_api_key
 from feedback.idempotency import MAX_KEY
 from feedback.reviewers import Reviewers, add_reviewer
 from moderation.prompt import is_blank
+from moderation.versions import ModelVersion
 from playground.api.patterns import SURROGATES, blank_text, header_token
 from playground.server import create_app
 from playground.service import Limits
@@ -38,6 +40,12 @@ cache = {{ enabled = false }}
 # 50 cases an operation (the default is 100) keep each start within about 10 s on two busy cores.
 max-examples = 50
 database = "none"
+
+# Serving a version runs the gate (two evaluations on the gate set): a few cases, on the one version there is.
+[[operations]]
+include-path = "/v1/versions/{{version}}/serve"
+parameters = {{ version = "{version}" }}
+generation = {{ max-examples = 5 }}
 {auth}"""
 """Schemathesis's settings. No check is disabled: the test runs them all."""
 STARTS = {
@@ -67,11 +75,14 @@ def answered(app, path: str, method: str, status: int) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("start", STARTS)
-def test_schemathesis_with_all_its_checks_finds_nothing(start, tmp_path):
+def test_schemathesis_with_all_its_checks_finds_nothing(start, tmp_path, tiny_moderator, tiny_adapter_dir):
+    """On the tiny model, with its adapter as the one version trained here (to serve through the gate)."""
     options, credentials = served_options(start, tmp_path)
+    version = ModelVersion.read(tiny_adapter_dir).name
+    shutil.copytree(tiny_adapter_dir, tmp_path / "versions" / version)
     config = tmp_path / "schemathesis.toml"
-    config.write_text(SCHEMATHESIS.format(auth=credentials))
-    with running_in_process(tmp_path / "app", **options) as app:
+    config.write_text(SCHEMATHESIS.format(auth=credentials, version=version))
+    with running_in_process(tmp_path / "app", tiny_moderator, versions_dir=tmp_path / "versions", **options) as app:
         verdicts = [app.service.confirm(shown.id, reviewer="ana")["id"]  # verdicts for bulk changes to change
                     for shown in app.service.moderate(["I hate mondays", "You idiot", "What a lovely day"])]
         app.service.change(dict.fromkeys(verdicts), status="accepted")  # batch #1, which an undo takes back

@@ -38,7 +38,8 @@ def file_bytes(path: Path) -> bytes:
 
 def evaluation_run(texts) -> dict:
     return {"model": "demo", "version": None, "template": "card", "threshold": "needs caution", "mode": "score",
-            "gold_name": "gold.jsonl", "gold_hash": "h", "gold_size": len(texts), "metrics": {"accuracy": 1.0},
+            "gold_name": "gold.jsonl", "gold_hash": "h", "gold_size": len(texts), "trained_left_out": 0,
+            "trained_included": 0, "metrics": {"accuracy": 1.0},
             "items": [{"text": text, "gold": "casual", "label": "casual", "scores": SCORES, "generated": None}
                       for text in texts]}
 
@@ -56,18 +57,22 @@ def test_forget_erases_a_text_to_the_last_byte_while_the_app_has_the_database_op
         app.save_once("k", "/v1/moderations ...", "modr-1", [dict(text=SECRET, label="casual", scores=SCORES,
                                                                     prompt="p", model="demo")], {"threshold": "x"})
         app.evaluations.save(evaluation_run([SECRET, "Keep this one about the weather"]))
+        app.shadows.save([{"text": SECRET, "template": "card", "serving_model": "demo", "serving_label": "casual",
+                           "model": "demo-lora", "label": "needs caution", "scores": SCORES}])
         wal = Path(f"{path}-wal").read_bytes()
         assert SECRET.encode() in wal and WORD in wal, "the text is there to be erased"
         run = cli(feedback_main, "forget", "--text", SECRET, "--db", path)
         assert run.returncode == 0, run.stderr
-        assert run.stdout.strip() == (f"Erased from {path}: 3 predictions, 2 verdicts, 1 final labels, 1 evaluation "
-                                      "items and 2 idempotency keys.")
+        assert run.stdout.strip() == (f"Erased from {path}: 3 predictions, 2 verdicts, 1 final labels, 1 splits, 1 "
+                                      "shadow predictions, 1 evaluation items and 2 idempotency keys.")
         assert SECRET not in run.stdout + run.stderr, "the text is not printed"
         erased = file_bytes(path)  # while the app still has it open
         assert SECRET.encode() not in erased and WORD not in erased, "a byte of the text stayed in the file"
     with FeedbackStore(path) as store:
         assert [row["text"] for row in store.curation.verdicts(search="weather")] == ["Keep this one about the weather"]
         assert store.curation.verdicts(search="Zyxwvut") == [] and store.db["final_labels"].count == 0
+        assert store.db["splits"].count == 0, "the final label accepted the text: its split goes with it"
+        assert store.db["shadow_predictions"].count == 0
         assert [item["text"] for item in store.evaluations.get(1)["items"]] == ["Keep this one about the weather"]
         assert store.connection.verdicts_by_status() == {"pending": 1, "accepted": 0, "discarded": 0}
 
@@ -100,8 +105,14 @@ def test_the_sweep_keeps_judged_and_recent_predictions_and_drops_expired_keys(tm
         store.save_once("new key", "request", "modr-2", None, {})
         store.db.execute("update predictions set created = ? where id in (?, ?)", [days_ago(3), old, judged])
         store.db.execute("update idempotency_keys set created = ? where key = 'old key'", [days_ago(1.1)])
-        assert store.erasure.sweep(None) == {"predictions": 0, "idempotency_keys": 1}, "by default every prediction"
-        assert store.erasure.sweep(2) == {"predictions": 1, "idempotency_keys": 0}
+        store.shadows.save([{"text": text, "template": "card", "serving_model": "m", "serving_label": "casual",
+                             "model": "shadow", "label": "casual", "scores": SCORES} for text in ("old unjudged",
+                                                                                                 "old judged")])
+        store.db.execute("update shadow_predictions set created = ?", [days_ago(3)])
+        assert store.erasure.sweep(None) == {"predictions": 0, "shadow_predictions": 0, "idempotency_keys": 1}, \
+            "by default every prediction"
+        assert store.erasure.sweep(2) == {"predictions": 1, "shadow_predictions": 1, "idempotency_keys": 0}
+        assert [row["text"] for row in store.db["shadow_predictions"].rows] == ["old judged"]
         assert [row["id"] for row in store.db["predictions"].rows] == [judged, recent]
         assert [row["key"] for row in store.db["idempotency_keys"].rows] == ["new key"]
         assert store.curation.verdicts(search="unjudged") == [] and store.db.execute(

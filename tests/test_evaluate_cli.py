@@ -13,8 +13,10 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 from moderation.__main__ import main as moderate_main
 from moderation.evaluate import heldout_gold
 from moderation.evaluate.__main__ import main as evaluate_main
-from moderation.labelled_files import HELDOUT_FILE
+from moderation.labelled_files import HELDOUT_FILE, SEED_FILE, read_labelled
 from moderation.labels import SEVERITY
+from moderation.prompt import text_hash
+from moderation.training.__main__ import main as train_main
 from moderation.versions import ModelVersion
 
 TWO_EXAMPLES = [{"text": "Have a lovely day", "label": "casual"},
@@ -103,6 +105,8 @@ def test_readable_reports(evaluate, tiny_model_dir, tmp_path):
     run = evaluate("--data", gold, "--model", tiny_model_dir, "--db", db, "--mode", "generate")
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("**Run #1**: accuracy ") and "no label " in run.stdout
+    assert "(on 2 texts)\n\nIn brackets, the 95% bootstrap interval of accuracy, macro_f1, kappa_quadratic (2000 " \
+        "resamples of the texts, seeded)." in run.stdout
     assert "\n#1 " in run.stdout and f" {tiny_model_dir}, template " in run.stdout
     assert ", generate on gold.jsonl (2 texts)" in run.stdout
     assert "Confusion (rows: gold, columns: predicted):" in run.stdout
@@ -168,3 +172,35 @@ def test_without_the_database_nothing_is_created(evaluate, tmp_path, args):
     run = evaluate(*args, "--db", tmp_path / "missing.db")
     assert run.returncode == 2 and "no feedback database at" in run.stderr
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_version_is_evaluated_without_the_texts_it_trained_on(evaluate, tiny_model_dir, tmp_path):
+    """A version trained on 10 texts of the held-out set (and 20 of the seed's): evaluating it on the held-out set
+    leaves those 10 out and says so; --include-trained keeps them, and says that too."""
+    heldout = read_labelled(HELDOUT_FILE)
+    seed = read_labelled(SEED_FILE)
+    data, chooser = tmp_path / "train.jsonl", tmp_path / "choose.jsonl"
+    for path, records in ((data, heldout[:10] + seed[:20]), (chooser, seed[20:30])):
+        path.write_text("".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in records))
+    adapter = tmp_path / "adapter"
+    assert train_main(["--model", str(tiny_model_dir), "--data", str(data), "--eval-data", str(chooser), "--out",
+                       str(adapter), "--lora", "--max-steps", "2", "--replay-ratio", "0", "--started-by", "ana"]) == 0
+    version = ModelVersion.read(adapter)
+    assert version.started_by == "ana"
+    assert set(version.trained_texts) == {text_hash(text) for text, _ in heldout[:10] + seed[:20]}
+    db = tmp_path / "runs.db"
+    left_out = evaluate("--data", HELDOUT_FILE, "--adapter", adapter, "--db", db, "--json")
+    assert left_out.returncode == 0, left_out.stderr
+    run = json.loads(left_out.stdout)
+    assert (run["gold_size"], run["n"], run["trained_left_out"], run["trained_included"]) == (119, 119, 10, 0)
+    shown = evaluate("--data", HELDOUT_FILE, "--adapter", adapter, "--db", db).stdout
+    assert "on heldout.jsonl (119 texts; 10 texts it trained on left out)" in shown
+    kept = evaluate("--data", HELDOUT_FILE, "--adapter", adapter, "--db", db, "--include-trained")
+    assert "on heldout.jsonl (129 texts, 10 of them trained on)" in kept.stdout
+    stored = sqlite_utils.Database(db)["evaluation_runs"].get(3)
+    assert (stored["gold_size"], stored["trained_left_out"], stored["trained_included"]) == (129, 0, 10)
+    trained_only = tmp_path / "trained.jsonl"
+    trained_only.write_text(data.read_text())
+    refused = evaluate("--data", trained_only, "--adapter", adapter, "--db", db)
+    assert refused.returncode == 2 and f"The version {version.name} trained on every text of the trained.jsonl" \
+        in refused.stderr

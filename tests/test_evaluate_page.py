@@ -11,6 +11,7 @@ from gradio_client.exceptions import AppError
 from servers import PageClient
 
 from moderation.evaluate import heldout_gold
+from moderation.evaluate.intervals import run_intervals
 from moderation.prompt import PromptTemplate
 
 DRAFT = {"headers": ["text", "label"],
@@ -42,7 +43,10 @@ def test_an_evaluation_is_stored_and_shown_as_three_figures(client, fake_app):
                                                                        api_name="/evaluate")
     run = fake_app.service.runs(1)[0]
     assert run_b["value"] == run["id"] and run_b["choices"][0][1] == run["id"]
-    assert summary.startswith(f"**Run #{run['id']}**: accuracy **{run['metrics']['accuracy']:.1%}**")
+    assert summary.startswith(f"**Run #{run['id']}**: accuracy **{run['metrics']['accuracy']:.1%}** [")
+    items = fake_app.service.store.evaluations.get(run["id"])["items"]
+    low, high = run_intervals(heldout_gold().labels, [item["label"] for item in items])["accuracy"]
+    assert f"[{low:.1%}, {high:.1%}]" in summary and "(on 129 texts)" in summary
     assert "score on held-out set (129 texts)" in summary
     heatmap = json.loads(confusion["plot"])["data"][0]
     assert heatmap["type"] == "heatmap" and heatmap["z"] == run["metrics"]["confusion"]["matrix"]

@@ -126,7 +126,7 @@ def test_oig_lines(store, tmp_path, monkeypatch):
     rows = read_lines(path)
     expected = [label or model_label for _, model_label, _, label in REVIEWED]
     for row, label in zip(rows, expected):
-        assert list(row) == ["text"]
+        assert list(row) == ["text", "split"] and row["split"] is None, "no text is accepted: none has a split yet"
         assert OIG_LINE.match(row["text"]), row["text"]
         assert row["text"].endswith(f"\nOutput: {label}")
     folded = "Input: I hate my job and I don't want to go there.\nOutput: possibly needs caution"

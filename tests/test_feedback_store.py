@@ -73,6 +73,10 @@ def test_migrations_create_schema_once(tmp_path):
         "idempotency_keys_hold_hashes_and_ids",
         "create_curation_batches",
         "create_queue_skips",
+        "create_splits",
+        "add_evaluation_trained_texts",
+        "create_serving_events",
+        "create_shadow_predictions",
     ]
     assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
     db.close()

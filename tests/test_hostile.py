@@ -59,7 +59,10 @@ from feedback.api_keys import ApiKeys, add_api_key, key_hash
 from feedback.reviewers import add_reviewer
 from feedback.store import FeedbackStore
 from moderation.__main__ import main as moderation_main
-from moderation.labelled_files import read_labelled, read_template
+from moderation.evaluate import compare
+from moderation.evaluate.__main__ import main as evaluate_main
+from moderation.evaluate.metrics import compute_metrics
+from moderation.labelled_files import HELDOUT_FILE, read_labelled, read_template
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
 from moderation.training.__main__ import main as train_main
@@ -661,14 +664,23 @@ def shows_as_text(markdown: str, text: str, layout: set[str]):
 
 
 def run_retrain_report(case, ctx: Context):
-    """The report a retraining job writes (the Retrain tab shows it as Markdown) with the text among its flips."""
+    """The report a retraining job writes (the Retrain tab shows it as Markdown) with the text among its flips and
+    its benign regressions (casual before, as gold says, and flagged after)."""
+    text = case["input"]["text"]
     run = {"id": None, "created": None, "version": None, "template": "card", "threshold": "needs caution",
-           "mode": "score", "gold_name": "held-out records", "gold_hash": "h", "gold_size": 1}
-    report = {"a": {**run, "model": "base"}, "b": {**run, "model": "base-lora-1"}, "same_gold": True,
-              "metrics": {"accuracy": {"a": 0.5, "b": 1.0, "delta": 0.5}}, "fixed": 1, "broken": 0,
-              "flipped": [{"text": case["input"]["text"], "gold": "casual", "a": "needs caution", "b": "casual",
-                           "outcome": "fixed"}]}
-    shows_as_text(report_text(report), case["input"]["text"],
+           "mode": "score", "gold_name": "held-out records", "gold_hash": "h", "gold_size": 2}
+
+    def labelled(model, label):
+        items = [{"text": text, "gold": "casual", "label": label, "scores": {}, "generated": None},
+                 {"text": "a second text", "gold": "needs caution", "label": "needs caution", "scores": {},
+                  "generated": None}]
+        metrics = compute_metrics([item["gold"] for item in items], [item["label"] for item in items], None,
+                                  "needs caution")
+        return {**run, "model": model, "metrics": metrics, "items": items}
+
+    comparison = compare(labelled("base", "casual"), labelled("base-lora-1", "needs caution"))
+    assert comparison["benign_regressions"] and comparison["flipped"]
+    shows_as_text(report_text(comparison), text,
                   {"h1", "h2", "p", "ul", "li", "strong", "table", "thead", "tbody", "tr", "th", "td"})
     return 0, 0
 
@@ -900,10 +912,28 @@ def run_feedback_cli(case, ctx: Context):
     return 0, 0
 
 
+def cli_args(args: list[str], ctx: Context) -> list[str]:
+    """A command line with its places filled: ``{model}`` the tiny model, ``{heldout}`` the shipped held-out set,
+    ``{bad_gold}`` a gold file with an unknown label, ``{db}`` a database file of the case's own (not made here)."""
+    bad_gold = ctx.tmp_path / "bad-gold.jsonl"
+    bad_gold.write_text('{"text": "You are all idiots", "label": "rude"}\n')
+    places = {"{heldout}": lambda: HELDOUT_FILE, "{bad_gold}": lambda: bad_gold,
+              "{db}": lambda: ctx.tmp_path / "runs.db", "{model}": lambda: ctx.fixture("tiny_model_dir")}
+    return [str(places[arg]()) if arg in places else arg for arg in args]
+
+
 def run_app_options(case, ctx: Context):
     """``python app.py ARGS``: refused before anything loads."""
     assert case["expect"] == "error", "the corpus starts no app of its own"
-    cli_error(ctx.cli(server_main, *case["input"]["args"]), case)
+    cli_error(ctx.cli(server_main, *cli_args(case["input"]["args"], ctx)), case)
+    return 0, 0
+
+
+def run_evaluate_cli(case, ctx: Context):
+    """``python -m moderation.evaluate ARGS`` (a gate, on the tiny model): refused with a message, no run stored."""
+    assert case["expect"] == "error", "the corpus evaluates nothing to the end"
+    cli_error(ctx.cli(evaluate_main, *cli_args(case["input"]["args"], ctx)), case)
+    assert not (ctx.tmp_path / "runs.db").exists(), "a refused command wrote a database"
     return 0, 0
 
 
@@ -934,6 +964,7 @@ RUNNERS = {
     "rest_keyed": run_rest_keyed,
     "feedback_cli": run_feedback_cli,
     "app_options": run_app_options,
+    "evaluate_cli": run_evaluate_cli,
 }
 
 

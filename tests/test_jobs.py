@@ -56,7 +56,7 @@ def test_a_job_dies_with_the_app_and_leaves_no_version(tmp_path, tiny_model_dir,
     try:
         with running_app(tiny_model_dir, tmp_path / "feedback.db", "--versions", versions,
                          log=tmp_path / "app.log") as (url, app):
-            assert call_page(url, "/retrain")[0] == "complete"
+            assert call_page(url, "/retrain", "ana")[0] == "complete"
             (trainer,) = wait_for(lambda: trainers(versions), "the job to start")
             wait_for(lambda: list(versions.glob(f".*{BUILDING}*")), "the job to write its version", timeout=120,
                      every=0.005)

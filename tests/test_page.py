@@ -10,6 +10,7 @@ from fakes import expected_scores, fake_moderator
 from gradio_client.exceptions import AppError
 from servers import PageClient, running_in_process
 
+from feedback.splits import TEST_SHARE, split_for
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, PromptTemplate
 
@@ -64,13 +65,16 @@ def test_moderate_flag_review_accept_export(client, fake_app):
     rows, checked = client.predict("pending", "any", True, "neighbour", api_name="/review")
     assert [r[1] for r in rows["data"]] == [verdict_id(saved)] and rows["data"][0][2] == text
     assert checked.startswith("No row checked")
+    assert rows["headers"][5] == "split" and rows["data"][0][5] == "", "a pending verdict's text has no split yet"
     assert client.predict(verdict_id(saved), "", "cy", api_name="/accept") == (
         f'Verdict #{verdict_id(saved)} ("My neighbour\'s dog barks all night and I…") is now accepted.')
     assert db["verdicts"].get(verdict_id(saved))["status"] == "accepted"
+    rows, _ = client.predict("accepted", "any", True, "neighbour", api_name="/review")
+    assert rows["data"][0][5] == split_for(text, TEST_SHARE), "accepted, the text has its split"
 
     path, count = client.predict("oig", "accepted", "", api_name="/export")
     lines = [json.loads(line) for line in open(path, encoding="utf-8")]
-    assert {"text": f"Input: {text}\nOutput: probably needs caution"} in lines
+    assert {"text": f"Input: {text}\nOutput: probably needs caution", "split": split_for(text, TEST_SHARE)} in lines
     assert count == f"{len(lines)} texts exported as oig."
 
 

@@ -1,5 +1,6 @@
-"""bench/retrain_proof.py stays runnable: on the tiny model it finds the corrections, trains an adapter on them
-and measures both sets before and after; a pool that shares a text with the held-out set is refused."""
+"""bench/retrain_proof.py stays runnable: on the tiny model it finds the corrections, trains an adapter on them,
+measures both sets before and after (the held-out set with intervals) and reports the gate's decision; a pool that
+shares a text with the held-out set is refused."""
 
 import json
 
@@ -25,6 +26,14 @@ def test_the_proof_trains_on_the_corrections_and_measures_before_and_after(cli, 
     assert (figures["corrections"], figures["held_out"]) == (10, 20)
     assert figures["corrections_before"] == {"accuracy": 0.0, "macro_f1": 0.0}, "every correction was wrong"
     assert figures["version"] != figures["model"] and set(figures["held_out_after"]) == {"accuracy", "macro_f1"}
+    low, high = figures["held_out_intervals"]["accuracy"]["a"]
+    assert low <= figures["held_out_before"]["accuracy"] <= high
+    assert figures["gate"]["allowed"] is False and figures["gate"]["reasons"][0].startswith(
+        "the gate set holds 20 texts, fewer than the 50 it needs"), "20 held-out texts are too few to decide on"
+    shown = cli(main, "--pool", pool, "--held-out", held_out, "--model", tiny_model_dir, "--corrections", 10,
+                "--out", tmp_path / "again", *TRAIN).stdout
+    assert "  held_out    accuracy " in shown and ", change [" in shown
+    assert "The gate refuses " in shown and "on the held-out set: the gate set holds 20 texts" in shown
     trained_on = (tmp_path / "proof" / "corrections.jsonl").read_text().splitlines()
     chose_on = (tmp_path / "proof" / "rest-of-pool.jsonl").read_text().splitlines()
     assert len(trained_on) == 10 and len(chose_on) == 50 and not set(trained_on) & set(chose_on)

@@ -142,7 +142,8 @@ def test_a_reviewer_takes_back_their_own_pending_verdict(store):
 
 
 def test_every_order_is_known():
-    assert list(QUEUE_ORDERS) == ["most uncertain", "nearest the threshold", "reviewers disagree", "newest"]
+    assert list(QUEUE_ORDERS) == ["most uncertain", "nearest the threshold", "reviewers disagree", "newest",
+                                  "serving and shadow disagree"]
 
 
 def test_an_older_database_keeps_each_reviewers_latest_verdict_and_gets_margins(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from fakes import OTHER, WINNER, expected_scores, fake_moderator
 from servers import make_service
 
+from feedback.splits import TEST_SHARE, split_for
 from moderation.errors import InvalidInput
 from moderation.labels import LABELS
 from moderation.prompt import CARD_EXAMPLES, PromptTemplate
@@ -194,7 +195,8 @@ def test_verdicts_and_curation(service):
     assert service.set_status(flagged["id"], "accepted")["status"] == "accepted"
     assert service.relabel(2.0, "needs caution")["verdict"] == "wrong"
     path, count = service.export(status="accepted")
-    assert count == 1 and path.read_text() == json.dumps({"text": "Input: I hate mondays\nOutput: casual"}) + "\n"
+    assert count == 1 and path.read_text() == json.dumps({"text": "Input: I hate mondays\nOutput: casual",
+                                                          "split": split_for("I hate mondays", TEST_SHARE)}) + "\n"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 

@@ -139,7 +139,7 @@ def test_a_curator_settles_a_disagreement_and_the_figures_follow(app):
     stats = httpx.get(app.url + "v1/feedback/stats").json()
     assert stats["agreement"]["pairs"] == [{"a": "ana", "b": "bo", "n": 2, "cohen_kappa": 0.0}]
     assert stats["by_reviewer"] == {"ana": 2, "bo": 2} and set(stats["confusion"]) == set(LABELS)
-    assert len(plots) == 5 and all(plot for plot in plots)
+    assert len(plots) == 6 and all(plot for plot in plots)
 
 
 def test_the_dashboard_fills_when_the_page_loads(app):

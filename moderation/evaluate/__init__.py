@@ -2,7 +2,8 @@
 
 :mod:`.gold` reads gold sets (a labelled file, the shipped held-out set, or accepted verdicts),
 :mod:`.runner` labels one through the Moderator's batched path, :mod:`.metrics` computes the figures with
-scikit-learn, and :mod:`.compare` sets two runs side by side.
+scikit-learn, :mod:`.intervals` how sure they are, :mod:`.compare` sets two runs side by side, :mod:`.gate` decides
+whether a version may serve, and :mod:`.report` writes all of it as Markdown.
 """
 
 from .compare import compare
@@ -12,6 +13,7 @@ from .gold import (
     GOLD_SOURCES,
     HELDOUT_NAME,
     GoldSet,
+    gate_gold,
     gold_from_verdicts,
     heldout_gold,
     read_gold,
@@ -19,4 +21,4 @@ from .gold import (
 from .runner import Progress, evaluate
 
 __all__ = ["ACCEPTED_NAME", "FILE_SOURCE", "GOLD_SOURCES", "HELDOUT_NAME", "GoldSet", "Progress", "compare", "evaluate",
-           "gold_from_verdicts", "heldout_gold", "read_gold"]
+           "gate_gold", "gold_from_verdicts", "heldout_gold", "read_gold"]

@@ -1,11 +1,17 @@
-"""Command line: measure a model and a prompt on a gold set and store the run, or compare two stored runs.
+"""Command line: measure a model and a prompt on a gold set and store the run, compare two stored runs, or put a
+version to the gate.
 
     python -m moderation.evaluate --data FILE | --accepted [--model M] [--adapter DIR] [--examples FILE] [--threshold T]
-                                  [--mode score|generate] [--db feedback.db] [--json]
+                                  [--mode score|generate] [--include-trained] [--db feedback.db] [--json]
     python -m moderation.evaluate --compare RUN_A RUN_B [--db feedback.db] [--json]
+    python -m moderation.evaluate --gate SERVING CANDIDATE --data FILE | --accepted [--max-benign-regressions N]
+                                  [--min-gate-texts N] [--examples FILE] [--threshold T] [--db feedback.db] [--json]
+
+``--gate`` exits with 1 when the gate refuses the candidate (0 when it allows it, 2 on an error).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -17,25 +23,45 @@ from feedback.store import FeedbackStore
 from ..command_line import add_mode_option, add_model_options, add_settings_options, open_model, settings_from
 from ..demo.recipe import DEMO_NOTICE
 from ..errors import USER_ERRORS
-from . import compare, evaluate, gold_from_verdicts, read_gold
-from .report import comparison_report, run_report
+from ..loader import open_reference
+from . import compare, evaluate, gate_gold, gold_from_verdicts, heldout_gold, read_gold
+from .gate import MAX_BENIGN_REGRESSIONS, MIN_GATE_TEXTS, GateRules, gate, gate_runs
+from .report import comparison_report, gate_report, run_report
+
+REFUSED = 1
+"""The exit code of a refusal by the gate."""
 
 
 def main(argv=None) -> int:
-    """Evaluate, or compare two runs; returns the exit code."""
+    """Evaluate, compare two runs, or gate a version; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m moderation.evaluate", description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", metavar="FILE", help="the gold set: jsonl or a JSON list of {text, label} or of "
                         "Input/Output records (moderation/data/heldout.jsonl is the shipped held-out set)")
-    source.add_argument("--accepted", action="store_true", help="the gold set: the accepted verdicts in --db")
-    source.add_argument("--compare", nargs=2, type=int, metavar=("RUN_A", "RUN_B"), help="compare two stored runs")
+    source.add_argument("--accepted", action="store_true", help="the gold set: the accepted verdicts in --db (with "
+                        "--gate: those of the test split and of the texts a shadow disagreed on, with the shipped "
+                        "held-out set: the app's gate set)")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--compare", nargs=2, type=int, metavar=("RUN_A", "RUN_B"), help="compare two stored runs")
+    action.add_argument("--gate", nargs=2, metavar=("SERVING", "CANDIDATE"), help="compare CANDIDATE with SERVING on "
+                        "the gold set and decide whether it may serve (each a model id, folder, demo, or a version "
+                        "folder: an adapter serves on the model it was trained on); exit 1 when it may not")
     add_model_options(parser)
     add_settings_options(parser)
     add_mode_option(parser)
     parser.add_argument("--db", default="feedback.db", help="the feedback database, where runs are stored "
                         "(default: %(default)s)")
+    parser.add_argument("--include-trained", action="store_true", help="keep the gold texts that the version "
+                        "evaluated trained on (by default they are left out; the report says how many either way)")
+    parser.add_argument("--max-benign-regressions", type=int, default=MAX_BENIGN_REGRESSIONS, metavar="N",
+                        help="--gate refuses a candidate that flags more texts than this that the serving model and "
+                        "gold call casual (default: %(default)s)")
+    parser.add_argument("--min-gate-texts", type=int, default=MIN_GATE_TEXTS, metavar="N",
+                        help="--gate refuses on fewer gold texts than this (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    if not (args.compare or args.data or args.accepted):
+        parser.error("give the gold set (--data FILE or --accepted), or --compare RUN_A RUN_B")
     if (args.accepted or args.compare) and not os.path.exists(args.db):
         print(f"error: no feedback database at {args.db}: pass --db with the app's database file.", file=sys.stderr)
         return 2
@@ -43,6 +69,9 @@ def main(argv=None) -> int:
         if args.compare:
             comparison = run_comparison(args)
             shown = comparison if args.json else comparison_report(comparison, every_figure=True, text=str)
+        elif args.gate:
+            decision = run_gate(args)
+            shown = decision if args.json else gate_report(decision, text=str)
         else:
             run, conflicts = run_evaluation(args)
             shown = run_json(run, conflicts, args.accepted) if args.json else \
@@ -51,7 +80,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(shown, ensure_ascii=False, indent=2) if args.json else shown)
-    return 0
+    return REFUSED if args.gate and not decision["allowed"] else 0
 
 
 def run_evaluation(args) -> tuple[dict, tuple]:
@@ -64,13 +93,47 @@ def run_evaluation(args) -> tuple[dict, tuple]:
         gold = read_gold(args.data)
     moderator = open_model(args)
     moderator.check_settings(settings)
-    with tqdm(total=len(gold.items), desc="Evaluating", unit="text", disable=None) as bar:
-        run = evaluate(moderator, gold, settings, args.mode, progress=lambda done, _: bar.update(done - bar.n))
+    with progress_bar() as shown:
+        run = evaluate(moderator, gold, settings, args.mode, progress=shown, include_trained=args.include_trained)
     if moderator.demo:
         print(f"Note: {DEMO_NOTICE}", file=sys.stderr)
-    with FeedbackStore(args.db) as store:
+    return store_runs(args.db, settings, run)[0], gold.conflicts
+
+
+def run_gate(args) -> dict:
+    """Both models' runs on the gold texts neither trained on, stored, and the gate's decision on them."""
+    rules = GateRules(args.max_benign_regressions, args.min_gate_texts)
+    settings = settings_from(args)
+    if args.accepted:
+        with FeedbackStore(args.db) as store:
+            gold = gate_gold(store.evaluations.judging_labels(), heldout_gold())
+    else:
+        gold = read_gold(args.data)
+    serving, candidate = (open_reference(reference, progress=False) for reference in args.gate)
+    for moderator in (serving, candidate):
+        moderator.check_settings(settings)
+    with progress_bar() as shown:
+        runs = gate_runs(serving, candidate, gold, settings, progress=shown)
+    return gate(*store_runs(args.db, settings, *runs), rules)
+
+
+@contextlib.contextmanager
+def progress_bar():
+    """A progress bar of the texts labelled, told as ``evaluate`` tells of them (shown only at a terminal)."""
+    with tqdm(desc="Evaluating", unit="text", disable=None) as bar:
+
+        def shown(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield shown
+
+
+def store_runs(db: str, settings, *runs: dict) -> list[dict]:
+    """``runs`` stored in the database ``db`` (with their template), as stored."""
+    with FeedbackStore(db) as store:
         store.save_template(settings.template.id, settings.template.to_json())
-        return store.evaluations.save(run), gold.conflicts
+        return [store.evaluations.save(run) for run in runs]
 
 
 def run_json(run: dict, conflicts, accepted: bool) -> dict:
@@ -78,7 +141,8 @@ def run_json(run: dict, conflicts, accepted: bool) -> dict:
     texts whose labels disagreed)."""
     shown = [{"text": c.text, "labels": list(c.labels), "kept": c.kept} for c in conflicts]
     return {"run_id": run["id"], **{key: run[key] for key in ("created", "model", "version", "template", "threshold",
-                                                               "mode", "gold_name", "gold_hash", "gold_size")},
+                                                               "mode", "gold_name", "gold_hash", "gold_size",
+                                                               "trained_left_out", "trained_included")},
             **run["metrics"], **({"conflicts": shown} if accepted else {})}
 
 

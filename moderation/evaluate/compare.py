@@ -1,8 +1,14 @@
-"""Two runs side by side: every figure with its change, and the texts whose label flipped."""
+"""Two runs side by side: every figure with its change, how sure the change is, and the texts whose label flipped
+(the benign regressions among them)."""
 
 from collections import Counter
 
+from ..labels import SEVERITY
+from .intervals import paired
+
 FIXED, BROKEN, STILL_WRONG = "fixed", "broken", "still wrong"
+BENIGN = SEVERITY[0]
+"""The policy's least severe label: a text that has it needs nothing done."""
 
 
 def compare(a: dict, b: dict) -> dict:
@@ -12,16 +18,29 @@ def compare(a: dict, b: dict) -> dict:
     ``delta`` (b - a, None where either is undefined). ``flipped`` lists every text of both runs whose label
     differs, with its ``gold`` label (``b``'s), the labels ``a`` and ``b``, and ``outcome``: fixed (b is right),
     broken (a was right) or still wrong. ``same_gold`` says whether both ran on the same gold set.
+
+    On the texts both runs labelled (with ``b``'s gold labels), ``paired`` holds how many there are, the 95%
+    intervals of accuracy, macro-F1 and quadratic kappa for each run and for ``b - a``, and McNemar's exact test
+    (:func:`~moderation.evaluate.intervals.paired`); ``benign_regressions`` lists the flips of texts that ``a``
+    labelled with the least severe label, as gold does, and that ``b`` flags. ``given`` counts the texts each run gave
+    each label (what its precision stands on).
     """
     ours, theirs = _figures(a["metrics"]), _figures(b["metrics"])
     metrics = {name: {"a": value, "b": theirs[name], "delta": _delta(value, theirs[name])}
                for name, value in ours.items() if name in theirs}
     before = dict(_keyed(a["items"]))
-    flipped = [{"text": item["text"], "gold": item["gold"], "a": before[key]["label"], "b": item["label"],
-                "outcome": _outcome(item["gold"], before[key]["label"], item["label"])}
-               for key, item in _keyed(b["items"]) if key in before and before[key]["label"] != item["label"]]
+    pairs = [(before[key], item) for key, item in _keyed(b["items"]) if key in before]
+    flipped = [{"text": item["text"], "gold": item["gold"], "a": first["label"], "b": item["label"],
+                "outcome": _outcome(item["gold"], first["label"], item["label"])}
+               for first, item in pairs if first["label"] != item["label"]]
     return {"a": _summary(a), "b": _summary(b), "same_gold": a["gold_hash"] == b["gold_hash"], "metrics": metrics,
-            "flipped": flipped, "fixed": _count(flipped, FIXED), "broken": _count(flipped, BROKEN)}
+            "flipped": flipped, "fixed": _count(flipped, FIXED), "broken": _count(flipped, BROKEN),
+            "paired": paired(*zip(*[(item["gold"], first["label"], item["label"]) for first, item in pairs]))
+            if pairs else None,
+            "benign_regressions": [flip for flip in flipped if flip["gold"] == flip["a"] == BENIGN
+                                   and flip["b"] not in (None, BENIGN)],
+            "given": {side: dict(Counter(item["label"] for item in run["items"]))
+                      for side, run in (("a", a), ("b", b))}}
 
 
 def _figures(metrics: dict, prefix: str = "") -> dict:
@@ -58,4 +77,5 @@ def _count(flipped: list[dict], outcome: str) -> int:
 def _summary(run: dict) -> dict:
     """What identifies a run (a run not stored has no id or time)."""
     return {key: run.get(key) for key in ("id", "created", "model", "version", "template", "threshold", "mode",
-                                          "gold_name", "gold_hash", "gold_size")}
+                                          "gold_name", "gold_hash", "gold_size", "trained_left_out",
+                                          "trained_included")}

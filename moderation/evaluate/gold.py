@@ -9,10 +9,11 @@ from pathlib import Path
 from ..errors import InvalidInput
 from ..labelled_files import HELDOUT_FILE, read_labelled
 from ..labels import check_label
-from ..prompt import NormalizedText, normalize_text
+from ..prompt import NormalizedText, normalize_text, text_hash
 
 HELDOUT_NAME = "held-out set"
 ACCEPTED_NAME = "accepted verdicts"
+GATE_NAME = "gate set"
 FILE_SOURCE = "a file"
 GOLD_SOURCES = (HELDOUT_NAME, ACCEPTED_NAME, FILE_SOURCE)
 """Where a gold set comes from: the shipped held-out set, the accepted verdicts, or a labelled file."""
@@ -57,6 +58,23 @@ class GoldSet:
         """The gold labels, in order."""
         return [label for _, label in self.items]
 
+    def trained_on(self, hashes) -> int:
+        """How many of the texts are among ``hashes`` (:func:`~moderation.prompt.text_hash`: texts a version trained
+        on)."""
+        hashes = set(hashes)
+        return sum(text_hash(text) in hashes for text in self.texts)
+
+    def without(self, hashes, trained_by: str) -> "GoldSet":
+        """The set without the texts among ``hashes``, which ``trained_by`` (a version, or versions) trained on;
+        InvalidInput when no text is left."""
+        hashes = set(hashes)
+        kept = tuple((text, label) for text, label in self.items if text_hash(text) not in hashes)
+        if not kept:
+            raise InvalidInput(f"{trained_by} trained on every text of the {self.name}: evaluate on texts it never "
+                               "saw (the held-out set, or the test split), or include the trained texts (the figures "
+                               "then say how many).")
+        return GoldSet(self.name, kept, self.conflicts)
+
 
 def read_gold(path: str | Path, name: str | None = None) -> GoldSet:
     """The gold set of a labelled file (jsonl or a JSON list; see :mod:`moderation.labelled_files`).
@@ -85,3 +103,13 @@ def gold_from_verdicts(accepted) -> GoldSet:
     conflicts = tuple(Conflict(text, tuple(labels), labels[-1]) for text, labels in history.items()
                       if len(set(labels)) > 1)
     return GoldSet(ACCEPTED_NAME, tuple((text, labels[-1]) for text, labels in history.items()), conflicts)
+
+
+def gate_gold(judging, held_out: GoldSet) -> GoldSet:
+    """The gate set: the accepted verdicts that judge versions (the test split's, and those of the texts a shadow
+    disagreed on; as (text, label) pairs, oldest first, read as :func:`gold_from_verdicts` reads them), then the texts
+    of ``held_out`` that none of them has (one item a text: the reviewers' latest label wins)."""
+    verdicts = gold_from_verdicts(judging).items if judging else ()
+    judged = {text for text, _ in verdicts}
+    items = verdicts + tuple(item for item in held_out.items if item[0] not in judged)
+    return GoldSet(f"{GATE_NAME} ({len(verdicts)} accepted texts and the {held_out.name})", items)

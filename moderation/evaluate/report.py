@@ -4,12 +4,16 @@ are in a terminal: ``str``)."""
 
 from collections.abc import Callable
 
+from ..labels import SEVERITY
 from ..markdown import markdown_text
-from .compare import BROKEN, FIXED
+from .compare import BENIGN, BROKEN, FIXED
+from .intervals import CONFIDENCE, FIGURES, RESAMPLES, run_intervals
 from .metrics import NO_LABEL
 
 HEADLINE = ("accuracy", "macro_f1", "kappa_quadratic", "mean_severity_error", "ece", "flagged.f1", "intervene.f1")
 """The figures a report puts first."""
+INTERVALS = (f"In brackets, the {CONFIDENCE:.0%} bootstrap interval of {', '.join(FIGURES)} ({RESAMPLES} resamples of "
+             "the texts, seeded).")
 
 Text = Callable[[str], str]
 
@@ -21,23 +25,37 @@ def figure_text(value) -> str:
 
 
 def describe(run: dict) -> str:
-    """One line that tells a run apart: id, time, model (or version), template, threshold, mode and gold set."""
+    """One line that tells a run apart: id, time, model (or version), template, threshold, mode and gold set (and how
+    many of its texts the version trained on were left out, or kept)."""
     when = f"#{run['id']} {run['created'][:16].replace('T', ' ')} " if run.get("id") else ""
     model = f"{run['model']} (version {run['version']})" if run.get("version") else run["model"]
     return (f"{when}{model}, template {run['template']}, threshold {run['threshold']}, {run['mode']} on "
-            f"{run['gold_name']} ({run['gold_size']} texts)")
+            f"{run['gold_name']} ({run['gold_size']} texts{trained_note(run)})")
+
+
+def trained_note(run: dict) -> str:
+    """What a run says of the gold texts its version trained on: left out, or kept (labelled as such)."""
+    if run.get("trained_included"):
+        return f", {run['trained_included']} of them trained on"
+    if run.get("trained_left_out"):
+        return f"; {run['trained_left_out']} texts it trained on left out"
+    return ""
 
 
 def run_report(run: dict, *, conflicts=(), detail: bool = False, text: Text = markdown_text) -> str:
-    """A stored run: what it measured and its headline figures; with ``detail``, each label's figures, the two
-    decisions, the confusion matrix and the intervention at each threshold too. ``conflicts`` are the texts whose
-    accepted labels disagreed (:class:`~moderation.evaluate.gold.Conflict`)."""
+    """A stored run: what it measured and its headline figures (the first three with their 95% intervals); with
+    ``detail``, each label's figures, the two decisions, the confusion matrix and the intervention at each threshold
+    too. ``conflicts`` are the texts whose accepted labels disagreed (:class:`~moderation.evaluate.gold.Conflict`)."""
     metrics = run["metrics"]
-    headline = [f"accuracy **{metrics['accuracy']:.1%}**", f"macro-F1 {metrics['macro_f1']:.3f}",
-                f"quadratic kappa {figure_text(metrics['kappa_quadratic'])}",
+    intervals = run_intervals([item["gold"] for item in run["items"]], [item["label"] for item in run["items"]])
+    headline = [f"accuracy **{metrics['accuracy']:.1%}** {interval_text(intervals['accuracy'], percent=True)}",
+                f"macro-F1 {metrics['macro_f1']:.3f} {interval_text(intervals['macro_f1'])}",
+                f"quadratic kappa {figure_text(metrics['kappa_quadratic'])} "
+                f"{interval_text(intervals['kappa_quadratic'])}",
                 f"mean severity error {metrics['mean_severity_error']:.3f}",
                 f"ECE {metrics['ece']:.3f}" if "ece" in metrics else f"{NO_LABEL} {metrics['no_label']:.1%}"]
-    lines = [f"**Run #{run['id']}**: {' · '.join(headline)}", "", text(describe(run))]
+    lines = [f"**Run #{run['id']}**: {' · '.join(headline)} (on {metrics['n']} texts)", "", INTERVALS, "",
+             text(describe(run))]
     if detail:
         lines += ["", _table(["label", "precision", "recall", "F1", "support"],
                              [[label, *(figure_text(s[key]) for key in ("precision", "recall", "f1", "support"))]
@@ -60,8 +78,10 @@ def run_report(run: dict, *, conflicts=(), detail: bool = False, text: Text = ma
 def comparison_report(comparison: dict, *, a: str = "A", b: str = "B", every_figure: bool = False,
                       flips: bool = True, text: Text = markdown_text) -> str:
     """Run ``b`` against run ``a`` (see :func:`~moderation.evaluate.compare.compare`): how many texts it fixes and
-    breaks, the headline figures (``every_figure``: all of them) before and after, and (``flips``) every text whose
-    label changed."""
+    breaks, the headline figures (``every_figure``: all of them) before and after, with the 95% intervals of the
+    first three and of their changes, McNemar's test, each label's precision and recall with their changes, the
+    benign regressions, and (``flips``) every text whose label changed. Each figure says how many texts it stands
+    on."""
     runs = comparison["a"], comparison["b"]
     stored = f"run #{runs[0]['id']} → #{runs[1]['id']}; " if runs[0].get("id") and runs[1].get("id") else ""
     lines = [f"**{b[:1].upper() + b[1:]} fixes {comparison[FIXED]} and breaks {comparison[BROKEN]}** of "
@@ -71,13 +91,70 @@ def comparison_report(comparison: dict, *, a: str = "A", b: str = "B", every_fig
     if not comparison["same_gold"]:
         lines += ["", "The runs were made on different gold sets: the figures are not measured on the same texts."]
     shown = comparison["metrics"] if every_figure else [name for name in HEADLINE if name in comparison["metrics"]]
-    lines += ["", _table(["figure", a, b, f"{b} - {a}"],
-                         [row for row in figure_rows(comparison) if row[0] in shown])]
+    paired = comparison["paired"] or {"n": 0, "intervals": {}}
+    lines += ["", f"{INTERVALS} The intervals stand on the {paired['n']} texts both runs labelled, resampled in pairs.",
+              "", _table(["figure", a, b, f"{b} - {a}"],
+                         [_with_intervals(row, paired["intervals"].get(row[0])) for row in figure_rows(comparison)
+                          if row[0] in shown])]
+    if comparison["paired"]:
+        lines += ["", mcnemar_text(paired["mcnemar"], a, b)]
+    lines += ["", "Each label: precision on the texts a run gives it (how many, in brackets), recall on the texts gold "
+              "gives it:", "", _table(*label_rows(comparison, a, b))]
+    benign = comparison["benign_regressions"]
+    lines += ["", f"**{len(benign)} benign regressions**: texts {a} labels {BENIGN}, as gold does, that {b} flags"
+              + (":" if benign else ".")]
+    if benign:
+        lines += ["", _table(["text", b], [[text(flip["text"]), flip["b"]] for flip in benign])]
     if flips and comparison["flipped"]:
         lines += ["", "Texts whose label changed:", "",
                   _table(["text", "gold", a, b, "outcome"],
                          [[text(row[0]), *row[1:]] for row in flip_rows(comparison)])]
     return "\n".join(lines)
+
+
+def gate_report(decision: dict, *, text: Text = markdown_text) -> str:
+    """The gate's decision (:func:`~moderation.evaluate.gate.gate`): allowed or refused, every reason with its figures
+    and texts, then the comparison of the candidate with the serving model."""
+    runs = decision["comparison"]["a"], decision["comparison"]["b"]
+    candidate, serving = (text(run["version"] or run["model"]) for run in reversed(runs))
+    rules = decision["rules"]
+    if decision["allowed"]:
+        head = [f"**The gate allows {candidate}** against the serving {serving}: no headline figure is worse with its "
+                f"interval below zero, {len(decision['comparison']['benign_regressions'])} benign regressions (at most "
+                f"{rules['max_benign_regressions']}), on {decision['comparison']['paired']['n']} texts (at least "
+                f"{rules['min_gate_texts']})."]
+    else:
+        head = [f"**The gate refuses {candidate}** against the serving {serving}:", ""]
+        head += [f"- {text(reason)}" for reason in decision["reasons"]]
+    return "\n".join(head + ["", comparison_report(decision["comparison"], a="serving", b="candidate", flips=False,
+                                                   text=text)])
+
+
+def mcnemar_text(test: dict, a: str, b: str) -> str:
+    """McNemar's exact test in words: how many texts only each run gets right, and the p-value."""
+    return (f"McNemar's exact test: only {a} is right on {test['a_only']} texts, only {b} on {test['b_only']}; "
+            f"p = {test['p']:.3g} (the chance of a split this uneven if neither were better).")
+
+
+def label_rows(comparison: dict, a: str, b: str) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of each label's precision (with how many texts each run gives the label) and recall (with
+    how many texts gold gives it) in both runs, and their changes."""
+    figures, given = comparison["metrics"], comparison["given"]
+    header = ["label", "gold texts", f"precision {a}", b, f"{b} - {a}", f"recall {a}", b, f"{b} - {a}"]
+    rows = []
+    for label in SEVERITY:
+        precision, recall = (figures[f"per_label.{label}.{kind}"] for kind in ("precision", "recall"))
+        rows.append([label, figure_text(figures[f"per_label.{label}.support"]["b"]),
+                     *(f"{figure_text(precision[side])} ({given[side].get(label, 0)})" for side in ("a", "b")),
+                     figure_text(precision["delta"]), *(figure_text(recall[key]) for key in ("a", "b", "delta"))])
+    return header, rows
+
+
+def interval_text(interval: list[float] | None, *, percent: bool = False) -> str:
+    """A 95% interval as a report shows it: ``[low, high]``, ``[-]`` where it is undefined."""
+    if interval is None:
+        return "[-]"
+    return "[" + ", ".join(f"{value:.1%}" if percent else figure_text(value) for value in interval) + "]"
 
 
 def flip_rows(comparison: dict) -> list[list[str]]:
@@ -90,6 +167,13 @@ def figure_rows(comparison: dict) -> list[list[str]]:
     """Every figure of both runs, with its change."""
     return [[name, *(figure_text(figure[key]) for key in ("a", "b", "delta"))]
             for name, figure in comparison["metrics"].items()]
+
+
+def _with_intervals(row: list[str], intervals: dict | None) -> list[str]:
+    """A figure row, each value followed by its 95% interval where the figure has one."""
+    if intervals is None:
+        return row
+    return [row[0], *(f"{value} {interval_text(intervals[key])}" for value, key in zip(row[1:], ("a", "b", "delta")))]
 
 
 def _decision(title: str, scores: dict) -> str:

@@ -26,14 +26,22 @@ def label_gold(moderator: Moderator, gold: GoldSet, settings: Settings, mode: st
 
 
 def evaluate(moderator: Moderator, gold: GoldSet, settings: Settings = Settings(), mode: str = "score",
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, *, include_trained: bool = False) -> dict:
     """A run of ``moderator`` with ``settings`` over ``gold``: what was measured, the figures and every item.
+
+    A trained version is measured on the texts it never trained on: the gold texts among its ``trained_texts`` are
+    left out (``include_trained`` keeps them), and the run says how many.
 
     The run is a plain dict, as :class:`feedback.store.FeedbackStore` stores it: ``model`` (the base model, for a
     trained version), ``version`` (the trained version's name, None for a model as published), ``template``,
-    ``threshold``, ``mode``, ``gold_name``, ``gold_hash``, ``gold_size``, ``metrics`` and ``items`` (each
-    ``text``, ``gold``, ``label``, ``scores`` and ``generated``).
+    ``threshold``, ``mode``, ``gold_name``, ``gold_hash``, ``gold_size``, ``trained_left_out`` and
+    ``trained_included`` (how many gold texts the version trained on were left out, or kept), ``metrics`` and
+    ``items`` (each ``text``, ``gold``, ``label``, ``scores`` and ``generated``).
     """
+    trained = moderator.version.trained_texts if moderator.version else ()
+    seen = gold.trained_on(trained)
+    if seen and not include_trained:
+        gold = gold.without(trained, f"The version {moderator.name}")
     results = label_gold(moderator, gold, settings, mode, progress)
     confidences = [result.scores[result.label] for result in results] if mode == "score" else None
     return {
@@ -45,6 +53,8 @@ def evaluate(moderator: Moderator, gold: GoldSet, settings: Settings = Settings(
         "gold_name": gold.name,
         "gold_hash": gold.hash,
         "gold_size": len(gold.items),
+        "trained_left_out": 0 if include_trained else seen,
+        "trained_included": seen if include_trained else 0,
         "metrics": compute_metrics(gold.labels, [result.label for result in results], confidences, settings.threshold),
         "items": [{"text": text, "gold": label, "label": result.label, "scores": result.scores,
                    "generated": result.generated} for (text, label), result in zip(gold.items, results)],

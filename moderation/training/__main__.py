@@ -2,8 +2,8 @@
 
 LoRA is the default for models over 1B parameters, a full fine-tune below (``--lora`` and ``--full`` force one or
 the other). The output folder holds the adapter (or, with ``--merge``, the merged model), ``version.json``, which
-names the version and the model it was trained from, and ``report.json`` / ``report.md``: the held-out records
-evaluated before and after training (:mod:`moderation.training.report`).
+names the version, the model it was trained from and the hashes of the texts it trained on, and ``report.json`` /
+``report.md``: the held-out records evaluated before and after training (:mod:`moderation.training.report`).
 
     python -m moderation.training --model M --data export.jsonl --out DIR [--eval-data FILE] [--lora | --full]
 """
@@ -20,6 +20,7 @@ from ..backends.local.loading import load_model
 from ..errors import USER_ERRORS, InvalidInput
 from ..labelled_files import SEED_FILE, read_labelled
 from ..loader import local_model
+from ..prompt import text_hash
 from ..versions import REPORT_MD, ModelVersion, model_reference, version_name
 from .data import HELD_OUT_FRACTION, prepare
 from .recipe import Recipe
@@ -58,6 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="fine-tune every weight (the default for smaller models)")
     parser.add_argument("--merge", action="store_true", help="save the base model with the adapter merged in")
     parser.add_argument("--version", help="the new version's name (default: base, method and UTC time)")
+    parser.add_argument("--started-by", metavar="NAME", help="who starts the training (written in version.json)")
     defaults = Recipe()
     parser.add_argument("--lora-r", type=int, default=defaults.lora_r, help="LoRA rank (default: %(default)s)")
     parser.add_argument("--lora-alpha", type=int, default=defaults.lora_alpha,
@@ -117,6 +119,8 @@ def main(argv=None) -> int:
         base_model=model_reference(args.model),
         base_name=base_name,
         base_fingerprint=fingerprint(model),
+        trained_texts=sorted({text_hash(text) for text, _ in data.train}),
+        started_by=args.started_by,
     )
     gold = held_out_gold(data.held_out)
     before = measure(model, tokenizer, base_name, gold)

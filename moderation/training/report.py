@@ -28,8 +28,8 @@ def measure(model, tokenizer, name: str, gold: GoldSet) -> dict:
 
 
 def write_report(folder: Path, before: dict, after: dict) -> dict:
-    """``report.json`` (the figures before and after, and the flipped items) and ``report.md`` (the same, to
-    read) in ``folder``; returns the report."""
+    """``report.json`` (the figures before and after with their intervals and McNemar's test, the flipped items and
+    the benign regressions) and ``report.md`` (the same, to read) in ``folder``; returns the report."""
     comparison = compare(before, after)
     report = {
         "gold": {"name": before["gold_name"], "size": before["gold_size"], "hash": before["gold_hash"]},
@@ -37,6 +37,8 @@ def write_report(folder: Path, before: dict, after: dict) -> dict:
         "after": {"model": after["model"], **after["metrics"]},
         "fixed": comparison["fixed"],
         "broken": comparison["broken"],
+        "paired": comparison["paired"],
+        "benign_regressions": comparison["benign_regressions"],
         "flipped": comparison["flipped"],
     }
     (folder / REPORT_JSON).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -21,10 +21,11 @@ STATUS = {InvalidInput: 400, ModelLoadError: 400, NotFound: 404, Conflict: 409, 
 ANSWERS = {
     400: "The request is malformed or breaks a limit: the message says what to change.",
     401: "The credentials are missing or wrong: the message says what to send.",
-    404: "What the request names is not here (a model not served, a verdict or a batch that does not exist): the "
-         "message says what is.",
+    404: "What the request names is not here (a model not served, a version never trained here, a verdict or a batch "
+         "that does not exist): the message says what is.",
     409: "The request conflicts with the state of things (an Idempotency-Key sent before with another request, a "
-         "verdict that changed since it was shown): the message says what changed and what to do.",
+         "verdict that changed since it was shown, a version the gate refuses): the message says what changed and "
+         "what to do.",
     413: "The request body is over the server's limit (--max-body).",
     429: "Too many failed logins: retry after Retry-After seconds.",
     500: "A failure of the server itself: a generic message (the server's log has the details).",

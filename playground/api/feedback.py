@@ -24,19 +24,32 @@ class JsonLines(StreamingResponse):
     media_type = "application/x-ndjson"
 
 
-def feedback_router(service: PlaygroundService, reviewers: Reviewers | None, limiter: LoginLimiter) -> APIRouter:
-    """The feedback routes; with ``reviewers``, each needs a reviewer's HTTP Basic login (limited by ``limiter``,
-    as the page's logins are), and only then does the OpenAPI document ask for one."""
+def reviewer_login(reviewers: Reviewers | None, limiter: LoginLimiter, what: str):
+    """With ``reviewers``, the dependency that checks a reviewer's HTTP Basic login (limited by ``limiter``, as the
+    page's logins are) and gives their name; the 401 says it is needed ``what`` for. None when logins are off."""
+    if reviewers is None:
+        return None
 
     def reviewer(request: Request, credentials: HTTPBasicCredentials | None = Depends(basic)) -> str:
         if credentials is None or not limiter.check(
                 credentials.username, client_address(request.scope),
                 lambda: reviewers.check(credentials.username, credentials.password)):
-            raise HTTPException(401, "Log in as a reviewer (HTTP Basic) to read feedback.",
+            raise HTTPException(401, f"Log in as a reviewer (HTTP Basic) {what}.",
                                 headers={"WWW-Authenticate": 'Basic realm="moderation-playground"'})
         return credentials.username
 
-    logins, refusals = ([Depends(reviewer)], [401, 429]) if reviewers is not None else ([], [])
+    return reviewer
+
+
+LOGIN_REFUSALS = (401, 429)
+"""What a route behind a reviewer's login may answer for it."""
+
+
+def feedback_router(service: PlaygroundService, reviewers: Reviewers | None, limiter: LoginLimiter) -> APIRouter:
+    """The feedback routes; with ``reviewers``, each needs a reviewer's HTTP Basic login (limited by ``limiter``,
+    as the page's logins are), and only then does the OpenAPI document ask for one."""
+    reviewer = reviewer_login(reviewers, limiter, "to read feedback")
+    logins, refusals = ([Depends(reviewer)], LOGIN_REFUSALS) if reviewer is not None else ([], [])
     router = APIRouter(prefix="/v1/feedback", tags=["feedback"], dependencies=logins)
     curator = reviewer if reviewers is not None else lambda: None  # who curates: the login (checked once a request)
     CurationChange = curation_request(service.limits)
@@ -48,9 +61,11 @@ def feedback_router(service: PlaygroundService, reviewers: Reviewers | None, lim
         since: str | None = Query(None, description="only verdicts given since: a date like 2026-11-29, or a time "
                                   "like 2026-11-29T14:30:00Z (UTC unless it says otherwise)",
                                   json_schema_extra=absent_or(*MOMENTS)),
+        split: Literal["train", "test"] | None = Query(None, description="only the texts of this split: train (what "
+                                                      "retraining learns from) or test (what judges a version)"),
     ) -> JsonLines:
-        """The verdicts as jsonl, streamed row by row."""
-        return JsonLines(service.export_lines(format=format, status=status, since=since))
+        """The verdicts as jsonl, streamed row by row; each carries its text's split (null until it is accepted)."""
+        return JsonLines(service.export_lines(format=format, status=status, since=since, split=split))
 
     @router.get("/stats", responses=documented(*refusals))
     def stats() -> dict:

@@ -1,5 +1,5 @@
 """``POST /v1/moderations`` (one text or a list), ``POST /v1/moderations/chat`` (a chat turn),
-and ``GET /v1/models``: thin routes over the service."""
+and ``GET /v1/models`` (the serving model, its shadow and the trained versions): thin routes over the service."""
 
 import uuid
 
@@ -87,9 +87,14 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
 
     @router.get("/v1/models", response_model=ModelList, responses=documented(), tags=["service"])
     def models() -> dict:
-        """The model this server labels with."""
-        card = {"id": service.moderator.name, "object": "model", "owned_by": "moderation-playground"}
-        return {"object": "list", "data": [card]}
+        """The model this server labels with, the shadow beside it (if one runs), and the other versions trained
+        here (which can be served through the gate)."""
+        serving, shadow = service.moderator.name, service.serving.shadow
+        roles = {serving: "serving", **({shadow.name: "shadow"} if shadow else {})}
+        for version in service.versions():
+            roles.setdefault(version["name"], "trained")
+        return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "moderation-playground",
+                                            "role": role} for name, role in roles.items()]}
 
     return router
 

@@ -91,14 +91,38 @@ class ChatResponse(BaseModel):
 
 
 class ModelCard(BaseModel):
-    id: str = Field(description="The name to give as ``model`` (the version served now).")
+    id: str = Field(description="The model's name: the serving one's is what to give as ``model``.")
     object: Literal["model"]
     owned_by: str
+    role: Literal["serving", "shadow", "trained"] = Field(
+        description="serving: it answers; shadow: it labels the same texts beside it, off the request path; trained: "
+        "a version trained here, which can be served (POST /v1/versions/{version}/serve).")
 
 
 class ModelList(BaseModel):
     object: Literal["list"]
     data: list[ModelCard]
+
+
+def serve_request(limits: Limits) -> type[BaseModel]:
+    """The body of ``POST /v1/versions/{version}/serve`` under ``limits``."""
+
+    class ServeRequest(BaseModel):
+        reason: str | None = Field(None, max_length=limits.max_note, description="Why the version should serve even "
+                                   "if the gate refuses it: an override, kept with who gave it and the refused "
+                                   "figures. Without it, a refusal is answered with 409.")
+        reviewer: str | None = Field(None, max_length=limits.max_name, description="Who serves it, when logins are "
+                                     "off (with --auth, the reviewer logged in).")
+
+    return ServeRequest
+
+
+class Served(BaseModel):
+    model: str = Field(description="The version that serves now.")
+    action: Literal["serve", "override"] = Field(description="serve: the gate allowed it; override: it serves "
+                                                 "despite the gate, for the reason given.")
+    gate: dict = Field(description="The gate's decision: allowed, its reasons, the runs, how many texts, the figures "
+                       "with the interval of their change, and the benign regressions.")
 
 
 class Health(BaseModel):

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from feedback.stats import as_figure, as_share
 from moderation.labels import SEVERITY
+from moderation.markdown import markdown_text
 
 from .common import Page, shown_errors
 
@@ -24,6 +25,7 @@ def build(page: Page) -> None:
         with gr.Row():
             agreement = gr.Plot(label="Agreement between reviewers")
             flags = gr.Plot(label="Flag rate")
+        shadow = gr.Plot(label="Serving model against its shadow", elem_id="shadow-plot")
         with gr.Row():
             reviewers = gr.Plot(label="Verdicts per reviewer", elem_id="reviewers-plot")
             pairs = gr.Dataframe(headers=PAIR_COLUMNS, interactive=False, label="Agreement of each pair")
@@ -33,22 +35,26 @@ def build(page: Page) -> None:
         """Every figure, refreshed."""
         stats = page.service.stats()
         return (_overview(stats), _mix(stats), _confusion(stats), _by_day(stats, "krippendorff_alpha", "alpha"),
-                _by_day(stats, "flag_rate", "share of verdicts that find the label wrong"), _reviewers(stats),
-                [[pair["a"], pair["b"], pair["n"], as_figure(pair["cohen_kappa"])]
-                 for pair in stats["agreement"]["pairs"]])
+                _by_day(stats, "flag_rate", "share of verdicts that find the label wrong"), _shadow(stats),
+                _reviewers(stats), [[pair["a"], pair["b"], pair["n"], as_figure(pair["cohen_kappa"])]
+                                    for pair in stats["agreement"]["pairs"]])
 
-    outputs = [overview, mix, confusion, agreement, flags, reviewers, pairs]
+    outputs = [overview, mix, confusion, agreement, flags, shadow, reviewers, pairs]
     refresh.click(dashboard, None, outputs, api_name="dashboard")
     tab.select(dashboard, None, outputs, api_visibility="private")
     gr.on(None, dashboard, None, outputs, api_visibility="private")  # no triggers and no inputs: when the page loads
 
 
 def _overview(stats: dict) -> str:
-    agreement = stats["agreement"]
-    return (f"**{stats['predictions']}** predictions, **{stats['queue']}** awaiting a first verdict · "
-            f"**{stats['verdicts']}** verdicts, the model's label right in {as_share(stats['model_agreement'])} · "
-            f"Krippendorff's alpha (ordinal) **{as_figure(agreement['krippendorff_alpha'])}** on "
-            f"{agreement['items']} texts judged by several reviewers")
+    agreement, shadow = stats["agreement"], stats["shadow"]
+    overview = (f"**{stats['predictions']}** predictions, **{stats['queue']}** awaiting a first verdict · "
+                f"**{stats['verdicts']}** verdicts, the model's label right in {as_share(stats['model_agreement'])} · "
+                f"Krippendorff's alpha (ordinal) **{as_figure(agreement['krippendorff_alpha'])}** on "
+                f"{agreement['items']} texts judged by several reviewers")
+    if shadow:
+        overview += (f" · the shadow {markdown_text(shadow['model'])} agrees with the serving model on "
+                     f"**{as_share(shadow['agree'])}** of the {shadow['texts']} texts it labelled")
+    return overview
 
 
 def _mix(stats: dict) -> go.Figure:
@@ -63,6 +69,17 @@ def _confusion(stats: dict) -> go.Figure:
                                   colorscale="Blues"))
     return figure.update_layout(title="Verdicts: model label (rows) against reviewer label (columns)",
                                 xaxis_title="reviewer", yaxis_title="model")
+
+
+def _shadow(stats: dict) -> go.Figure:
+    shadow = stats["shadow"]
+    if shadow is None:
+        return go.Figure().update_layout(title="No shadow has labelled a text yet (Retrain tab: Shadow this version)")
+    counts = [[shadow["confusion"][serving][label] for label in SEVERITY] for serving in SEVERITY]
+    figure = go.Figure(go.Heatmap(z=counts, x=list(SEVERITY), y=list(SEVERITY), text=counts, texttemplate="%{text}",
+                                  colorscale="Blues"))
+    return figure.update_layout(title=f"Serving model (rows) against the shadow {_plot_text(shadow['model'])} "
+                                f"(columns), {shadow['texts']} texts", xaxis_title="shadow", yaxis_title="serving")
 
 
 def _by_day(stats: dict, key: str, title: str) -> go.Figure:

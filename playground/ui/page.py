@@ -1,4 +1,5 @@
-"""The page, assembled: a header naming the model, the demo notice where it applies, and the tabs."""
+"""The page, assembled: a header naming the model (read again every few seconds, so that every open page follows a
+change of what serves), the demo notice where it applies, and the tabs."""
 
 import gradio as gr
 
@@ -17,7 +18,8 @@ PAGE_JS = queue.KEYS_JS
 def build_page(service: PlaygroundService, *, logins: bool = False) -> gr.Blocks:
     """The Gradio page over ``service``; every event a reviewer uses has an ``api_name``."""
     with gr.Blocks(title="Moderation Playground") as blocks:
-        gr.Markdown(lambda: f"# Moderation Playground\nModel: {model_text(service.moderator)}")
+        gr.Markdown(lambda: f"# Moderation Playground\nModel: {model_text(service.moderator)}", every=retrain.FOLLOW_S,
+                    elem_id="header")
         if service.moderator.demo:
             gr.Markdown(f"**{DEMO_NOTICE}**", elem_id="demo-notice")
         page = Page(service, logins, gr.State(None), reviewer_name(blocks, logins))

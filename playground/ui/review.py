@@ -12,9 +12,9 @@ from moderation.markdown import markdown_text
 
 from .common import ANY, Page, optional, shown_errors
 
-COLUMNS = ["✓", "id", "text", "reviewer label", "status", "model label", "reviewer"]
+COLUMNS = ["✓", "id", "text", "reviewer label", "status", "split", "model label", "reviewer"]
 """The table's columns, those a curator needs first leftmost; the time, the verdict and the note show on selection."""
-WIDTHS = ["36px", "64px", "40%", "185px", "90px", "185px", "110px"]
+WIDTHS = ["36px", "64px", "36%", "185px", "90px", "56px", "185px", "110px"]
 """The columns' widths: the table fits a window 1280 pixels wide."""
 CELL_CHARS = 60
 """How much of a cell the table shows (a long text is cut short; a click on it, or selecting its row, shows it
@@ -74,8 +74,8 @@ def build(page: Page) -> None:
     def review(status: str, label: str, disagree: bool, search: str):
         """The verdicts matching the filters, newest first, as table rows (no row checked)."""
         rows = service.verdicts(status=optional(status), label=optional(label), disagree=disagree, search=search)
-        kept = [{key: row[key] for key in ("id", "updated", "text", "label", "status", "model_label", "reviewer")}
-                for row in rows]
+        kept = [{key: row[key] for key in ("id", "updated", "text", "label", "status", "split", "model_label",
+                                           "reviewer")} for row in rows]
         return _table(kept, {}), kept, {}, _summary({})
 
     @shown_errors
@@ -197,7 +197,7 @@ def build(page: Page) -> None:
 def _table(rows: list[dict], ticked: dict) -> list[list]:
     """The table's rows: each verdict's box (checked or not) and the columns of :data:`COLUMNS`."""
     return [[CHECKED if row["id"] in ticked else UNCHECKED, row["id"], row["text"], row["label"], row["status"],
-             row["model_label"] or "", row["reviewer"]] for row in rows]
+             row["split"] or "", row["model_label"] or "", row["reviewer"]] for row in rows]
 
 
 def _summary(ticked: dict, *, everything: bool = False) -> str:
@@ -208,16 +208,18 @@ def _summary(ticked: dict, *, everything: bool = False) -> str:
 
 
 def _details(row: dict) -> str:
-    """The selected verdict in Markdown (user content as text): its status, who gave it and when, its label against
-    the model's, its note, and every verdict on its text with the text's final label."""
+    """The selected verdict in Markdown (user content as text): its status and its text's split, who gave it and when,
+    its label against the model's, its note, and every verdict on its text with the text's final label."""
     when = row["created"][:19].replace("T", " ")
     note = f"\n\nNote: {markdown_text(row['note'])}" if row["note"] else ""
     others = " · ".join(f"#{other['id']} {markdown_text(other['reviewer'])}: {other['label']} ({other['status']})"
                         for other in row["on_text"])
     final = (f"{row['final_label']} (set by {markdown_text(row['final_label_by'])})" if row["final_label"] else
              "none set")
-    return (f"**Verdict #{row['id']}** · **{row['status']}** · by {markdown_text(row['reviewer'])}, {when} UTC · "
-            f"says **{row['label']}** ({row['verdict']}); the model said **{row['model_label'] or 'no label'}**{note}"
+    split = f" · split **{row['split']}**" if row["split"] else ""
+    return (f"**Verdict #{row['id']}** · **{row['status']}**{split} · by {markdown_text(row['reviewer'])}, {when} UTC"
+            f" · says **{row['label']}** ({row['verdict']}); the model said "
+            f"**{row['model_label'] or 'no label'}**{note}"
             f"\n\nEvery verdict on this text: {others} · final label: {final}")
 
 
