@@ -2,6 +2,7 @@
 where a process is the point, as ``python app.py`` in a process of its own; an API client that keeps
 posting to it, and clients that log in or send keys from a chosen address."""
 
+import concurrent.futures
 import contextlib
 import json
 import re
@@ -197,3 +198,10 @@ def stored_texts(db_path) -> set[str]:
         return {row[0] for row in connection.execute("select text from predictions")}
     finally:
         connection.close()
+
+
+def in_own_thread(call, *args):
+    """``call(*args)`` on a thread of its own, for what starts an event loop (``asyncio.run``): this thread may hold
+    one already, the browser tests' Playwright loop that lasts the whole session."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(call, *args).result()

@@ -9,6 +9,8 @@ import pytest
 import sqlite_utils
 from playwright.sync_api import expect
 
+from feedback.splits import TEST_SHARE, split_for
+
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(__file__).parent.parent / "test-artifacts" / "screenshots"
@@ -81,7 +83,7 @@ def test_reviewer_moderates_corrects_curates_and_exports(page, tmp_path):
     path = tmp_path / "export.jsonl"
     download.value.save_as(path)
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert lines == [{"text": f"Input: {text}\nOutput: {correct}"}]
+    assert lines == [{"text": f"Input: {text}\nOutput: {correct}", "split": split_for(text, TEST_SHARE)}]
 
 
 def remote_requests(page) -> list[str]:
