@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import ModelLoadError
+from .policy import CARD, Policy, policy_from
 
 VERSION_FILE = "version.json"
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
@@ -23,7 +24,8 @@ class ModelVersion:
 
     ``base_model`` is what loads the base (a Hugging Face id, a folder, or ``demo``), ``base_name`` how
     results name it, and ``base_fingerprint`` identifies its weights (see :mod:`moderation.backends.local.adapters`).
-    ``training`` holds the figures of the run that made it.
+    ``training`` holds the figures of the run that made it, and ``policy`` the policy it was trained in (its
+    :meth:`~moderation.policy.Policy.fields`; None for a version made before policies: the card's).
     """
 
     name: str
@@ -33,6 +35,12 @@ class ModelVersion:
     base_fingerprint: str
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     training: dict = field(default_factory=dict)
+    policy: dict | None = None
+
+    @property
+    def trained_policy(self) -> Policy:
+        """The policy the version was trained in: the one it serves with."""
+        return policy_from(self.policy) if self.policy else CARD
 
     def write(self, folder: str | Path) -> None:
         """Write ``version.json`` into ``folder``."""

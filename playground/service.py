@@ -28,9 +28,10 @@ from moderation.engine import Moderator
 from moderation.errors import Conflict, InvalidInput, Unavailable
 from moderation.labelled_files import read_labelled
 from moderation.loader import open_moderator
-from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
+from moderation.prompt import NormalizedText, is_blank, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
+from moderation.template import PromptTemplate
 from moderation.training.data import HELD_OUT_FRACTION, stratified_split
 
 from .batcher import MicroBatcher
@@ -126,7 +127,7 @@ class PlaygroundService:
 
     def draft(self, examples: list[dict], threshold: str) -> Settings:
         """Prepared settings with these few-shot examples and threshold (and the default's intervention)."""
-        template = PromptTemplate.from_examples(examples)
+        template = PromptTemplate.from_examples(examples, self._settings.policy)
         return self.prepare(Settings(template, threshold, self._settings.intervention))
 
     def publish(self, settings: Settings) -> Settings:
@@ -241,7 +242,8 @@ class PlaygroundService:
     async def _results_again(self, first: dict, texts: list, fields: list[str]) -> list[ModerationResult]:
         if first["predictions"] is not None:
             rows = await asyncio.to_thread(self.store.predictions, first["predictions"])
-            return [stored_result(row, first["settings"]["threshold"]) for row in rows]
+            return [stored_result(row, first["settings"]["threshold"], self.store.template(row["template"]).policy)
+                    for row in rows]
         settings = self._settings
         if self._served(settings) != first["settings"]:
             raise InvalidInput("This idempotency key's answer was not recorded (--no-record-api), and the model or "
@@ -347,7 +349,8 @@ class PlaygroundService:
         out = self.scratch.new_export("batch", format)
         run = label_file(path, out, lambda texts: self.batcher.submit(texts, settings), format=format,
                          max_chars=self.limits.max_chars, chunk_size=self.batcher.max_batch_size,
-                         record=self.store.save_results if record else None, progress=progress)
+                         record=self.store.save_results if record else None, progress=progress,
+                         policy=settings.policy)
         return out, run
 
     def stats(self) -> dict:
@@ -409,7 +412,7 @@ class PlaygroundService:
         try:
             if not write_export(self.store, data, format="oig", status="accepted"):
                 raise InvalidInput("No accepted verdicts to train on: accept some in the Review tab first.")
-            stratified_split(read_labelled(data), HELD_OUT_FRACTION)
+            stratified_split(read_labelled(data, self._settings.policy), HELD_OUT_FRACTION)
         except InvalidInput:
             data.unlink(missing_ok=True)
             raise

@@ -1,7 +1,8 @@
 """A fake backend with fixed log-probabilities, for testing the service, the API and the page without a model.
 
-Its tokens are the text's UTF-8 bytes; a text's label is that of the first rule whose word it contains
-(casual when none does), with probability 0.6 and 0.1 for each other label.
+Its tokens are the text's UTF-8 bytes. In the card's policy a text's label is that of the first rule whose word it
+contains (casual when none does); in another policy, the first of its labels that the text names (its least severe
+label when it names none). That label gets probability 0.6, each other label the rest, evenly.
 """
 
 import math
@@ -9,7 +10,7 @@ import threading
 
 from moderation.backends.tokens import PromptTokens
 from moderation.engine import Moderator
-from moderation.labels import LABELS
+from moderation.policy import CARD
 
 RULES = {
     "hurt": "needs intervention",
@@ -35,15 +36,18 @@ class ByteTokenizer:
         return bytes(ids).decode("utf-8", errors="replace")
 
 
-def label_for(text: str) -> str:
-    """The label the fake gives ``text``."""
+def label_for(text: str, labels: tuple[str, ...] = CARD.listed) -> str:
+    """The label the fake gives ``text`` among ``labels`` (the card's by default)."""
     lowered = text.lower()
-    return next((label for word, label in RULES.items() if word in lowered), "casual")
+    if set(labels) == set(CARD.labels):
+        return next((label for word, label in RULES.items() if word in lowered), CARD.harmless)
+    return next((label for label in labels if label.lower() in lowered), labels[0])
 
 
-def expected_scores(text: str) -> dict[str, float]:
-    """The five probabilities the fake gives ``text``."""
-    return {label: WINNER if label == label_for(text) else OTHER for label in LABELS}
+def expected_scores(text: str, labels: tuple[str, ...] = CARD.listed) -> dict[str, float]:
+    """The probabilities the fake gives ``text``, one per label of ``labels``."""
+    other = (1 - WINNER) / (len(labels) - 1)
+    return {label: WINNER if label == label_for(text, labels) else other for label in labels}
 
 
 class FakeBackend:
@@ -57,13 +61,14 @@ class FakeBackend:
         self.calls: list[tuple[str, int]] = []
         self._lock = threading.Lock()
 
-    def label_logprobs(self, prefix: str, requests: list[str]) -> list[list[float]]:
+    def label_logprobs(self, prefix: str, requests: list[str], labels: tuple[str, ...]) -> list[list[float]]:
         self._called(prefix, requests)
-        return [[math.log(score) for score in expected_scores(request).values()] for request in requests]
+        return [[math.log(score) for score in expected_scores(request, labels).values()] for request in requests]
 
     def generate(self, prefix: str, requests: list[str]) -> list[str]:
         self._called(prefix, requests)
-        return [" blah blah" if NO_LABEL in request else f" {label_for(request)}" for request in requests]
+        labels = CARD.listed if prefix.startswith(CARD.header) else _listed(prefix)
+        return [" blah blah" if NO_LABEL in request else f" {label_for(request, labels)}" for request in requests]
 
     def _called(self, prefix, requests):
         if self.bug is not None:
@@ -75,3 +80,9 @@ class FakeBackend:
 def fake_moderator(**options) -> Moderator:
     """A Moderator on a :class:`FakeBackend` (``options`` go to the backend)."""
     return Moderator(FakeBackend(**options), "fake-moderation")
+
+
+def _listed(prefix: str) -> tuple[str, ...]:
+    """The labels a prompt's header lists (``N. label`` lines before the first blank line)."""
+    header = prefix.split("\n\n", 1)[0].splitlines()[1:]
+    return tuple(line.split(". ", 1)[1] for line in header)

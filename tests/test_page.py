@@ -11,10 +11,11 @@ from gradio_client.exceptions import AppError
 from servers import PageClient, running_in_process
 
 from moderation.labels import LABELS
-from moderation.prompt import CARD_EXAMPLES, PromptTemplate
+from moderation.policy import CARD
+from moderation.template import PromptTemplate
 
 TWO_EXAMPLES = [["Have a lovely day", "casual"], ["Get lost, nobody wants you here", "probably needs caution"]]
-CARD = [[example.text, example.label] for example in CARD_EXAMPLES]
+CARD = [[example.text, example.label] for example in CARD.examples]
 
 
 def table(rows):

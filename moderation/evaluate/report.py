@@ -33,10 +33,11 @@ def run_report(run: dict, *, conflicts=(), detail: bool = False, text: Text = ma
     decisions, the confusion matrix and the intervention at each threshold too. ``conflicts`` are the texts whose
     accepted labels disagreed (:class:`~moderation.evaluate.gold.Conflict`)."""
     metrics = run["metrics"]
-    headline = [f"accuracy **{metrics['accuracy']:.1%}**", f"macro-F1 {metrics['macro_f1']:.3f}",
-                f"quadratic kappa {figure_text(metrics['kappa_quadratic'])}",
-                f"mean severity error {metrics['mean_severity_error']:.3f}",
-                f"ECE {metrics['ece']:.3f}" if "ece" in metrics else f"{NO_LABEL} {metrics['no_label']:.1%}"]
+    headline = [f"accuracy **{metrics['accuracy']:.1%}**", f"macro-F1 {metrics['macro_f1']:.3f}"]
+    if "kappa_quadratic" in metrics:  # an ordinal policy's
+        headline += [f"quadratic kappa {figure_text(metrics['kappa_quadratic'])}",
+                     f"mean severity error {metrics['mean_severity_error']:.3f}"]
+    headline.append(f"ECE {metrics['ece']:.3f}" if "ece" in metrics else f"{NO_LABEL} {metrics['no_label']:.1%}")
     lines = [f"**Run #{run['id']}**: {' · '.join(headline)}", "", text(describe(run))]
     if detail:
         lines += ["", _table(["label", "precision", "recall", "F1", "support"],

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 from ..engine import Moderator
+from ..errors import InvalidInput
 from ..results import ModerationResult
 from ..settings import Settings
 from .gold import GoldSet
@@ -34,6 +35,10 @@ def evaluate(moderator: Moderator, gold: GoldSet, settings: Settings = Settings(
     ``threshold``, ``mode``, ``gold_name``, ``gold_hash``, ``gold_size``, ``metrics`` and ``items`` (each
     ``text``, ``gold``, ``label``, ``scores`` and ``generated``).
     """
+    if gold.policy.labels != settings.policy.labels:
+        raise InvalidInput(f"The {gold.name} is labelled in the policy {gold.policy.name!r} "
+                           f"({', '.join(gold.policy.labels)}), the settings apply {settings.policy.name!r} "
+                           f"({', '.join(settings.policy.labels)}): evaluate with the policy of the gold set.")
     results = label_gold(moderator, gold, settings, mode, progress)
     confidences = [result.scores[result.label] for result in results] if mode == "score" else None
     return {
@@ -45,7 +50,8 @@ def evaluate(moderator: Moderator, gold: GoldSet, settings: Settings = Settings(
         "gold_name": gold.name,
         "gold_hash": gold.hash,
         "gold_size": len(gold.items),
-        "metrics": compute_metrics(gold.labels, [result.label for result in results], confidences, settings.threshold),
+        "metrics": compute_metrics(gold.labels, [result.label for result in results], confidences, settings.threshold,
+                                   settings.policy),
         "items": [{"text": text, "gold": label, "label": result.label, "scores": result.scores,
                    "generated": result.generated} for (text, label), result in zip(gold.items, results)],
     }
