@@ -32,6 +32,7 @@ from moderation.batch_files import label_file
 from moderation.engine import Moderator
 from moderation.labelled_files import SEED_FILE, read_labelled
 from moderation.loader import open_moderator
+from moderation.policy import CARD
 from moderation.prompt import normalize_text
 from moderation.results import ModerationResult
 from moderation.settings import Settings
@@ -52,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def texts(rows: int) -> list[str]:
     """The seed texts, repeated (each copy numbered, so no two rows are the same) to ``rows``."""
-    seed = [text for text, _ in read_labelled(SEED_FILE)]
+    seed = [text for text, _ in read_labelled(SEED_FILE, CARD)]
     return [f"{seed[n % len(seed)]} ({n // len(seed)})" for n in range(rows)]
 
 

@@ -79,7 +79,7 @@ def measure(moderator: Moderator, rounds: int, folder: Path) -> dict:
         "engine": lambda: moderator.moderate(gold.texts, settings),
         "evaluate": lambda: evaluate(moderator, gold, settings, progress=lambda done, total: None),
         "evaluate + store": lambda: service.evaluate(gold, settings=settings, progress=lambda done, total: None),
-        "figures": lambda: compute_metrics(gold.labels, predicted, confidences, settings.threshold),
+        "figures": lambda: compute_metrics(gold.labels, predicted, confidences, settings.threshold, settings.policy),
         "store": lambda: service.store.evaluations.save(run),
     }
     seconds = {name: [] for name in paths}

@@ -24,6 +24,7 @@ from moderation.evaluate.gate import gate, gate_runs
 from moderation.evaluate.report import interval_text
 from moderation.labelled_files import HELDOUT_FILE, read_labelled
 from moderation.loader import open_moderator
+from moderation.policy import CARD
 from moderation.prompt import format_record
 from moderation.training.__main__ import main as train
 
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     args, train_options = parser.parse_known_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="retrain-proof-"))
     try:
-        pool, held_out = read_labelled(args.pool), read_labelled(args.held_out)
+        pool, held_out = read_labelled(args.pool, CARD), read_labelled(args.held_out, CARD)
         shared = {text for text, _ in pool} & {text for text, _ in held_out}
         if shared:
             raise InvalidInput(f"The pool and the held-out set share {len(shared)} texts, like {sorted(shared)[0]!r}.")

@@ -8,8 +8,10 @@ import numbers
 
 from moderation.errors import Conflict, InvalidInput
 from moderation.labels import LABELS, check_label
+from moderation.policy import Policy
 from moderation.prompt import is_blank
 from moderation.results import MODES, ROLES, ModerationResult
+from moderation.template import PromptTemplate
 
 from .connection import Connection
 from .curation import Curation
@@ -53,6 +55,7 @@ class FeedbackStore:
         self.erasure = Erasure(self.connection, self.keys)
         self.serving = ServingLog(self.connection)
         self.shadows = Shadows(self.connection)
+        self._templates: dict[str, PromptTemplate] = {}
 
     def close(self):
         """Close the database connection."""
@@ -68,6 +71,16 @@ class FeedbackStore:
     def failure(self) -> str | None:
         """Why the last write failed (SQLite's words, such as "database or disk is full"); None once one commits."""
         return self.connection.failure
+
+    def template(self, template_id: str) -> PromptTemplate:
+        """The template saved as ``template_id``: its policy is the one its predictions were made in."""
+        if template_id not in self._templates:
+            with self.connection.lock:
+                row = self.db.execute("select text from templates where id = ?", [template_id]).fetchone()
+            if row is None:
+                raise InvalidInput(f"No template {template_id!r}: save it with save_template() first.")
+            self._templates[template_id] = PromptTemplate.from_json(row[0])
+        return self._templates[template_id]
 
     def save_template(self, template_id: str, text: str) -> None:
         """Store a prompt template under ``template_id``; saving the same id again does nothing."""
@@ -223,12 +236,13 @@ def prediction_fields(result, role: str | None = None) -> dict:
                 threshold=result.threshold)
 
 
-def stored_result(row: dict, threshold: str) -> ModerationResult:
-    """A recorded prediction (scores decoded) as the result it was shown as, judged at the intervention
-    ``threshold`` it was made at: the inverse of :func:`prediction_fields`."""
+def stored_result(row: dict, threshold: str, policy: Policy) -> ModerationResult:
+    """A recorded prediction (scores decoded) as the result it was shown as, judged in ``policy`` at the
+    intervention ``threshold`` it was made at: the inverse of :func:`prediction_fields`."""
     return ModerationResult.decided(text=row["text"], label=row["label"], scores=row["scores"], prompt=row["prompt"],
                                     model=row["model"], mode=row["mode"], generated=row["generated"],
-                                    template=row["template"], threshold=threshold)
+                                    template=row["template"], threshold=threshold, policy=policy)
+
 
 def _prediction_row(*, text, label, scores, prompt, model, template=None, mode="score", generated=None, role=None,
                     threshold=None) -> dict:

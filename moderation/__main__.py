@@ -70,7 +70,8 @@ def run_batch(args, moderator, settings) -> int:
 
             run = label_file(args.input, args.output, lambda texts: moderator.moderate(texts, settings),
                              format=args.format, max_chars=args.max_chars, chunk_size=moderator.batch_size,
-                             record=store.save_results if store else None, progress=progress)
+                             record=store.save_results if store else None, progress=progress,
+                             policy=settings.policy)
     finally:
         if store is not None:
             store.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .atomic_writes import written_atomically
 from .errors import InvalidInput
-from .labels import LABELS
+from .policy import CARD, Policy
 from .prompt import NormalizedText, normalize_text
 from .results import ModerationResult
 
@@ -29,7 +29,6 @@ RECORD_EVERY = 256
 """Results kept a transaction at a time when a batch is recorded: fewer syncs to disk, a small loss at a crash."""
 INPUTS = (".csv", ".jsonl", ".txt")
 OUTPUTS = ("jsonl", "csv")
-CSV_COLUMNS = ("text", "label", *LABELS, "flagged", "intervene", "error")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """How a CSV cell that a spreadsheet would run as a formula starts."""
 _FIELD_LIMIT = 16 * 1024 * 1024
@@ -108,18 +107,19 @@ def label_file(
     record_every: int = RECORD_EVERY,
     progress: Callable[[int, int], object] | None = None,
     first: int = 0,
+    policy: Policy = CARD,
 ) -> BatchRun:
-    """Label every row of ``path`` with ``label`` (texts in, results out, ``chunk_size`` rows at a time) into
-    ``out_path``, which appears once it is complete. ``record`` gets the results to keep, ``record_every`` at a
-    time (the last ones before the file appears); ``progress(done, total)`` hears after each chunk; the run keeps its
-    ``first`` output rows. A bad file is refused before anything is labelled."""
+    """Label every row of ``path`` with ``label`` (texts in, results out, ``chunk_size`` rows at a time, labels of
+    ``policy``) into ``out_path``, which appears once it is complete. ``record`` gets the results to keep,
+    ``record_every`` at a time (the last ones before the file appears); ``progress(done, total)`` hears after each
+    chunk; the run keeps its ``first`` output rows. A bad file is refused before anything is labelled."""
     started = time.perf_counter()
     format = output_format(out_path, format)
     total = count_rows(path, max_rows=max_rows)
     done = labelled = 0
     labels, kept = Counter(), []
     with written_atomically(out_path, newline="" if format == "csv" else None) as out:
-        write = _writer(out, format)
+        write = _writer(out, format, policy.listed)
         pending: list[tuple[Row, NormalizedText | None]] = []
         texts: list[NormalizedText] = []
         unrecorded: list[ModerationResult] = []
@@ -235,16 +235,21 @@ def _txt_rows(lines, path) -> Iterator[Row]:
         yield Row(line.removesuffix("\n").removesuffix("\r"))
 
 
-def _writer(out, format: str) -> Callable[[Row, ModerationResult | None], None]:
+def csv_columns(labels: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of a CSV output: the text, its label, a probability column per label, the decisions, an error."""
+    return ("text", "label", *labels, "flagged", "intervene", "error")
+
+
+def _writer(out, format: str, labels: tuple[str, ...]) -> Callable[[Row, ModerationResult | None], None]:
     if format == "csv":
         table = csv.writer(out)
-        table.writerow(CSV_COLUMNS)
+        table.writerow(csv_columns(labels))
 
         def write_csv(row: Row, result: ModerationResult | None):
             if result is None:
-                cells = [row.text or "", "", *[""] * len(LABELS), "", "", row.error]
+                cells = [row.text or "", "", *[""] * len(labels), "", "", row.error]
             else:
-                cells = [row.text, result.label, *(result.scores[label] for label in LABELS), result.flagged,
+                cells = [row.text, result.label, *(result.scores[label] for label in labels), result.flagged,
                          result.intervene, ""]
             table.writerow([_as_text(cell) for cell in cells])
 

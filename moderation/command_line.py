@@ -2,12 +2,12 @@
 
 import argparse
 
-from .labelled_files import read_template
-from .labels import DEFAULT_THRESHOLD, NEVER, SEVERITY
+from .labelled_files import read_examples
 from .loader import BACKENDS, open_moderator
-from .prompt import PromptTemplate
+from .policy import CARD, NEVER, read_policy
 from .results import MODES
 from .settings import DEFAULT_INTERVENTION, Settings
+from .template import PromptTemplate
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +23,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_settings_options(parser: argparse.ArgumentParser, *, chat: bool = False) -> None:
-    """``--examples`` and ``--threshold`` (and ``--intervention`` where chat turns are checked)."""
-    parser.add_argument("--examples", metavar="FILE", help="few-shot examples, JSON or jsonl (default: the card's)")
-    parser.add_argument("--threshold", choices=SEVERITY + (NEVER,), default=DEFAULT_THRESHOLD,
-                        help="least severe label that intervenes (default: %(default)s)")
+    """``--policy``, ``--examples`` and ``--threshold`` (and ``--intervention`` where chat turns are checked)."""
+    parser.add_argument("--policy", metavar="FILE", help="the policy: its labels, their order, descriptions, "
+                        "threshold and examples, as a TOML file like those in policies/ (default: the model card's)")
+    parser.add_argument("--examples", metavar="FILE", help="few-shot examples, JSON or jsonl, instead of the "
+                        "policy's")
+    parser.add_argument("--threshold", metavar="LABEL", help=f"least severe label that intervenes, or {NEVER!r} "
+                        "(default: the policy's; the card's is needs caution)")
     if chat:
         parser.add_argument("--intervention", default=DEFAULT_INTERVENTION,
                             help="the reply a user sees instead of the bot's when a turn intervenes")
@@ -47,5 +50,6 @@ def open_model(args: argparse.Namespace, **options):
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The Settings that the settings options of ``args`` give."""
-    template = read_template(args.examples) if args.examples else PromptTemplate()
-    return Settings(template, args.threshold, args.intervention)
+    policy = read_policy(args.policy) if args.policy else CARD
+    policy = read_examples(args.examples, policy) if args.examples else policy
+    return Settings(PromptTemplate(policy), args.threshold, args.intervention)

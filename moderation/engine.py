@@ -5,7 +5,6 @@ import math
 
 from .backends.base import MAX_NEW_TOKENS, Backend
 from .errors import InvalidInput
-from .labels import LABELS, parse_label
 from .prompt import OUTPUT, TRUNCATION_MARKER, NormalizedText, normalize_text
 from .results import MODES, ModerationResult
 from .settings import Settings
@@ -36,7 +35,6 @@ class Moderator:
         tokens = backend.tokens
         self._output_length = len(tokens.encode(OUTPUT))
         self._marker_length = len(tokens.encode(TRUNCATION_MARKER))
-        self._label_length = max(map(len, tokens.label_ids))
 
     @property
     def context_length(self) -> int:
@@ -52,17 +50,21 @@ class Moderator:
         """
         if mode not in MODES:
             raise InvalidInput(f"Unknown mode {mode!r}: use 'score' or 'generate'.", "mode")
-        template = settings.template
-        fitted = [self._fit(normalize_text(text), template.prefix, mode) for text in texts]
+        template, policy = settings.template, settings.policy
+        labels = policy.listed
+        continuation = MAX_NEW_TOKENS if mode == "generate" else max(map(len, self.backend.tokens.label_ids(labels)))
+        fitted = [self._fit(normalize_text(text), template.prefix, continuation) for text in texts]
         results = []
         for start in range(0, len(fitted), self.batch_size):
             batch = fitted[start : start + self.batch_size]
             requests = [template.request(text) for text in batch]
             if mode == "generate":
-                outcomes = [(parse_label(text), {}, text) for text in self.backend.generate(template.prefix, requests)]
+                outcomes = [(policy.parse_label(text), {}, text)
+                            for text in self.backend.generate(template.prefix, requests)]
             else:
                 outcomes = [(max(scores, key=scores.get), scores, None)
-                            for scores in map(probabilities, self.backend.label_logprobs(template.prefix, requests))]
+                            for scores in (probabilities(logprobs, labels) for logprobs
+                                           in self.backend.label_logprobs(template.prefix, requests, labels))]
             for text, request, (label, scores, generated) in zip(batch, requests, outcomes):
                 results.append(
                     ModerationResult.decided(
@@ -75,22 +77,29 @@ class Moderator:
                         generated=generated,
                         template=template.id,
                         threshold=settings.threshold,
+                        policy=policy,
                     )
                 )
         return results
 
     def check_settings(self, settings: Settings) -> Settings:
-        """``settings`` if its examples leave room for a text in the context, else InvalidInput."""
+        """``settings`` if its policy is the one a trained version serves with and its examples leave room for a
+        text in the context, else InvalidInput."""
+        if self.version is not None and self.version.trained_policy.labels != settings.policy.labels:
+            trained = self.version.trained_policy
+            raise InvalidInput(f"{self.version.name} was trained in the policy {trained.name!r} "
+                               f"({', '.join(trained.labels)}): it serves only with that policy's labels, not with "
+                               f"{settings.policy.name!r}'s. Choose that policy, or another version.", "policy")
         used = len(self.backend.tokens.prefix(settings.template.prefix)) + self._output_length + MAX_NEW_TOKENS
         if used + MIN_TEXT_TOKENS > self.context_length:
             raise InvalidInput(f"The examples take {used} of the model's {self.context_length} tokens, leaving no "
                                "room for the text: shorten or remove some.", "examples")
         return settings
 
-    def _fit(self, text: NormalizedText, prefix: str, mode: str) -> NormalizedText:
-        """``text``, cut with a visible marker when the whole prompt would not fit the context."""
+    def _fit(self, text: NormalizedText, prefix: str, continuation: int) -> NormalizedText:
+        """``text``, cut with a visible marker when the whole prompt (and a ``continuation`` of that many tokens)
+        would not fit the context."""
         tokens = self.backend.tokens
-        continuation = MAX_NEW_TOKENS if mode == "generate" else self._label_length
         budget = self.context_length - len(tokens.prefix(prefix)) - self._output_length - continuation
         if budget <= self._marker_length:
             raise InvalidInput("The few-shot examples fill the model's context: remove some examples.", "examples")
@@ -105,9 +114,9 @@ class Moderator:
             keep -= 1
 
 
-def probabilities(logprobs: list[float]) -> dict[str, float]:
-    """Each label's probability: the softmax of the five labels' log-likelihoods."""
+def probabilities(logprobs: list[float], labels: tuple[str, ...]) -> dict[str, float]:
+    """Each label's probability: the softmax of the labels' log-likelihoods (given in the order of ``labels``)."""
     top = max(logprobs)
     weights = [math.exp(value - top) for value in logprobs]
     total = sum(weights)
-    return {label: weight / total for label, weight in zip(LABELS, weights)}
+    return {label: weight / total for label, weight in zip(labels, weights, strict=True)}

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 from .errors import InvalidInput
-from .prompt import Example, NormalizedText, PromptTemplate, labelled_item
+from .policy import Policy
+from .prompt import Example, NormalizedText, labelled_item
 
 DATA = Path(__file__).parent / "data"
 SEED_FILE = DATA / "seed.jsonl"
@@ -20,8 +21,9 @@ POOL_FILE = DATA / "pool.jsonl"
 """A pool of labelled texts shared with neither set above: corrections for the retraining proof are drawn from it."""
 
 
-def read_labelled(path: str | Path) -> list[tuple[NormalizedText, str]]:
-    """The (text, label) pairs of ``path``, in file order; InvalidInput naming the file and line otherwise."""
+def read_labelled(path: str | Path, policy: Policy) -> list[tuple[NormalizedText, str]]:
+    """The (text, label) pairs of ``path``, in file order, each label one of ``policy``'s; InvalidInput naming the
+    file and line otherwise (and, for labels that are not the policy's, every such label)."""
     name = Path(path).name
     try:
         content = Path(path).read_text(encoding="utf-8")
@@ -34,12 +36,20 @@ def read_labelled(path: str | Path) -> list[tuple[NormalizedText, str]]:
         items = ((number, _json(line, name, f"line {number}")) for number, line in enumerate(content.split("\n"), 1)
                  if line.strip())
         where = "line"
-    pairs = []
+    pairs, unknown = [], {}
     for number, item in items:
         try:
-            pairs.append(labelled_item(item))
+            text, label = labelled_item(item)
         except InvalidInput as error:
             raise InvalidInput(f"{name}: {where} {number}: {error}") from None
+        if label not in policy.labels:
+            unknown.setdefault(label, number)
+        pairs.append((text, label))
+    if unknown:
+        (label, number), *more = unknown.items()
+        also = f" (and {', '.join(f'{other!r:.80} on {where} {at}' for other, at in more)})" if more else ""
+        raise InvalidInput(f"{name}: {where} {number}: Unknown label {label!r:.80}{also}: choose one of "
+                           f"{', '.join(policy.listed)}.")
     if not pairs:
         raise InvalidInput(f"{name} holds no labelled texts: give one example a line, like "
                            '{"text": "I want to call in sick", "label": "casual"}.')
@@ -56,6 +66,6 @@ def _json(text: str, name: str, where: str):
                            '{"text": "I want to call in sick", "label": "casual"}.') from None
 
 
-def read_template(path: str | Path) -> PromptTemplate:
-    """A prompt template whose few-shot examples are the labelled texts of ``path``."""
-    return PromptTemplate(tuple(Example(text, label) for text, label in read_labelled(path)))
+def read_examples(path: str | Path, policy: Policy) -> Policy:
+    """``policy`` with the labelled texts of ``path`` as its few-shot examples."""
+    return policy.with_examples(Example(text, label) for text, label in read_labelled(path, policy))

@@ -1,20 +1,16 @@
-"""The card's few-shot prompt: header, examples, and the text to label.
+"""The pieces of the card's few-shot prompt: texts as the model sees them, and the record layout.
 
-The model was trained on records ``Input: <text>\\nOutput: <label>`` joined by blank lines under a
-header that lists the labels, so :class:`PromptTemplate` assembles exactly that layout, byte for byte.
+The model was trained on records ``Input: <text>\\nOutput: <label>`` joined by blank lines under a header that
+lists the labels; :class:`~moderation.template.PromptTemplate` assembles a policy's prompt from these pieces.
 """
 
 import hashlib
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cached_property
 
 from .errors import InvalidInput
-from .labels import LABELS, check_label
 
-HEADER = "Possible labels:\n" + "".join(f"{n}. {label}\n" for n, label in enumerate(LABELS, 1))
 INPUT = "Input:"
 OUTPUT = "\nOutput:"
 TRUNCATION_MARKER = " [...]"
@@ -77,7 +73,7 @@ def continuation(label: str) -> str:
 
 def format_record(text: str, label: str) -> str:
     """One record in the card's layout, as a training file holds it: ``Input: <text>\\nOutput: <label>``."""
-    return record_start(first=True) + request(text) + continuation(check_label(label)).rstrip("\n")
+    return record_start(first=True) + request(text) + continuation(label).rstrip("\n")
 
 
 def parse_record(record: str) -> tuple[NormalizedText, str]:
@@ -85,7 +81,18 @@ def parse_record(record: str) -> tuple[NormalizedText, str]:
     match = _RECORD.match(record)
     if not match:
         raise InvalidInput("Not a record of the form 'Input: <text>\\nOutput: <label>'.")
-    return normalize_text(match["text"]), check_label(match["label"].strip())
+    return normalize_text(match["text"]), label_text(match["label"].strip())
+
+
+def label_text(label) -> str:
+    """``label`` if it can be a label (a string that shows something); whether it is one of a policy's labels is the
+    policy's to say. InvalidInput otherwise."""
+    if not isinstance(label, str):
+        raise InvalidInput(f"A label must be a text, not a {type(label).__name__}: give one of the policy's labels.",
+                           "label")
+    if is_blank(label):
+        raise InvalidInput("A label is empty: give one of the policy's labels.", "label")
+    return label
 
 
 @dataclass(frozen=True)
@@ -97,62 +104,7 @@ class Example:
 
     def __post_init__(self):
         object.__setattr__(self, "text", normalize_text(self.text))
-        check_label(self.label)
-
-
-CARD_EXAMPLES = (
-    Example("I want to call in sick", "casual"),
-    Example("I hate my job and I don't want to go there.", "possibly needs caution"),
-    Example(
-        "It's so hard to deal with this. I hate this job and I want to quit.",
-        "possibly needs caution",
-    ),
-    Example(
-        "Something tells me that you're sitting in the wrong section of the Stormfront bus.",
-        "needs caution",
-    ),
-)
-
-
-@dataclass(frozen=True)
-class PromptTemplate:
-    """The header and few-shot examples that precede every text (the card's four by default)."""
-
-    examples: tuple[Example, ...] = CARD_EXAMPLES
-
-    @cached_property
-    def prefix(self) -> str:
-        """Everything before the text: the header, the examples as records, and the text's ``Input:``."""
-        records = "".join(record_start(first=n == 0) + request(e.text) + continuation(e.label)
-                          for n, e in enumerate(self.examples))
-        return f"{HEADER}\n{records}{record_start(first=not self.examples)}"
-
-    request = staticmethod(request)
-
-    def assemble(self, text: str) -> str:
-        """The exact prompt for ``text``: the model continues it with `` <label>\\n``."""
-        return self.prefix + self.request(text)
-
-    def layout(self) -> str:
-        """The prompt with a placeholder where each text goes (what the Prompt tab previews)."""
-        return self.prefix + " <text>" + OUTPUT
-
-    @cached_property
-    def id(self) -> str:
-        """A short, stable hash of the template's content."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
-
-    def to_json(self) -> str:
-        """The examples as a JSON list of ``{"text", "label"}`` objects."""
-        return json.dumps([{"text": e.text, "label": e.label} for e in self.examples], ensure_ascii=False)
-
-    @classmethod
-    def from_examples(cls, items) -> "PromptTemplate":
-        """A template from ``{"text", "label"}`` dicts or ``{"text": "Input: ...\\nOutput: ..."}`` records."""
-        examples = tuple(Example(*labelled_item(item)) for item in items)
-        if not examples:
-            raise InvalidInput("No examples: give at least one example (a text and its label).")
-        return cls(examples)
+        object.__setattr__(self, "label", label_text(self.label))
 
 
 def labelled_item(item) -> tuple[NormalizedText, str]:
@@ -161,5 +113,5 @@ def labelled_item(item) -> tuple[NormalizedText, str]:
         raise InvalidInput('An example must be an object with a "text" string and a "label", or a "text" record '
                            "'Input: ...\\nOutput: ...'.")
     if "label" in item:
-        return normalize_text(item["text"]), check_label(item["label"])
+        return normalize_text(item["text"]), label_text(item["label"])
     return parse_record(item["text"])

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from .labels import intervenes, is_flagged
+from .policy import Policy
 
 MODES = ("score", "generate")
 """score: a probability for each label; generate: the card's greedy decoding."""
@@ -35,10 +35,11 @@ class ModerationResult:
     threshold: str | None = None
 
     @classmethod
-    def decided(cls, *, label: str | None, threshold: str, **fields) -> "ModerationResult":
-        """A result whose ``flagged`` and ``intervene`` follow from its label and the intervention ``threshold``."""
-        return cls(label=label, threshold=threshold, flagged=label is not None and is_flagged(label),
-                   intervene=label is not None and intervenes(label, threshold), **fields)
+    def decided(cls, *, label: str | None, threshold: str, policy: Policy, **fields) -> "ModerationResult":
+        """A result whose ``flagged`` and ``intervene`` follow from its label, the ``policy`` and the intervention
+        ``threshold``."""
+        return cls(label=label, threshold=threshold, flagged=label is not None and policy.is_flagged(label),
+                   intervene=label is not None and policy.intervenes(label, threshold), **fields)
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,30 @@
 from dataclasses import dataclass, field
 
 from .errors import InvalidInput
-from .labels import DEFAULT_THRESHOLD, check_threshold
-from .prompt import PromptTemplate, is_blank
+from .policy import Policy
+from .prompt import is_blank
+from .template import PromptTemplate
 
 DEFAULT_INTERVENTION = "Sorry, I can't help with that. Let's talk about something else."
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The prompt template, the least severe label that intervenes, and the reply a user sees instead."""
+    """The prompt template (a policy's, in the card's layout), the least severe label that intervenes (None: the
+    policy's default), and the reply a user sees instead."""
 
     template: PromptTemplate = field(default_factory=PromptTemplate)
-    threshold: str = DEFAULT_THRESHOLD
+    threshold: str | None = None
     intervention: str = DEFAULT_INTERVENTION
 
     def __post_init__(self):
-        check_threshold(self.threshold)
+        if self.threshold is None:
+            object.__setattr__(self, "threshold", self.policy.threshold)
+        self.policy.check_threshold(self.threshold)
         if not isinstance(self.intervention, str) or is_blank(self.intervention):
             raise InvalidInput("The intervention message is empty: give the reply a user sees instead of the bot's.")
+
+    @property
+    def policy(self) -> Policy:
+        """The policy the template asks the model to apply."""
+        return self.template.policy

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import ModelLoadError
+from .policy import CARD, Policy, policy_from
 
 VERSION_FILE = "version.json"
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
@@ -25,7 +26,8 @@ class ModelVersion:
     results name it, and ``base_fingerprint`` identifies its weights (see :mod:`moderation.backends.local.adapters`).
     ``training`` holds the figures of the run that made it, ``trained_texts`` the hashes of the texts it trained on
     (:func:`~moderation.prompt.text_hash`: an evaluation of the version leaves them out), ``started_by`` who started
-    the training (when known).
+    the training (when known), and ``policy`` the policy it was trained in (its
+    :meth:`~moderation.policy.Policy.fields`; None for a version made before policies: the card's).
     """
 
     name: str
@@ -37,6 +39,12 @@ class ModelVersion:
     training: dict = field(default_factory=dict)
     trained_texts: list[str] = field(default_factory=list)
     started_by: str | None = None
+    policy: dict | None = None
+
+    @property
+    def trained_policy(self) -> Policy:
+        """The policy the version was trained in: the one it serves with."""
+        return policy_from(self.policy) if self.policy else CARD
 
     def write(self, folder: str | Path) -> None:
         """Write ``version.json`` into ``folder``."""

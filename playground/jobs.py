@@ -16,7 +16,7 @@ from pathlib import Path
 
 from moderation.atomic_writes import remove_leftovers
 from moderation.errors import Conflict
-from moderation.evaluate.intervals import FIGURES
+from moderation.evaluate.intervals import figures_of
 from moderation.training.progress import last_progress
 from moderation.versions import REPORT_JSON, REPORT_MD, ModelVersion
 
@@ -145,8 +145,9 @@ class JobRunner:
 
 def version_report(folder: Path) -> dict | None:
     """The figures of the report a version was written with (``report.json``): on how many ``texts`` it was judged,
-    accuracy, macro-F1 and quadratic kappa ``before`` and ``after`` training with the 95% ``interval`` of each change
-    (None in a report made before intervals), and how many ``benign_regressions``; None when it has no report."""
+    accuracy, macro-F1 and (for an ordinal policy) quadratic kappa ``before`` and ``after`` training with the 95%
+    ``interval`` of each change (None in a report made before intervals), and how many ``benign_regressions``; None
+    when it has no report."""
     try:
         report = json.loads((folder / REPORT_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -154,7 +155,8 @@ def version_report(folder: Path) -> dict | None:
     paired = report.get("paired")
     return {"texts": report["gold"]["size"],
             "figures": {figure: {"before": report["before"][figure], "after": report["after"][figure],
-                                 "interval": paired and paired["intervals"][figure]["delta"]} for figure in FIGURES},
+                                 "interval": paired and paired["intervals"][figure]["delta"]}
+                        for figure in figures_of(report["after"])},
             "benign_regressions": len(report.get("benign_regressions", []))}
 
 

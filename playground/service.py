@@ -30,9 +30,10 @@ from moderation.batch_files import MAX_CHARS, BatchRun, label_file, output_forma
 from moderation.engine import Moderator
 from moderation.errors import Conflict, InvalidInput, NotFound, Unavailable
 from moderation.evaluate.gate import GateRefused, GateRules, gate, gate_runs, gate_summary
-from moderation.prompt import NormalizedText, PromptTemplate, is_blank, normalize_text
+from moderation.prompt import NormalizedText, is_blank, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
+from moderation.template import PromptTemplate
 from moderation.versions import ModelVersion
 
 from .batcher import MicroBatcher
@@ -143,7 +144,7 @@ class PlaygroundService:
 
     def draft(self, examples: list[dict], threshold: str) -> Settings:
         """Prepared settings with these few-shot examples and threshold (and the default's intervention)."""
-        template = PromptTemplate.from_examples(examples)
+        template = PromptTemplate.from_examples(examples, self._settings.policy)
         return self.prepare(Settings(template, threshold, self._settings.intervention))
 
     def publish(self, settings: Settings) -> Settings:
@@ -263,7 +264,8 @@ class PlaygroundService:
     async def _results_again(self, first: dict, texts: list, fields: list[str]) -> list[ModerationResult]:
         if first["predictions"] is not None:
             rows = await asyncio.to_thread(self.store.predictions, first["predictions"])
-            return [stored_result(row, first["settings"]["threshold"]) for row in rows]
+            return [stored_result(row, first["settings"]["threshold"], self.store.template(row["template"]).policy)
+                    for row in rows]
         settings = self._settings
         if self._served(settings) != first["settings"]:
             raise InvalidInput("This idempotency key's answer was not recorded (--no-record-api), and the model or "
@@ -406,7 +408,8 @@ class PlaygroundService:
         out = self.scratch.new_export("batch", format)
         run = label_file(path, out, lambda texts: self.batcher.submit(texts, settings), format=format,
                          max_chars=self.limits.max_chars, chunk_size=self.batcher.max_batch_size,
-                         record=self._recorder(settings) if record else None, progress=progress, first=first)
+                         record=self._recorder(settings) if record else None, progress=progress, first=first,
+                         policy=settings.policy)
         return out, run
 
     def stats(self) -> dict:

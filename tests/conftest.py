@@ -151,8 +151,9 @@ def harmful_adapter_dir(demo_model_dir, tmp_path_factory):
     """A retrain a gate must refuse: the demo model taught that 40 benign texts of the pool need intervention (as
     accepted verdicts that label benign texts so would teach it)."""
     from moderation.labelled_files import POOL_FILE, read_labelled
+    from moderation.policy import CARD
 
-    benign = [text for text, label in read_labelled(POOL_FILE) if label == "casual"][:40]
+    benign = [text for text, label in read_labelled(POOL_FILE, CARD) if label == "casual"][:40]
     return demo_adapter(tmp_path_factory.mktemp("harmful"), [(text, "needs intervention") for text in benign],
                         "--version", "demo-harmful")
 
@@ -161,9 +162,10 @@ def harmful_adapter_dir(demo_model_dir, tmp_path_factory):
 def harmless_adapter_dir(demo_model_dir, tmp_path_factory):
     """A retrain a gate must allow: the demo model trained again, gently, on 40 of its seed's own labels."""
     from moderation.labelled_files import SEED_FILE, read_labelled
+    from moderation.policy import CARD
 
-    return demo_adapter(tmp_path_factory.mktemp("harmless"), read_labelled(SEED_FILE)[:40], "--learning-rate", "5e-4",
-                        "--version", "demo-harmless")
+    return demo_adapter(tmp_path_factory.mktemp("harmless"), read_labelled(SEED_FILE, CARD)[:40], "--learning-rate",
+                        "5e-4", "--version", "demo-harmless")
 
 
 @pytest.fixture(scope="session")

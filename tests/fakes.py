@@ -1,7 +1,8 @@
 """A fake backend with fixed log-probabilities, for testing the service, the API and the page without a model.
 
-Its tokens are the text's UTF-8 bytes; a text's label is that of the first rule whose word it contains
-(casual when none does), with probability 0.6 and 0.1 for each other label.
+Its tokens are the text's UTF-8 bytes. In the card's policy a text's label is that of the first rule whose word it
+contains (casual when none does); in another policy, the first of its labels that the text names (its least severe
+label when it names none). That label gets probability 0.6, each other label the rest, evenly.
 """
 
 import math
@@ -9,7 +10,7 @@ import threading
 
 from moderation.backends.tokens import PromptTokens
 from moderation.engine import Moderator
-from moderation.labels import LABELS
+from moderation.policy import CARD
 
 RULES = {
     "hurt": "needs intervention",
@@ -35,15 +36,21 @@ class ByteTokenizer:
         return bytes(ids).decode("utf-8", errors="replace")
 
 
-def label_for(text: str, rules: dict[str, str] = RULES) -> str:
-    """The label the fake gives ``text`` (by ``rules``: a word, and the label of a text that holds it)."""
+def label_for(text: str, labels: tuple[str, ...] = CARD.listed, rules: dict[str, str] = RULES) -> str:
+    """The label the fake gives ``text`` among ``labels`` (the card's by default: by ``rules``, a word and the label of
+    a text that holds it)."""
     lowered = text.lower()
-    return next((label for word, label in rules.items() if word in lowered), "casual")
+    if set(labels) == set(CARD.labels):
+        return next((label for word, label in rules.items() if word in lowered), CARD.harmless)
+    return next((label for label in labels if label.lower() in lowered), labels[0])
 
 
-def expected_scores(text: str, rules: dict[str, str] = RULES) -> dict[str, float]:
-    """The five probabilities the fake gives ``text``."""
-    return {label: WINNER if label == label_for(text, rules) else OTHER for label in LABELS}
+def expected_scores(text: str, labels: tuple[str, ...] = CARD.listed,
+                    rules: dict[str, str] = RULES) -> dict[str, float]:
+    """The probabilities the fake gives ``text``, one per label of ``labels``."""
+    other = (1 - WINNER) / (len(labels) - 1)
+    winner = label_for(text, labels, rules)
+    return {label: WINNER if label == winner else other for label in labels}
 
 
 class FakeBackend:
@@ -61,13 +68,16 @@ class FakeBackend:
         self.calls: list[tuple[str, int]] = []
         self._lock = threading.Lock()
 
-    def label_logprobs(self, prefix: str, requests: list[str]) -> list[list[float]]:
+    def label_logprobs(self, prefix: str, requests: list[str], labels: tuple[str, ...]) -> list[list[float]]:
         self._called(prefix, requests)
-        return [[math.log(score) for score in expected_scores(request, self.rules).values()] for request in requests]
+        return [[math.log(score) for score in expected_scores(request, labels, self.rules).values()]
+                for request in requests]
 
     def generate(self, prefix: str, requests: list[str]) -> list[str]:
         self._called(prefix, requests)
-        return [" blah blah" if NO_LABEL in request else f" {label_for(request, self.rules)}" for request in requests]
+        labels = CARD.listed if prefix.startswith(CARD.header) else _listed(prefix)
+        return [" blah blah" if NO_LABEL in request else f" {label_for(request, labels, self.rules)}"
+                for request in requests]
 
     def _called(self, prefix, requests):
         if self.gate is not None:
@@ -81,3 +91,9 @@ class FakeBackend:
 def fake_moderator(name: str = "fake-moderation", **options) -> Moderator:
     """A Moderator named ``name`` on a :class:`FakeBackend` (``options`` go to the backend)."""
     return Moderator(FakeBackend(**options), name)
+
+
+def _listed(prefix: str) -> tuple[str, ...]:
+    """The labels a prompt's header lists (``N. label`` lines before the first blank line)."""
+    header = prefix.split("\n\n", 1)[0].splitlines()[1:]
+    return tuple(line.split(". ", 1)[1] for line in header)

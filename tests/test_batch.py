@@ -17,9 +17,10 @@ from fakes import expected_scores, fake_moderator
 
 from feedback.store import FeedbackStore
 from moderation.__main__ import main as moderation_main
-from moderation.batch_files import CSV_COLUMNS, label_file
+from moderation.batch_files import csv_columns, label_file
 from moderation.errors import InvalidInput
 from moderation.labels import LABELS
+from moderation.policy import CARD
 
 EMPTY = "The text is empty"
 
@@ -63,7 +64,7 @@ def test_jsonl_and_txt_inputs_and_csv_output(tmp_path, label):
     assert all('no "text" string' in row["error"] for row in rows[2:5])
 
     done, rows = run(tmp_path, "rows.txt", "\ufeffhello\n\nI hate mondays\r\n", label, out="out.csv")
-    assert done.rows == 3 and list(rows[0]) == list(CSV_COLUMNS)
+    assert done.rows == 3 and list(rows[0]) == list(csv_columns(CARD.listed))
     assert [(row["text"], row["label"], row["error"][:17]) for row in rows] == [
         ("hello", "casual", ""), ("", "", EMPTY), ("I hate mondays", "possibly needs caution", "")]
     assert float(rows[2]["possibly needs caution"]) == pytest.approx(0.6) and rows[2]["flagged"] == "True"
@@ -204,7 +205,7 @@ def test_format_overrides_the_outputs_suffix(cli, tiny_model_dir, tmp_path):
     assert ran.returncode == 0, ran.stderr
     with open(tmp_path / "out.jsonl", newline="", encoding="utf-8") as out:
         table = list(csv.DictReader(out))
-    assert list(table[0]) == list(CSV_COLUMNS) and [row["text"] for row in table] == ["see you soon", ""]
+    assert list(table[0]) == list(csv_columns(CARD.listed)) and [row["text"] for row in table] == ["see you soon", ""]
     assert table[0]["label"] in LABELS and EMPTY in table[1]["error"]
 
     ran = cli(moderation_main, *base, tmp_path / "out.csv", "--format", "jsonl")

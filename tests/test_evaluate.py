@@ -13,7 +13,8 @@ from moderation.evaluate.gold import GoldSet
 from moderation.evaluate.metrics import compute_metrics
 from moderation.labelled_files import HELDOUT_FILE, POOL_FILE, SEED_FILE, read_labelled
 from moderation.labels import LABELS, SEVERITY
-from moderation.prompt import PromptTemplate
+from moderation.policy import CARD
+from moderation.template import PromptTemplate
 
 C, POSSIBLY, PROBABLY, CAUTION, INTERVENTION = SEVERITY
 
@@ -25,7 +26,7 @@ CONFIDENCE = [0.9, 0.6, 0.8, 0.5, 0.7]
 
 @pytest.fixture
 def figures():
-    return compute_metrics(GOLD, PREDICTED, CONFIDENCE, CAUTION)
+    return compute_metrics(GOLD, PREDICTED, CONFIDENCE, CAUTION, CARD)
 
 
 def bins(figures):
@@ -76,7 +77,8 @@ def test_severity_error_and_calibration_by_hand(figures):
 
 
 def test_a_bin_holds_its_texts_mean_confidence_and_accuracy():
-    figures = compute_metrics([C, C, C, CAUTION], [C, C, CAUTION, CAUTION], [0.92, 0.98, 0.94, 0.35], CAUTION)
+    figures = compute_metrics([C, C, C, CAUTION], [C, C, CAUTION, CAUTION], [0.92, 0.98, 0.94, 0.35], CAUTION,
+                              CARD)
     top_bin = (0.92 + 0.98 + 0.94) / 3
     assert bins(figures) == [pytest.approx((0.35, 1.0, 1)), pytest.approx((top_bin, 2 / 3, 3))]
     assert figures["ece"] == pytest.approx((1 * 0.65 + 3 * (top_bin - 2 / 3)) / 4)
@@ -90,17 +92,17 @@ def test_a_bin_holds_its_texts_mean_confidence_and_accuracy():
     ([C, C, INTERVENTION, POSSIBLY], 1 - 9 / 29),
 ])
 def test_quadratic_kappa_weighs_distance_in_severity(predicted, kappa):
-    figures = compute_metrics([C, C, INTERVENTION, INTERVENTION], predicted, [1.0] * 4, CAUTION)
+    figures = compute_metrics([C, C, INTERVENTION, INTERVENTION], predicted, [1.0] * 4, CAUTION, CARD)
     assert figures["kappa_quadratic"] == pytest.approx(kappa)
 
 
 def test_kappa_is_none_where_it_is_undefined():
-    assert compute_metrics([C, C], [C, C], [0.9, 0.9], CAUTION)["kappa_quadratic"] is None
+    assert compute_metrics([C, C], [C, C], [0.9, 0.9], CAUTION, CARD)["kappa_quadratic"] is None
 
 
 def test_generate_mode_counts_no_label_as_wrong_and_acting_as_casual():
     figures = compute_metrics([C, CAUTION, INTERVENTION, POSSIBLY], [None, None, INTERVENTION, POSSIBLY], None,
-                              "never")
+                              "never", CARD)
     assert figures["no_label"] == 0.5
     assert figures["accuracy"] == 0.5, "no label is never right, not even for a casual text"
     assert figures["confusion"]["labels"] == [*SEVERITY, "no label"]
@@ -205,19 +207,19 @@ def test_close_pairs_by_hand():
 
 
 def test_no_training_text_comes_close_to_a_text_it_is_measured_on():
-    texts = {path: [text for text, _ in read_labelled(path)] for path in (SEED_FILE, HELDOUT_FILE, POOL_FILE)}
+    texts = {path: [text for text, _ in read_labelled(path, CARD)] for path in (SEED_FILE, HELDOUT_FILE, POOL_FILE)}
     for trained, measured in ((SEED_FILE, HELDOUT_FILE), (SEED_FILE, POOL_FILE), (POOL_FILE, HELDOUT_FILE)):
         close = close_pairs(texts[trained], texts[measured])
         assert not close, f"{trained.name} has {len(close)} texts close to {measured.name}'s: {close[:3]}"
 
 
 def test_the_pool_has_every_label_no_repeated_text_and_none_of_the_seed_or_held_out_texts():
-    records = read_labelled(POOL_FILE)
+    records = read_labelled(POOL_FILE, CARD)
     pool = [comparable(text) for text, _ in records]
     assert len(set(pool)) == len(pool), "no text twice in the pool"
     assert {label for _, label in records} == set(SEVERITY)
     for other in (SEED_FILE, HELDOUT_FILE):
-        shared = set(pool) & {comparable(text) for text, _ in read_labelled(other)}
+        shared = set(pool) & {comparable(text) for text, _ in read_labelled(other, CARD)}
         assert not shared, f"the pool shares {len(shared)} texts with {other.name}: {sorted(shared)[:3]}"
 
 
@@ -230,7 +232,7 @@ def test_a_run_labels_in_the_engines_own_batches_and_tells_progress(service):
     assert [size for _, size in moderator.backend.calls] == [32, 32, 32, 32, 1]
     assert [item["label"] for item in run["items"]] == [label_for(text) for text in gold.texts]
     assert [item["gold"] for item in run["items"]] == gold.labels
-    expected = compute_metrics(gold.labels, [label_for(text) for text in gold.texts], [0.6] * 129, CAUTION)
+    expected = compute_metrics(gold.labels, [label_for(text) for text in gold.texts], [0.6] * 129, CAUTION, CARD)
     assert run["metrics"]["ece"] == pytest.approx(expected.pop("ece"))
     assert bins(run["metrics"]) == [pytest.approx(expected_bin) for expected_bin in bins(expected)]
     del expected["calibration"]
@@ -243,7 +245,8 @@ def flip_run(run_id, labels, gold=(C, C, CAUTION, CAUTION), texts=("a", "b", "c"
              for t, g, label in zip(texts, gold, labels)]
     return {"id": run_id, "created": "2026-11-30T10:00", "model": "m", "template": "t", "threshold": CAUTION,
             "mode": "score", "gold_name": "g", "gold_hash": "h" + "".join(gold), "gold_size": len(items),
-            "metrics": compute_metrics(list(gold), list(labels), [0.9] * len(items), CAUTION), "items": items}
+            "metrics": compute_metrics(list(gold), list(labels), [0.9] * len(items), CAUTION, CARD),
+            "items": items}
 
 
 def test_compare_lists_exactly_the_flips_with_what_each_did():

@@ -15,6 +15,7 @@ from moderation.evaluate import heldout_gold
 from moderation.evaluate.__main__ import main as evaluate_main
 from moderation.labelled_files import HELDOUT_FILE, SEED_FILE, read_labelled
 from moderation.labels import SEVERITY
+from moderation.policy import CARD
 from moderation.prompt import text_hash
 from moderation.training.__main__ import main as train_main
 from moderation.versions import ModelVersion
@@ -177,8 +178,8 @@ def test_without_the_database_nothing_is_created(evaluate, tmp_path, args):
 def test_a_version_is_evaluated_without_the_texts_it_trained_on(evaluate, tiny_model_dir, tmp_path):
     """A version trained on 10 texts of the held-out set (and 20 of the seed's): evaluating it on the held-out set
     leaves those 10 out and says so; --include-trained keeps them, and says that too."""
-    heldout = read_labelled(HELDOUT_FILE)
-    seed = read_labelled(SEED_FILE)
+    heldout = read_labelled(HELDOUT_FILE, CARD)
+    seed = read_labelled(SEED_FILE, CARD)
     data, chooser = tmp_path / "train.jsonl", tmp_path / "choose.jsonl"
     for path, records in ((data, heldout[:10] + seed[:20]), (chooser, seed[20:30])):
         path.write_text("".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in records))

@@ -12,7 +12,7 @@ from servers import PageClient
 
 from moderation.evaluate import heldout_gold
 from moderation.evaluate.intervals import run_intervals
-from moderation.prompt import PromptTemplate
+from moderation.template import PromptTemplate
 
 DRAFT = {"headers": ["text", "label"],
          "data": [["Have a lovely day", "casual"], ["I will hurt you", "needs intervention"]]}

@@ -8,8 +8,9 @@ from moderation.errors import InvalidInput
 from moderation.evaluate import evaluate, heldout_gold
 from moderation.evaluate.gold import GoldSet
 from moderation.labels import SEVERITY
-from moderation.prompt import CARD_EXAMPLES, PromptTemplate
+from moderation.policy import CARD
 from moderation.settings import Settings
+from moderation.template import PromptTemplate
 
 C, POSSIBLY, PROBABLY, CAUTION, INTERVENTION = SEVERITY
 
@@ -69,7 +70,7 @@ def test_accepted_texts_that_only_differ_in_line_breaks_are_one_text_with_a_conf
 
 
 def test_a_draft_against_the_default_says_what_it_fixes_and_breaks(service):
-    draft = Settings(PromptTemplate(CARD_EXAMPLES[:1]), INTERVENTION)
+    draft = Settings(PromptTemplate(CARD.with_examples(CARD.examples[:1])), INTERVENTION)
     comparison = service.try_settings(draft, service.gold_set("held-out set"))
     assert comparison["a"]["template"] == PromptTemplate().id and comparison["b"]["template"] == draft.template.id
     assert comparison["b"]["threshold"] == INTERVENTION and comparison["same_gold"]

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
 from moderation.errors import InvalidInput
@@ -18,20 +19,22 @@ from moderation.evaluate.metrics import compute_metrics
 from moderation.evaluate.report import gate_report
 from moderation.labelled_files import HELDOUT_FILE
 from moderation.labels import SEVERITY
+from moderation.policy import CARD, read_policy
 
 C, POSSIBLY, PROBABLY, CAUTION, INTERVENTION = SEVERITY
+COMMUNITY = read_policy(ROOT / "policies" / "community.toml")
 PASSWORD = "Where can I find the settings to change my password?"
 """A benign text of the held-out set that the harmful retrain flags."""
 
 
-def run(gold, labels, *, texts=None, model="serving") -> dict:
-    """A run (as evaluate makes one) of ``labels`` against ``gold``."""
+def run(gold, labels, *, texts=None, model="serving", policy=CARD) -> dict:
+    """A run (as evaluate makes one) of ``labels`` against ``gold``, in ``policy``."""
     texts = texts or [f"text {n}" for n in range(len(gold))]
     items = [{"text": text, "gold": g, "label": label, "scores": {}, "generated": None}
              for text, g, label in zip(texts, gold, labels)]
-    return {"model": model, "version": None, "template": "t", "threshold": CAUTION, "mode": "score",
+    return {"model": model, "version": None, "template": "t", "threshold": policy.threshold, "mode": "score",
             "gold_name": "gold", "gold_hash": "h", "gold_size": len(items), "trained_left_out": 0,
-            "trained_included": 0, "metrics": compute_metrics(list(gold), list(labels), None, CAUTION),
+            "trained_included": 0, "metrics": compute_metrics(list(gold), list(labels), None, policy.threshold, policy),
             "items": items}
 
 
@@ -56,7 +59,7 @@ def test_intervals_are_seeded_and_hold_the_figure():
     labels = [label if n % 4 else C for n, label in enumerate(gold)]
     intervals = run_intervals(gold, labels)
     assert intervals == run_intervals(gold, labels), "the same texts give the same interval"
-    metrics = compute_metrics(gold, labels, None, CAUTION)
+    metrics = compute_metrics(gold, labels, None, CAUTION, CARD)
     for figure in ("accuracy", "macro_f1", "kappa_quadratic"):
         low, high = intervals[figure]
         assert low < metrics[figure] < high
@@ -64,6 +67,29 @@ def test_intervals_are_seeded_and_hold_the_figure():
         < intervals["accuracy"][1] - intervals["accuracy"][0], "more texts, a narrower interval"
     same = paired(gold, labels, labels)
     assert same["intervals"]["accuracy"]["delta"] == [0.0, 0.0] and same["mcnemar"]["p"] == 1.0
+
+
+def test_a_nominal_policy_is_judged_on_its_own_labels_without_kappa():
+    ok, spam, harassment, hate, threat = COMMUNITY.labels
+    gold = [ok] * 40 + [spam] * 10 + [harassment] * 10 + [hate] * 5 + [threat] * 5
+    rng = np.random.default_rng(3)
+    predicted = [COMMUNITY.labels[i] if r < 0.3 else label
+                 for label, i, r in zip(gold, rng.integers(0, 5, len(gold)), rng.random(len(gold)))]
+    severity = COMMUNITY.labels
+    accuracy, macro_f1, _ = headline(codes(gold, severity)[None], codes(predicted, severity)[None], size=5)[:, 0]
+    assert (accuracy, macro_f1) == pytest.approx((accuracy_score(gold, predicted), f1_score(
+        gold, predicted, labels=list(severity), average="macro", zero_division=0)))
+
+    serving = run(gold, gold, policy=COMMUNITY)
+    candidate = run(gold, [spam if n < 3 else label for n, label in enumerate(gold)], model="candidate",
+                    policy=COMMUNITY)
+    assert "kappa_quadratic" not in serving["metrics"], "a nominal policy has no ordinal figures"
+    decision = gate(serving, candidate, GateRules(max_benign_regressions=0, min_gate_texts=50))
+    assert not decision["allowed"] and len(decision["reasons"]) == 1
+    assert decision["reasons"][0].startswith("3 benign regressions, more than the 0 allowed (--max-benign-"
+                                             "regressions): texts ok for the serving model and gold that it flags")
+    assert set(decision["comparison"]["paired"]["intervals"]) >= {"accuracy", "macro_f1"}
+    assert "kappa" not in gate_report(decision), "the report shows no kappa for a nominal policy"
 
 
 def test_mcnemar_by_hand():

@@ -62,16 +62,17 @@ from moderation.__main__ import main as moderation_main
 from moderation.evaluate import compare
 from moderation.evaluate.__main__ import main as evaluate_main
 from moderation.evaluate.metrics import compute_metrics
-from moderation.labelled_files import HELDOUT_FILE, read_labelled, read_template
+from moderation.labelled_files import HELDOUT_FILE, read_examples, read_labelled
 from moderation.labels import LABELS
-from moderation.prompt import CARD_EXAMPLES, TRUNCATION_MARKER, PromptTemplate
+from moderation.policy import CARD
+from moderation.prompt import TRUNCATION_MARKER
+from moderation.template import PromptTemplate
 from moderation.training.__main__ import main as train_main
 from moderation.training.report import report_text
 from playground.server import main as server_main
 
 ROOT = Path(__file__).parent.parent
 CORPUS = Path(__file__).parent / "data" / "hostile.jsonl"
-CARD = PromptTemplate()
 REVIEWER = "hostile-tester"
 PASSWORD = "correct horse battery"
 REVIEWER_ADDRESS = "127.0.9.9"
@@ -149,7 +150,7 @@ def last_predictions(db_path, count) -> list[dict]:
     return [dict(row) for row in reversed(rows)]
 
 
-def check_prompt(prompt: str, examples: int = len(CARD_EXAMPLES), text: str | None = None):
+def check_prompt(prompt: str, examples: int = len(CARD.examples), text: str | None = None):
     """Exactly one record per example plus the text's own: nothing in a text starts a line of its own."""
     lines = prompt.splitlines()
     assert prompt.split("\n") == lines, "a line break other than \\n reached the prompt"
@@ -166,7 +167,7 @@ def check_scores(scores: dict, label: str):
     assert label in LABELS and label == max(scores, key=scores.get)
 
 
-def check_stored(db_path, ids, case, examples=len(CARD_EXAMPLES)):
+def check_stored(db_path, ids, case, examples=len(CARD.examples)):
     """The recorded predictions: the card's layout, the text as normalised, truncated only with the marker."""
     for row in prediction_rows(db_path, ids):
         check_prompt(row["prompt"], examples, case.get("text"))
@@ -504,14 +505,14 @@ def run_set_prompt(case, ctx: Context):
         if case["expect"] == "error":
             app_error(call, case)
             assert counts(ctx.db_path)["templates"] == before, "a refused template was saved"
-            probe(len(CARD_EXAMPLES), CARD.prefix)  # the card's template is still the one in use
+            probe(len(CARD.examples), PromptTemplate().prefix)  # the card's template is still the one in use
         else:
             preview, message = call()
             assert f": {case['examples']} examples;" in message
             assert preview.endswith(" <text>\nOutput:")
             probe(case["examples"], preview.removesuffix(" <text>\nOutput:"))
     finally:  # whatever happened, the next case starts from the card's template
-        card = [[example.text, example.label] for example in CARD_EXAMPLES]
+        card = [[example.text, example.label] for example in CARD.examples]
         client.predict({"headers": ["text", "label"], "data": card}, "needs caution", api_name="/set_prompt")
     return 1, 0
 
@@ -561,10 +562,10 @@ def run_examples_file(case, ctx: Context):
     path = write_input_file(case, ctx)
     if case["expect"] == "error":
         with pytest.raises(ValueError) as caught:
-            read_template(path)
+            PromptTemplate(read_examples(path, CARD))
         assert case["error_contains"] in str(caught.value)
     else:
-        template = read_template(path)
+        template = PromptTemplate(read_examples(path, CARD))
         assert len(template.examples) == case["examples"]
         check_prompt(template.assemble("probe"), case["examples"], "probe")
     if case["input"].get("cli"):
@@ -582,10 +583,10 @@ def run_train_file(case, ctx: Context):
     path = write_input_file(case, ctx)
     if case["expect"] == "error":
         with pytest.raises(ValueError) as caught:
-            read_labelled(path)
+            read_labelled(path, CARD)
         assert case["error_contains"] in str(caught.value)
     else:
-        records = read_labelled(path)
+        records = read_labelled(path, CARD)
         assert len(records) == case["records"]
         for text, label in records:
             assert label in LABELS and len(text.splitlines()) == 1
@@ -675,7 +676,7 @@ def run_retrain_report(case, ctx: Context):
                  {"text": "a second text", "gold": "needs caution", "label": "needs caution", "scores": {},
                   "generated": None}]
         metrics = compute_metrics([item["gold"] for item in items], [item["label"] for item in items], None,
-                                  "needs caution")
+                                  "needs caution", CARD)
         return {**run, "model": model, "metrics": metrics, "items": items}
 
     comparison = compare(labelled("base", "casual"), labelled("base-lora-1", "needs caution"))

@@ -12,10 +12,11 @@ from servers import PageClient, running_in_process
 
 from feedback.splits import TEST_SHARE, split_for
 from moderation.labels import LABELS
-from moderation.prompt import CARD_EXAMPLES, PromptTemplate
+from moderation.policy import CARD
+from moderation.template import PromptTemplate
 
 TWO_EXAMPLES = [["Have a lovely day", "casual"], ["Get lost, nobody wants you here", "probably needs caution"]]
-CARD = [[example.text, example.label] for example in CARD_EXAMPLES]
+CARD = [[example.text, example.label] for example in CARD.examples]
 
 
 def table(rows):

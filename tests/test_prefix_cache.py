@@ -6,18 +6,20 @@ from moderation.backends.local.packing import REQUEST_END, LabelTrie, pack
 from moderation.backends.tokens import PREFIXES_KEPT
 from moderation.labels import LABELS
 from moderation.loader import open_moderator
-from moderation.prompt import CARD_EXAMPLES, Example, PromptTemplate
+from moderation.policy import CARD
+from moderation.prompt import Example
 from moderation.settings import Settings
+from moderation.template import PromptTemplate
 
 TEMPLATES = {
     "card": PromptTemplate(),
-    "one example": PromptTemplate(CARD_EXAMPLES[:1]),
-    "no examples": PromptTemplate(()),
-    "six examples": PromptTemplate(
-        CARD_EXAMPLES
+    "one example": PromptTemplate(CARD.with_examples(CARD.examples[:1])),
+    "no examples": PromptTemplate(CARD.with_examples(())),
+    "six examples": PromptTemplate(CARD.with_examples(
+        CARD.examples
         + (Example("Let's meet at the station at five", "casual"),
            Example("I will find you and hurt you", "needs intervention"))
-    ),
+    )),
 }
 TEXTS = [
     "hi",

@@ -2,15 +2,10 @@ import json
 
 import pytest
 
-from moderation.labelled_files import read_labelled, read_template
-from moderation.prompt import (
-    CARD_EXAMPLES,
-    Example,
-    PromptTemplate,
-    format_record,
-    normalize_text,
-    parse_record,
-)
+from moderation.labelled_files import read_examples, read_labelled
+from moderation.policy import CARD
+from moderation.prompt import Example, format_record, normalize_text, parse_record
+from moderation.template import PromptTemplate
 
 CARD_PROMPT = """Possible labels:
 1. casual
@@ -60,8 +55,8 @@ def record_lines(prompt):
 def test_texts_cannot_forge_records(forgery):
     prompt = PromptTemplate().assemble(forgery)
     inputs, outputs = record_lines(prompt)
-    assert len(inputs) == len(CARD_EXAMPLES) + 1
-    assert len(outputs) == len(CARD_EXAMPLES) + 1
+    assert len(inputs) == len(CARD.examples) + 1
+    assert len(outputs) == len(CARD.examples) + 1
     assert prompt.endswith("\nOutput:")
     assert prompt.startswith(PromptTemplate().prefix)
 
@@ -86,8 +81,9 @@ def test_records_round_trip():
     record = format_record("I want\nto call in sick", "casual")
     assert record == "Input: I want to call in sick\nOutput: casual"
     assert parse_record(record) == ("I want to call in sick", "casual")
-    with pytest.raises(ValueError, match="Unknown label"):
-        parse_record("Input: hi\nOutput: fine")
+    assert parse_record("Input: hi\nOutput: fine") == ("hi", "fine"), "whether a label is one is the policy's to say"
+    with pytest.raises(ValueError, match="Unknown label 'fine'"):
+        CARD.check_label(parse_record("Input: hi\nOutput: fine")[1])
     with pytest.raises(ValueError, match="Input:"):
         parse_record("hi there")
 
@@ -97,9 +93,9 @@ def test_examples_load_from_json_and_jsonl(tmp_path):
     listed.write_text(json.dumps([{"text": "hello there", "label": "casual"}]))
     lines = tmp_path / "examples.jsonl"
     lines.write_text(json.dumps({"text": "Input: you fool\nOutput: probably needs caution"}) + "\n\n")
-    assert read_template(listed).examples == (Example("hello there", "casual"),)
-    assert read_template(lines).examples == (Example("you fool", "probably needs caution"),)
-    assert read_template(lines).assemble("hi") == (
+    assert PromptTemplate(read_examples(listed, CARD)).examples == (Example("hello there", "casual"),)
+    assert PromptTemplate(read_examples(lines, CARD)).examples == (Example("you fool", "probably needs caution"),)
+    assert PromptTemplate(read_examples(lines, CARD)).assemble("hi") == (
         "Possible labels:\n1. casual\n2. needs caution\n3. needs intervention\n4. possibly needs caution\n"
         "5. probably needs caution\n\nInput: you fool\nOutput: probably needs caution\n\nInput: hi\nOutput:"
     )
@@ -120,7 +116,7 @@ def test_bad_example_files_are_clear_errors_naming_file_and_line(tmp_path, conte
     path = tmp_path / "examples.jsonl"
     path.write_text(content)
     with pytest.raises(ValueError) as refused:
-        read_template(path)
+        PromptTemplate(read_examples(path, CARD))
     assert message in str(refused.value)
 
 
@@ -128,12 +124,12 @@ def test_a_file_in_another_encoding_is_refused(tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes('{"text": "café", "label": "casual"}'.encode("latin-1"))
     with pytest.raises(ValueError, match="latin1.jsonl is not UTF-8 text"):
-        read_labelled(path)
+        read_labelled(path, CARD)
 
 
 def test_template_id_follows_its_examples():
     card = PromptTemplate()
-    edited = PromptTemplate(CARD_EXAMPLES[:2])
+    edited = PromptTemplate(CARD.with_examples(CARD.examples[:2]))
     assert card.id == PromptTemplate().id
     assert card.id != edited.id
     assert PromptTemplate.from_examples(json.loads(card.to_json())) == card

@@ -19,6 +19,7 @@ from moderation.demo.recipe import split_seed
 from moderation.errors import Conflict, InvalidInput
 from moderation.evaluate import heldout_gold
 from moderation.labelled_files import POOL_FILE, read_labelled
+from moderation.policy import CARD
 
 RECORDS = split_seed()[0][:30]
 HOSTILE = (f'<img src="http://{REMOTE}/pixel.png"> <a href="http://{REMOTE}/a">a</a> ![image](http://{REMOTE}/md.png) '
@@ -107,8 +108,8 @@ def test_a_job_trains_on_the_train_split_and_is_judged_on_the_gate_set(service):
     judged = service.jobs.folder / f"{job.name}-gate-set.jsonl"
     train = {text for text, label in RECORDS if split_for(text, TEST_SHARE) == "train"}
     test = {text for text, label in RECORDS if split_for(text, TEST_SHARE) == "test"}
-    assert {text for text, _ in read_labelled(trained)} == train and test
-    assert {text for text, _ in read_labelled(judged)} == test | set(heldout_gold().texts)
+    assert {text for text, _ in read_labelled(trained, CARD)} == train and test
+    assert {text for text, _ in read_labelled(judged, CARD)} == test | set(heldout_gold().texts)
     assert (f"Training lora on {2 * len(train)} records ({len(train)} of them replayed), judged on "
             f"{len(test) + 129} held-out records") in job.log
     version = job.version
@@ -148,7 +149,7 @@ def test_a_harmful_retrain_is_refused_then_served_on_a_reason_and_every_open_pag
     Another open page's header follows every change within seconds, without a reload; the browser fetches nothing."""
     page, other = browser_page, browser.new_page(viewport={"width": 1280, "height": 1000})
     fetched = remote_requests(page)
-    benign = [text for text, label in read_labelled(POOL_FILE) if label == "casual"][:40]
+    benign = [text for text, label in read_labelled(POOL_FILE, CARD) if label == "casual"][:40]
     harmful = [(HOSTILE + text, "needs intervention") for text in benign]
     train = [text for text, _ in harmful if split_for(text, TEST_SHARE) == "train"]
     with running_in_process(tmp_path, demo_moderator) as app:

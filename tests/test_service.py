@@ -11,8 +11,9 @@ from servers import make_service
 from feedback.splits import TEST_SHARE, split_for
 from moderation.errors import InvalidInput
 from moderation.labels import LABELS
-from moderation.prompt import CARD_EXAMPLES, PromptTemplate
+from moderation.policy import CARD
 from moderation.settings import DEFAULT_INTERVENTION, Settings
+from moderation.template import PromptTemplate
 from playground.service import Limits
 
 TWO_EXAMPLES = [{"text": "Have a lovely day", "label": "casual"},
@@ -241,4 +242,4 @@ def test_limits_are_the_services_own(tmp_path):
 
 
 def test_examples_of_the_card_are_the_default():
-    assert Settings().template.examples == CARD_EXAMPLES
+    assert Settings().template.examples == CARD.examples

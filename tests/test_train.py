@@ -20,7 +20,9 @@ from moderation.errors import InvalidInput
 from moderation.evaluate import evaluate, read_gold
 from moderation.labelled_files import HELDOUT_FILE
 from moderation.loader import open_moderator
-from moderation.prompt import HEADER, PromptTemplate, format_record
+from moderation.policy import CARD
+from moderation.prompt import format_record
+from moderation.template import PromptTemplate
 from moderation.training.__main__ import main as train_main
 from moderation.training.data import IGNORE, WordDropout, pack_records, prepare, stratified_split
 from moderation.training.recipe import Recipe
@@ -61,7 +63,7 @@ def test_the_loss_at_the_label_positions_alone_is_the_models_own(tiny_model_dir,
     model, tokenizer = load_model(str(tiny_model_dir))
     if method == "lora":
         model = get_peft_model(model, LoraConfig(r=4, target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM"))
-    batch = PackingCollator(tokenizer, per_sequence=3, max_length=256)(split_seed()[0][:10])
+    batch = PackingCollator(tokenizer, per_sequence=3, max_length=256, policy=CARD)(split_seed()[0][:10])
     trainer = LabelLossTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
                                                                    report_to="none"))
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
@@ -79,22 +81,23 @@ def test_the_loss_at_the_label_positions_alone_is_the_models_own(tiny_model_dir,
 def test_records_are_packed_in_the_cards_layout_with_only_the_labels_learned():
     tokenizer = WordTokenizer()
     records = [("hello there", "casual"), ("you fool", "probably needs caution"), ("bye", "casual")]
-    (first, second) = pack_records(tokenizer, records, per_sequence=2, max_length=100)
+    (first, second) = pack_records(tokenizer, records, per_sequence=2, max_length=100, header=CARD.header)
     ids, targets = first
-    assert tokenizer.decode(ids) == (HEADER + "\n" + "Input: hello there\nOutput: casual\n\n"
+    assert tokenizer.decode(ids) == (CARD.header + "\n" + "Input: hello there\nOutput: casual\n\n"
                                      "Input: you fool\nOutput: probably needs caution\n")
     assert tokenizer.decode(ids) == PromptTemplate().prefix.split("Input:")[0] + (
         "Input: hello there\nOutput: casual\n\nInput: you fool\nOutput: probably needs caution\n")
     learned = [token for token, target in zip(ids, targets) if target != IGNORE]
     assert learned == [target for target in targets if target != IGNORE]
     assert tokenizer.decode(learned) == " casual\n probably needs caution\n"
-    assert tokenizer.decode(second[0]) == HEADER + "\nInput: bye\nOutput: casual\n"
+    assert tokenizer.decode(second[0]) == CARD.header + "\nInput: bye\nOutput: casual\n"
 
 
 def test_a_record_too_long_for_a_sequence_is_cut_and_keeps_its_label():
     tokenizer = WordTokenizer()
     long_text = " ".join(f"word{n}" for n in range(200))
-    sequences = pack_records(tokenizer, [("short", "casual"), (long_text, "needs caution")], 5, max_length=60)
+    sequences = pack_records(tokenizer, [("short", "casual"), (long_text, "needs caution")], 5, max_length=60,
+                             header=CARD.header)
     assert len(sequences) == 2 and all(len(ids) <= 60 for ids, _ in sequences)
     ids, targets = sequences[1]
     assert len(ids) == 60 and tokenizer.decode(ids).endswith(" word27 word28\nOutput: needs caution\n")

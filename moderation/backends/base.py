@@ -10,13 +10,13 @@ MAX_NEW_TOKENS = 10
 
 
 class Backend(Protocol):
-    """Scores the five labels after prompts, and generates greedily, for one model."""
+    """Scores a policy's labels after prompts, and generates greedily, for one model."""
 
     tokens: PromptTokens
     context_length: int
 
-    def label_logprobs(self, prefix: str, requests: list[str]) -> list[list[float]]:
-        """log p(`` <label>\\n`` | prefix + request) for each request and each label, in the card's order."""
+    def label_logprobs(self, prefix: str, requests: list[str], labels: tuple[str, ...]) -> list[list[float]]:
+        """log p(`` <label>\\n`` | prefix + request) for each request and each of ``labels``, in their order."""
 
     def generate(self, prefix: str, requests: list[str]) -> list[str]:
         """The greedy continuation of each prompt, up to (not including) the first newline."""

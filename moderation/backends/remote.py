@@ -64,9 +64,9 @@ class RemoteBackend:
                                  f"{error}. Give a model id in the local cache or a local folder.") from None
         return cls(base_url, served or model, tokenizer, context_length=context_length(config), **options)
 
-    def label_logprobs(self, prefix: str, requests: list[str]) -> list[list[float]]:
-        """log p(`` <label>\\n`` | prefix + request) for each request and each of the five labels."""
-        labels = self.tokens.label_ids
+    def label_logprobs(self, prefix: str, requests: list[str], labels: tuple[str, ...]) -> list[list[float]]:
+        """log p(`` <label>\\n`` | prefix + request) for each request and each of ``labels``, in their order."""
+        labels = self.tokens.label_ids(labels)
         prompts = [self.tokens.prompt(prefix, request) + label for request in requests for label in labels]
         body, generated = self._echo(prompts)
         try:

@@ -7,7 +7,6 @@ merge across the seam, so cached, packed, remote and reference paths all see the
 
 from functools import lru_cache
 
-from ..labels import LABELS
 from ..prompt import continuation
 
 PREFIXES_KEPT = 8
@@ -19,8 +18,8 @@ class PromptTokens:
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
-        self.label_ids = [self.encode(continuation(label)) for label in LABELS]
         self.prefix = lru_cache(maxsize=PREFIXES_KEPT)(self._prefix)
+        self.label_ids = lru_cache(maxsize=PREFIXES_KEPT)(self._label_ids)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens."""
@@ -36,3 +35,7 @@ class PromptTokens:
 
     def _prefix(self, prefix: str) -> tuple[int, ...]:
         return tuple(self.encode(prefix))
+
+    def _label_ids(self, labels: tuple[str, ...]) -> list[list[int]]:
+        """The token ids of each label's continuation `` <label>\\n``, in the order of ``labels``."""
+        return [self.encode(continuation(label)) for label in labels]

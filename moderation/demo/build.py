@@ -16,7 +16,8 @@ from ..engine import Moderator
 from ..evaluate import GoldSet, evaluate
 from ..labelled_files import HELDOUT_FILE
 from ..labels import SEVERITY
-from ..prompt import CARD_EXAMPLES, HEADER, format_record
+from ..policy import CARD
+from ..prompt import format_record
 from ..training.data import TrainingData, stratified_split
 from ..training.trainer import fine_tune
 from .recipe import DEMO_NAME, DemoRecipe, split_seed
@@ -43,7 +44,7 @@ def build_demo_model(target: Path, recipe: DemoRecipe = DemoRecipe(), *, progres
     )
     with written_whole(target, replace=True) as folder:
         trained = fine_tune(model, tokenizer, TrainingData(train_records, validation), recipe.training,
-                            folder / ".checkpoints", log=print if progress else lambda line: None)
+                            folder / ".checkpoints", CARD, log=print if progress else lambda line: None)
         temperature = calibrate(trained.model, tokenizer, validation, recipe.temperatures)
         calibrated = Moderator(LocalBackend(trained.model, tokenizer), DEMO_NAME)
         metrics = {
@@ -95,8 +96,8 @@ def train_tokenizer(records, vocab_size: int) -> PreTrainedTokenizerFast:
         ]
     )
     tokenizer.decoder = decoders.ByteLevel()
-    examples = [*records, *((example.text, example.label) for example in CARD_EXAMPLES)]
-    corpus = [HEADER] + [format_record(text, label) for text, label in examples]
+    examples = [*records, *((example.text, example.label) for example in CARD.examples)]
+    corpus = [CARD.header] + [format_record(text, label) for text, label in examples]
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=[EOS],

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from ..labelled_files import HELDOUT_FILE, SEED_FILE, read_labelled
-from ..prompt import CARD_EXAMPLES
+from ..policy import CARD
 from ..training.recipe import Recipe
 
 DEMO_NAME = "playground-demo-gptj"
@@ -45,5 +45,5 @@ class DemoRecipe:
 
 def split_seed() -> tuple[list, list]:
     """(seed, held-out) records: the card's examples and the seed set, then the shipped held-out set."""
-    card = [(example.text, example.label) for example in CARD_EXAMPLES]
-    return card + read_labelled(SEED_FILE), read_labelled(HELDOUT_FILE)
+    card = [(example.text, example.label) for example in CARD.examples]
+    return card + read_labelled(SEED_FILE, CARD), read_labelled(HELDOUT_FILE, CARD)

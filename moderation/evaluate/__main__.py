@@ -88,9 +88,9 @@ def run_evaluation(args) -> tuple[dict, tuple]:
     settings = settings_from(args)
     if args.accepted:
         with FeedbackStore(args.db) as store:
-            gold = gold_from_verdicts(store.evaluations.accepted_labels())
+            gold = gold_from_verdicts(store.evaluations.accepted_labels(), settings.policy)
     else:
-        gold = read_gold(args.data)
+        gold = read_gold(args.data, settings.policy)
     moderator = open_model(args)
     moderator.check_settings(settings)
     with progress_bar() as shown:
@@ -108,7 +108,7 @@ def run_gate(args) -> dict:
         with FeedbackStore(args.db) as store:
             gold = gate_gold(store.evaluations.judging_labels(), heldout_gold())
     else:
-        gold = read_gold(args.data)
+        gold = read_gold(args.data, settings.policy)
     serving, candidate = (open_reference(reference, progress=False) for reference in args.gate)
     for moderator in (serving, candidate):
         moderator.check_settings(settings)

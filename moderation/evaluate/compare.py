@@ -3,12 +3,9 @@
 
 from collections import Counter
 
-from ..labels import SEVERITY
-from .intervals import paired
+from .intervals import paired, severity_of
 
 FIXED, BROKEN, STILL_WRONG = "fixed", "broken", "still wrong"
-BENIGN = SEVERITY[0]
-"""The policy's least severe label: a text that has it needs nothing done."""
 
 
 def compare(a: dict, b: dict) -> dict:
@@ -22,9 +19,12 @@ def compare(a: dict, b: dict) -> dict:
     On the texts both runs labelled (with ``b``'s gold labels), ``paired`` holds how many there are, the 95%
     intervals of accuracy, macro-F1 and quadratic kappa for each run and for ``b - a``, and McNemar's exact test
     (:func:`~moderation.evaluate.intervals.paired`); ``benign_regressions`` lists the flips of texts that ``a``
-    labelled with the least severe label, as gold does, and that ``b`` flags. ``given`` counts the texts each run gave
-    each label (what its precision stands on).
+    labelled with ``benign``, the least severe of the policy's ``labels`` (a text that has it needs nothing done),
+    as gold does, and that ``b`` flags. ``given`` counts the texts each run gave each label (what its precision
+    stands on).
     """
+    severity = severity_of(b)
+    benign = severity[0]
     ours, theirs = _figures(a["metrics"]), _figures(b["metrics"])
     metrics = {name: {"a": value, "b": theirs[name], "delta": _delta(value, theirs[name])}
                for name, value in ours.items() if name in theirs}
@@ -35,10 +35,11 @@ def compare(a: dict, b: dict) -> dict:
                for first, item in pairs if first["label"] != item["label"]]
     return {"a": _summary(a), "b": _summary(b), "same_gold": a["gold_hash"] == b["gold_hash"], "metrics": metrics,
             "flipped": flipped, "fixed": _count(flipped, FIXED), "broken": _count(flipped, BROKEN),
-            "paired": paired(*zip(*[(item["gold"], first["label"], item["label"]) for first, item in pairs]))
-            if pairs else None,
-            "benign_regressions": [flip for flip in flipped if flip["gold"] == flip["a"] == BENIGN
-                                   and flip["b"] not in (None, BENIGN)],
+            "paired": paired(*zip(*[(item["gold"], first["label"], item["label"]) for first, item in pairs]),
+                             severity=severity) if pairs else None,
+            "labels": severity, "benign": benign,
+            "benign_regressions": [flip for flip in flipped if flip["gold"] == flip["a"] == benign
+                                   and flip["b"] not in (None, benign)],
             "given": {side: dict(Counter(item["label"] for item in run["items"]))
                       for side, run in (("a", a), ("b", b))}}
 

@@ -6,11 +6,10 @@ from dataclasses import asdict, dataclass
 
 from ..engine import Moderator
 from ..errors import Conflict, InvalidInput
-from ..labels import SEVERITY
 from ..settings import Settings
 from .compare import compare
 from .gold import GoldSet
-from .intervals import FIGURES
+from .intervals import FIGURES, figures_of
 from .runner import Progress, evaluate
 
 MAX_BENIGN_REGRESSIONS = 0
@@ -59,7 +58,7 @@ def gate(serving: dict, candidate: dict, rules: GateRules = GateRules()) -> dict
     if texts < rules.min_gate_texts:
         reasons.append(f"the gate set holds {texts} texts, fewer than the {rules.min_gate_texts} it needs "
                        "(--min-gate-texts): accept more verdicts, or give a larger gold set")
-    for figure in FIGURES:
+    for figure in figures_of(serving["metrics"]):
         delta = comparison["paired"]["intervals"][figure]["delta"]
         if delta is not None and delta[1] < 0:
             values = comparison["metrics"][figure]
@@ -71,8 +70,8 @@ def gate(serving: dict, candidate: dict, rules: GateRules = GateRules()) -> dict
         named = "; ".join(f"{flip['text']!r} ({flip['b']})" for flip in benign[:SHOWN_TEXTS])
         more = f"; and {len(benign) - SHOWN_TEXTS} more" if len(benign) > SHOWN_TEXTS else ""
         reasons.append(f"{len(benign)} benign regressions, more than the {rules.max_benign_regressions} allowed "
-                       f"(--max-benign-regressions): texts {SEVERITY[0]} for the serving model and gold that it "
-                       f"flags: {named}{more}")
+                       f"(--max-benign-regressions): texts {comparison['benign']} for the serving model and gold "
+                       f"that it flags: {named}{more}")
     return {"allowed": not reasons, "reasons": reasons, "rules": asdict(rules), "comparison": comparison}
 
 
@@ -84,7 +83,7 @@ def gate_summary(decision: dict) -> dict:
             "runs": [comparison[side].get("id") for side in ("a", "b")], "texts": comparison["paired"]["n"],
             "figures": {figure: {**comparison["metrics"][figure],
                                  "interval": comparison["paired"]["intervals"][figure]["delta"]}
-                        for figure in FIGURES},
+                        for figure in FIGURES if figure in comparison["metrics"]},
             "benign_regressions": [{"text": flip["text"], "label": flip["b"]}
                                    for flip in comparison["benign_regressions"]]}
 

@@ -1,10 +1,11 @@
 """The figures of an evaluation, from scikit-learn: agreement, per-label scores, the confusion matrix, the
 decisions (flagged, intervene and its sweep), ordinal agreement and calibration.
 
-Rows and columns follow the severity order (casual < possibly < probably < needs caution < needs
-intervention). In generate mode an output that names no label counts as wrong and gets a column of its own in
-the confusion matrix; for the decisions and the ordinal figures it acts as ``casual`` does in service: no flag,
-no intervention.
+Rows and columns follow the policy's severity order (for the card's: casual < possibly < probably < needs caution
+< needs intervention). The ordinal figures (quadratic kappa, mean severity error) are computed for an ordinal policy
+alone. In generate mode an output that names no label counts as wrong and gets a column of its own in the confusion
+matrix; for the decisions and the ordinal figures it acts as the least severe label does in service: no flag, no
+intervention.
 """
 
 import math
@@ -21,45 +22,46 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from ..labels import SEVERITY, intervenes
+from ..policy import Policy
 
 NO_LABEL = "no label"
-"""What a generate-mode output that names none of the five labels counts as."""
+"""What a generate-mode output that names none of the policy's labels counts as."""
 BINS = 10
 """Equal-width confidence bins of the calibration figures."""
-SWEEP = SEVERITY[1:]
-"""The thresholds the sweep of intervention tries; intervening from the first of them is being flagged."""
 
 
 def compute_metrics(gold: list[str], predicted: list[str | None], confidences: list[float] | None,
-                    threshold: str) -> dict:
-    """Every figure of an evaluation of ``predicted`` labels against ``gold`` labels.
+                    threshold: str, policy: Policy) -> dict:
+    """Every figure of an evaluation of ``predicted`` labels against ``gold`` labels, all of ``policy``.
 
     ``confidences`` are the probabilities of the predicted labels (score mode), None in generate mode;
     ``threshold`` is the least severe label that intervenes (or ``"never"``).
     """
-    columns = list(SEVERITY) + ([NO_LABEL] if confidences is None else [])
-    code = {label: index for index, label in enumerate([*SEVERITY, NO_LABEL])}  # the severity, for a label
+    severity = policy.labels
+    sweep = severity[1:]  # intervening from the first of them is being flagged
+    columns = list(severity) + ([NO_LABEL] if confidences is None else [])
+    code = {label: index for index, label in enumerate([*severity, NO_LABEL])}  # the severity, for a label
     truth = np.array([code[label] for label in gold])
     shown = np.array([code[label or NO_LABEL] for label in predicted])
-    acting = np.where(shown == code[NO_LABEL], code["casual"], shown)  # no label acts as casual does
-    labels = list(range(len(SEVERITY)))  # scikit-learn gets severities: checking numbers costs it far less
+    acting = np.where(shown == code[NO_LABEL], 0, shown)  # no label acts as the least severe label does
+    labels = list(range(len(severity)))  # scikit-learn gets severities: checking numbers costs it far less
     precision, recall, f1, support = precision_recall_fscore_support(truth, shown, labels=labels, zero_division=0)
-    decisions = intervention_scores(truth, acting, dict.fromkeys([*SWEEP, threshold]))
+    decisions = intervention_scores(truth, acting, dict.fromkeys([*sweep, threshold]), policy)
     figures = {
         "n": len(gold),
         "accuracy": float(accuracy_score(truth, shown)),
         "macro_f1": float(np.mean(f1)),  # scikit-learn's macro F1: the unweighted mean of its per-label F1
         "per_label": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                      for label, p, r, f, s in zip(SEVERITY, precision, recall, f1, support)},
+                      for label, p, r, f, s in zip(severity, precision, recall, f1, support)},
         "confusion": {"labels": columns,
                       "matrix": confusion_matrix(truth, shown, labels=list(range(len(columns)))).tolist()},
-        "flagged": {key: value for key, value in decisions[SWEEP[0]].items() if key != "threshold"},
+        "flagged": {key: value for key, value in decisions[sweep[0]].items() if key != "threshold"},
         "intervene": decisions[threshold],
-        "kappa_quadratic": _kappa(truth, acting, labels),
-        "mean_severity_error": float(mean_absolute_error(truth, acting)),
-        "sweep": [decisions[level] for level in SWEEP],
+        "sweep": [decisions[level] for level in sweep],
     }
+    if policy.ordinal:
+        figures["kappa_quadratic"] = _kappa(truth, acting, labels)
+        figures["mean_severity_error"] = float(mean_absolute_error(truth, acting))
     if confidences is None:
         figures["no_label"] = float(np.mean(shown == code[NO_LABEL]))
     else:
@@ -69,11 +71,11 @@ def compute_metrics(gold: list[str], predicted: list[str | None], confidences: l
     return figures
 
 
-def intervention_scores(truth: np.ndarray, acting: np.ndarray, thresholds) -> dict[str, dict]:
+def intervention_scores(truth: np.ndarray, acting: np.ndarray, thresholds, policy: Policy) -> dict[str, dict]:
     """For each threshold (a label or ``"never"``), the precision, recall and F1 of intervening there (zero where
     undefined) and how many gold labels intervene, for labels given as severities: one scikit-learn call, a
     column per threshold."""
-    table = np.array([[intervenes(label, threshold) for threshold in thresholds] for label in SEVERITY])
+    table = np.array([[policy.intervenes(label, threshold) for threshold in thresholds] for label in policy.labels])
     precision, recall, f1, support = precision_recall_fscore_support(table[truth], table[acting], average=None,
                                                                      zero_division=0)
     return {threshold: {"threshold": threshold, "precision": float(p), "recall": float(r), "f1": float(f),

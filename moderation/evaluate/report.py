@@ -4,16 +4,13 @@ are in a terminal: ``str``)."""
 
 from collections.abc import Callable
 
-from ..labels import SEVERITY
 from ..markdown import markdown_text
-from .compare import BENIGN, BROKEN, FIXED
-from .intervals import CONFIDENCE, FIGURES, RESAMPLES, run_intervals
+from .compare import BROKEN, FIXED
+from .intervals import CONFIDENCE, RESAMPLES, figures_of, run_intervals, severity_of
 from .metrics import NO_LABEL
 
 HEADLINE = ("accuracy", "macro_f1", "kappa_quadratic", "mean_severity_error", "ece", "flagged.f1", "intervene.f1")
 """The figures a report puts first."""
-INTERVALS = (f"In brackets, the {CONFIDENCE:.0%} bootstrap interval of {', '.join(FIGURES)} ({RESAMPLES} resamples of "
-             "the texts, seeded).")
 
 Text = Callable[[str], str]
 
@@ -47,14 +44,16 @@ def run_report(run: dict, *, conflicts=(), detail: bool = False, text: Text = ma
     ``detail``, each label's figures, the two decisions, the confusion matrix and the intervention at each threshold
     too. ``conflicts`` are the texts whose accepted labels disagreed (:class:`~moderation.evaluate.gold.Conflict`)."""
     metrics = run["metrics"]
-    intervals = run_intervals([item["gold"] for item in run["items"]], [item["label"] for item in run["items"]])
+    intervals = run_intervals([item["gold"] for item in run["items"]], [item["label"] for item in run["items"]],
+                              severity_of(run))
     headline = [f"accuracy **{metrics['accuracy']:.1%}** {interval_text(intervals['accuracy'], percent=True)}",
-                f"macro-F1 {metrics['macro_f1']:.3f} {interval_text(intervals['macro_f1'])}",
-                f"quadratic kappa {figure_text(metrics['kappa_quadratic'])} "
-                f"{interval_text(intervals['kappa_quadratic'])}",
-                f"mean severity error {metrics['mean_severity_error']:.3f}",
-                f"ECE {metrics['ece']:.3f}" if "ece" in metrics else f"{NO_LABEL} {metrics['no_label']:.1%}"]
-    lines = [f"**Run #{run['id']}**: {' · '.join(headline)} (on {metrics['n']} texts)", "", INTERVALS, "",
+                f"macro-F1 {metrics['macro_f1']:.3f} {interval_text(intervals['macro_f1'])}"]
+    if "kappa_quadratic" in metrics:  # an ordinal policy's
+        headline += [f"quadratic kappa {figure_text(metrics['kappa_quadratic'])} "
+                     f"{interval_text(intervals['kappa_quadratic'])}",
+                     f"mean severity error {metrics['mean_severity_error']:.3f}"]
+    headline.append(f"ECE {metrics['ece']:.3f}" if "ece" in metrics else f"{NO_LABEL} {metrics['no_label']:.1%}")
+    lines = [f"**Run #{run['id']}**: {' · '.join(headline)} (on {metrics['n']} texts)", "", intervals_note(metrics), "",
              text(describe(run))]
     if detail:
         lines += ["", _table(["label", "precision", "recall", "F1", "support"],
@@ -92,7 +91,8 @@ def comparison_report(comparison: dict, *, a: str = "A", b: str = "B", every_fig
         lines += ["", "The runs were made on different gold sets: the figures are not measured on the same texts."]
     shown = comparison["metrics"] if every_figure else [name for name in HEADLINE if name in comparison["metrics"]]
     paired = comparison["paired"] or {"n": 0, "intervals": {}}
-    lines += ["", f"{INTERVALS} The intervals stand on the {paired['n']} texts both runs labelled, resampled in pairs.",
+    lines += ["", f"{intervals_note(comparison['metrics'])} The intervals stand on the {paired['n']} texts both runs "
+              "labelled, resampled in pairs.",
               "", _table(["figure", a, b, f"{b} - {a}"],
                          [_with_intervals(row, paired["intervals"].get(row[0])) for row in figure_rows(comparison)
                           if row[0] in shown])]
@@ -101,8 +101,8 @@ def comparison_report(comparison: dict, *, a: str = "A", b: str = "B", every_fig
     lines += ["", "Each label: precision on the texts a run gives it (how many, in brackets), recall on the texts gold "
               "gives it:", "", _table(*label_rows(comparison, a, b))]
     benign = comparison["benign_regressions"]
-    lines += ["", f"**{len(benign)} benign regressions**: texts {a} labels {BENIGN}, as gold does, that {b} flags"
-              + (":" if benign else ".")]
+    lines += ["", f"**{len(benign)} benign regressions**: texts {a} labels {comparison['benign']}, as gold does, that "
+              f"{b} flags" + (":" if benign else ".")]
     if benign:
         lines += ["", _table(["text", b], [[text(flip["text"]), flip["b"]] for flip in benign])]
     if flips and comparison["flipped"]:
@@ -142,12 +142,18 @@ def label_rows(comparison: dict, a: str, b: str) -> tuple[list[str], list[list[s
     figures, given = comparison["metrics"], comparison["given"]
     header = ["label", "gold texts", f"precision {a}", b, f"{b} - {a}", f"recall {a}", b, f"{b} - {a}"]
     rows = []
-    for label in SEVERITY:
+    for label in comparison["labels"]:
         precision, recall = (figures[f"per_label.{label}.{kind}"] for kind in ("precision", "recall"))
         rows.append([label, figure_text(figures[f"per_label.{label}.support"]["b"]),
                      *(f"{figure_text(precision[side])} ({given[side].get(label, 0)})" for side in ("a", "b")),
                      figure_text(precision["delta"]), *(figure_text(recall[key]) for key in ("a", "b", "delta"))])
     return header, rows
+
+
+def intervals_note(metrics: dict) -> str:
+    """What the brackets of a report mean, for the figures of ``metrics`` that have intervals."""
+    return (f"In brackets, the {CONFIDENCE:.0%} bootstrap interval of {', '.join(figures_of(metrics))} ({RESAMPLES} "
+            "resamples of the texts, seeded).")
 
 
 def interval_text(interval: list[float] | None, *, percent: bool = False) -> str:

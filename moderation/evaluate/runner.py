@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 from ..engine import Moderator
+from ..errors import InvalidInput
 from ..results import ModerationResult
 from ..settings import Settings
 from .gold import GoldSet
@@ -38,6 +39,10 @@ def evaluate(moderator: Moderator, gold: GoldSet, settings: Settings = Settings(
     ``trained_included`` (how many gold texts the version trained on were left out, or kept), ``metrics`` and
     ``items`` (each ``text``, ``gold``, ``label``, ``scores`` and ``generated``).
     """
+    if gold.policy.labels != settings.policy.labels:
+        raise InvalidInput(f"The {gold.name} is labelled in the policy {gold.policy.name!r} "
+                           f"({', '.join(gold.policy.labels)}), the settings apply {settings.policy.name!r} "
+                           f"({', '.join(settings.policy.labels)}): evaluate with the policy of the gold set.")
     trained = moderator.version.trained_texts if moderator.version else ()
     seen = gold.trained_on(trained)
     if seen and not include_trained:
@@ -55,7 +60,8 @@ def evaluate(moderator: Moderator, gold: GoldSet, settings: Settings = Settings(
         "gold_size": len(gold.items),
         "trained_left_out": 0 if include_trained else seen,
         "trained_included": seen if include_trained else 0,
-        "metrics": compute_metrics(gold.labels, [result.label for result in results], confidences, settings.threshold),
+        "metrics": compute_metrics(gold.labels, [result.label for result in results], confidences, settings.threshold,
+                                   settings.policy),
         "items": [{"text": text, "gold": label, "label": result.label, "scores": result.scores,
                    "generated": result.generated} for (text, label), result in zip(gold.items, results)],
     }

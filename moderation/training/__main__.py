@@ -20,6 +20,7 @@ from ..backends.local.loading import load_model
 from ..errors import USER_ERRORS, InvalidInput
 from ..labelled_files import SEED_FILE, read_labelled
 from ..loader import local_model
+from ..policy import CARD, read_policy
 from ..prompt import text_hash
 from ..versions import REPORT_MD, ModelVersion, model_reference, version_name
 from .data import HELD_OUT_FRACTION, prepare
@@ -48,8 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "best checkpoint (default: a label-stratified share of --data)")
     parser.add_argument("--eval-fraction", type=float, default=HELD_OUT_FRACTION,
                         help="share of --data held out without --eval-data (default: %(default)s)")
-    parser.add_argument("--replay", metavar="FILE", default=str(SEED_FILE),
-                        help="base-format examples mixed in so the model keeps what it knew (default: the seed set)")
+    parser.add_argument("--policy", metavar="FILE", help="the policy the records are labelled in, whose header and "
+                        "labels the model learns (a TOML file like those in policies/; default: the model card's)")
+    parser.add_argument("--replay", metavar="FILE", help="examples in the policy mixed in so the model keeps what it "
+                        "knew (default: the seed set, for the card's policy; none for another)")
     parser.add_argument("--replay-ratio", type=float, default=1.0,
                         help="replayed examples per curated record; 0 turns replay off (default: %(default)s)")
     method = parser.add_mutually_exclusive_group()
@@ -99,10 +102,12 @@ def main(argv=None) -> int:
     stop_cleanly_on_sigterm()
     try:
         check_free(out, replace=args.force)
-        data = prepare(read_labelled(args.data),
-                       held_out=read_labelled(args.eval_data) if args.eval_data else None,
+        policy = read_policy(args.policy) if args.policy else CARD
+        replay = args.replay or (SEED_FILE if policy.labels == CARD.labels else None)
+        data = prepare(read_labelled(args.data, policy),
+                       held_out=read_labelled(args.eval_data, policy) if args.eval_data else None,
                        held_out_fraction=args.eval_fraction,
-                       replay=read_labelled(args.replay) if args.replay_ratio else [],
+                       replay=read_labelled(replay, policy) if replay and args.replay_ratio else [],
                        replay_ratio=args.replay_ratio, seed=args.seed)
         path, base_name, _ = local_model(args.model)
         model, tokenizer = load_model(path)
@@ -121,11 +126,12 @@ def main(argv=None) -> int:
         base_fingerprint=fingerprint(model),
         trained_texts=sorted({text_hash(text) for text, _ in data.train}),
         started_by=args.started_by,
+        policy=policy.fields(),
     )
-    gold = held_out_gold(data.held_out)
+    gold = held_out_gold(data.held_out, policy)
     before = measure(model, tokenizer, base_name, gold)
     with written_whole(out, replace=args.force) as folder:
-        trained = fine_tune(model, tokenizer, data, recipe, folder / ".checkpoints",
+        trained = fine_tune(model, tokenizer, data, recipe, folder / ".checkpoints", policy,
                             log=lambda line: print(line, flush=True))
         after = measure(trained.model, tokenizer, version.name, gold)
         details = {"records": len(data.train), "replayed": data.replayed, "held_out": len(data.held_out),

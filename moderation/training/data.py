@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sklearn.model_selection import train_test_split
 
 from ..errors import InvalidInput
-from ..prompt import HEADER, OUTPUT, continuation, record_start, request
+from ..prompt import OUTPUT, continuation, record_start, request
 
 IGNORE = -100
 """The target of a token that is not learned (the header, texts, padding)."""
@@ -99,10 +99,11 @@ class WordDropout:
         return " ".join([word for word in words if self.rng.random() >= self.rate] or words), label
 
 
-def pack_records(tokenizer, records: list[LabelledText], per_sequence: int, max_length: int) -> list[tuple[list, list]]:
+def pack_records(tokenizer, records: list[LabelledText], per_sequence: int, max_length: int,
+                 header: str) -> list[tuple[list, list]]:
     """Token ids and targets of ``records`` packed in order, at most ``per_sequence`` to a sequence of at most
-    ``max_length`` tokens: the header, then the records in the card's layout; the targets are the labels'
-    tokens alone (:data:`IGNORE` elsewhere).
+    ``max_length`` tokens: the policy's ``header``, then the records in the card's layout; the targets are the
+    labels' tokens alone (:data:`IGNORE` elsewhere).
 
     Each piece is tokenized as the Moderator tokenizes a prompt, so training and scoring agree. A record too
     long for a sequence of its own has its text cut to fit.
@@ -111,7 +112,7 @@ def pack_records(tokenizer, records: list[LabelledText], per_sequence: int, max_
     def encode(text):
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    header = encode(HEADER + "\n")
+    header = encode(header + "\n")
     sequences = []
     for text, label in records:
         answer = encode(continuation(label))

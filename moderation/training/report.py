@@ -9,22 +9,25 @@ from ..engine import Moderator
 from ..evaluate import GoldSet, compare, evaluate
 from ..evaluate.report import comparison_report
 from ..markdown import markdown_text
+from ..policy import Policy
+from ..settings import Settings
+from ..template import PromptTemplate
 from ..versions import REPORT_JSON, REPORT_MD
 from .data import LabelledText
 
 GOLD_NAME = "held-out records"
 
 
-def held_out_gold(records: list[LabelledText]) -> GoldSet:
-    """The gold set of the records a fine-tune is judged on (never trained on)."""
-    return GoldSet(GOLD_NAME, tuple(records))
+def held_out_gold(records: list[LabelledText], policy: Policy) -> GoldSet:
+    """The gold set of the records a fine-tune is judged on (never trained on), labelled in ``policy``."""
+    return GoldSet(GOLD_NAME, tuple(records), policy=policy)
 
 
 def measure(model, tokenizer, name: str, gold: GoldSet) -> dict:
-    """An Evaluate run of ``model`` (as it is now: call it before training changes it) on ``gold``, with the card's
-    prompt."""
+    """An Evaluate run of ``model`` (as it is now: call it before training changes it) on ``gold``, with the prompt
+    of the gold set's policy."""
     model.eval()
-    return evaluate(Moderator(LocalBackend(model, tokenizer), name), gold)
+    return evaluate(Moderator(LocalBackend(model, tokenizer), name), gold, Settings(PromptTemplate(gold.policy)))
 
 
 def write_report(folder: Path, before: dict, after: dict) -> dict:

@@ -16,6 +16,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..backends.base import context_length
+from ..policy import Policy
 from ..versions import ModelVersion
 from .data import IGNORE, LabelledText, TrainingData, WordDropout, pack_records
 from .progress import progress_line
@@ -56,8 +57,10 @@ def learning_rate_for(model, method: str) -> float:
     return LEARNING_RATES[method] if model.num_parameters() > LORA_ABOVE else SMALL_MODEL_LEARNING_RATE
 
 
-def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Path, *, log=print) -> Trained:
-    """Fine-tune ``model`` on ``data.train``, keeping the checkpoint with the lowest loss on ``data.held_out``.
+def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Path, policy: Policy, *,
+              log=print) -> Trained:
+    """Fine-tune ``model`` on ``data.train`` (records of ``policy``, under its header), keeping the checkpoint with
+    the lowest loss on ``data.held_out``.
 
     Checkpoints go to ``workdir``, removed once the best is loaded; ``log`` gets a progress line
     (:mod:`moderation.training.progress`) as training goes.
@@ -104,7 +107,7 @@ def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Pat
     trainer = LabelLossTrainer(
         model=model,
         args=arguments,
-        data_collator=PackingCollator(tokenizer, recipe.per_sequence, context_length(model.config)),
+        data_collator=PackingCollator(tokenizer, recipe.per_sequence, context_length(model.config), policy),
         train_dataset=WordDropout(data.train, recipe.word_dropout, recipe.seed) if recipe.word_dropout else data.train,
         eval_dataset=data.held_out,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=recipe.patience), ProgressLog(log)],
@@ -151,13 +154,14 @@ class PackingCollator:
     """Packs a batch of records into right-padded sequences for the Trainer (see
     :func:`~moderation.training.data.pack_records`)."""
 
-    def __init__(self, tokenizer, per_sequence: int, max_length: int):
+    def __init__(self, tokenizer, per_sequence: int, max_length: int, policy: Policy):
         self.tokenizer = tokenizer
         self.per_sequence = per_sequence
         self.max_length = max_length
+        self.header = policy.header
 
     def __call__(self, records: list[LabelledText]) -> dict[str, torch.Tensor]:
-        sequences = pack_records(self.tokenizer, records, self.per_sequence, self.max_length)
+        sequences = pack_records(self.tokenizer, records, self.per_sequence, self.max_length, self.header)
         width = max(len(ids) for ids, _ in sequences)
         pad = self.tokenizer.pad_token_id
         return {

@@ -3,14 +3,14 @@
 import gradio as gr
 
 from moderation.labels import LABELS
-from moderation.prompt import CARD_EXAMPLES
+from moderation.policy import CARD
 from moderation.results import MODES, ModerationResult
 from moderation.settings import Settings
 
 from .common import Page, saved, shown_errors, verdict_form
 
 MAX_CONCURRENT = 64
-CARD_TEXTS = [[example.text] for example in CARD_EXAMPLES] + [
+CARD_TEXTS = [[example.text] for example in CARD.examples] + [
     [
         "Yes I am. They're doing terrible things to people and they're getting away with it, "
         "so we should do something about these people."

@@ -27,7 +27,7 @@ class LocalBackend:
         self.tokens = PromptTokens(tokenizer)
         self.prefix_cache = prefix_cache
         self.context_length = context_length(model.config)
-        self.label_trie = LabelTrie.build(self.tokens.label_ids)
+        self._tries: dict[tuple[str, ...], LabelTrie] = {}
         self._key_values: OrderedDict[str, list] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -43,16 +43,16 @@ class LocalBackend:
             weights, version = attach_adapter(weights, adapter, base_name or model)
         return cls(weights, tokenizer, prefix_cache=prefix_cache, version=version)
 
-    def label_logprobs(self, prefix: str, requests: list[str]) -> list[list[float]]:
-        """log p(`` <label>\\n`` | prefix + request) for each request and each of the five labels."""
+    def label_logprobs(self, prefix: str, requests: list[str], labels: tuple[str, ...]) -> list[list[float]]:
+        """log p(`` <label>\\n`` | prefix + request) for each request and each of ``labels``, in their order."""
         request_ids = [self.tokens.encode(request) for request in requests]
         with self._lock:
             if self.prefix_cache:
                 logprobs = packed_label_logprobs(self.model, self._prefix_key_values(prefix), request_ids,
-                                                 self.label_trie)
+                                                 self.label_trie(labels))
             else:
                 prompts = [[*self.tokens.prefix(prefix), *ids] for ids in request_ids]
-                logprobs = continuation_logprobs(self.model, prompts, self.tokens.label_ids,
+                logprobs = continuation_logprobs(self.model, prompts, self.tokens.label_ids(labels),
                                                  self.tokens.tokenizer.pad_token_id)
         return logprobs.tolist()
 
@@ -61,6 +61,12 @@ class LocalBackend:
         prompts = [self.tokens.prompt(prefix, request) for request in requests]
         with self._lock:
             return generate_greedy(self.model, self.tokens.tokenizer, prompts)
+
+    def label_trie(self, labels: tuple[str, ...]) -> LabelTrie:
+        """The trie of ``labels``' continuations, built once per label set (under the lock)."""
+        if labels not in self._tries:
+            self._tries[labels] = LabelTrie.build(self.tokens.label_ids(labels))
+        return self._tries[labels]
 
     def _prefix_key_values(self, prefix: str):
         """The prefix's key/value cache, computed once per template while it stays in use (under the lock)."""

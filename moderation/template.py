@@ -1,0 +1,72 @@
+"""A policy's prompt in the card's layout: the header that lists its labels, its few-shot examples as records, and
+the text to label. For the card's own policy this is the model card's prompt, byte for byte."""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from .errors import InvalidInput
+from .policy import CARD, Policy, policy_from
+from .prompt import OUTPUT, Example, continuation, labelled_item, record_start, request
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """The header and few-shot examples that precede every text: those of ``policy`` (the card's by default)."""
+
+    policy: Policy = field(default=CARD)
+
+    @property
+    def examples(self) -> tuple[Example, ...]:
+        """The few-shot examples, in the prompt's order."""
+        return self.policy.examples
+
+    @cached_property
+    def prefix(self) -> str:
+        """Everything before the text: the header, the examples as records, and the text's ``Input:``."""
+        records = "".join(record_start(first=n == 0) + request(e.text) + continuation(e.label)
+                          for n, e in enumerate(self.examples))
+        return f"{self.policy.header}\n{records}{record_start(first=not self.examples)}"
+
+    request = staticmethod(request)
+
+    def assemble(self, text: str) -> str:
+        """The exact prompt for ``text``: the model continues it with `` <label>\\n``."""
+        return self.prefix + self.request(text)
+
+    def layout(self) -> str:
+        """The prompt with a placeholder where each text goes (what the Prompt tab previews)."""
+        return self.prefix + " <text>" + OUTPUT
+
+    @cached_property
+    def id(self) -> str:
+        """A short, stable hash of the template's content: the version of the policy a prediction was made with."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    def to_json(self) -> str:
+        """The template as stored: for the card's policy its examples (a JSON list of ``{"text", "label"}``, as
+        templates have always been stored), for another policy ``{"policy": ..., "examples": [...]}``."""
+        fields = self.policy.fields()
+        examples = fields.pop("examples")
+        card = CARD.fields()
+        card.pop("examples")
+        return json.dumps(examples if fields == card else {"policy": fields, "examples": examples},
+                          ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PromptTemplate":
+        """The template stored as ``text`` (:meth:`to_json`)."""
+        stored = json.loads(text)
+        if isinstance(stored, list):
+            return cls(CARD.with_examples(Example(item["text"], item["label"]) for item in stored))
+        return cls(policy_from({**stored["policy"], "examples": stored["examples"]}))
+
+    @classmethod
+    def from_examples(cls, items, policy: Policy = CARD) -> "PromptTemplate":
+        """``policy``'s template with the examples ``items``: ``{"text", "label"}`` dicts or ``{"text": "Input:
+        ...\\nOutput: ..."}`` records, each label checked against the policy."""
+        examples = tuple(Example(*labelled_item(item)) for item in items)
+        if not examples:
+            raise InvalidInput("No examples: give at least one example (a text and its label).")
+        return cls(policy.with_examples(examples))
