@@ -17,6 +17,7 @@ from test_retrain import RECORDS, accept
 
 from bench.app_process import running_app
 from moderation.atomic_writes import BUILDING
+from moderation.training.progress import last_progress
 from playground.jobs import JobRunner
 
 GONE_WITHIN_S = 30
@@ -34,6 +35,11 @@ def trainers(marker: Path) -> list[int]:
         if b"moderation.training" in command and any(str(marker).encode() in part for part in command) and state != "Z":
             found.append(int(proc.name))
     return found
+
+
+def training_started(versions: Path) -> bool:
+    """Whether the job's log shows its first training step (the version is written only after the last)."""
+    return any(last_progress(log.read_text(encoding="utf-8", errors="replace")) for log in versions.glob("*.log"))
 
 
 def wait_for(condition, what: str, timeout: float = GONE_WITHIN_S, every: float = 0.02):
@@ -58,9 +64,9 @@ def test_a_job_dies_with_the_app_and_leaves_no_version(tmp_path, tiny_model_dir,
                          log=tmp_path / "app.log") as (url, app):
             assert call_page(url, "/retrain", "ana")[0] == "complete"
             (trainer,) = wait_for(lambda: trainers(versions), "the job to start")
-            wait_for(lambda: list(versions.glob(f".*{BUILDING}*")), "the job to write its version", timeout=120,
-                     every=0.005)
-            os.kill(trainer, signal.SIGSTOP)  # held mid-training, whatever the machine's speed
+            wait_for(lambda: list(versions.glob(f".*{BUILDING}*")) and training_started(versions),
+                     "the job to write its version and train", timeout=120, every=0.005)
+            os.kill(trainer, signal.SIGSTOP)  # held mid-training, far from its end, whatever the machine's speed
             try:
                 os.kill(app.pid, stop)
                 if stop == signal.SIGKILL:
