@@ -7,7 +7,7 @@ from .loader import BACKENDS, open_moderator
 from .policy import CARD, NEVER, read_policy
 from .results import MODES
 from .settings import DEFAULT_INTERVENTION, Settings
-from .template import PromptTemplate
+from .templates import PromptTemplate
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -31,7 +31,7 @@ from moderation.loader import open_moderator
 from moderation.prompt import NormalizedText, is_blank, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 from moderation.training.data import HELD_OUT_FRACTION, stratified_split
 
 from .batcher import MicroBatcher

@@ -61,8 +61,9 @@ class FakeBackend:
         self.calls: list[tuple[str, int]] = []
         self._lock = threading.Lock()
 
-    def label_logprobs(self, prefix: str, requests: list[str], labels: tuple[str, ...]) -> list[list[float]]:
+    def logprobs(self, prefix: str, requests: list[str], continuations: tuple[str, ...]) -> list[list[float]]:
         self._called(prefix, requests)
+        labels = tuple(continuation.strip() for continuation in continuations)
         return [[math.log(score) for score in expected_scores(request, labels).values()] for request in requests]
 
     def generate(self, prefix: str, requests: list[str]) -> list[str]:

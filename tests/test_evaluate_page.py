@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 from servers import PageClient
 
 from moderation.evaluate import heldout_gold
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 DRAFT = {"headers": ["text", "label"],
          "data": [["Have a lovely day", "casual"], ["I will hurt you", "needs intervention"]]}

@@ -22,7 +22,7 @@ from moderation.labelled_files import HELDOUT_FILE
 from moderation.loader import open_moderator
 from moderation.policy import CARD
 from moderation.prompt import format_record
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 from moderation.training.__main__ import main as train_main
 from moderation.training.data import IGNORE, WordDropout, pack_records, prepare, stratified_split
 from moderation.training.recipe import Recipe

@@ -11,7 +11,7 @@ from ..evaluate.report import comparison_report
 from ..markdown import markdown_text
 from ..policy import Policy
 from ..settings import Settings
-from ..template import PromptTemplate
+from ..templates import PromptTemplate
 from ..versions import REPORT_JSON, REPORT_MD
 from .data import LabelledText
 
