@@ -54,12 +54,14 @@ class Moderator:
         if mode == "generate" and template.format != "card":
             raise InvalidInput(f"Generate mode is the card format's: a {template.format} model is scored, not read.",
                                "mode")
-        contexts = contexts or [None] * len(texts)
+        if not template.reads_context or contexts is None:
+            contexts = [None] * len(texts)
         frame = self._frame(template, mode)
-        fitted = [self._fit(normalize_text(text), frame) for text in texts]
+        fitted = [self._fit_turn(normalize_text(text), context, frame) for text, context in zip(texts, contexts,
+                                                                                               strict=True)]
         results = []
         for start in range(0, len(fitted), self.batch_size):
-            batch = list(zip(fitted[start : start + self.batch_size], contexts[start : start + self.batch_size]))
+            batch = fitted[start : start + self.batch_size]
             asked = [template.queries(text, context) for text, context in batch]
             if mode == "generate":
                 outcomes = [(policy.parse_label(said), {}, said) for said in self.backend.generate(
@@ -124,6 +126,14 @@ class Moderator:
                     query.continuations)))
                 sizes.append(len(tokens.prefix(query.prefix)) + len(tokens.encode(query.request)) - text + read)
         return max(sizes)
+
+    def _fit_turn(self, text: NormalizedText, context: str | None, frame: int) -> tuple[NormalizedText, str | None]:
+        """The text and the message it answers (normalised as a text is), cut to fit the context together: the
+        message to half of the room at most, the text to what is left."""
+        if context is None:
+            return self._fit(text, frame), None
+        context = self._fit(normalize_text(context), (self.context_length + frame) // 2)
+        return self._fit(text, frame + len(self.backend.tokens.encode(f" {context}"))), context
 
     def _fit(self, text: NormalizedText, frame: int) -> NormalizedText:
         """``text``, cut with a visible marker when the whole prompt (``frame`` tokens besides the text) would not fit

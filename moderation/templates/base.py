@@ -33,6 +33,8 @@ class Template(ABC):
     format: str
     """The format's name: ``card``, ``llama-guard`` or ``yes-no``."""
     policy: Policy
+    reads_context: bool = True
+    """Whether the prompt shows the user's message a bot's reply answers."""
 
     @abstractmethod
     def queries(self, text: NormalizedText, context: str | None = None) -> list[Query]:
@@ -51,8 +53,8 @@ class Template(ABC):
         return SEPARATOR.join(query.prompt for query in queries)
 
     def assemble(self, text: str, context: str | None = None) -> str:
-        """The exact prompts for ``text``, as shown."""
-        return self.shown(self.queries(normalize_text(text), context))
+        """The exact prompts for ``text`` (and the message it answers), as shown."""
+        return self.shown(self.queries(normalize_text(text), None if context is None else normalize_text(context)))
 
     def layout(self) -> str:
         """The prompts with a placeholder where each text goes (what the Prompt tab previews)."""

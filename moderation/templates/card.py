@@ -18,6 +18,7 @@ class PromptTemplate(Template):
 
     policy: Policy = field(default=CARD)
     format = "card"
+    reads_context = False
 
     @property
     def examples(self) -> tuple[Example, ...]:
@@ -34,7 +35,8 @@ class PromptTemplate(Template):
     request = staticmethod(request)
 
     def queries(self, text: NormalizedText, context: str | None = None) -> list[Query]:
-        """One query: the prefix, the text's request, and each label's continuation (in the prompt's order)."""
+        """One query: the prefix, the text's request, and each label's continuation (in the prompt's order); the
+        layout has no place for a ``context``."""
         return [Query(self.prefix, request(text), self.continuations)]
 
     @cached_property
