@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from moderation.loader import open_moderator
 from moderation.policy import CARD, Policy, read_policy
-from moderation.prompt import normalize_text
+from moderation.prompt import TRUNCATION_MARKER, normalize_text
 from moderation.settings import Settings
 from moderation.templates import LlamaGuardTemplate, YesNoTemplate
 from moderation.templates.base import SEPARATOR
@@ -230,3 +230,15 @@ def test_guard_formats_score_as_a_forward_pass_by_hand(family_model_dir, templat
     assert result.label == template.choose(expected)
     special_tokens = FAMILIES[template.format][1]
     assert encode(queries[0].prefix)[0] == tokenizer.convert_tokens_to_ids(special_tokens[0])  # one token
+
+
+def test_a_long_message_before_a_reply_is_cut_and_the_reply_kept(family_model_dir):
+    """The message a reply answers takes half of the room at most: cut with the marker, the reply stays whole."""
+    template = LlamaGuardTemplate(POLICY_CASES["community"])
+    moderator = open_moderator(str(family_model_dir["llama-guard"]))
+    reply = "Sure, here is how to get cheap followers fast."
+    result = moderator.moderate([reply], Settings(template), contexts=["tell me more " * 2000])[0]
+    assert result.text == reply
+    assert "User: tell me more tell me more" in result.prompt and TRUNCATION_MARKER in result.prompt
+    assert f"Agent: {reply}\n\n" in result.prompt
+    assert len(moderator.backend.tokens.encode(result.prompt)) < moderator.context_length
