@@ -21,7 +21,7 @@ from feedback.api_keys import ApiKeys
 from feedback.idempotency import KEY_HOURS
 from feedback.reviewers import Reviewers
 from feedback.store import FeedbackStore
-from moderation.command_line import add_model_options, add_settings_options, open_model, settings_from
+from moderation.command_line import add_model_options, add_settings_options, open_models
 from moderation.errors import USER_ERRORS
 
 from .api.document import serve_document
@@ -232,8 +232,8 @@ def main(argv=None) -> int:
     try:
         reviewers = Reviewers(args.auth) if args.auth else None
         api_keys = ApiKeys(args.api_keys) if args.api_keys else None
-        settings = settings_from(args)
-        moderator = open_model(args)
+        served = open_models(args)[0]
+        moderator, settings = served.moderator, served.settings
         store = FeedbackStore(args.db, key_hours=args.key_hours)
         service = PlaygroundService(
             moderator, store, ScratchFolder(get_upload_folder(), args.db), settings=settings,

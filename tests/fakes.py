@@ -57,6 +57,7 @@ class FakeBackend:
     def __init__(self, *, context_length: int = 2048, bug: Exception | None = None):
         self.tokens = PromptTokens(ByteTokenizer())
         self.context_length = context_length
+        self.memory_bytes = None
         self.bug = bug
         self.calls: list[tuple[str, int]] = []
         self._lock = threading.Lock()

@@ -223,12 +223,13 @@ def test_the_cli_serves_an_adapter_and_names_its_version(cli, tiny_adapter_dir):
 
 
 def test_the_apps_own_options_serve_an_adapter_on_its_base(tiny_model_dir, tiny_adapter_dir):
-    from moderation.command_line import open_model
+    from moderation.command_line import open_models
     from playground.server import parse_args
 
     adapter = ["--adapter", str(tiny_adapter_dir)]
     for argv in (adapter, ["--model", str(tiny_model_dir), *adapter]):  # without --model: the base it names
-        moderator = open_model(parse_args(argv))
+        (served,) = open_models(parse_args(argv))
+        moderator = served.moderator
         assert moderator.name == moderator.version.name == ModelVersion.read(tiny_adapter_dir).name
         assert moderator.moderate(["hello there"])[0].model == moderator.name
 
@@ -325,12 +326,17 @@ def test_calibration_keeps_the_temperature_with_the_lowest_log_loss(tiny_model_d
 
 
 @pytest.mark.slow
-def test_demo_build_is_deterministic(tmp_path):
+def test_demo_build_is_deterministic_and_shows_its_progress_on_stderr(tmp_path, capfd):
+    """Two builds give the same bytes; the progress goes to stderr, so a command's stdout (its JSON) stays whole
+    when the demo model is built on first use."""
     recipe = DemoRecipe(vocab_size=300, n_embd=16, n_layer=1, n_head=2, rotary_dim=4, temperatures=(1.0, 2.0),
                         validation_fraction=0.05,
                         training=Recipe(method="full", learning_rate=1e-3, max_steps=4, eval_steps=2))
     first = build_demo_model(tmp_path / "a", recipe, progress=False)
-    second = build_demo_model(tmp_path / "b", recipe, progress=False)
+    capfd.readouterr()
+    second = build_demo_model(tmp_path / "b", recipe, progress=True)
+    shown = capfd.readouterr()
+    assert shown.out == "" and "step 4/4" in shown.err
     assert first == second
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

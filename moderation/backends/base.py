@@ -14,6 +14,8 @@ class Backend(Protocol):
 
     tokens: PromptTokens
     context_length: int
+    memory_bytes: int | None
+    """The memory the model's weights take here (None when it runs elsewhere)."""
 
     def logprobs(self, prefix: str, requests: list[str], continuations: tuple[str, ...]) -> list[list[float]]:
         """log p(continuation | prefix + request) for each request and each of ``continuations``, in their order:

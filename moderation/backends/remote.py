@@ -44,6 +44,7 @@ class RemoteBackend:
         self.model = model
         self.tokens = PromptTokens(tokenizer)
         self.context_length = context_length
+        self.memory_bytes = None
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from feedback.store import FeedbackStore
 
-from ..command_line import add_mode_option, add_model_options, add_settings_options, open_model, settings_from
+from ..command_line import add_mode_option, add_model_options, add_settings_options, open_models
 from ..demo.recipe import DEMO_NOTICE
 from ..errors import USER_ERRORS
 from . import compare, evaluate, gold_from_verdicts, read_gold
@@ -56,14 +56,13 @@ def main(argv=None) -> int:
 
 def run_evaluation(args) -> tuple[dict, tuple]:
     """Label the gold set and store the run; returns the stored run and the gold set's conflicts."""
-    settings = settings_from(args)
     if args.accepted:
         with FeedbackStore(args.db) as store:
             gold = gold_from_verdicts(store.evaluations.accepted_labels())
     else:
         gold = read_gold(args.data)
-    moderator = open_model(args)
-    moderator.check_settings(settings)
+    served = open_models(args)[0]
+    moderator, settings = served.moderator, served.settings
     with tqdm(total=len(gold.items), desc="Evaluating", unit="text", disable=None) as bar:
         run = evaluate(moderator, gold, settings, args.mode, progress=lambda done, _: bar.update(done - bar.n))
     if moderator.demo:

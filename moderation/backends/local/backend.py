@@ -27,6 +27,7 @@ class LocalBackend:
         self.tokens = PromptTokens(tokenizer)
         self.prefix_cache = prefix_cache
         self.context_length = context_length(model.config)
+        self.memory_bytes = model.get_memory_footprint()
         self._tries: dict[tuple[str, ...], LabelTrie] = {}
         self._key_values: OrderedDict[str, list] = OrderedDict()
         self._lock = threading.Lock()
