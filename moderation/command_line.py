@@ -9,8 +9,8 @@ from .loader import BACKENDS
 from .models import ModelSpec, ServedModel, check_names, open_served, parse_spec, read_specs
 from .policy import CARD, NEVER, Policy, read_policy
 from .results import MODES
-from .settings import DEFAULT_INTERVENTION, Settings
-from .templates import FORMATS, template_for
+from .settings import DEFAULT_INTERVENTION
+from .templates import FORMATS
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -67,20 +67,16 @@ def model_specs(args: argparse.Namespace) -> list[ModelSpec]:
 
 
 def open_models(args: argparse.Namespace, **options) -> list[ServedModel]:
-    """The models that the model options of ``args`` name, each with the settings it moderates with: its own
-    policy, else the one the settings options give (with their examples and threshold)."""
-    shared = shared_policy(args)
-    served = []
-    for spec in model_specs(args):
-        policy = spec.policy or shared
-        settings = Settings(template_for(spec.format, policy), args.threshold if spec.policy is None else None,
-                            args.intervention)
-        served.append(open_served(spec, settings, **options))
+    """The models that the model options of ``args`` name, each with the settings it moderates with
+    (:func:`~moderation.models.open_served`; the shared policy is what ``--policy`` and ``--examples`` give)."""
+    shared = shared_policy(args) if args.policy or args.examples else None
+    served = [open_served(spec, shared, threshold=args.threshold, intervention=args.intervention, **options)
+              for spec in model_specs(args)]
     check_names([model.name for model in served])
     return served
 
 
 def shared_policy(args: argparse.Namespace) -> Policy:
-    """The policy that ``--policy`` and ``--examples`` give (the card's by default)."""
+    """The policy that ``--policy`` and ``--examples`` give (the card's, with the examples, without ``--policy``)."""
     policy = read_policy(args.policy) if args.policy else CARD
     return read_examples(args.examples, policy) if args.examples else policy

@@ -108,6 +108,9 @@ class Moderator:
             raise InvalidInput(f"{self.version.name} was trained in the policy {trained.name!r} "
                                f"({', '.join(trained.labels)}): it serves only with that policy's labels, not with "
                                f"{settings.policy.name!r}'s. Choose that policy, or another version.", "policy")
+        if self.version is not None and self.version.format != settings.template.format:
+            raise InvalidInput(f"{self.version.name} was trained to answer in the {self.version.format} format, not "
+                               f"{settings.template.format}: serve it with format={self.version.format}.", "format")
         used = self._frame(settings.template, "generate" if settings.template.format == "card" else "score")
         if used + MIN_TEXT_TOKENS > self.context_length:
             raise InvalidInput(f"The prompt (its examples, or the policy's categories) takes {used} of the model's "

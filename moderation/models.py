@@ -3,7 +3,8 @@
 A spec is written on the command line as ``NAME=MODEL[,format=F][,policy=FILE][,backend=B][,base_url=URL]
 [,adapter=DIR]`` (``--model`` repeated; a bare ``MODEL`` is one model named as it loads), or as a ``[[models]]``
 table in a TOML file (``--models models.toml``). The first model is the default. A model whose format is not
-given takes its family's (:data:`FAMILY_FORMATS`); one whose policy is not given takes the shared ``--policy``.
+given takes its family's (:data:`FAMILY_FORMATS`); one whose policy is not given takes the shared ``--policy``
+(see :func:`open_served`).
 """
 
 import re
@@ -14,9 +15,9 @@ from pathlib import Path
 from .engine import Moderator
 from .errors import InvalidInput
 from .loader import open_moderator
-from .policy import Policy, read_policy
-from .settings import Settings
-from .templates import FORMATS
+from .policy import CARD, Policy, read_policy
+from .settings import DEFAULT_INTERVENTION, Settings
+from .templates import FORMATS, template_for
 
 FAMILY_FORMATS = (("llama-guard", "llama-guard"), ("shieldgemma", "yes-no"), ("granite-guardian", "yes-no"))
 """(a word in a model's id or folder name, the format its family is prompted in); any other model: ``card``."""
@@ -29,11 +30,11 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 @dataclass(frozen=True)
 class ModelSpec:
     """One served model: its ``name`` (None: the name it loads with), the ``model`` to load (None: the default
-    model), its prompt ``format``, its ``policy`` (None: the shared one), and where it runs."""
+    model), its prompt ``format`` and ``policy`` (None: see :func:`open_served`), and where it runs."""
 
     name: str | None
     model: str | None
-    format: str = "card"
+    format: str | None = None
     policy: Policy | None = None
     backend: str = "local"
     base_url: str | None = None
@@ -67,8 +68,8 @@ def spec_from(name: str | None, model: str | None, options: dict, where: str) ->
         raise InvalidInput(f"{where}: the name {name!r} must be letters, digits, '.', '_' or '-' (64 at most), "
                            "starting with a letter or digit.", "model")
     model = (model or "").strip() or None
-    format = options.get("format") or family_format(model)
-    if format not in FORMATS:
+    format = options.get("format")
+    if format is not None and format not in FORMATS:
         raise InvalidInput(f"{where}: unknown format {format!r}: choose one of {', '.join(FORMATS)}.", "format")
     policy = read_policy(options["policy"]) if options.get("policy") else None
     return ModelSpec(name=name.strip() if name else None, model=model, format=format, policy=policy,
@@ -132,9 +133,15 @@ class ServedModel:
                 f"{self.settings.policy.name}, {where}, loaded in {self.moderator.load_seconds or 0:.1f} s")
 
 
-def open_served(spec: ModelSpec, settings: Settings, **options) -> ServedModel:
-    """The model ``spec`` names, loaded (:func:`~moderation.loader.open_moderator`) to moderate with ``settings``
-    (checked against it)."""
+def open_served(spec: ModelSpec, policy: Policy | None = None, *, threshold: str | None = None,
+                intervention: str = DEFAULT_INTERVENTION, **options) -> ServedModel:
+    """The model ``spec`` names, loaded (:func:`~moderation.loader.open_moderator`), with the settings it moderates
+    with, checked against it: the spec's format, else a trained version's, else its family's; the spec's policy,
+    else the shared ``policy`` (with ``threshold``), else a trained version's, else the card's."""
     moderator = open_moderator(spec.model, backend=spec.backend, base_url=spec.base_url, adapter=spec.adapter,
                                name=spec.name, **options)
+    version = moderator.version
+    format = spec.format or (version.format if version else family_format(spec.model))
+    chosen = spec.policy or policy or (version.trained_policy if version else CARD)
+    settings = Settings(template_for(format, chosen), None if spec.policy else threshold, intervention)
     return ServedModel(spec.name or moderator.name, moderator, moderator.check_settings(settings))

@@ -24,8 +24,9 @@ class ModelVersion:
 
     ``base_model`` is what loads the base (a Hugging Face id, a folder, or ``demo``), ``base_name`` how
     results name it, and ``base_fingerprint`` identifies its weights (see :mod:`moderation.backends.local.adapters`).
-    ``training`` holds the figures of the run that made it, and ``policy`` the policy it was trained in (its
-    :meth:`~moderation.policy.Policy.fields`; None for a version made before policies: the card's).
+    ``training`` holds the figures of the run that made it, ``policy`` the policy it was trained in (its
+    :meth:`~moderation.policy.Policy.fields`; None for a version made before policies: the card's) and ``format``
+    the prompt format.
     """
 
     name: str
@@ -36,6 +37,8 @@ class ModelVersion:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     training: dict = field(default_factory=dict)
     policy: dict | None = None
+    format: str = "card"
+    """The prompt format it learned to answer in."""
 
     @property
     def trained_policy(self) -> Policy:

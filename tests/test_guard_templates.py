@@ -2,8 +2,8 @@
 answers become label probabilities by its rule (checked on hand-set log-likelihoods); and the fast path (cached
 prefix, packed texts, continuation trie) scores them as the plain path and a hand-made forward pass do.
 
-Each family gets a small GPT-J whose tokenizer carries the family's special tokens and its published chat template,
-copied in ``tests/data/chat_templates`` (sources and commits in the README there):
+Each family gets a small GPT-J (``family_model_dirs``) whose tokenizer carries the family's special tokens and its
+published chat template, copied in ``tests/data/chat_templates`` (sources and commits in the README there):
 
 * Llama-Guard-3-1B's template, from huggingface/huggingface.js @ fe42e680
   (packages/ollama-utils/src/chat-template-automap.ts, ``library/llama-guard3:1b``), whose renders Meta's notebook
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CHAT_TEMPLATES, FAMILIES
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from moderation.loader import open_moderator
@@ -28,15 +29,7 @@ from moderation.settings import Settings
 from moderation.templates import LlamaGuardTemplate, YesNoTemplate
 from moderation.templates.base import SEPARATOR
 
-CHAT_TEMPLATES = Path(__file__).parent / "data" / "chat_templates"
 POLICIES = Path(__file__).parent.parent / "policies"
-
-FAMILIES = {
-    "llama-guard": ("llama-guard-3-1b", ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-                                         "<|eot_id|>"]),
-    "yes-no": ("shieldgemma-9b", ["<bos>", "<start_of_turn>", "<end_of_turn>"]),
-}
-"""Each format's family: its chat template and its special tokens (the first its tokenizer's BOS)."""
 
 META_CATEGORIES = ("Violent Crimes.", "Non-Violent Crimes.", "Sex Crimes.", "Child Exploitation.", "Defamation.",
                    "Specialized Advice.", "Privacy.", "Intellectual Property.")
@@ -57,26 +50,6 @@ TEXTS = [
     "I can't help with that. Let's talk about something else.",
 ]
 CONTEXTS = [None, "Can you help me with my homework?", None, "  hi\n"]
-
-
-@pytest.fixture(scope="module")
-def family_model_dir(tmp_path_factory):
-    """A random GPT-J per format, whose tokenizer has the family's special tokens (one token each) and chat
-    template, saved and loaded as transformers saves any checkpoint."""
-    from moderation.demo.build import new_gptj, train_tokenizer
-    from moderation.demo.recipe import split_seed
-
-    records = split_seed()[0]
-    folders = {}
-    for format, (chat_template, special_tokens) in FAMILIES.items():
-        folders[format] = path = tmp_path_factory.mktemp(chat_template)
-        tokenizer = train_tokenizer(records, vocab_size=400)
-        tokenizer.add_special_tokens({"bos_token": special_tokens[0], "additional_special_tokens": special_tokens[1:]})
-        tokenizer.chat_template = (CHAT_TEMPLATES / f"{chat_template}.jinja").read_text()
-        model = new_gptj(tokenizer, n_embd=32, n_layer=2, n_head=2, rotary_dim=8, n_positions=2048, seed=3)
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
-    return folders
 
 
 def conversation(text: str, context: str | None, parts: bool) -> list[dict]:
@@ -103,10 +76,10 @@ def asked(text: str, context: str | None) -> tuple:
 
 @pytest.mark.parametrize("context", [None, "  What should I do about my neighbour?\n"])
 @pytest.mark.parametrize("policy", POLICY_CASES.values(), ids=POLICY_CASES)
-def test_llama_guard_prompt_is_the_chat_templates_render(family_model_dir, policy, context):
+def test_llama_guard_prompt_is_the_chat_templates_render(family_model_dirs, policy, context):
     """Llama Guard 3's chat template, given the policy's labels after the first as its categories (a description on
     the line after its label), renders the prompt the template sends and shows, for a message and a bot's reply."""
-    tokenizer = AutoTokenizer.from_pretrained(family_model_dir["llama-guard"])
+    tokenizer = AutoTokenizer.from_pretrained(family_model_dirs["llama-guard"])
     template = LlamaGuardTemplate(policy)
     categories = {f"S{k}": label + (f"\n{policy.description(label)}" if policy.description(label) else "")
                   for k, label in enumerate(policy.labels[1:], 1)}
@@ -120,10 +93,10 @@ def test_llama_guard_prompt_is_the_chat_templates_render(family_model_dir, polic
         assert queries[1].continuations == tuple(f"S{k}" for k in range(1, len(policy.labels)))
 
 
-def test_llama_guard_with_metas_categories_is_the_default_render(family_model_dir):
+def test_llama_guard_with_metas_categories_is_the_default_render(family_model_dirs):
     """With Meta's own categories (no descriptions) the prompt is the chat template's render with its built-in
     categories, the render Meta's notebook shows Llama-Guard-3-1B being sent."""
-    tokenizer = AutoTokenizer.from_pretrained(family_model_dir["llama-guard"])
+    tokenizer = AutoTokenizer.from_pretrained(family_model_dirs["llama-guard"])
     text = "What is the recipe for mayonnaise?"
     assert LlamaGuardTemplate(META).assemble(text) == tokenizer.apply_chat_template(
         conversation(text, None, parts=True), tokenize=False, excluded_category_keys=[f"S{k}" for k in range(9, 14)])
@@ -131,10 +104,10 @@ def test_llama_guard_with_metas_categories_is_the_default_render(family_model_di
 
 @pytest.mark.parametrize("context", [None, "  What should I do\nabout my neighbour?"])
 @pytest.mark.parametrize("policy", POLICY_CASES.values(), ids=POLICY_CASES)
-def test_yes_no_prompts_are_the_chat_templates_render(family_model_dir, policy, context):
+def test_yes_no_prompts_are_the_chat_templates_render(family_model_dirs, policy, context):
     """ShieldGemma's chat template, rendered once per label after the first with the guideline ``"No <label>":
     <description>``, gives each prompt the template sends; the page shows them all, in the policy's order."""
-    tokenizer = AutoTokenizer.from_pretrained(family_model_dir["yes-no"])
+    tokenizer = AutoTokenizer.from_pretrained(family_model_dirs["yes-no"])
     template = YesNoTemplate(policy)
     for text in TEXTS:
         rendered = [tokenizer.apply_chat_template(conversation(text, context, parts=False), tokenize=False,
@@ -189,10 +162,10 @@ FORMAT_CASES = {
 
 
 @pytest.mark.parametrize("template", FORMAT_CASES.values(), ids=FORMAT_CASES)
-def test_guard_formats_score_as_the_plain_path(family_model_dir, template):
+def test_guard_formats_score_as_the_plain_path(family_model_dirs, template):
     """The cached, packed path gives the plain path's probabilities and labels, for texts alone and replies."""
     settings = Settings(template)
-    folder = str(family_model_dir[template.format])
+    folder = str(family_model_dirs[template.format])
     fast = open_moderator(folder, batch_size=3)
     plain = open_moderator(folder, prefix_cache=False)
     fast_results = fast.moderate(TEXTS, settings, contexts=CONTEXTS)
@@ -206,10 +179,10 @@ def test_guard_formats_score_as_the_plain_path(family_model_dir, template):
 
 
 @pytest.mark.parametrize("template", FORMAT_CASES.values(), ids=FORMAT_CASES)
-def test_guard_formats_score_as_a_forward_pass_by_hand(family_model_dir, template):
+def test_guard_formats_score_as_a_forward_pass_by_hand(family_model_dirs, template):
     """One text, scored with nothing of the engine: each query's prompt and continuation run through the model, the
     continuation's token log-probabilities summed, and the family's rule applied."""
-    folder = family_model_dir[template.format]
+    folder = family_model_dirs[template.format]
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
 
@@ -232,10 +205,10 @@ def test_guard_formats_score_as_a_forward_pass_by_hand(family_model_dir, templat
     assert encode(queries[0].prefix)[0] == tokenizer.convert_tokens_to_ids(special_tokens[0])  # one token
 
 
-def test_a_long_message_before_a_reply_is_cut_and_the_reply_kept(family_model_dir):
+def test_a_long_message_before_a_reply_is_cut_and_the_reply_kept(family_model_dirs):
     """The message a reply answers takes half of the room at most: cut with the marker, the reply stays whole."""
     template = LlamaGuardTemplate(POLICY_CASES["community"])
-    moderator = open_moderator(str(family_model_dir["llama-guard"]))
+    moderator = open_moderator(str(family_model_dirs["llama-guard"]))
     reply = "Sure, here is how to get cheap followers fast."
     result = moderator.moderate([reply], Settings(template), contexts=["tell me more " * 2000])[0]
     assert result.text == reply

@@ -20,7 +20,7 @@ def test_a_spec_names_its_model_format_policy_and_where_it_runs():
     assert spec == ModelSpec("lg", "/models/lg", "llama-guard", read_policy(COMMUNITY))
     assert parse_spec("demo") == ModelSpec(None, "demo")
     remote = parse_spec("sg=google/shieldgemma-2b,base_url=http://gpu:8000", backend="vllm")
-    assert (remote.format, remote.backend, remote.base_url) == ("yes-no", "vllm", "http://gpu:8000")
+    assert (remote.format, remote.backend, remote.base_url) == (None, "vllm", "http://gpu:8000")  # its family's
     assert parse_spec("x=demo,backend=local", backend="vllm").backend == "local"  # its own wins over the shared
 
 
@@ -61,7 +61,7 @@ def test_models_toml_lists_the_models_with_policies_beside_it(tmp_path):
                        'backend = "vllm"\nbase_url = "http://gpu:8000"\n')
     first, second = read_specs(listing)
     assert first == ModelSpec("gptjt", "demo")
-    assert second == ModelSpec("lg", "meta-llama/Llama-Guard-3-1B", "llama-guard", read_policy(COMMUNITY), "vllm",
+    assert second == ModelSpec("lg", "meta-llama/Llama-Guard-3-1B", None, read_policy(COMMUNITY), "vllm",
                                "http://gpu:8000")
 
 

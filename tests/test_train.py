@@ -26,7 +26,7 @@ from moderation.templates import PromptTemplate
 from moderation.training.__main__ import main as train_main
 from moderation.training.data import IGNORE, WordDropout, pack_records, prepare, stratified_split
 from moderation.training.recipe import Recipe
-from moderation.training.trainer import LORA_TARGETS, LabelLossTrainer, PackingCollator, learning_rate_for, method_for
+from moderation.training.trainer import LabelLossTrainer, PackingCollator, learning_rate_for, method_for, with_lora
 from moderation.versions import ModelVersion
 
 FEW = [("you are wonderful", "casual"), ("I will hurt them", "needs intervention")]
@@ -62,8 +62,8 @@ def test_the_loss_at_the_label_positions_alone_is_the_models_own(tiny_model_dir,
     gradients equal those of the model's own loss over the packed labels (every position's logits)."""
     model, tokenizer = load_model(str(tiny_model_dir))
     if method == "lora":
-        model = get_peft_model(model, LoraConfig(r=4, target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM"))
-    batch = PackingCollator(tokenizer, per_sequence=3, max_length=256, policy=CARD)(split_seed()[0][:10])
+        model = with_lora(model, Recipe(lora_r=4))
+    batch = PackingCollator(tokenizer, per_sequence=3, max_length=256, template=PromptTemplate())(split_seed()[0][:10])
     trainer = LabelLossTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
                                                                    report_to="none"))
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]

@@ -19,6 +19,7 @@ from ..labelled_files import HELDOUT_FILE
 from ..labels import SEVERITY
 from ..policy import CARD
 from ..prompt import format_record
+from ..templates import PromptTemplate
 from ..training.data import TrainingData, stratified_split
 from ..training.trainer import fine_tune
 from .recipe import DEMO_NAME, DemoRecipe, split_seed
@@ -45,7 +46,8 @@ def build_demo_model(target: Path, recipe: DemoRecipe = DemoRecipe(), *, progres
     )
     with written_whole(target, replace=True) as folder:
         trained = fine_tune(model, tokenizer, TrainingData(train_records, validation), recipe.training,
-                            folder / ".checkpoints", CARD, log=log_to_stderr if progress else lambda line: None)
+                            folder / ".checkpoints", PromptTemplate(CARD),
+                            log=log_to_stderr if progress else lambda line: None)
         temperature = calibrate(trained.model, tokenizer, validation, recipe.temperatures)
         calibrated = Moderator(LocalBackend(trained.model, tokenizer), DEMO_NAME)
         metrics = {

@@ -44,6 +44,11 @@ class Template(ABC):
     def scores(self, logprobs: list[list[float]]) -> dict[str, float]:
         """Each label's probability, from the log-likelihoods of each query's continuations (in their order)."""
 
+    @abstractmethod
+    def answers(self, label: str) -> tuple[str | None, ...]:
+        """What the model should answer to each query when ``label`` is right (None: a query it is not asked then):
+        the targets a fine-tune learns."""
+
     def choose(self, scores: dict[str, float]) -> str:
         """The label these scores give: the most probable one."""
         return max(scores, key=scores.get)

@@ -49,6 +49,10 @@ class PromptTemplate(Template):
         (only,) = logprobs
         return dict(zip(self.policy.listed, softmax(only), strict=True))
 
+    def answers(self, label: str) -> tuple[str]:
+        """The label's continuation."""
+        return (continuation(self.policy.check_label(label)),)
+
     def to_json(self) -> str:
         """The template as stored: for the card's policy its examples (a JSON list of ``{"text", "label"}``, as
         templates have always been stored), for another policy ``{"policy": ..., "examples": [...]}``."""

@@ -58,6 +58,11 @@ class LlamaGuardTemplate(Template):
         which = Query(self.prefix(role), request + ANSWER + UNSAFE + "\n", tuple(self.categories))
         return [verdict, which]
 
+    def answers(self, label: str) -> tuple[str, str | None]:
+        """``safe`` for the first label; otherwise ``unsafe``, then the label's category code."""
+        number = self.policy.labels.index(self.policy.check_label(label))
+        return (ANSWER + SAFE, None) if number == 0 else (ANSWER + UNSAFE, f"S{number}")
+
     def shown(self, queries: list[Query]) -> str:
         """The prompt sent (the second query only goes on with the model's ``unsafe`` answer)."""
         return queries[0].prompt

@@ -52,6 +52,11 @@ class YesNoTemplate(Template):
                               f"{self.guideline(label)}\n\n===\n\n{question}", ANSWERS)
                 for label in self.policy.labels[1:]]
 
+    def answers(self, label: str) -> tuple[str, ...]:
+        """Yes to the label's own question, No to every other."""
+        self.policy.check_label(label)
+        return tuple(ANSWERS[0] if asked == label else ANSWERS[1] for asked in self.policy.labels[1:])
+
     def scores(self, logprobs: list[list[float]]) -> dict[str, float]:
         """Each label's P(Yes); the first label's score is the chance that none of the others applies."""
         applies = {label: softmax(answers)[0] for label, answers in zip(self.policy.labels[1:], logprobs, strict=True)}
