@@ -31,7 +31,7 @@ from moderation.demo.build import train_tokenizer
 from moderation.demo.recipe import split_seed
 from moderation.engine import Moderator
 from moderation.labels import parse_label
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 GPTJ_6B = dict(vocab_size=50400, n_positions=2048, n_embd=4096, n_layer=28, n_head=16, rotary_dim=64)
 TINY = dict(vocab_size=1024, n_positions=2048, n_embd=64, n_layer=2, n_head=4, rotary_dim=16)

@@ -13,11 +13,10 @@ eager implementation keeps them), plus the logits and their float32 loss.
 import argparse
 
 import torch
-from peft import LoraConfig, get_peft_model
 from transformers import GPTJConfig, GPTJForCausalLM
 
 from moderation.training.recipe import Recipe
-from moderation.training.trainer import LORA_TARGETS
+from moderation.training.trainer import with_lora
 
 GB = 1e9
 BF16, FP32 = 2, 4
@@ -41,8 +40,7 @@ def estimate(lora_r: int, batch_size: int, sequence: int) -> dict:
     """The memory figures, in bytes, for a step of ``batch_size`` sequences of ``sequence`` tokens."""
     config = GPTJConfig()  # GPT-J-6B's shape: GPT-JT-Moderation-6B is a fine-tune of it
     with torch.device("meta"):
-        model = get_peft_model(GPTJForCausalLM(config), LoraConfig(r=lora_r, lora_alpha=2 * lora_r,
-                                                                   target_modules=list(LORA_TARGETS)))
+        model = with_lora(GPTJForCausalLM(config), Recipe(lora_r=lora_r, lora_alpha=2 * lora_r))
     trainable, total = model.get_nb_trainable_parameters()
     tokens = batch_size * sequence
     inner = config.n_inner or 4 * config.n_embd

@@ -42,8 +42,7 @@ from moderation.demo.recipe import split_seed
 from moderation.engine import Moderator
 from moderation.labels import parse_label
 from moderation.loader import open_moderator
-from moderation.policy import CARD
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 from playground.batcher import MicroBatcher
 
 SIZES = {
@@ -205,7 +204,7 @@ def useful_work(moderator: Moderator, texts: list[str]) -> dict:
     request's last token and at each node. FLOPs are 2 per parameter per token (attention's own work,
     which grows with the prefix, is not counted).
     """
-    nodes = len(moderator.backend.label_trie(CARD.listed).tokens)
+    nodes = len(moderator.backend.trie(PromptTemplate().continuations).tokens)
     request_tokens = sum(len(moderator.backend.tokens.encode(PromptTemplate.request(text))) for text in texts)
     tokens = request_tokens + nodes * len(texts)
     logit_positions = (1 + nodes) * len(texts)

@@ -11,7 +11,7 @@ from moderation.labels import LABELS, check_label
 from moderation.policy import Policy
 from moderation.prompt import is_blank
 from moderation.results import MODES, ROLES, ModerationResult
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 from .connection import Connection
 from .curation import Curation

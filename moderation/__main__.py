@@ -1,5 +1,6 @@
-"""Command line: ``python -m moderation [--model M] [--mode score|generate] [--json] [--show-prompt] TEXT...``, or a
-batch file: ``python -m moderation --input FILE --output FILE [--format jsonl|csv] [--record [--db FILE]]``."""
+"""Command line: ``python -m moderation [--model [NAME=]M[,format=F][,policy=FILE]]... [--mode score|generate] [--json]
+[--show-prompt] TEXT...`` (every text through every model), or a batch file through one model: ``python -m moderation
+--input FILE --output FILE [--format jsonl|csv] [--record [--db FILE]]``."""
 
 import argparse
 import json
@@ -8,7 +9,7 @@ import sys
 from tqdm.auto import tqdm
 
 from .batch_files import MAX_CHARS, OUTPUTS, label_file
-from .command_line import add_mode_option, add_model_options, add_settings_options, open_model, settings_from
+from .command_line import add_mode_option, add_model_options, add_settings_options, open_models
 from .demo.recipe import DEMO_NOTICE
 from .errors import USER_ERRORS
 
@@ -39,13 +40,15 @@ def main(argv=None) -> int:
     if args.mode != "score" and args.input:
         parser.error("batch files are scored: leave out --mode generate")
     try:
-        settings = settings_from(args)
-        moderator = open_model(args)
-        if moderator.demo:
+        served = open_models(args)
+        if any(model.moderator.demo for model in served):
             print(f"Note: {DEMO_NOTICE}", file=sys.stderr)
         if args.input:
-            return run_batch(args, moderator, settings)
-        results = moderator.moderate(args.texts, settings, mode=args.mode)
+            if len(served) > 1:
+                parser.error("a batch file is labelled by one model: give one --model")
+            return run_batch(args, served[0].moderator, served[0].settings)
+        results = [result for model in served
+                   for result in model.moderator.moderate(args.texts, model.settings, mode=args.mode)]
     except (*USER_ERRORS, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,19 +1,28 @@
 """The command-line options that the playground and ``python -m moderation`` share, each defined once."""
 
 import argparse
+from dataclasses import replace
 
+from .errors import InvalidInput
 from .labelled_files import read_examples
-from .loader import BACKENDS, open_moderator
-from .policy import CARD, NEVER, read_policy
+from .loader import BACKENDS
+from .models import ModelSpec, ServedModel, check_names, open_served, parse_spec, read_specs
+from .policy import CARD, NEVER, Policy, read_policy
 from .results import MODES
-from .settings import DEFAULT_INTERVENTION, Settings
-from .template import PromptTemplate
+from .settings import DEFAULT_INTERVENTION
+from .templates import FORMATS
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--adapter``, ``--backend`` and ``--base-url``: which model labels, and where it runs."""
-    parser.add_argument("--model", help="Hugging Face id or folder, or 'demo' (default: $MODERATION_MODEL, "
-                        "else GPT-JT-Moderation-6B on a GPU or from the local cache, else the demo model)")
+    """``--model`` (repeated for several), ``--models``, ``--adapter``, ``--backend`` and ``--base-url``: which
+    models label, in which prompt format and policy, and where they run."""
+    parser.add_argument("--model", action="append", metavar="[NAME=]MODEL[,format=F][,policy=FILE]",
+                        help="Hugging Face id or folder, or 'demo' (default: $MODERATION_MODEL, else "
+                        "GPT-JT-Moderation-6B on a GPU or from the local cache, else the demo model); repeat it to "
+                        f"serve several, the first the default. Each may name its format ({', '.join(FORMATS)}; "
+                        "default: its family's), policy, backend, base_url and adapter")
+    parser.add_argument("--models", metavar="FILE", help="the models as a TOML file of [[models]] tables (name, "
+                        "model, and the same options), before any --model")
     parser.add_argument("--backend", choices=BACKENDS, default="local",
                         help="local: the model runs here; vllm: on the completions server at --base-url")
     parser.add_argument("--base-url", help="the vLLM server, like http://HOST:8000 (default: $MODERATION_BASE_URL)")
@@ -43,13 +52,34 @@ def add_mode_option(parser: argparse.ArgumentParser) -> None:
                         help="score: probability of each label (default); generate: the card's greedy decoding")
 
 
-def open_model(args: argparse.Namespace, **options):
-    """The Moderator that the model options of ``args`` name."""
-    return open_moderator(args.model, backend=args.backend, base_url=args.base_url, adapter=args.adapter, **options)
+def model_specs(args: argparse.Namespace) -> list[ModelSpec]:
+    """The models that ``--models`` and each ``--model`` name (the default model when none does)."""
+    shared = {"backend": args.backend, "base_url": args.base_url}
+    specs = read_specs(args.models, **shared) if args.models else []
+    specs += [parse_spec(text, **shared) for text in args.model or ()]
+    specs = specs or [ModelSpec(None, None, **shared)]
+    if args.adapter:
+        if len(specs) > 1:
+            raise InvalidInput("--adapter puts one adapter on one model: with several, give each its own "
+                               "(--model NAME=MODEL,adapter=DIR).", "adapter")
+        specs = [replace(specs[0], adapter=args.adapter)]
+    return specs
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """The Settings that the settings options of ``args`` give."""
+def open_models(args: argparse.Namespace, **options) -> list[ServedModel]:
+    """The models that the model options of ``args`` name, each with the settings it moderates with
+    (:func:`~moderation.models.open_served`; the shared policy is what ``--policy`` and ``--examples`` give)."""
+    shared = shared_policy(args)
+    served = [open_served(spec, shared, threshold=args.threshold, intervention=args.intervention, **options)
+              for spec in model_specs(args)]
+    check_names([model.name for model in served])
+    return served
+
+
+def shared_policy(args: argparse.Namespace) -> Policy | None:
+    """The policy that ``--policy`` and ``--examples`` give (the card's with the examples, without ``--policy``), for
+    the models that name none; None when neither is given."""
+    if not (args.policy or args.examples):
+        return None
     policy = read_policy(args.policy) if args.policy else CARD
-    policy = read_examples(args.examples, policy) if args.examples else policy
-    return Settings(PromptTemplate(policy), args.threshold, args.intervention)
+    return read_examples(args.examples, policy) if args.examples else policy

@@ -91,8 +91,9 @@ def _load_local(path: str, *, name: str | None, adapter: str | None, source: str
     from .backends.local.backend import LocalBackend  # torch loads with the local backend only
 
     backend = LocalBackend.load(path, prefix_cache=prefix_cache, adapter=adapter, base_name=name or path)
-    version = backend.version or (None if name else ModelVersion.find(path) if Path(path).is_dir() else None)
-    return Moderator(backend, version.name if version else name or path, version=version, source=source, **options)
+    version = backend.version or (ModelVersion.find(path) if Path(path).is_dir() else None)
+    shown = backend.version.name if backend.version else name or (version.name if version else path)
+    return Moderator(backend, shown, version=version, source=source, **options)
 
 
 def local_model(model: str | None, *, progress: bool = True) -> tuple[str, str, bool]:

@@ -184,6 +184,9 @@ def read_policy(path: str | Path) -> Policy:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InvalidInput(f"{path.name} is not UTF-8 text: save the policy as UTF-8.", "policy") from None
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read the policy ({error.strerror or error}): give the path of a TOML "
+                           "policy file, like those in policies/.", "policy") from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -1,7 +1,7 @@
 """The pieces of the card's few-shot prompt: texts as the model sees them, and the record layout.
 
 The model was trained on records ``Input: <text>\\nOutput: <label>`` joined by blank lines under a header that
-lists the labels; :class:`~moderation.template.PromptTemplate` assembles a policy's prompt from these pieces.
+lists the labels; :class:`~moderation.templates.PromptTemplate` assembles a policy's prompt from these pieces.
 """
 
 import hashlib

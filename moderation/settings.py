@@ -5,17 +5,17 @@ from dataclasses import dataclass, field
 from .errors import InvalidInput
 from .policy import Policy
 from .prompt import is_blank
-from .template import PromptTemplate
+from .templates import PromptTemplate, Template
 
 DEFAULT_INTERVENTION = "Sorry, I can't help with that. Let's talk about something else."
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The prompt template (a policy's, in the card's layout), the least severe label that intervenes (None: the
-    policy's default), and the reply a user sees instead."""
+    """The prompt template (a policy in a format: the card's few-shot layout by default), the least severe label
+    that intervenes (None: the policy's default), and the reply a user sees instead."""
 
-    template: PromptTemplate = field(default_factory=PromptTemplate)
+    template: Template = field(default_factory=PromptTemplate)
     threshold: str | None = None
     intervention: str = DEFAULT_INTERVENTION
 

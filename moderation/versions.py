@@ -26,8 +26,9 @@ class ModelVersion:
     results name it, and ``base_fingerprint`` identifies its weights (see :mod:`moderation.backends.local.adapters`).
     ``training`` holds the figures of the run that made it, ``trained_texts`` the hashes of the texts it trained on
     (:func:`~moderation.prompt.text_hash`: an evaluation of the version leaves them out), ``started_by`` who started
-    the training (when known), and ``policy`` the policy it was trained in (its
-    :meth:`~moderation.policy.Policy.fields`; None for a version made before policies: the card's).
+    the training (when known), ``policy`` the policy it was trained in (its
+    :meth:`~moderation.policy.Policy.fields`; None for a version made before policies: the card's) and ``format``
+    the prompt format.
     """
 
     name: str
@@ -40,6 +41,8 @@ class ModelVersion:
     trained_texts: list[str] = field(default_factory=list)
     started_by: str | None = None
     policy: dict | None = None
+    format: str = "card"
+    """The prompt format it learned to answer in."""
 
     @property
     def trained_policy(self) -> Policy:

@@ -23,12 +23,12 @@ from feedback.idempotency import KEY_HOURS
 from feedback.reviewers import Reviewers
 from feedback.splits import TEST_SHARE, check_test_share
 from feedback.store import FeedbackStore
-from moderation.command_line import add_model_options, add_settings_options, open_model, settings_from
-from moderation.engine import Moderator
-from moderation.errors import USER_ERRORS
+from moderation.command_line import add_model_options, add_settings_options, open_models, shared_policy
+from moderation.errors import USER_ERRORS, InvalidInput
 from moderation.evaluate import read_gold
 from moderation.evaluate.gate import MAX_BENIGN_REGRESSIONS, MIN_GATE_TEXTS, GateRules
 from moderation.loader import open_reference
+from moderation.models import ModelSpec, ServedModel, served_as
 
 from .api.document import serve_document
 from .api.errors import install_error_handlers
@@ -243,13 +243,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def open_served(args: argparse.Namespace, store: FeedbackStore) -> tuple[Moderator, Path | None]:
-    """The model to serve at start, and its version's folder: ``--model`` or ``--adapter`` when the command line (or
-    ``$MODERATION_MODEL``) names one, else the version promoted last (its adapter on the model it was trained on),
-    else the default model. The log says which, and why."""
+def open_serving(args: argparse.Namespace, store: FeedbackStore) -> tuple[ServedModel, Path | None]:
+    """The model to serve at start, and its version's folder: the one the command line (or ``$MODERATION_MODEL``)
+    names, else the version promoted last (its adapter on the model it was trained on, in its format and policy),
+    else the default model. The log says which, and why. The page and the API serve one model."""
     promoted = store.serving.promoted()
     folder = promoted and promoted["folder"]
-    chosen = args.model or args.adapter or os.environ.get("MODERATION_MODEL")
+    chosen = args.model or args.models or args.adapter or os.environ.get("MODERATION_MODEL")
     last = promoted and (f"{promoted['version']}, the version promoted last ({promoted['action']} by "
                          f"{promoted['reviewer']} at {promoted['created'][:19].replace('T', ' ')} UTC)")
     if folder and not chosen and not Path(folder).is_dir():
@@ -257,12 +257,18 @@ def open_served(args: argparse.Namespace, store: FeedbackStore) -> tuple[Moderat
               flush=True)
     elif folder and not chosen:
         print(f"Serving {last}.", flush=True)
-        return open_reference(folder, backend=args.backend, base_url=args.base_url), Path(folder)
-    moderator = open_model(args)
+        moderator = open_reference(folder, backend=args.backend, base_url=args.base_url)
+        shared = shared_policy(args)
+        return served_as(ModelSpec(None, folder), moderator, shared, threshold=args.threshold,
+                         intervention=args.intervention), Path(folder)
+    models = open_models(args)
+    if len(models) > 1:
+        raise InvalidInput(f"The page and the API serve one model; {len(models)} were given: give one --model "
+                           "(python -m moderation and python -m moderation.evaluate take several).", "model")
     if folder and chosen:
-        print(f"Serving {moderator.name}, as the command line says (--model, --adapter or $MODERATION_MODEL win): not "
-              f"{last}.", flush=True)
-    return moderator, Path(args.adapter) if args.adapter else None
+        print(f"Serving {models[0].name}, as the command line says (--model, --adapter or $MODERATION_MODEL win): "
+              f"not {last}.", flush=True)
+    return models[0], Path(args.adapter) if args.adapter else None
 
 
 def shadow_again(service: PlaygroundService) -> None:
@@ -301,10 +307,10 @@ def main(argv=None) -> int:
     try:
         reviewers = Reviewers(args.auth) if args.auth else None
         api_keys = ApiKeys(args.api_keys) if args.api_keys else None
-        settings = settings_from(args)
-        held_out = read_gold(args.eval_data) if args.eval_data else None
         store = FeedbackStore(args.db, key_hours=args.key_hours, test_share=args.test_share)
-        moderator, folder = open_served(args, store)
+        served, folder = open_serving(args, store)
+        moderator, settings = served.moderator, served.settings
+        held_out = read_gold(args.eval_data, settings.policy) if args.eval_data else None
         service = PlaygroundService(
             moderator, store, ScratchFolder(get_upload_folder(), args.db), settings=settings,
             limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),

@@ -33,7 +33,7 @@ from moderation.evaluate.gate import GateRefused, GateRules, gate, gate_runs, ga
 from moderation.prompt import NormalizedText, is_blank, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 from moderation.versions import ModelVersion
 
 from .batcher import MicroBatcher

@@ -38,6 +38,14 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
                   "--disable-sync"]
 demo_build: subprocess.Popen | None = None
 
+CHAT_TEMPLATES = ROOT / "tests" / "data" / "chat_templates"
+FAMILIES = {
+    "llama-guard": ("llama-guard-3-1b", ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                                         "<|eot_id|>"]),
+    "yes-no": ("shieldgemma-9b", ["<bos>", "<start_of_turn>", "<end_of_turn>"]),
+}
+"""Each format's family: its chat template and its special tokens (the first its tokenizer's BOS)."""
+
 
 def pytest_sessionstart(session):
     """The demo model trains in a process of its own (one thread) while the tests that need no trained model run;
@@ -112,6 +120,26 @@ def tiny_model_dir(tmp_path_factory):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def family_model_dirs(tmp_path_factory):
+    """A random GPT-J per format, whose tokenizer has the family's special tokens (one token each) and chat
+    template, saved and loaded as transformers saves any checkpoint."""
+    from moderation.demo.build import new_gptj, train_tokenizer
+    from moderation.demo.recipe import split_seed
+
+    records = split_seed()[0]
+    folders = {}
+    for format, (chat_template, special_tokens) in FAMILIES.items():
+        folders[format] = path = tmp_path_factory.mktemp(chat_template)
+        tokenizer = train_tokenizer(records, vocab_size=400)
+        tokenizer.add_special_tokens({"bos_token": special_tokens[0], "additional_special_tokens": special_tokens[1:]})
+        tokenizer.chat_template = (CHAT_TEMPLATES / f"{chat_template}.jinja").read_text()
+        model = new_gptj(tokenizer, n_embd=32, n_layer=2, n_head=2, rotary_dim=8, n_positions=2048, seed=3)
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+    return folders
 
 
 @pytest.fixture(scope="session")

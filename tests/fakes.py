@@ -62,14 +62,16 @@ class FakeBackend:
                  gate: threading.Event | None = None):
         self.tokens = PromptTokens(ByteTokenizer())
         self.context_length = context_length
+        self.memory_bytes = None
         self.bug = bug
         self.rules = rules
         self.gate = gate
         self.calls: list[tuple[str, int]] = []
         self._lock = threading.Lock()
 
-    def label_logprobs(self, prefix: str, requests: list[str], labels: tuple[str, ...]) -> list[list[float]]:
+    def logprobs(self, prefix: str, requests: list[str], continuations: tuple[str, ...]) -> list[list[float]]:
         self._called(prefix, requests)
+        labels = tuple(continuation.strip() for continuation in continuations)
         return [[math.log(score) for score in expected_scores(request, labels, self.rules).values()]
                 for request in requests]
 

@@ -13,7 +13,7 @@ from gradio.utils import get_upload_folder
 from servers import ApiStream, PageClient, stored_texts
 
 from bench.app_process import running_app
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 from playground.scratch import runs_folder
 
 CLIENTS = 8

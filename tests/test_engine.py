@@ -12,7 +12,7 @@ from moderation.loader import open_moderator
 from moderation.policy import CARD
 from moderation.prompt import TRUNCATION_MARKER
 from moderation.settings import Settings
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 TEXTS = [
     "I want to call in sick",
@@ -83,7 +83,8 @@ def test_greedy_decoding_yields_every_label_the_model_is_sure_of(demo_moderator)
     generated = demo_moderator.moderate(texts, mode="generate")
     tokens = demo_moderator.backend.tokens
     prompts = [prompt_ids(demo_moderator, result.text) for result in scored]
-    logprobs = continuation_logprobs(demo_moderator.backend.model, prompts, tokens.label_ids(CARD.listed),
+    endings = tokens.continuation_ids(PromptTemplate().continuations)
+    logprobs = continuation_logprobs(demo_moderator.backend.model, prompts, endings,
                                      tokens.tokenizer.pad_token_id)
     sure = [i for i, result in enumerate(scored) if logprobs[i, LABELS.index(result.label)].exp() > 0.5]
     assert len(sure) >= len(texts) / 3, "a calibrated model is sure of fewer texts, but of many"

@@ -14,7 +14,7 @@ from moderation.evaluate.metrics import compute_metrics
 from moderation.labelled_files import HELDOUT_FILE, POOL_FILE, SEED_FILE, read_labelled
 from moderation.labels import LABELS, SEVERITY
 from moderation.policy import CARD
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 C, POSSIBLY, PROBABLY, CAUTION, INTERVENTION = SEVERITY
 

@@ -12,7 +12,7 @@ from servers import PageClient
 
 from moderation.evaluate import heldout_gold
 from moderation.evaluate.intervals import run_intervals
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 DRAFT = {"headers": ["text", "label"],
          "data": [["Have a lovely day", "casual"], ["I will hurt you", "needs intervention"]]}

@@ -10,7 +10,7 @@ from moderation.evaluate.gold import GoldSet
 from moderation.labels import SEVERITY
 from moderation.policy import CARD
 from moderation.settings import Settings
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 C, POSSIBLY, PROBABLY, CAUTION, INTERVENTION = SEVERITY
 

@@ -66,7 +66,7 @@ from moderation.labelled_files import HELDOUT_FILE, read_examples, read_labelled
 from moderation.labels import LABELS
 from moderation.policy import CARD
 from moderation.prompt import TRUNCATION_MARKER
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 from moderation.training.__main__ import main as train_main
 from moderation.training.report import report_text
 from playground.server import main as server_main

@@ -13,7 +13,7 @@ from servers import PageClient, running_in_process
 from feedback.splits import TEST_SHARE, split_for
 from moderation.labels import LABELS
 from moderation.policy import CARD
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 TWO_EXAMPLES = [["Have a lovely day", "casual"], ["Get lost, nobody wants you here", "probably needs caution"]]
 CARD = [[example.text, example.label] for example in CARD.examples]

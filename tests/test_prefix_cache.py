@@ -9,7 +9,7 @@ from moderation.loader import open_moderator
 from moderation.policy import CARD
 from moderation.prompt import Example
 from moderation.settings import Settings
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 TEMPLATES = {
     "card": PromptTemplate(),

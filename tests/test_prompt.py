@@ -5,7 +5,7 @@ import pytest
 from moderation.labelled_files import read_examples, read_labelled
 from moderation.policy import CARD
 from moderation.prompt import Example, format_record, normalize_text, parse_record
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 CARD_PROMPT = """Possible labels:
 1. casual

@@ -18,9 +18,8 @@ from transformers import AutoConfig, AutoTokenizer
 from bench.app_process import free_port
 from moderation.backends.remote import RemoteBackend, RemoteError, continuation_logprob, ordered_choices
 from moderation.engine import Moderator
-from moderation.policy import CARD
 from moderation.prompt import TRUNCATION_MARKER
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 LONG = "I hate this job and everyone in it, " * 60
 TEXTS = [
@@ -105,7 +104,8 @@ def test_prompts_travel_as_the_local_token_ids(tiny_server, tiny_model_dir, tiny
     remote.moderate(TEXTS[5:6])
     template, tokens = PromptTemplate(), tiny_moderator.backend.tokens
     prompt = tokens.prompt(template.prefix, template.request(TEXTS[5]))
-    assert [body["prompt"] for body in sent] == [[prompt + label for label in tokens.label_ids(CARD.listed)]]
+    endings = tokens.continuation_ids(PromptTemplate().continuations)
+    assert [body["prompt"] for body in sent] == [[prompt + ending for ending in endings]]
 
 
 def test_the_demo_model_is_confident_so_the_comparison_means_something(demo_server, demo_model_dir):
@@ -162,7 +162,7 @@ def test_server_down_is_a_clear_error_quickly(tiny_model_dir):
     )
     started = time.monotonic()
     with pytest.raises(RemoteError, match="Is the vLLM server running") as error:
-        backend.label_logprobs("Input:", [" hi\nOutput:"], CARD.listed)
+        backend.logprobs("Input:", [" hi\nOutput:"], PromptTemplate().continuations)
     assert time.monotonic() - started < 3
     assert f"{url}/v1/completions" in str(error.value) and "--base-url" in str(error.value)
     assert "2 attempts" in str(error.value)

@@ -13,7 +13,7 @@ from moderation.errors import InvalidInput
 from moderation.labels import LABELS
 from moderation.policy import CARD
 from moderation.settings import DEFAULT_INTERVENTION, Settings
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 from playground.service import Limits
 
 TWO_EXAMPLES = [{"text": "Have a lovely day", "label": "casual"},

@@ -7,7 +7,6 @@ from collections import Counter
 
 import pytest
 import torch
-from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file
 from transformers import TrainingArguments
 
@@ -22,11 +21,11 @@ from moderation.labelled_files import HELDOUT_FILE
 from moderation.loader import open_moderator
 from moderation.policy import CARD
 from moderation.prompt import format_record
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 from moderation.training.__main__ import main as train_main
 from moderation.training.data import IGNORE, WordDropout, pack_records, prepare, stratified_split
 from moderation.training.recipe import Recipe
-from moderation.training.trainer import LORA_TARGETS, LabelLossTrainer, PackingCollator, learning_rate_for, method_for
+from moderation.training.trainer import LabelLossTrainer, PackingCollator, learning_rate_for, method_for, with_lora
 from moderation.versions import ModelVersion
 
 FEW = [("you are wonderful", "casual"), ("I will hurt them", "needs intervention")]
@@ -62,8 +61,8 @@ def test_the_loss_at_the_label_positions_alone_is_the_models_own(tiny_model_dir,
     gradients equal those of the model's own loss over the packed labels (every position's logits)."""
     model, tokenizer = load_model(str(tiny_model_dir))
     if method == "lora":
-        model = get_peft_model(model, LoraConfig(r=4, target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM"))
-    batch = PackingCollator(tokenizer, per_sequence=3, max_length=256, policy=CARD)(split_seed()[0][:10])
+        model = with_lora(model, Recipe(lora_r=4, lora_dropout=0.0))  # no dropout: both passes see one model
+    batch = PackingCollator(tokenizer, per_sequence=3, max_length=256, template=PromptTemplate())(split_seed()[0][:10])
     trainer = LabelLossTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
                                                                    report_to="none"))
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
@@ -158,7 +157,8 @@ def test_lora_training_writes_an_adapter_with_its_version(cli, tiny_model_dir, t
     assert "step 3/6 eval_loss" in run.stdout
     config = json.loads((out / "adapter_config.json").read_text())
     assert (config["r"], config["lora_alpha"]) == (4, 8)
-    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"}
+    assert {name.rsplit(".", 1)[-1] for name in config["target_modules"]} == {
+        "q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"}, "GPT-J's attention and MLP projections"
     version = ModelVersion.read(out)
     assert (version.kind, version.base_model, version.training["held_out"]) == ("lora", str(tiny_model_dir), 12)
     assert version.name.startswith(f"{tiny_model_dir.name}-lora-") and f"Saved {version.name} (lora)" in run.stdout
@@ -223,12 +223,13 @@ def test_the_cli_serves_an_adapter_and_names_its_version(cli, tiny_adapter_dir):
 
 
 def test_the_apps_own_options_serve_an_adapter_on_its_base(tiny_model_dir, tiny_adapter_dir):
-    from moderation.command_line import open_model
+    from moderation.command_line import open_models
     from playground.server import parse_args
 
     adapter = ["--adapter", str(tiny_adapter_dir)]
     for argv in (adapter, ["--model", str(tiny_model_dir), *adapter]):  # without --model: the base it names
-        moderator = open_model(parse_args(argv))
+        (served,) = open_models(parse_args(argv))
+        moderator = served.moderator
         assert moderator.name == moderator.version.name == ModelVersion.read(tiny_adapter_dir).name
         assert moderator.moderate(["hello there"])[0].model == moderator.name
 
@@ -325,12 +326,17 @@ def test_calibration_keeps_the_temperature_with_the_lowest_log_loss(tiny_model_d
 
 
 @pytest.mark.slow
-def test_demo_build_is_deterministic(tmp_path):
+def test_demo_build_is_deterministic_and_shows_its_progress_on_stderr(tmp_path, capfd):
+    """Two builds give the same bytes; the progress goes to stderr, so a command's stdout (its JSON) stays whole
+    when the demo model is built on first use."""
     recipe = DemoRecipe(vocab_size=300, n_embd=16, n_layer=1, n_head=2, rotary_dim=4, temperatures=(1.0, 2.0),
                         validation_fraction=0.05,
                         training=Recipe(method="full", learning_rate=1e-3, max_steps=4, eval_steps=2))
     first = build_demo_model(tmp_path / "a", recipe, progress=False)
-    second = build_demo_model(tmp_path / "b", recipe, progress=False)
+    capfd.readouterr()
+    second = build_demo_model(tmp_path / "b", recipe, progress=True)
+    shown = capfd.readouterr()
+    assert shown.out == "" and "step 4/4" in shown.err
     assert first == second
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

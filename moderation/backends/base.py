@@ -10,13 +10,16 @@ MAX_NEW_TOKENS = 10
 
 
 class Backend(Protocol):
-    """Scores a policy's labels after prompts, and generates greedily, for one model."""
+    """Scores continuations after prompts, and generates greedily, for one model."""
 
     tokens: PromptTokens
     context_length: int
+    memory_bytes: int | None
+    """The memory the model's weights take here (None when it runs elsewhere)."""
 
-    def label_logprobs(self, prefix: str, requests: list[str], labels: tuple[str, ...]) -> list[list[float]]:
-        """log p(`` <label>\\n`` | prefix + request) for each request and each of ``labels``, in their order."""
+    def logprobs(self, prefix: str, requests: list[str], continuations: tuple[str, ...]) -> list[list[float]]:
+        """log p(continuation | prefix + request) for each request and each of ``continuations``, in their order:
+        the sum of the continuation's token log-probabilities (a template says what the continuations are)."""
 
     def generate(self, prefix: str, requests: list[str]) -> list[str]:
         """The greedy continuation of each prompt, up to (not including) the first newline."""

@@ -18,7 +18,7 @@ from .tokens import PromptTokens
 
 
 class RemoteBackend:
-    """Scores labels and generates through a completions server that serves ``model``.
+    """Scores continuations and generates through a completions server that serves ``model``.
 
     ``base_url`` is the server's root (``http://host:8000``) or its OpenAI base URL (``.../v1``);
     ``tokenizer`` is the served checkpoint's: prompts are tokenized with it and sent as token ids.
@@ -44,6 +44,7 @@ class RemoteBackend:
         self.model = model
         self.tokens = PromptTokens(tokenizer)
         self.context_length = context_length
+        self.memory_bytes = None
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -64,20 +65,20 @@ class RemoteBackend:
                                  f"{error}. Give a model id in the local cache or a local folder.") from None
         return cls(base_url, served or model, tokenizer, context_length=context_length(config), **options)
 
-    def label_logprobs(self, prefix: str, requests: list[str], labels: tuple[str, ...]) -> list[list[float]]:
-        """log p(`` <label>\\n`` | prefix + request) for each request and each of ``labels``, in their order."""
-        labels = self.tokens.label_ids(labels)
-        prompts = [self.tokens.prompt(prefix, request) + label for request in requests for label in labels]
+    def logprobs(self, prefix: str, requests: list[str], continuations: tuple[str, ...]) -> list[list[float]]:
+        """log p(continuation | prefix + request) for each request and each of ``continuations``, in their order."""
+        endings = self.tokens.continuation_ids(continuations)
+        prompts = [self.tokens.prompt(prefix, request) + ending for request in requests for ending in endings]
         body, generated = self._echo(prompts)
         try:
             choices = ordered_choices(body, len(prompts))
             flat = [
-                continuation_logprob(choice, len(prompt), len(label), generated)
-                for choice, prompt, label in zip(choices, prompts, cycle(labels))
+                continuation_logprob(choice, len(prompt), len(ending), generated)
+                for choice, prompt, ending in zip(choices, prompts, cycle(endings))
             ]
         except (ValueError, TypeError) as error:
             raise self._shape_error(f"{error}", "the OpenAI completions shape with echo + logprobs") from None
-        return [flat[start : start + len(labels)] for start in range(0, len(flat), len(labels))]
+        return [flat[start : start + len(endings)] for start in range(0, len(flat), len(endings))]
 
     def generate(self, prefix: str, requests: list[str]) -> list[str]:
         """Greedy continuations of each prompt, up to the first newline."""

@@ -7,8 +7,6 @@ merge across the seam, so cached, packed, remote and reference paths all see the
 
 from functools import lru_cache
 
-from ..prompt import continuation
-
 PREFIXES_KEPT = 8
 """Templates whose prefix ids are kept (the server's default and a few reviewers' drafts)."""
 
@@ -19,7 +17,7 @@ class PromptTokens:
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         self.prefix = lru_cache(maxsize=PREFIXES_KEPT)(self._prefix)
-        self.label_ids = lru_cache(maxsize=PREFIXES_KEPT)(self._label_ids)
+        self.continuation_ids = lru_cache(maxsize=PREFIXES_KEPT)(self._continuation_ids)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens."""
@@ -36,6 +34,6 @@ class PromptTokens:
     def _prefix(self, prefix: str) -> tuple[int, ...]:
         return tuple(self.encode(prefix))
 
-    def _label_ids(self, labels: tuple[str, ...]) -> list[list[int]]:
-        """The token ids of each label's continuation `` <label>\\n``, in the order of ``labels``."""
-        return [self.encode(continuation(label)) for label in labels]
+    def _continuation_ids(self, continuations: tuple[str, ...]) -> list[list[int]]:
+        """The token ids of each continuation, each tokenized alone, in their order."""
+        return [self.encode(text) for text in continuations]

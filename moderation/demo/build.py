@@ -2,6 +2,7 @@
 the calibration and the figures kept in ``metrics.json``."""
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ..labelled_files import HELDOUT_FILE
 from ..labels import SEVERITY
 from ..policy import CARD
 from ..prompt import format_record
+from ..templates import PromptTemplate
 from ..training.data import TrainingData, stratified_split
 from ..training.trainer import fine_tune
 from .recipe import DEMO_NAME, DemoRecipe, split_seed
@@ -44,7 +46,8 @@ def build_demo_model(target: Path, recipe: DemoRecipe = DemoRecipe(), *, progres
     )
     with written_whole(target, replace=True) as folder:
         trained = fine_tune(model, tokenizer, TrainingData(train_records, validation), recipe.training,
-                            folder / ".checkpoints", CARD, log=print if progress else lambda line: None)
+                            folder / ".checkpoints", PromptTemplate(CARD),
+                            log=log_to_stderr if progress else lambda line: None)
         temperature = calibrate(trained.model, tokenizer, validation, recipe.temperatures)
         calibrated = Moderator(LocalBackend(trained.model, tokenizer), DEMO_NAME)
         metrics = {
@@ -63,6 +66,11 @@ def build_demo_model(target: Path, recipe: DemoRecipe = DemoRecipe(), *, progres
         tokenizer.save_pretrained(folder)
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def log_to_stderr(line: str) -> None:
+    """A line of the build's progress, on stderr: what a command prints on stdout stays its output alone."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def new_gptj(tokenizer, *, n_embd, n_layer, n_head, rotary_dim, n_positions=2048, dropout=0.0, seed=0):

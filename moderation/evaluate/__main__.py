@@ -1,8 +1,9 @@
-"""Command line: measure a model and a prompt on a gold set and store the run, compare two stored runs, or put a
-version to the gate.
+"""Command line: measure a model and a prompt on a gold set and store the run, rank several models on one gold set
+(a leaderboard: each model's run is stored), compare two stored runs, or put a version to the gate.
 
     python -m moderation.evaluate --data FILE | --accepted [--model M] [--adapter DIR] [--examples FILE] [--threshold T]
                                   [--mode score|generate] [--include-trained] [--db feedback.db] [--json]
+    python -m moderation.evaluate --data FILE | --accepted --model A --model B ... [--policy FILE] [--json]
     python -m moderation.evaluate --compare RUN_A RUN_B [--db feedback.db] [--json]
     python -m moderation.evaluate --gate SERVING CANDIDATE --data FILE | --accepted [--max-benign-regressions N]
                                   [--min-gate-texts N] [--examples FILE] [--threshold T] [--db feedback.db] [--json]
@@ -20,13 +21,23 @@ from tqdm.auto import tqdm
 
 from feedback.store import FeedbackStore
 
-from ..command_line import add_mode_option, add_model_options, add_settings_options, open_model, settings_from
+from ..command_line import (
+    add_mode_option,
+    add_model_options,
+    add_settings_options,
+    model_specs,
+    open_models,
+    shared_policy,
+)
 from ..demo.recipe import DEMO_NOTICE
 from ..errors import USER_ERRORS
 from ..loader import open_reference
+from ..models import ModelSpec, ServedModel, declared_policy, served_as
 from . import compare, evaluate, gate_gold, gold_from_verdicts, heldout_gold, read_gold
 from .gate import MAX_BENIGN_REGRESSIONS, MIN_GATE_TEXTS, GateRules, gate, gate_runs
-from .report import comparison_report, gate_report, run_report
+from .gold import GoldSet
+from .leaderboard import leaderboard, timed_run
+from .report import comparison_report, gate_report, leaderboard_report, run_report
 
 REFUSED = 1
 """The exit code of a refusal by the gate."""
@@ -73,9 +84,7 @@ def main(argv=None) -> int:
             decision = run_gate(args)
             shown = decision if args.json else gate_report(decision, text=str)
         else:
-            run, conflicts = run_evaluation(args)
-            shown = run_json(run, conflicts, args.accepted) if args.json else \
-                run_report(run, conflicts=conflicts, detail=True, text=str)
+            shown = labelled(args)
     except (*USER_ERRORS, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -83,44 +92,71 @@ def main(argv=None) -> int:
     return REFUSED if args.gate and not decision["allowed"] else 0
 
 
-def run_evaluation(args) -> tuple[dict, tuple]:
-    """Label the gold set and store the run; returns the stored run and the gold set's conflicts."""
-    settings = settings_from(args)
+def labelled(args):
+    """The model the options name on the gold set (its stored run), or several ranked (the leaderboard): what to
+    print. A bad gold set is refused before any model loads."""
+    gold = gold_for(args, declared_policy(model_specs(args)[0], shared_policy(args)))
+    models = open_models(args)
+    if len(models) > 1:
+        board = run_leaderboard(gold, models, args.db)
+        return board if args.json else leaderboard_report(board, text=str)
+    run = run_evaluation(args, gold, models[0])
+    return run_json(run, gold.conflicts, args.accepted) if args.json else \
+        run_report(run, conflicts=gold.conflicts, detail=True, text=str)
+
+
+def run_evaluation(args, gold: GoldSet, served: ServedModel) -> dict:
+    """Label ``gold`` with ``served`` and store the run; returns the stored run."""
+    with progress_bar() as shown:
+        run = evaluate(served.moderator, gold, served.settings, args.mode, progress=shown,
+                       include_trained=args.include_trained)
+    if served.moderator.demo:
+        print(f"Note: {DEMO_NOTICE}", file=sys.stderr)
+    return store_runs(args.db, (served.settings, run))[0]
+
+
+def run_leaderboard(gold: GoldSet, models: list[ServedModel], db: str) -> dict:
+    """Every model on ``gold`` (each in its own format and policy, whose labels must be the gold set's), timed; the
+    runs stored in ``db``; the leaderboard (:func:`~moderation.evaluate.leaderboard.leaderboard`)."""
+    entries = []
+    for model in models:
+        with progress_bar(model.name) as shown:
+            run, speed = timed_run(model.moderator, gold, model.settings, progress=shown)
+        entries.append((model.name, run, speed))
+    stored = store_runs(db, *((model.settings, run) for model, (_, run, _) in zip(models, entries)))
+    return leaderboard([(name, run, speed) for (name, _, speed), run in zip(entries, stored)])
+
+
+def gold_for(args, policy) -> GoldSet:
+    """The gold set the options name (a file, or the accepted verdicts in ``--db``), labelled in ``policy``."""
     if args.accepted:
         with FeedbackStore(args.db) as store:
-            gold = gold_from_verdicts(store.evaluations.accepted_labels(), settings.policy)
-    else:
-        gold = read_gold(args.data, settings.policy)
-    moderator = open_model(args)
-    moderator.check_settings(settings)
-    with progress_bar() as shown:
-        run = evaluate(moderator, gold, settings, args.mode, progress=shown, include_trained=args.include_trained)
-    if moderator.demo:
-        print(f"Note: {DEMO_NOTICE}", file=sys.stderr)
-    return store_runs(args.db, settings, run)[0], gold.conflicts
+            return gold_from_verdicts(store.evaluations.accepted_labels(), policy)
+    return read_gold(args.data, policy)
 
 
 def run_gate(args) -> dict:
-    """Both models' runs on the gold texts neither trained on, stored, and the gate's decision on them."""
+    """Both models' runs on the gold texts neither trained on, stored, and the gate's decision on them (in the
+    candidate's format and policy, or ``--policy``)."""
     rules = GateRules(args.max_benign_regressions, args.min_gate_texts)
-    settings = settings_from(args)
+    shared = shared_policy(args)
+    serving, candidate = (served_as(ModelSpec(None, reference), open_reference(reference, progress=False), shared,
+                                    threshold=args.threshold) for reference in args.gate)
+    settings = serving.moderator.check_settings(candidate.settings)
     if args.accepted:
         with FeedbackStore(args.db) as store:
             gold = gate_gold(store.evaluations.judging_labels(), heldout_gold())
     else:
         gold = read_gold(args.data, settings.policy)
-    serving, candidate = (open_reference(reference, progress=False) for reference in args.gate)
-    for moderator in (serving, candidate):
-        moderator.check_settings(settings)
     with progress_bar() as shown:
-        runs = gate_runs(serving, candidate, gold, settings, progress=shown)
-    return gate(*store_runs(args.db, settings, *runs), rules)
+        runs = gate_runs(serving.moderator, candidate.moderator, gold, settings, progress=shown)
+    return gate(*store_runs(args.db, *((settings, run) for run in runs)), rules)
 
 
 @contextlib.contextmanager
-def progress_bar():
+def progress_bar(what: str = "Evaluating"):
     """A progress bar of the texts labelled, told as ``evaluate`` tells of them (shown only at a terminal)."""
-    with tqdm(desc="Evaluating", unit="text", disable=None) as bar:
+    with tqdm(desc=what, unit="text", disable=None) as bar:
 
         def shown(done: int, total: int) -> None:
             bar.total = total
@@ -129,11 +165,12 @@ def progress_bar():
         yield shown
 
 
-def store_runs(db: str, settings, *runs: dict) -> list[dict]:
-    """``runs`` stored in the database ``db`` (with their template), as stored."""
+def store_runs(db: str, *runs: tuple) -> list[dict]:
+    """``runs``, each (its settings, the run), stored in the database ``db`` with their templates, as stored."""
     with FeedbackStore(db) as store:
-        store.save_template(settings.template.id, settings.template.to_json())
-        return [store.evaluations.save(run) for run in runs]
+        for settings, _ in runs:
+            store.save_template(settings.template.id, settings.template.to_json())
+        return [store.evaluations.save(run) for _, run in runs]
 
 
 def run_json(run: dict, conflicts, accepted: bool) -> dict:

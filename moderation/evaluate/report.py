@@ -130,6 +130,25 @@ def gate_report(decision: dict, *, text: Text = markdown_text) -> str:
                                                    text=text)])
 
 
+def leaderboard_report(board: dict, *, text: Text = markdown_text) -> str:
+    """The leaderboard (:func:`~moderation.evaluate.leaderboard.leaderboard`): a row a model, best macro-F1 first,
+    then every text some model gets wrong with each model's label."""
+    gold = board["gold"]
+    header = ["model", "accuracy", "macro-F1", "AUPRC flagged", "benign flags", "p50 ms (one text)", "labels/s", "run"]
+    rows = [[text(row["model"]), f"{row['accuracy']:.1%}", figure_text(row["macro_f1"]),
+             figure_text(row["auprc_flagged"]), str(row["benign_flags"]), f"{row['p50_ms']:.1f}",
+             f"{row['labels_per_second']:.1f}", f"#{row['run']}"] for row in board["rows"]]
+    lines = [f"**{len(board['rows'])} models on the {text(gold['name'])}** ({gold['size']} texts), best macro-F1 "
+             "first:", "", _table(header, rows)]
+    if board["wrong"]:
+        names = [row["model"] for row in board["rows"]]
+        lines += ["", f"Texts some model gets wrong ({len(board['wrong'])}):", "",
+                  _table(["text", "gold", *map(text, names)],
+                         [[text(item["text"]), item["gold"], *(item["labels"][name] or "-" for name in names)]
+                          for item in board["wrong"]])]
+    return "\n".join(lines)
+
+
 def mcnemar_text(test: dict, a: str, b: str) -> str:
     """McNemar's exact test in words: how many texts only each run gets right, and the p-value."""
     return (f"McNemar's exact test: only {a} is right on {test['a_only']} texts, only {b} on {test['b_only']}; "

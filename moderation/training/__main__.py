@@ -20,8 +20,10 @@ from ..backends.local.loading import load_model
 from ..errors import USER_ERRORS, InvalidInput
 from ..labelled_files import SEED_FILE, read_labelled
 from ..loader import local_model
+from ..models import family_format
 from ..policy import CARD, read_policy
 from ..prompt import text_hash
+from ..templates import FORMATS, template_for
 from ..versions import REPORT_MD, ModelVersion, model_reference, version_name
 from .data import HELD_OUT_FRACTION, prepare
 from .recipe import Recipe
@@ -51,6 +53,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="share of --data held out without --eval-data (default: %(default)s)")
     parser.add_argument("--policy", metavar="FILE", help="the policy the records are labelled in, whose header and "
                         "labels the model learns (a TOML file like those in policies/; default: the model card's)")
+    parser.add_argument("--format", choices=FORMATS, help="the prompt format the model learns to answer in (default: "
+                        "its family's: llama-guard for Llama Guard, yes-no for ShieldGemma and Granite Guardian, else "
+                        "card)")
     parser.add_argument("--replay", metavar="FILE", help="examples in the policy mixed in so the model keeps what it "
                         "knew (default: the seed set, for the card's policy; none for another)")
     parser.add_argument("--replay-ratio", type=float, default=1.0,
@@ -103,6 +108,7 @@ def main(argv=None) -> int:
     try:
         check_free(out, replace=args.force)
         policy = read_policy(args.policy) if args.policy else CARD
+        template = template_for(args.format or family_format(args.model), policy)
         replay = args.replay or (SEED_FILE if policy.labels == CARD.labels else None)
         data = prepare(read_labelled(args.data, policy),
                        held_out=read_labelled(args.eval_data, policy) if args.eval_data else None,
@@ -127,13 +133,14 @@ def main(argv=None) -> int:
         trained_texts=sorted({text_hash(text) for text, _ in data.train}),
         started_by=args.started_by,
         policy=policy.fields(),
+        format=template.format,
     )
     gold = held_out_gold(data.held_out, policy)
-    before = measure(model, tokenizer, base_name, gold)
+    before = measure(model, tokenizer, base_name, gold, template)
     with written_whole(out, replace=args.force) as folder:
-        trained = fine_tune(model, tokenizer, data, recipe, folder / ".checkpoints", policy,
+        trained = fine_tune(model, tokenizer, data, recipe, folder / ".checkpoints", template,
                             log=lambda line: print(line, flush=True))
-        after = measure(trained.model, tokenizer, version.name, gold)
+        after = measure(trained.model, tokenizer, version.name, gold, template)
         details = {"records": len(data.train), "replayed": data.replayed, "held_out": len(data.held_out),
                    "held_out_loss": round(trained.held_out_loss, 4), "best_step": trained.best_step,
                    "steps": trained.steps, "recipe": {**asdict(recipe), "method": method}}

@@ -1,9 +1,11 @@
 """What a fine-tune learns from and is judged on: curated records, replayed base examples, a held-out split,
 and the packed sequences the model sees.
 
-Records are packed under the prompt's header in the card's layout, several to a sequence, so the model
+In the card's format, records are packed under the policy's header, several to a sequence, so the model
 learns exactly the format it is prompted with; the targets are the label continuations (`` <label>\\n``)
-alone. Nothing here needs torch: the application checks data with it before it starts a training process.
+alone. In another format each record gives a sequence a query it answers, its prompt as the model is asked it and
+the answer (``unsafe`` and the category, or Yes and No) as the target. Nothing here needs torch: the application
+checks data with it before it starts a training process.
 """
 
 import math
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 from sklearn.model_selection import train_test_split
 
 from ..errors import InvalidInput
-from ..prompt import OUTPUT, continuation, record_start, request
+from ..prompt import OUTPUT, continuation, normalize_text, record_start, request
+from ..templates import Template
 
 IGNORE = -100
 """The target of a token that is not learned (the header, texts, padding)."""
@@ -129,3 +132,38 @@ def pack_records(tokenizer, records: list[LabelledText], per_sequence: int, max_
             context = (encode(record_start(first=True)) + encode(f" {text}"))[: room - len(tail)] + tail
         sequences.append((header + context + answer, [IGNORE] * (len(header) + len(context)) + answer, 1))
     return [(ids, targets) for ids, targets, _ in sequences]
+
+
+def training_sequences(tokenizer, records: list[LabelledText], per_sequence: int, max_length: int,
+                       template: Template) -> list[tuple[list, list]]:
+    """Token ids and targets of ``records`` in ``template``'s format: packed under the header in the card's
+    (:func:`pack_records`), a sequence a query otherwise (:func:`answer_sequences`)."""
+    if template.format == "card":
+        return pack_records(tokenizer, records, per_sequence, max_length, template.policy.header)
+    return answer_sequences(tokenizer, records, max_length, template)
+
+
+def answer_sequences(tokenizer, records: list[LabelledText], max_length: int,
+                     template: Template) -> list[tuple[list, list]]:
+    """For each record, a sequence per query its label answers: the query's prompt (prefix and request tokenized
+    apart, as the Moderator does) and the answer, whose tokens alone are the targets. A text too long for the
+    model's context is cut, a tenth at a time, until its longest query fits."""
+
+    def encode(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    sequences = []
+    for text, label in records:
+        answers = template.answers(label)
+        text = normalize_text(text)
+        while True:
+            pairs = [(encode(query.prefix) + encode(query.request), encode(answer))
+                     for query, answer in zip(template.queries(text), answers, strict=True) if answer is not None]
+            if all(len(prompt) + len(answer) <= max_length for prompt, answer in pairs):
+                break
+            if len(text) < 2:
+                raise InvalidInput(f"The {template.format} prompt fills the model's {max_length} tokens: give the "
+                                   "policy fewer or shorter labels and descriptions.", "policy")
+            text = normalize_text(text[: len(text) * 9 // 10])
+        sequences += [(prompt + answer, [IGNORE] * len(prompt) + answer) for prompt, answer in pairs]
+    return sequences

@@ -11,7 +11,7 @@ from ..evaluate.report import comparison_report
 from ..markdown import markdown_text
 from ..policy import Policy
 from ..settings import Settings
-from ..template import PromptTemplate
+from ..templates import Template
 from ..versions import REPORT_JSON, REPORT_MD
 from .data import LabelledText
 
@@ -23,11 +23,11 @@ def held_out_gold(records: list[LabelledText], policy: Policy) -> GoldSet:
     return GoldSet(GOLD_NAME, tuple(records), policy=policy)
 
 
-def measure(model, tokenizer, name: str, gold: GoldSet) -> dict:
-    """An Evaluate run of ``model`` (as it is now: call it before training changes it) on ``gold``, with the prompt
-    of the gold set's policy."""
+def measure(model, tokenizer, name: str, gold: GoldSet, template: Template) -> dict:
+    """An Evaluate run of ``model`` (as it is now: call it before training changes it) on ``gold``, prompted with
+    ``template`` (in the gold set's policy)."""
     model.eval()
-    return evaluate(Moderator(LocalBackend(model, tokenizer), name), gold, Settings(PromptTemplate(gold.policy)))
+    return evaluate(Moderator(LocalBackend(model, tokenizer), name), gold, Settings(template))
 
 
 def write_report(folder: Path, before: dict, after: dict) -> dict:

@@ -1,6 +1,6 @@
 """Fine-tune a moderation model on curated records, with transformers' Trainer and peft.
 
-LoRA on GPT-J's attention and MLP projections is the default for models over 1B parameters, a full
+LoRA on every projection of the model's attention and MLP is the default for models over 1B parameters, a full
 fine-tune below; bf16 on a GPU. The loss counts the label continuations alone, in the card's layout
 (:mod:`moderation.training.data`). Held-out records are never trained on: the checkpoint kept is the one with the
 lowest loss on them (early stopping). :func:`save` writes the adapter (or the merged model) with ``version.json``;
@@ -16,14 +16,16 @@ from peft import LoraConfig, get_peft_model
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..backends.base import context_length
-from ..policy import Policy
+from ..templates import Template
 from ..versions import ModelVersion
-from .data import IGNORE, LabelledText, TrainingData, WordDropout, pack_records
+from .data import IGNORE, LabelledText, TrainingData, WordDropout, training_sequences
 from .progress import progress_line
 from .recipe import Recipe
 
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out")
-"""GPT-J's attention (query, key, value, output) and MLP projections."""
+LORA_TARGETS = "all-linear"
+"""peft's name for every linear layer but the output layer, whatever the architecture calls them: GPT-J's attention
+and MLP projections (``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``, ``fc_in``, ``fc_out``), Llama Guard's and
+ShieldGemma's (``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``, ``gate_proj``, ``up_proj``, ``down_proj``)."""
 LORA_ABOVE = 1_000_000_000
 """Models with more parameters than this are fine-tuned with LoRA unless told otherwise."""
 LEARNING_RATES = {"lora": 2e-4, "full": 1e-5}
@@ -57,10 +59,17 @@ def learning_rate_for(model, method: str) -> float:
     return LEARNING_RATES[method] if model.num_parameters() > LORA_ABOVE else SMALL_MODEL_LEARNING_RATE
 
 
-def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Path, policy: Policy, *,
+def with_lora(model, recipe: Recipe):
+    """``model`` with LoRA adapters of ``recipe``'s rank, scale and dropout on :data:`LORA_TARGETS` (a peft model)."""
+    return get_peft_model(model, LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
+                                            lora_dropout=recipe.lora_dropout, target_modules=LORA_TARGETS,
+                                            task_type="CAUSAL_LM"))
+
+
+def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Path, template: Template, *,
               log=print) -> Trained:
-    """Fine-tune ``model`` on ``data.train`` (records of ``policy``, under its header), keeping the checkpoint with
-    the lowest loss on ``data.held_out``.
+    """Fine-tune ``model`` on ``data.train`` (records of ``template``'s policy, in its format), keeping the checkpoint
+    with the lowest loss on ``data.held_out``.
 
     Checkpoints go to ``workdir``, removed once the best is loaded; ``log`` gets a progress line
     (:mod:`moderation.training.progress`) as training goes.
@@ -70,9 +79,7 @@ def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Pat
     if method == "full":
         model = model.float()  # float32 master weights (a GPU trains in bf16 autocast over them)
     else:
-        model = get_peft_model(model, LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
-                                                 lora_dropout=recipe.lora_dropout,
-                                                 target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM"))
+        model = with_lora(model, recipe)
     records = recipe.batch_size * recipe.per_sequence
     gpu = torch.cuda.is_available()
     arguments = TrainingArguments(
@@ -107,7 +114,7 @@ def fine_tune(model, tokenizer, data: TrainingData, recipe: Recipe, workdir: Pat
     trainer = LabelLossTrainer(
         model=model,
         args=arguments,
-        data_collator=PackingCollator(tokenizer, recipe.per_sequence, context_length(model.config), policy),
+        data_collator=PackingCollator(tokenizer, recipe.per_sequence, context_length(model.config), template),
         train_dataset=WordDropout(data.train, recipe.word_dropout, recipe.seed) if recipe.word_dropout else data.train,
         eval_dataset=data.held_out,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=recipe.patience), ProgressLog(log)],
@@ -151,17 +158,17 @@ class ProgressLog(TrainerCallback):
 
 
 class PackingCollator:
-    """Packs a batch of records into right-padded sequences for the Trainer (see
-    :func:`~moderation.training.data.pack_records`)."""
+    """Turns a batch of records into right-padded sequences for the Trainer, in ``template``'s format (see
+    :func:`~moderation.training.data.training_sequences`)."""
 
-    def __init__(self, tokenizer, per_sequence: int, max_length: int, policy: Policy):
+    def __init__(self, tokenizer, per_sequence: int, max_length: int, template: Template):
         self.tokenizer = tokenizer
         self.per_sequence = per_sequence
         self.max_length = max_length
-        self.header = policy.header
+        self.template = template
 
     def __call__(self, records: list[LabelledText]) -> dict[str, torch.Tensor]:
-        sequences = pack_records(self.tokenizer, records, self.per_sequence, self.max_length, self.header)
+        sequences = training_sequences(self.tokenizer, records, self.per_sequence, self.max_length, self.template)
         width = max(len(ids) for ids, _ in sequences)
         pad = self.tokenizer.pad_token_id
         return {

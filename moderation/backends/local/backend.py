@@ -14,7 +14,7 @@ from .scoring import continuation_logprobs, packed_label_logprobs, prefix_key_va
 
 
 class LocalBackend:
-    """Scores labels and generates with a causal LM loaded here.
+    """Scores continuations and generates with a causal LM loaded here.
 
     With ``prefix_cache`` (the default) each template's prefix is run once and its key/value cache
     reused (for the few templates in use at a time); without it every prompt is run whole (the plain,
@@ -27,6 +27,7 @@ class LocalBackend:
         self.tokens = PromptTokens(tokenizer)
         self.prefix_cache = prefix_cache
         self.context_length = context_length(model.config)
+        self.memory_bytes = model.get_memory_footprint()
         self._tries: dict[tuple[str, ...], LabelTrie] = {}
         self._key_values: OrderedDict[str, list] = OrderedDict()
         self._lock = threading.Lock()
@@ -43,16 +44,16 @@ class LocalBackend:
             weights, version = attach_adapter(weights, adapter, base_name or model)
         return cls(weights, tokenizer, prefix_cache=prefix_cache, version=version)
 
-    def label_logprobs(self, prefix: str, requests: list[str], labels: tuple[str, ...]) -> list[list[float]]:
-        """log p(`` <label>\\n`` | prefix + request) for each request and each of ``labels``, in their order."""
+    def logprobs(self, prefix: str, requests: list[str], continuations: tuple[str, ...]) -> list[list[float]]:
+        """log p(continuation | prefix + request) for each request and each of ``continuations``, in their order."""
         request_ids = [self.tokens.encode(request) for request in requests]
         with self._lock:
             if self.prefix_cache:
                 logprobs = packed_label_logprobs(self.model, self._prefix_key_values(prefix), request_ids,
-                                                 self.label_trie(labels))
+                                                 self.trie(continuations))
             else:
                 prompts = [[*self.tokens.prefix(prefix), *ids] for ids in request_ids]
-                logprobs = continuation_logprobs(self.model, prompts, self.tokens.label_ids(labels),
+                logprobs = continuation_logprobs(self.model, prompts, self.tokens.continuation_ids(continuations),
                                                  self.tokens.tokenizer.pad_token_id)
         return logprobs.tolist()
 
@@ -62,11 +63,11 @@ class LocalBackend:
         with self._lock:
             return generate_greedy(self.model, self.tokens.tokenizer, prompts)
 
-    def label_trie(self, labels: tuple[str, ...]) -> LabelTrie:
-        """The trie of ``labels``' continuations, built once per label set (under the lock)."""
-        if labels not in self._tries:
-            self._tries[labels] = LabelTrie.build(self.tokens.label_ids(labels))
-        return self._tries[labels]
+    def trie(self, continuations: tuple[str, ...]) -> LabelTrie:
+        """The trie of ``continuations``, built once per set of them (under the lock)."""
+        if continuations not in self._tries:
+            self._tries[continuations] = LabelTrie.build(self.tokens.continuation_ids(continuations))
+        return self._tries[continuations]
 
     def _prefix_key_values(self, prefix: str):
         """The prefix's key/value cache, computed once per template while it stays in use (under the lock)."""

@@ -1,21 +1,24 @@
 """A policy's prompt in the card's layout: the header that lists its labels, its few-shot examples as records, and
 the text to label. For the card's own policy this is the model card's prompt, byte for byte."""
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .errors import InvalidInput
-from .policy import CARD, Policy, policy_from
-from .prompt import OUTPUT, Example, continuation, labelled_item, record_start, request
+from ..errors import InvalidInput
+from ..policy import CARD, Policy, policy_from
+from ..prompt import Example, NormalizedText, continuation, labelled_item, record_start, request
+from .base import Query, Template, softmax
 
 
 @dataclass(frozen=True)
-class PromptTemplate:
-    """The header and few-shot examples that precede every text: those of ``policy`` (the card's by default)."""
+class PromptTemplate(Template):
+    """The card's format: the header and few-shot examples that precede every text, those of ``policy`` (the card's
+    by default), and the label's continuation `` <label>\\n`` after it."""
 
     policy: Policy = field(default=CARD)
+    format = "card"
+    reads_context = False
 
     @property
     def examples(self) -> tuple[Example, ...]:
@@ -31,18 +34,24 @@ class PromptTemplate:
 
     request = staticmethod(request)
 
-    def assemble(self, text: str) -> str:
-        """The exact prompt for ``text``: the model continues it with `` <label>\\n``."""
-        return self.prefix + self.request(text)
-
-    def layout(self) -> str:
-        """The prompt with a placeholder where each text goes (what the Prompt tab previews)."""
-        return self.prefix + " <text>" + OUTPUT
+    def queries(self, text: NormalizedText, context: str | None = None) -> list[Query]:
+        """One query: the prefix, the text's request, and each label's continuation (in the prompt's order); the
+        layout has no place for a ``context``."""
+        return [Query(self.prefix, request(text), self.continuations)]
 
     @cached_property
-    def id(self) -> str:
-        """A short, stable hash of the template's content: the version of the policy a prediction was made with."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+    def continuations(self) -> tuple[str, ...]:
+        """`` <label>\\n`` for each label, in the order the prompt lists them."""
+        return tuple(continuation(label) for label in self.policy.listed)
+
+    def scores(self, logprobs: list[list[float]]) -> dict[str, float]:
+        """Each label's probability: the softmax of the labels' log-likelihoods."""
+        (only,) = logprobs
+        return dict(zip(self.policy.listed, softmax(only), strict=True))
+
+    def answers(self, label: str) -> tuple[str]:
+        """The label's continuation."""
+        return (continuation(self.policy.check_label(label)),)
 
     def to_json(self) -> str:
         """The template as stored: for the card's policy its examples (a JSON list of ``{"text", "label"}``, as
