@@ -5,13 +5,14 @@ import json
 
 from moderation.errors import InvalidInput
 from moderation.evaluate.report import describe
-from moderation.labels import check_label, check_threshold
+from moderation.policy import Policy
 from moderation.results import MODES
 
 from .connection import Connection
 from .ids import row_id
 from .rows import now
 from .shadows import DISAGREE
+from .templates import Templates
 
 RECENT = 10
 """How many runs an unknown run id's error lists."""
@@ -33,10 +34,12 @@ _RUN_COLUMNS = ("model", "version", "template", "threshold", "mode", "gold_name"
 
 
 class Evaluations:
-    """Evaluation runs in a :class:`~feedback.store.FeedbackStore`'s database (under its lock)."""
+    """Evaluation runs in a :class:`~feedback.store.FeedbackStore`'s database (under its lock), each checked in the
+    policy of its template (read through ``templates``)."""
 
-    def __init__(self, connection: Connection):
+    def __init__(self, connection: Connection, templates: Templates):
         self.db = connection.db
+        self.templates = templates
         self._lock = connection.lock
         self._transaction = connection.transaction
 
@@ -58,7 +61,7 @@ class Evaluations:
     def save(self, run: dict) -> dict:
         """Store ``run`` (as :func:`moderation.evaluate.evaluate` makes it) and its items in one transaction;
         returns it as stored, with its ``id`` and ``created``. Its template must be saved already."""
-        _check(run)
+        _check(run, self.templates.policy(run["template"]))
         with self._lock:
             with self._transaction():
                 table = self.db["evaluation_runs"].insert(
@@ -98,17 +101,17 @@ class Evaluations:
         return f"No evaluation run {run_id}. The latest runs:\n" + "\n".join(map(describe, recent))
 
 
-def _check(run: dict) -> None:
-    """InvalidInput unless ``run`` names a known mode and threshold and its items carry known labels."""
+def _check(run: dict, policy: Policy) -> None:
+    """InvalidInput unless ``run`` names a known mode and a threshold of ``policy`` and its items carry its labels."""
     if run["mode"] not in MODES:
         raise InvalidInput(f"Unknown mode {run['mode']!r}: use one of {', '.join(MODES)}.")
-    check_threshold(run["threshold"])
+    policy.check_threshold(run["threshold"])
     if not run["items"] or len(run["items"]) != run["gold_size"]:
         raise InvalidInput(f"A run of {run['gold_size']} texts must hold as many items, not {len(run['items'])}.")
     for item in run["items"]:
-        check_label(item["gold"])
+        policy.check_label(item["gold"])
         if item["label"] is not None or run["mode"] == "score":
-            check_label(item["label"])
+            policy.check_label(item["label"])
 
 
 def _decode(row: dict) -> dict:

@@ -1,4 +1,5 @@
-"""Stream feedback out of a feedback store as jsonl: curated texts for retraining, or every verdict for analysis."""
+"""Stream feedback out of a feedback store as jsonl: curated texts for retraining, or every verdict for analysis.
+Each line names the policy its label is in (``"policy": {"name", "id"}``)."""
 
 import json
 from collections.abc import Iterator
@@ -7,15 +8,21 @@ from typing import TextIO
 
 from moderation.atomic_writes import written_atomically
 from moderation.errors import InvalidInput
+from moderation.policy import Policy
 from moderation.prompt import format_record
 
 from .rows import JOINED, filters, where
 
 
-def oig_record(row: dict) -> dict:
-    """The training example for a text: ``Input: <text>\nOutput: <curated label>``, and its split (train, test, or
-    None before it is accepted)."""
-    return {"text": format_record(row["text"], row["label"]), "split": row["split"]}
+def oig_record(row: dict, policy: Policy) -> dict:
+    """The training example for a text: ``Input: <text>\nOutput: <curated label>``, its split (train, test, or
+    None before it is accepted) and the ``policy`` its label is in."""
+    return {"text": format_record(row["text"], row["label"]), "split": row["split"], "policy": policy_named(policy)}
+
+
+def policy_named(policy: Policy) -> dict:
+    """How an exported line names its policy: ``{"name", "id"}`` (the id changes with any change of the policy)."""
+    return {"name": policy.name, "id": policy.id}
 
 
 def verdict_rows(store, *, status=None, since=None, split=None, batch_size=1000):
@@ -28,8 +35,10 @@ def verdict_rows(store, *, status=None, since=None, split=None, batch_size=1000)
 
 
 FORMATS = {
-    "oig": lambda store, chosen: map(oig_record, store.curation.curated_labels(**chosen)),
-    "full": lambda store, chosen: verdict_rows(store, **chosen),
+    "oig": lambda store, chosen: (oig_record(row, store.policy(row["template"]))
+                                  for row in store.curation.curated_labels(**chosen)),
+    "full": lambda store, chosen: ({**row, "policy": policy_named(store.policy(row["template"]))}
+                                   for row in verdict_rows(store, **chosen)),
 }
 """Export formats: one training example per text with its curated label (see ``Curation.curated_labels``: a text
 judged several times appears once), or every field of every verdict and its prediction."""

@@ -414,7 +414,7 @@ class PlaygroundService:
 
     def stats(self) -> dict:
         """Every figure of the feedback: counts, label mix, confusion, agreement, daily figures, the queue."""
-        return summary(self.store)
+        return summary(self.store, self._settings.policy)
     # Evaluation
 
     def gold_set(self, source: str, path: str | Path | None = None) -> evaluation.GoldSet:
