@@ -117,7 +117,8 @@ class Curation:
         """Set the status and/or the label of the verdicts ``shown`` (``{id: the updated time the curator was shown, or
         None to act on it as it is}``) in one transaction, recorded as one batch that :meth:`undo` takes back.
 
-        A relabelled verdict becomes "right" when its label is the model's, else "wrong". When any of them changed
+        A relabelled verdict becomes "right" when its label is the model's, else "wrong"; Conflict, and nothing changes,
+        when the label is not one of a verdict's policy (its prediction's). When any of them changed
         since it was shown (or is gone), Conflict says which and what changed, and nothing changes. Returns
         ``{"batch": its id (None when nothing needed a change), "changed": [rows as now], "unchanged": [rows]}``.
         """
@@ -249,7 +250,7 @@ class Curation:
         changes = {}
         for verdict_id, row in rows.items():
             if label is not None:
-                checked_label(self.templates.policy_held(row["template"]), label, f"The {named(row)}")
+                checked_label(self.templates.policy_held(row["template"]), label, f"The {named(row)}", Conflict)
             new = {"status": status} if status not in (None, row["status"]) else {}
             if label not in (None, row["label"]):
                 new.update(label=label, verdict="right" if label == row["model_label"] else "wrong")

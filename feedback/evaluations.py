@@ -18,7 +18,7 @@ RECENT = 10
 """How many runs an unknown run id's error lists."""
 
 _ACCEPTED = """
-select predictions.text, coalesce(final_labels.label, verdicts.label)
+select predictions.text, coalesce(final_labels.label, verdicts.label), predictions.template
 from verdicts join predictions on predictions.id = verdicts.prediction_id
   left join final_labels on final_labels.text = predictions.text
   left join splits on splits.text = predictions.text
@@ -43,20 +43,23 @@ class Evaluations:
         self._lock = connection.lock
         self._transaction = connection.transaction
 
-    def accepted_labels(self) -> list[tuple[str, str]]:
+    def accepted_labels(self, policy: Policy | None = None) -> list[tuple[str, str]]:
         """(text, label) of every accepted verdict, from the one accepted (or relabelled) first to the latest; the
-        curator's final label stands in for the verdicts' labels of a text that has one."""
-        return self._labels("true")
+        curator's final label stands in for the verdicts' labels of a text that has one. With ``policy``, only the
+        verdicts on predictions made in a policy with its labels."""
+        return self._labels("true", policy)
 
-    def judging_labels(self) -> list[tuple[str, str]]:
+    def judging_labels(self, policy: Policy | None = None) -> list[tuple[str, str]]:
         """(text, label) of the accepted verdicts that judge a version (:meth:`accepted_labels` of the texts of the
         test split, and of those a shadow and the serving model disagreed on: they go to the gate set, whichever
-        split they are in, and an evaluation leaves out those a version trained on)."""
-        return self._labels(_JUDGING)
+        split they are in, and an evaluation leaves out those a version trained on); ``policy`` as there."""
+        return self._labels(_JUDGING, policy)
 
-    def _labels(self, kept: str) -> list[tuple[str, str]]:
+    def _labels(self, kept: str, policy: Policy | None) -> list[tuple[str, str]]:
         with self._lock:
-            return [tuple(row) for row in self.db.execute(_ACCEPTED.format(kept=kept)).fetchall()]
+            rows = self.db.execute(_ACCEPTED.format(kept=kept)).fetchall()
+            return [(text, label) for text, label, template in rows
+                    if policy is None or self.templates.policy_held(template).labels == policy.labels]
 
     def save(self, run: dict) -> dict:
         """Store ``run`` (as :func:`moderation.evaluate.evaluate` makes it) and its items in one transaction;

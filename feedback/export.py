@@ -35,21 +35,26 @@ def verdict_rows(store, *, status=None, since=None, split=None, batch_size=1000)
 
 
 FORMATS = {
-    "oig": lambda store, chosen: (oig_record(row, store.policy(row["template"]))
-                                  for row in store.curation.curated_labels(**chosen)),
-    "full": lambda store, chosen: ({**row, "policy": policy_named(store.policy(row["template"]))}
-                                   for row in verdict_rows(store, **chosen)),
+    "oig": (lambda store, chosen: store.curation.curated_labels(**chosen), oig_record),
+    "full": (lambda store, chosen: verdict_rows(store, **chosen),
+             lambda row, policy: {**row, "policy": policy_named(policy)}),
 }
-"""Export formats: one training example per text with its curated label (see ``Curation.curated_labels``: a text
-judged several times appears once), or every field of every verdict and its prediction."""
+"""Export formats, each the rows it reads and the line it makes of a row in its policy: one training example per text
+with its curated label (see ``Curation.curated_labels``: a text judged several times appears once), or every field of
+every verdict and its prediction."""
 
 
-def export_lines(store, *, format="oig", status=None, since=None, split=None) -> Iterator[str]:
-    """The store's feedback as jsonl lines, streamed; arguments are checked before the first line."""
+def export_lines(store, *, format="oig", status=None, since=None, split=None, policy: Policy | None = None
+                 ) -> Iterator[str]:
+    """The store's feedback as jsonl lines, streamed (with ``policy``, only the lines made in a policy with its
+    labels); arguments are checked before the first line."""
     if format not in FORMATS:
         raise InvalidInput(f"Unknown format {format!r}: choose one of {', '.join(FORMATS)}.", "format")
-    rows = FORMATS[format](store, {"status": status, "since": since, "split": split})
-    return (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    read, line = FORMATS[format]
+    rows = read(store, {"status": status, "since": since, "split": split})
+    made = ((row, store.policy(row["template"])) for row in rows)
+    return (json.dumps(line(row, in_policy), ensure_ascii=False) + "\n" for row, in_policy in made
+            if policy is None or in_policy.labels == policy.labels)
 
 
 def export_jsonl(store, out: TextIO, **filters) -> int:

@@ -9,8 +9,8 @@ holds (predictions and verdicts made in another policy), after them.
 Agreement is computed by libraries, per text (as the queue and curation count them: each reviewer's latest
 verdict on a text, whichever of its predictions it judged): Cohen's kappa for each pair of reviewers on the texts
 both judged (scikit-learn), and Krippendorff's alpha (at the ordinal level over that order for an ordinal policy,
-else nominal) for all reviewers on the texts several judged (the ``krippendorff`` package). Either is None where it is undefined
-(no shared text, or a single label used throughout).
+else nominal) for all reviewers on the texts several judged (the ``krippendorff`` package). Either is None where
+it is undefined (no shared text, or a single label used throughout).
 """
 
 import warnings

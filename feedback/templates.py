@@ -49,9 +49,9 @@ class Templates:
             self.db["templates"].insert({"id": template_id, "text": text, "created": now()}, ignore=True)
 
 
-def checked_label(policy: Policy, label, what: str = "A verdict") -> str:
-    """``label`` if it is a label of ``policy``; InvalidInput naming the policy and its labels otherwise."""
+def checked_label(policy: Policy, label, what: str = "A verdict", refusal: type[InvalidInput] = InvalidInput) -> str:
+    """``label`` if it is a label of ``policy``; ``refusal`` naming the policy and its labels otherwise."""
     try:
         return policy.check_label(label)
     except InvalidInput as error:
-        raise InvalidInput(f"{what} is in the policy {policy.name!r}: {error}", "label") from None
+        raise refusal(f"{what} is in the policy {policy.name!r}: {error}", "label") from None
