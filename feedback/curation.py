@@ -7,6 +7,7 @@ import json
 from collections import Counter
 
 from moderation.errors import Conflict, InvalidInput, NotFound
+from moderation.policy import Policy
 from moderation.prompt import is_blank
 
 from .connection import Connection
@@ -211,8 +212,13 @@ class Curation:
         return [{**row, "model_labels": json.loads(row["model_labels"]), "verdicts": json.loads(row["verdicts"])}
                 for row in rows]
 
-    def _policy_of_text(self, text: str):
-        """The policy a text's standing verdicts judged it in (under the lock); InvalidInput when there are several."""
+    def policy_of_text(self, text: str) -> Policy:
+        """The policy a text's standing verdicts judged it in; InvalidInput when there are several, or none."""
+        with self.connection.lock:
+            return self._policy_of_text(text)
+
+    def _policy_of_text(self, text: str) -> Policy:
+        """:meth:`policy_of_text` (under the lock)."""
         policies = {policy.labels: policy for policy in (self.templates.policy_held(template) for (template,)
                                                          in self.db.execute(_POLICIES_OF_TEXT, [text]))}
         if len(policies) > 1:

@@ -36,7 +36,7 @@ label, created)``."""
 
 def summary(store, policy: Policy = CARD) -> dict:
     """Every figure of ``store`` (a FeedbackStore), as plain JSON-ready values, with ``labels``: ``policy``'s labels
-    and any other the database holds, in the order the figures count them."""
+    and any other the database holds, in the order the figures count them, and whether ``policy`` is ``ordinal``."""
     with store.connection.lock:
         counted = Counts(store.connection, policy)
         labels, level = counted.labels, "ordinal" if policy.ordinal else "nominal"
@@ -44,6 +44,7 @@ def summary(store, policy: Policy = CARD) -> dict:
         shared = counted.shared_items()
         figures = {
             "labels": list(labels),
+            "ordinal": policy.ordinal,
             **counted.totals(),
             "label_mix": {
                 "model": counted.judged_model_labels(),

@@ -55,7 +55,7 @@ class FeedbackStore:
         self.evaluations = Evaluations(self.connection, self.templates)
         self.erasure = Erasure(self.connection, self.keys)
         self.serving = ServingLog(self.connection)
-        self.shadows = Shadows(self.connection)
+        self.shadows = Shadows(self.connection, self.templates)
 
     def close(self):
         """Close the database connection."""
@@ -258,7 +258,8 @@ def prediction_row(policy: Policy, *, text, label, scores, prompt, model, templa
     if mode == "score" or label is not None:
         policy.check_label(label)
     scores = _probabilities(scores, policy.listed) if mode == "score" else {}
-    margins = prediction_margins(scores, threshold) if mode == "score" else {"margin": None, "intervene_margin": None}
+    margins = (prediction_margins(scores, threshold, policy) if mode == "score"
+               else {"margin": None, "intervene_margin": None})
     return {"created": now(), "text": text, "label": label, "scores": json.dumps(scores), "prompt": prompt,
             "model": model, "template": template, "mode": mode, "generated": generated, "role": role, **margins}
 

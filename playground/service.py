@@ -380,6 +380,38 @@ class PlaygroundService:
         """A recorded prediction (to show it again once a verdict on it is taken back)."""
         return self.store.prediction(row_id(prediction_id, "prediction", "Pick a prediction first."))
 
+    def policy_of(self, prediction: dict) -> Policy:
+        """The policy a recorded prediction was made in (its template's)."""
+        return self.store.policy(prediction["template"])
+
+    def verdict_policy(self, verdict_id) -> Policy:
+        """The policy of a verdict's prediction (the default's when none is chosen, or it is gone): its labels are
+        what a relabel may give it."""
+        try:
+            return self.policy_of(self.verdict(verdict_id)) if verdict_id is not None else self._settings.policy
+        except NotFound:
+            return self._settings.policy
+
+    def text_policy(self, text) -> Policy:
+        """The policy a judged text's verdicts are in (the default's for a text not judged in one policy): what its
+        final label may be."""
+        try:
+            return self.store.curation.policy_of_text(text) if isinstance(text, str) else self._settings.policy
+        except InvalidInput:
+            return self._settings.policy
+
+    def label_of_number(self, prediction_id, number: int | None) -> str | None:
+        """The label of severity ``number`` (1 the least severe) in the policy of prediction ``prediction_id``; None
+        for None (the model's own label)."""
+        if number is None:
+            return None
+        prediction_id = row_id(prediction_id, "prediction", "Nothing to judge: the queue has no text left.")
+        labels = self.policy_of(self.store.prediction(prediction_id)).labels
+        if not isinstance(number, int) or not 1 <= number <= len(labels):
+            raise InvalidInput(f"No label number {number!r}: this text's policy has labels 1 to {len(labels)}.",
+                               "label")
+        return labels[number - 1]
+
     def judge(self, prediction_id, label=None, *, reviewer) -> dict:
         """A verdict given by picking the correct label: "right" when it is None or the model's own label, else a
         correction to ``label``; returns the stored verdict once it is on disk."""
