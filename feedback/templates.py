@@ -42,9 +42,12 @@ class Templates:
         return CARD if template_id is None else self.held(template_id).policy
 
     def save(self, template_id: str, text: str) -> None:
-        """Store a prompt template under ``template_id``; saving the same id again does nothing."""
+        """Store a prompt template under ``template_id`` (read first: a ``text`` that is no template raises); saving the
+        same id again does nothing."""
         if not template_id:
             raise ValueError("Empty template id: pass the template's short hash.")
+        if template_id not in self._read:
+            self._read[template_id] = PromptTemplate.from_json(text)
         with self.connection.lock, self.connection.transaction():
             self.db["templates"].insert({"id": template_id, "text": text, "created": now()}, ignore=True)
 
