@@ -7,13 +7,14 @@ import json
 from collections import Counter
 
 from moderation.errors import Conflict, InvalidInput, NotFound
-from moderation.labels import check_label
+from moderation.policy import Policy
 from moderation.prompt import is_blank
 
 from .connection import Connection
 from .ids import row_id
 from .rows import JOINED, STATUSES, choice, decode, filters, named, now, where
 from .splits import TEST_SHARE, assign_split, check_test_share
+from .templates import Templates, checked_label
 
 MAX_CHANGE = 10_000
 """The most verdicts one curation action may change: more would hold the database (and every other write) for long."""
@@ -22,7 +23,7 @@ _KEPT = ("status", "label", "verdict")
 
 _CURATED = """
 select predictions.text, coalesce(final_labels.label, min(verdicts.label)) as label, count(*) as verdicts,
-  min(verdicts.id) as first, splits.split
+  min(verdicts.id) as first, splits.split, min(predictions.template) as template
 from verdicts join predictions on predictions.id = verdicts.prediction_id
   left join final_labels on final_labels.text = predictions.text
   left join splits on splits.text = predictions.text
@@ -48,16 +49,23 @@ select verdicts.id, verdicts.reviewer, verdicts.label, verdicts.verdict, verdict
 from verdicts join predictions on predictions.id = verdicts.prediction_id
 where predictions.text = ? order by verdicts.id
 """
-CURATED_FIELDS = ("text", "label", "verdicts", "split")
+_POLICIES_OF_TEXT = """
+select distinct predictions.template from verdicts join predictions on predictions.id = verdicts.prediction_id
+where predictions.text = ? and verdicts.status != 'discarded'
+"""
+"""The templates (hence the policies) a text's standing verdicts judged it in."""
+CURATED_FIELDS = ("text", "label", "verdicts", "split", "template")
 
 
 class Curation:
-    """The curation of a feedback database's verdicts; an accepted text goes to the test split with the chance
+    """The curation of a feedback database's verdicts, each label checked in the policy of the verdict's prediction
+    (its template's, read through ``templates``); an accepted text goes to the test split with the chance
     ``test_share`` (see :mod:`feedback.splits`)."""
 
-    def __init__(self, connection: Connection, test_share: float = TEST_SHARE):
+    def __init__(self, connection: Connection, templates: Templates, test_share: float = TEST_SHARE):
         self.connection = connection
         self.db = connection.db
+        self.templates = templates
         self.test_share = check_test_share(test_share)
 
     def verdicts(self, *, status=None, label=None, disagree=False, search=None, limit=200) -> list[dict]:
@@ -110,7 +118,8 @@ class Curation:
         """Set the status and/or the label of the verdicts ``shown`` (``{id: the updated time the curator was shown, or
         None to act on it as it is}``) in one transaction, recorded as one batch that :meth:`undo` takes back.
 
-        A relabelled verdict becomes "right" when its label is the model's, else "wrong". When any of them changed
+        A relabelled verdict becomes "right" when its label is the model's, else "wrong"; Conflict, and nothing changes,
+        when the label is not one of a verdict's policy (its prediction's). When any of them changed
         since it was shown (or is gone), Conflict says which and what changed, and nothing changes. Returns
         ``{"batch": its id (None when nothing needed a change), "changed": [rows as now], "unchanged": [rows]}``.
         """
@@ -118,8 +127,6 @@ class Curation:
             raise InvalidInput("Choose what to change: a status, or a new label.")
         if status is not None:
             choice(status, STATUSES, "status")
-        if label is not None:
-            check_label(label)
         if len(shown) > MAX_CHANGE:
             raise InvalidInput(f"{len(shown):,} verdicts: act on at most {MAX_CHANGE:,} at once.")
         shown = {row_id(verdict_id, "verdict", "Pick verdicts from the list of verdicts."): seen
@@ -163,8 +170,8 @@ class Curation:
 
     def set_final_label(self, text: str, label: str, curator: str) -> dict:
         """Settle the label of a judged ``text`` (reviewers disagree on it, say): the export uses it from now on,
-        and the text's pending verdicts become accepted (one batch). Returns the ``final_labels`` row."""
-        check_label(label)
+        and the text's pending verdicts become accepted (one batch). Returns the ``final_labels`` row. The label
+        must be one of the policy the text's verdicts judged it in (InvalidInput when they judged it in several)."""
         if not isinstance(curator, str) or is_blank(curator):
             raise InvalidInput("Enter the curator's name, so the final label says who set it.")
         with self.connection.lock:
@@ -172,6 +179,7 @@ class Curation:
                                      "verdicts.prediction_id where predictions.text = ?", [text]).fetchone()[0]
             if not judged:
                 raise InvalidInput("No verdict on this text: pick a text from the list of disagreements.")
+            checked_label(self._policy_of_text(text), label, "This text")
             row = {"text": text, "label": label, "curator": curator.strip(), "created": now()}
             with self.connection.transaction() as moved:
                 self.db["final_labels"].upsert(row, pk="text")
@@ -184,8 +192,8 @@ class Curation:
 
     def curated_labels(self, *, status=None, since=None, split=None, batch_size=1000):
         """The curated label of each judged text, streamed, one row per text in the order of its first verdict:
-        ``{"text", "label", "verdicts", "split"}`` (the split is None until the text is accepted; ``split`` keeps
-        the texts of one).
+        ``{"text", "label", "verdicts", "split", "template"}`` (the split is None until the text is accepted; ``split``
+        keeps the texts of one; the template is that of its predictions, whose policy its label is in).
 
         This is the one definition of a text's curated label: the final label a curator set for it, else the
         label that all its verdicts give (those matching ``status`` and ``since``, as the ``full`` export filters
@@ -203,6 +211,25 @@ class Curation:
             rows = list(self.db.query(_DISAGREEMENTS, [limit]))
         return [{**row, "model_labels": json.loads(row["model_labels"]), "verdicts": json.loads(row["verdicts"])}
                 for row in rows]
+
+    def policy_of_text(self, text: str) -> Policy:
+        """The policy a text's standing verdicts judged it in; InvalidInput when there are several, or none."""
+        with self.connection.lock:
+            return self._policy_of_text(text)
+
+    def _policy_of_text(self, text: str) -> Policy:
+        """:meth:`policy_of_text` (under the lock)."""
+        policies = {policy.labels: policy for policy in (self.templates.policy_held(template) for (template,)
+                                                         in self.db.execute(_POLICIES_OF_TEXT, [text]))}
+        if len(policies) > 1:
+            named_policies = "; ".join(f"{policy.name!r} ({', '.join(policy.labels)})" for policy in policies.values())
+            raise InvalidInput(f"This text was judged in {len(policies)} policies: {named_policies}. One final label "
+                               "cannot serve them all: discard the verdicts of the policy you no longer use (Review "
+                               "tab), then set the final label.", "label")
+        if not policies:
+            raise InvalidInput("Every verdict on this text is discarded: make one pending again (Review tab) first.",
+                               "label")
+        return next(iter(policies.values()))
 
     def _one(self, verdict_id, shown, curator, **change) -> dict:
         """One verdict changed as :meth:`change` changes many; the row as it is now."""
@@ -228,6 +255,8 @@ class Curation:
             raise Conflict(f"{self._changed_since(stale, len(shown))}. Nothing was changed: look again, then act.")
         changes = {}
         for verdict_id, row in rows.items():
+            if label is not None:
+                checked_label(self.templates.policy_held(row["template"]), label, f"The {named(row)}", Conflict)
             new = {"status": status} if status not in (None, row["status"]) else {}
             if label not in (None, row["label"]):
                 new.update(label=label, verdict="right" if label == row["model_label"] else "wrong")

@@ -5,19 +5,20 @@ import json
 
 from moderation.errors import InvalidInput
 from moderation.evaluate.report import describe
-from moderation.labels import check_label, check_threshold
+from moderation.policy import Policy
 from moderation.results import MODES
 
 from .connection import Connection
 from .ids import row_id
 from .rows import now
 from .shadows import DISAGREE
+from .templates import Templates
 
 RECENT = 10
 """How many runs an unknown run id's error lists."""
 
 _ACCEPTED = """
-select predictions.text, coalesce(final_labels.label, verdicts.label)
+select predictions.text, coalesce(final_labels.label, verdicts.label), predictions.template
 from verdicts join predictions on predictions.id = verdicts.prediction_id
   left join final_labels on final_labels.text = predictions.text
   left join splits on splits.text = predictions.text
@@ -33,32 +34,37 @@ _RUN_COLUMNS = ("model", "version", "template", "threshold", "mode", "gold_name"
 
 
 class Evaluations:
-    """Evaluation runs in a :class:`~feedback.store.FeedbackStore`'s database (under its lock)."""
+    """Evaluation runs in a :class:`~feedback.store.FeedbackStore`'s database (under its lock), each checked in the
+    policy of its template (read through ``templates``)."""
 
-    def __init__(self, connection: Connection):
+    def __init__(self, connection: Connection, templates: Templates):
         self.db = connection.db
+        self.templates = templates
         self._lock = connection.lock
         self._transaction = connection.transaction
 
-    def accepted_labels(self) -> list[tuple[str, str]]:
+    def accepted_labels(self, policy: Policy | None = None) -> list[tuple[str, str]]:
         """(text, label) of every accepted verdict, from the one accepted (or relabelled) first to the latest; the
-        curator's final label stands in for the verdicts' labels of a text that has one."""
-        return self._labels("true")
+        curator's final label stands in for the verdicts' labels of a text that has one. With ``policy``, only the
+        verdicts on predictions made in a policy with its labels."""
+        return self._labels("true", policy)
 
-    def judging_labels(self) -> list[tuple[str, str]]:
+    def judging_labels(self, policy: Policy | None = None) -> list[tuple[str, str]]:
         """(text, label) of the accepted verdicts that judge a version (:meth:`accepted_labels` of the texts of the
         test split, and of those a shadow and the serving model disagreed on: they go to the gate set, whichever
-        split they are in, and an evaluation leaves out those a version trained on)."""
-        return self._labels(_JUDGING)
+        split they are in, and an evaluation leaves out those a version trained on); ``policy`` as there."""
+        return self._labels(_JUDGING, policy)
 
-    def _labels(self, kept: str) -> list[tuple[str, str]]:
+    def _labels(self, kept: str, policy: Policy | None) -> list[tuple[str, str]]:
         with self._lock:
-            return [tuple(row) for row in self.db.execute(_ACCEPTED.format(kept=kept)).fetchall()]
+            rows = self.db.execute(_ACCEPTED.format(kept=kept)).fetchall()
+            return [(text, label) for text, label, template in rows
+                    if policy is None or self.templates.policy_held(template).labels == policy.labels]
 
     def save(self, run: dict) -> dict:
         """Store ``run`` (as :func:`moderation.evaluate.evaluate` makes it) and its items in one transaction;
         returns it as stored, with its ``id`` and ``created``. Its template must be saved already."""
-        _check(run)
+        _check(run, self.templates.policy(run["template"]))
         with self._lock:
             with self._transaction():
                 table = self.db["evaluation_runs"].insert(
@@ -98,17 +104,17 @@ class Evaluations:
         return f"No evaluation run {run_id}. The latest runs:\n" + "\n".join(map(describe, recent))
 
 
-def _check(run: dict) -> None:
-    """InvalidInput unless ``run`` names a known mode and threshold and its items carry known labels."""
+def _check(run: dict, policy: Policy) -> None:
+    """InvalidInput unless ``run`` names a known mode and a threshold of ``policy`` and its items carry its labels."""
     if run["mode"] not in MODES:
         raise InvalidInput(f"Unknown mode {run['mode']!r}: use one of {', '.join(MODES)}.")
-    check_threshold(run["threshold"])
+    policy.check_threshold(run["threshold"])
     if not run["items"] or len(run["items"]) != run["gold_size"]:
         raise InvalidInput(f"A run of {run['gold_size']} texts must hold as many items, not {len(run['items'])}.")
     for item in run["items"]:
-        check_label(item["gold"])
+        policy.check_label(item["gold"])
         if item["label"] is not None or run["mode"] == "score":
-            check_label(item["label"])
+            policy.check_label(item["label"])
 
 
 def _decode(row: dict) -> dict:

@@ -1,4 +1,5 @@
-"""Stream feedback out of a feedback store as jsonl: curated texts for retraining, or every verdict for analysis."""
+"""Stream feedback out of a feedback store as jsonl: curated texts for retraining, or every verdict for analysis.
+Each line names the policy its label is in (``"policy": {"name", "id"}``)."""
 
 import json
 from collections.abc import Iterator
@@ -7,15 +8,21 @@ from typing import TextIO
 
 from moderation.atomic_writes import written_atomically
 from moderation.errors import InvalidInput
+from moderation.policy import Policy
 from moderation.prompt import format_record
 
 from .rows import JOINED, filters, where
 
 
-def oig_record(row: dict) -> dict:
-    """The training example for a text: ``Input: <text>\nOutput: <curated label>``, and its split (train, test, or
-    None before it is accepted)."""
-    return {"text": format_record(row["text"], row["label"]), "split": row["split"]}
+def oig_record(row: dict, policy: Policy) -> dict:
+    """The training example for a text: ``Input: <text>\nOutput: <curated label>``, its split (train, test, or
+    None before it is accepted) and the ``policy`` its label is in."""
+    return {"text": format_record(row["text"], row["label"]), "split": row["split"], "policy": policy_named(policy)}
+
+
+def policy_named(policy: Policy) -> dict:
+    """How an exported line names its policy: ``{"name", "id"}`` (the id changes with any change of the policy)."""
+    return {"name": policy.name, "id": policy.id}
 
 
 def verdict_rows(store, *, status=None, since=None, split=None, batch_size=1000):
@@ -28,19 +35,26 @@ def verdict_rows(store, *, status=None, since=None, split=None, batch_size=1000)
 
 
 FORMATS = {
-    "oig": lambda store, chosen: map(oig_record, store.curation.curated_labels(**chosen)),
-    "full": lambda store, chosen: verdict_rows(store, **chosen),
+    "oig": (lambda store, chosen: store.curation.curated_labels(**chosen), oig_record),
+    "full": (lambda store, chosen: verdict_rows(store, **chosen),
+             lambda row, policy: {**row, "policy": policy_named(policy)}),
 }
-"""Export formats: one training example per text with its curated label (see ``Curation.curated_labels``: a text
-judged several times appears once), or every field of every verdict and its prediction."""
+"""Export formats, each the rows it reads and the line it makes of a row in its policy: one training example per text
+with its curated label (see ``Curation.curated_labels``: a text judged several times appears once), or every field of
+every verdict and its prediction."""
 
 
-def export_lines(store, *, format="oig", status=None, since=None, split=None) -> Iterator[str]:
-    """The store's feedback as jsonl lines, streamed; arguments are checked before the first line."""
+def export_lines(store, *, format="oig", status=None, since=None, split=None, policy: Policy | None = None
+                 ) -> Iterator[str]:
+    """The store's feedback as jsonl lines, streamed (with ``policy``, only the lines made in a policy with its
+    labels); arguments are checked before the first line."""
     if format not in FORMATS:
         raise InvalidInput(f"Unknown format {format!r}: choose one of {', '.join(FORMATS)}.", "format")
-    rows = FORMATS[format](store, {"status": status, "since": since, "split": split})
-    return (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    read, line = FORMATS[format]
+    rows = read(store, {"status": status, "since": since, "split": split})
+    made = ((row, store.policy(row["template"])) for row in rows)
+    return (json.dumps(line(row, in_policy), ensure_ascii=False) + "\n" for row, in_policy in made
+            if policy is None or in_policy.labels == policy.labels)
 
 
 def export_jsonl(store, out: TextIO, **filters) -> int:

@@ -2,7 +2,7 @@
 texts the reviewer skipped until they clear their skips; and the uncertainty it sorts by (kept with each scored
 prediction when it is saved)."""
 
-from moderation.labels import NEVER, SEVERITY, check_threshold
+from moderation.policy import NEVER, Policy
 
 from .connection import Connection
 from .rows import choice, decode, now, prediction
@@ -85,18 +85,19 @@ def margin(scores: dict[str, float]) -> float:
     return first - second
 
 
-def intervene_margin(scores: dict[str, float], threshold: str) -> float | None:
-    """How near the intervention decision is to flipping: the gap between the most probable label that
+def intervene_margin(scores: dict[str, float], threshold: str, policy: Policy) -> float | None:
+    """How near the intervention decision is to flipping: the gap between the most probable label of ``policy`` that
     reaches ``threshold`` and the most probable one that does not. None when no label can change the decision
     (``never``, or the least severe label, which every label reaches)."""
-    rank = SEVERITY.index(check_threshold(threshold)) if threshold != NEVER else len(SEVERITY)
-    below, reaching = SEVERITY[:rank], SEVERITY[rank:]
+    labels = policy.labels
+    rank = policy.severity(policy.check_threshold(threshold)) if threshold != NEVER else len(labels)
+    below, reaching = labels[:rank], labels[rank:]
     if not below or not reaching:
         return None
     return abs(max(scores[label] for label in reaching) - max(scores[label] for label in below))
 
 
-def prediction_margins(scores: dict[str, float], threshold: str | None) -> dict:
-    """The queue's columns of a scored prediction made at the intervention ``threshold``."""
+def prediction_margins(scores: dict[str, float], threshold: str | None, policy: Policy) -> dict:
+    """The queue's columns of a scored prediction made in ``policy`` at the intervention ``threshold``."""
     return {"margin": margin(scores),
-            "intervene_margin": intervene_margin(scores, threshold) if threshold is not None else None}
+            "intervene_margin": intervene_margin(scores, threshold, policy) if threshold is not None else None}

@@ -8,7 +8,7 @@ import unicodedata
 from sqlite_utils.db import NotFoundError
 
 from moderation.errors import InvalidInput, NotFound
-from moderation.labels import check_label
+from moderation.prompt import is_blank
 
 from .ids import row_id
 
@@ -80,8 +80,10 @@ def filters(*, status=None, label=None, disagree=False, search=None, since=None,
         clauses.append("verdicts.status = ?")
         params.append(choice(status, STATUSES, "status"))
     if label is not None:
+        if not isinstance(label, str) or is_blank(label):
+            raise InvalidInput(f"Bad label filter {label!r:.80}: choose a label from the list, or none.", "label")
         clauses.append("verdicts.label = ?")
-        params.append(check_label(label))
+        params.append(label)
     if disagree:
         clauses.append("verdicts.label is not predictions.label")
     if search is not None and search.strip():
@@ -117,12 +119,6 @@ def prediction(db, prediction_id) -> dict:
     except NotFoundError:
         raise InvalidInput(f"No prediction {prediction_id}: moderate the text first, then give your verdict on "
                            "it.") from None
-
-
-def model_label(db, prediction_id):
-    """The label the model gave prediction ``prediction_id`` (None in generate mode when it named none);
-    InvalidInput when there is no such prediction."""
-    return prediction(db, prediction_id)["label"]
 
 
 def verdict(db, verdict_id) -> dict:

@@ -3,11 +3,14 @@
 prediction's model label once, and each verdict's label), agreement between reviewers, the flag rate by day,
 verdicts per reviewer, the queue, and how the latest shadow agrees with the serving model.
 
+The figures count the labels of a policy (the one published, least severe first) and any other label the database
+holds (predictions and verdicts made in another policy), after them.
+
 Agreement is computed by libraries, per text (as the queue and curation count them: each reviewer's latest
 verdict on a text, whichever of its predictions it judged): Cohen's kappa for each pair of reviewers on the texts
-both judged (scikit-learn), and Krippendorff's alpha at the ordinal level, over the labels' severity order, for
-all reviewers on the texts several judged (the ``krippendorff`` package). Either is None where it is undefined
-(no shared text, or a single label used throughout).
+both judged (scikit-learn), and Krippendorff's alpha (at the ordinal level over that order for an ordinal policy,
+else nominal) for all reviewers on the texts several judged (the ``krippendorff`` package). Either is None where
+it is undefined (no shared text, or a single label used throughout).
 """
 
 import warnings
@@ -17,7 +20,7 @@ import krippendorff
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
-from moderation.labels import LABELS, SEVERITY
+from moderation.policy import CARD, Policy
 
 from .rows import STATUSES
 
@@ -31,36 +34,44 @@ with latest as (select text, reviewer, label, created from (select predictions.t
 label, created)``."""
 
 
-def summary(store) -> dict:
-    """Every figure of ``store`` (a FeedbackStore), as plain JSON-ready values."""
+def summary(store, policy: Policy = CARD) -> dict:
+    """Every figure of ``store`` (a FeedbackStore), as plain JSON-ready values, with ``labels``: ``policy``'s labels
+    and any other the database holds, in the order the figures count them, and whether ``policy`` is ``ordinal``."""
     with store.connection.lock:
-        counted = Counts(store.connection)
+        counted = Counts(store.connection, policy)
+        labels, level = counted.labels, "ordinal" if policy.ordinal else "nominal"
         confusion = counted.confusion()
         shared = counted.shared_items()
         figures = {
+            "labels": list(labels),
+            "ordinal": policy.ordinal,
             **counted.totals(),
             "label_mix": {
                 "model": counted.judged_model_labels(),
-                "reviewers": {label: sum(row[label] for row in confusion.values()) for label in LABELS},
+                "reviewers": {label: sum(row[label] for row in confusion.values()) for label in labels},
             },
             "confusion": confusion,
             "agreement": {
-                "pairs": kappa_pairs(counted.paired_labels()),
-                "krippendorff_alpha": ordinal_alpha(shared),
+                "pairs": kappa_pairs(counted.paired_labels(), labels),
+                "krippendorff_alpha": agreement_alpha(shared, labels, level),
                 "items": len({text for _, text, _, _ in shared}),
             },
-            "by_day": by_day(counted.verdicts_by_day(), shared),
+            "by_day": by_day(counted.verdicts_by_day(), shared, labels, level),
             "by_reviewer": counted.verdicts_by_reviewer(),
         }
     return {**figures, "queue": store.queue.size(), "shadow": store.shadows.figures()}
 
 
 class Counts:
-    """The aggregate queries behind the figures (the caller holds the connection's lock)."""
+    """The aggregate queries behind the figures (the caller holds the connection's lock), by ``labels``: those of
+    ``policy``, then any other label the database holds."""
 
-    def __init__(self, connection):
+    def __init__(self, connection, policy: Policy):
         self.connection = connection
         self.db = connection.db
+        held = {label for (label,) in self.db.execute(
+            "select label from predictions where label is not null union select label from verdicts")}
+        self.labels = policy.labels + tuple(sorted(held - set(policy.labels)))
 
     def totals(self) -> dict:
         """Counts of predictions and verdicts by label and status, and the share of verdicts that find the
@@ -72,16 +83,16 @@ class Counts:
         verdicts = sum(by_status.values())
         return {
             "predictions": sum(predictions_by_label.values()),
-            "predictions_by_label": {label: predictions_by_label.get(label, 0) for label in LABELS},
+            "predictions_by_label": {label: predictions_by_label.get(label, 0) for label in self.labels},
             "verdicts": verdicts,
-            "verdicts_by_label": {label: verdicts_by_label.get(label, 0) for label in LABELS},
+            "verdicts_by_label": {label: verdicts_by_label.get(label, 0) for label in self.labels},
             "verdicts_by_status": {status: by_status.get(status, 0) for status in STATUSES},
             "model_agreement": agreed / verdicts if verdicts else None,
         }
 
     def confusion(self) -> dict[str, dict[str, int]]:
         """How many verdicts give each label (inner keys) to predictions of each model label (outer keys)."""
-        counts = {model: {label: 0 for label in LABELS} for model in LABELS}
+        counts = {model: {label: 0 for label in self.labels} for model in self.labels}
         for model, label, count in self.db.execute(
                 "select predictions.label, verdicts.label, count(*) from verdicts join predictions on "
                 "predictions.id = verdicts.prediction_id where predictions.label is not null group by 1, 2"):
@@ -93,7 +104,7 @@ class Counts:
         counts = self.connection.counts("select label, count(*) from predictions where label is not null and exists "
                                         "(select 1 from verdicts where verdicts.prediction_id = predictions.id) "
                                         "group by 1")
-        return {label: counts.get(label, 0) for label in LABELS}
+        return {label: counts.get(label, 0) for label in self.labels}
 
     def verdicts_by_day(self) -> list[dict]:
         """Each day's verdicts (UTC): ``{"day", "verdicts", "wrong"}``, oldest first."""
@@ -122,15 +133,15 @@ class Counts:
             "from shared join latest using (text) group by 1, 2, 3 order by 1, 2").fetchall()
 
 
-def by_day(days: list[dict], shared: list[tuple]) -> list[dict]:
+def by_day(days: list[dict], shared: list[tuple], labels: tuple[str, ...], level: str) -> list[dict]:
     """Each day's verdicts, flag rate (the share that find the model's label wrong) and Krippendorff's alpha
     (on the texts whose latest verdict came that day)."""
-    alphas = {day: ordinal_alpha(list(rows)) for day, rows in groupby(shared, lambda row: row[0])}
+    alphas = {day: agreement_alpha(list(rows), labels, level) for day, rows in groupby(shared, lambda row: row[0])}
     return [{"day": row["day"], "verdicts": row["verdicts"], "flag_rate": row["wrong"] / row["verdicts"],
              "krippendorff_alpha": alphas.get(row["day"])} for row in days]
 
 
-def kappa_pairs(paired: list[tuple]) -> list[dict]:
+def kappa_pairs(paired: list[tuple], labels: tuple[str, ...]) -> list[dict]:
     """Cohen's kappa of each pair of reviewers from ``(a, b, label of a, label of b, count)`` rows grouped by pair:
     ``[{"a", "b", "n", "cohen_kappa"}]``."""
     pairs = []
@@ -138,25 +149,26 @@ def kappa_pairs(paired: list[tuple]) -> list[dict]:
         _, _, first, second, counts = zip(*rows)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an undefined kappa is reported as None
-            kappa = cohen_kappa_score(first, second, labels=list(LABELS), sample_weight=counts,
+            kappa = cohen_kappa_score(first, second, labels=list(labels), sample_weight=counts,
                                       replace_undefined_by=np.nan)
         pairs.append({"a": a, "b": b, "n": sum(counts), "cohen_kappa": _defined(kappa)})
     return pairs
 
 
-def ordinal_alpha(shared: list[tuple]) -> float | None:
-    """Krippendorff's alpha (ordinal, over the severity order) of ``(day, text, label, count)`` rows."""
+def agreement_alpha(shared: list[tuple], labels: tuple[str, ...], level: str = "ordinal") -> float | None:
+    """Krippendorff's alpha of ``(day, text, label, count)`` rows at ``level`` (ordinal: over the order of
+    ``labels``, least severe first; or nominal)."""
     units = {text for _, text, _, _ in shared}
     if not units:
         return None
     row_of = {text: row for row, text in enumerate(sorted(units))}
-    value_counts = np.zeros((len(units), len(SEVERITY)))
+    value_counts = np.zeros((len(units), len(labels)))
     for _, text, label, count in shared:
-        value_counts[row_of[text], SEVERITY.index(label)] += count
+        value_counts[row_of[text], labels.index(label)] += count
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no expected disagreement (one label throughout): alpha is undefined
-        alpha = krippendorff.alpha(value_counts=value_counts, value_domain=range(len(SEVERITY)),
-                                   level_of_measurement="ordinal")
+        alpha = krippendorff.alpha(value_counts=value_counts, value_domain=range(len(labels)),
+                                   level_of_measurement=level)
     return _defined(alpha)
 
 

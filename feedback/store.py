@@ -7,7 +7,6 @@ import json
 import numbers
 
 from moderation.errors import Conflict, InvalidInput
-from moderation.labels import LABELS, check_label
 from moderation.policy import Policy
 from moderation.prompt import is_blank
 from moderation.results import MODES, ROLES, ModerationResult
@@ -19,10 +18,11 @@ from .erasure import Erasure
 from .evaluations import Evaluations
 from .idempotency import KEY_HOURS, IdempotencyKeys
 from .queue import Queue, prediction_margins
-from .rows import VERDICTS, choice, decode, model_label, now, prediction, verdict
+from .rows import VERDICTS, choice, decode, now, prediction, verdict
 from .serving import ServingLog
 from .shadows import Shadows
 from .splits import TEST_SHARE
+from .templates import Templates, checked_label
 
 _PREDICTION_COLUMNS = ("created", "text", "label", "scores", "prompt", "model", "template", "mode", "generated",
                        "role", "margin", "intervene_margin")
@@ -49,13 +49,13 @@ class FeedbackStore:
         self.connection = Connection(path)
         self.path, self.db = self.connection.path, self.connection.db
         self.keys = IdempotencyKeys(self.connection, key_hours)
+        self.templates = Templates(self.connection)
         self.queue = Queue(self.connection)
-        self.curation = Curation(self.connection, test_share)
-        self.evaluations = Evaluations(self.connection)
+        self.curation = Curation(self.connection, self.templates, test_share)
+        self.evaluations = Evaluations(self.connection, self.templates)
         self.erasure = Erasure(self.connection, self.keys)
         self.serving = ServingLog(self.connection)
-        self.shadows = Shadows(self.connection)
-        self._templates: dict[str, PromptTemplate] = {}
+        self.shadows = Shadows(self.connection, self.templates)
 
     def close(self):
         """Close the database connection."""
@@ -74,20 +74,15 @@ class FeedbackStore:
 
     def template(self, template_id: str) -> PromptTemplate:
         """The template saved as ``template_id``: its policy is the one its predictions were made in."""
-        if template_id not in self._templates:
-            with self.connection.lock:
-                row = self.db.execute("select text from templates where id = ?", [template_id]).fetchone()
-            if row is None:
-                raise InvalidInput(f"No template {template_id!r}: save it with save_template() first.")
-            self._templates[template_id] = PromptTemplate.from_json(row[0])
-        return self._templates[template_id]
+        return self.templates.get(template_id)
 
     def save_template(self, template_id: str, text: str) -> None:
         """Store a prompt template under ``template_id``; saving the same id again does nothing."""
-        if not template_id:
-            raise ValueError("Empty template id: pass the template's short hash.")
-        with self.connection.lock, self.connection.transaction():
-            self.db["templates"].insert({"id": template_id, "text": text, "created": now()}, ignore=True)
+        self.templates.save(template_id, text)
+
+    def policy(self, template_id: str | None) -> Policy:
+        """The policy of the predictions made with ``template_id`` (the card's when it names none)."""
+        return self.templates.policy(template_id)
 
     def save_prediction(
         self, *, text, label, scores, prompt, model, template=None, mode="score", generated=None, role=None,
@@ -107,7 +102,7 @@ class FeedbackStore:
 
     def save_predictions(self, predictions: list[dict]) -> list[int]:
         """Record many predictions (each with :meth:`save_prediction`'s fields) in one transaction; their ids."""
-        rows = [_prediction_row(**prediction) for prediction in predictions]
+        rows = [self._prediction_row(**prediction) for prediction in predictions]
         with self.connection.lock, self.connection.transaction():
             return self._insert_predictions(rows)
 
@@ -150,7 +145,8 @@ class FeedbackStore:
             first = self.keys.find(idempotency_key, request)
             if first is not None:
                 return self.keys.verdict(idempotency_key, first["verdict_id"])
-            said = model_label(self.db, prediction_id)
+            judged = prediction(self.db, prediction_id)
+            said = judged["label"]
             if verdict == "right":
                 if said is None:
                     raise InvalidInput("The model gave no label: choose the correct label and save a correction.")
@@ -160,9 +156,10 @@ class FeedbackStore:
                     )
                 label = said
             else:
+                policy = self.templates.policy_held(judged["template"])
                 if label is None:
-                    raise InvalidInput(f"Choose the correct label: one of {', '.join(LABELS)}.")
-                check_label(label)
+                    raise InvalidInput(f"Choose the correct label: one of {', '.join(policy.listed)}.")
+                checked_label(policy, label, f"Prediction #{prediction_id}")
                 if label == said:
                     raise InvalidInput(
                         f"{label!r} is the model's own label: use 'Label is right' instead."
@@ -206,7 +203,7 @@ class FeedbackStore:
         transaction: ``{"response_id", "predictions": [their ids] or None, "settings"}`` (the settings that decided
         it), which it returns. When the key is already stored (a concurrent retry won), it writes nothing and
         returns what is stored. The request itself is kept as a hash."""
-        rows = None if predictions is None else [_prediction_row(**prediction) for prediction in predictions]
+        rows = None if predictions is None else [self._prediction_row(**prediction) for prediction in predictions]
         with self.connection.lock:
             first = self.keys.find(idempotency_key, request)
             if first is not None:
@@ -217,11 +214,17 @@ class FeedbackStore:
                                predictions=None if ids is None else json.dumps(ids), settings=json.dumps(settings))
             return {"response_id": response_id, "predictions": ids, "settings": settings}
 
+    def _prediction_row(self, **fields) -> dict:
+        """A predictions row, checked in the policy of its template (:func:`prediction_row`)."""
+        template = fields.get("template")
+        try:
+            policy = self.templates.policy(template)
+        except InvalidInput:
+            raise ValueError(f"Unknown template {template!r}: save it with save_template() first.") from None
+        return prediction_row(policy, **fields)
+
     def _insert_predictions(self, rows: list[dict]) -> list[int]:
         """Insert checked prediction rows (under the lock, in a transaction); their ids."""
-        for template in {row["template"] for row in rows} - {None}:
-            if self.db.execute("select 1 from templates where id = ?", [template]).fetchone() is None:
-                raise ValueError(f"Unknown template {template!r}: save it with save_template() first.")
         return [self.db.execute(_INSERT_PREDICTION, row).lastrowid for row in rows]
 
     def _reviewers_verdict(self, prediction_id, reviewer):
@@ -244,25 +247,26 @@ def stored_result(row: dict, threshold: str, policy: Policy) -> ModerationResult
                                     template=row["template"], threshold=threshold, policy=policy)
 
 
-def _prediction_row(*, text, label, scores, prompt, model, template=None, mode="score", generated=None, role=None,
-                    threshold=None) -> dict:
-    """A predictions row, checked, with the queue's margins when it is scored; ValueError otherwise."""
+def prediction_row(policy: Policy, *, text, label, scores, prompt, model, template=None, mode="score", generated=None,
+                   role=None, threshold=None) -> dict:
+    """A predictions row, checked in ``policy``, with the queue's margins when it is scored; ValueError otherwise."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("Empty text: enter a text to moderate.")
     choice(mode, MODES, "mode")
     if role is not None:
         choice(role, ROLES, "role")
     if mode == "score" or label is not None:
-        check_label(label)
-    scores = _probabilities(scores) if mode == "score" else {}
-    margins = prediction_margins(scores, threshold) if mode == "score" else {"margin": None, "intervene_margin": None}
+        policy.check_label(label)
+    scores = _probabilities(scores, policy.listed) if mode == "score" else {}
+    margins = (prediction_margins(scores, threshold, policy) if mode == "score"
+               else {"margin": None, "intervene_margin": None})
     return {"created": now(), "text": text, "label": label, "scores": json.dumps(scores), "prompt": prompt,
             "model": model, "template": template, "mode": mode, "generated": generated, "role": role, **margins}
 
-def _probabilities(scores):
-    if not isinstance(scores, dict) or set(scores) != set(LABELS):
-        raise ValueError(f"Bad scores {scores!r}: give a probability for each of {', '.join(LABELS)}.")
+def _probabilities(scores, labels: tuple[str, ...]):
+    if not isinstance(scores, dict) or set(scores) != set(labels):
+        raise ValueError(f"Bad scores {scores!r}: give a probability for each of {', '.join(labels)}.")
     for label, score in scores.items():
         if isinstance(score, bool) or not isinstance(score, numbers.Real) or not 0 <= score <= 1:
             raise ValueError(f"Bad score {score!r} for {label!r}: give a probability from 0 to 1.")
-    return {label: float(scores[label]) for label in LABELS}
+    return {label: float(scores[label]) for label in labels}

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ LOG_TAIL = 20_000
 """How much of the end of a job's log is shown."""
 STOP_WAIT_S = 30
 """How long a job told to stop (SIGTERM) has to remove its half-written version before it is killed."""
+TERM_AGAIN_S = 1
+"""How often a job that has not stopped is told again: Python drops the exit a signal raises while an object is being
+finalised (a ``__del__`` running when it lands), so one SIGTERM can be lost."""
 PR_SET_PDEATHSIG = 1
 """prctl(2)'s option: the signal a process gets when the thread that created it ends."""
 
@@ -130,14 +134,18 @@ class JobRunner:
         return self.folder / f"{name}.log"
 
     def _end(self) -> None:
-        """Tell the running job to stop (it removes its half-written version), kill it if it has not within
-        STOP_WAIT_S, and once it has ended remove whatever it still left (a signal can land between the creation
-        of its folder and the code that would remove it)."""
+        """Tell the running job to stop (it removes its half-written version; told again every TERM_AGAIN_S until it
+        has), kill it if it has not within STOP_WAIT_S, and once it has ended remove whatever it still left (a signal
+        can land between the creation of its folder and the code that would remove it)."""
         self._stopped = True
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + STOP_WAIT_S
+        while self._process.poll() is None and time.monotonic() < deadline:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=min(TERM_AGAIN_S, max(deadline - time.monotonic(), 0)))
+            except subprocess.TimeoutExpired:
+                pass
+        if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
         remove_leftovers(self.folder)

@@ -82,7 +82,8 @@ def create_app(service: PlaygroundService, *, reviewers: Reviewers | None = None
         yield
         service.close()
 
-    app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with five labels.",
+    app = FastAPI(title="Moderation Playground", description="OpenAI-compatible moderation with the labels of a policy "
+                  "(the model card's five by default).",
                   lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(Unrouted, routes=app.routes)

@@ -30,6 +30,7 @@ from moderation.batch_files import MAX_CHARS, BatchRun, label_file, output_forma
 from moderation.engine import Moderator
 from moderation.errors import Conflict, InvalidInput, NotFound, Unavailable
 from moderation.evaluate.gate import GateRefused, GateRules, gate, gate_runs, gate_summary
+from moderation.policy import Policy
 from moderation.prompt import NormalizedText, is_blank, normalize_text
 from moderation.results import ModerationResult, TurnResult
 from moderation.settings import Settings
@@ -142,13 +143,21 @@ class PlaygroundService:
         self.store.save_template(settings.template.id, settings.template.to_json())
         return settings
 
-    def draft(self, examples: list[dict], threshold: str) -> Settings:
-        """Prepared settings with these few-shot examples and threshold (and the default's intervention)."""
-        template = PromptTemplate.from_examples(examples, self._settings.policy)
+    def draft(self, examples: list[dict], threshold: str, policy: Policy | None = None) -> Settings:
+        """Prepared settings with these few-shot examples and threshold in ``policy`` (default: the default's), and
+        the default's intervention."""
+        template = PromptTemplate.from_examples(examples, policy or self._settings.policy)
         return self.prepare(Settings(template, threshold, self._settings.intervention))
 
-    def publish(self, settings: Settings) -> Settings:
-        """Make ``settings`` the server's default: prepared first, then swapped in by one assignment."""
+    def publish(self, settings: Settings, *, confirmed: bool = True) -> Settings:
+        """Make ``settings`` the server's default: prepared first, then swapped in by one assignment. A policy whose
+        labels differ from the default's needs ``confirmed`` (InvalidInput saying so otherwise)."""
+        published = self._settings.policy
+        if not confirmed and settings.policy.labels != published.labels:
+            raise InvalidInput(f"The draft's labels ({', '.join(settings.policy.labels)}) are not those of the "
+                               f"published policy {published.name!r} ({', '.join(published.labels)}): confirm the "
+                               "change of labels, then publish again. Verdicts on older predictions keep their own "
+                               "policy.", "confirm")
         self._settings = self.prepare(settings)
         return settings
 
@@ -371,6 +380,38 @@ class PlaygroundService:
         """A recorded prediction (to show it again once a verdict on it is taken back)."""
         return self.store.prediction(row_id(prediction_id, "prediction", "Pick a prediction first."))
 
+    def policy_of(self, prediction: dict) -> Policy:
+        """The policy a recorded prediction was made in (its template's)."""
+        return self.store.policy(prediction["template"])
+
+    def verdict_policy(self, verdict_id) -> Policy:
+        """The policy of a verdict's prediction (the default's when none is chosen, or it is gone): its labels are
+        what a relabel may give it."""
+        try:
+            return self.policy_of(self.verdict(verdict_id)) if verdict_id is not None else self._settings.policy
+        except NotFound:
+            return self._settings.policy
+
+    def text_policy(self, text) -> Policy:
+        """The policy a judged text's verdicts are in (the default's for a text not judged in one policy): what its
+        final label may be."""
+        try:
+            return self.store.curation.policy_of_text(text) if isinstance(text, str) else self._settings.policy
+        except InvalidInput:
+            return self._settings.policy
+
+    def label_of_number(self, prediction_id, number: int | None) -> str | None:
+        """The label of severity ``number`` (1 the least severe) in the policy of prediction ``prediction_id``; None
+        for None (the model's own label)."""
+        if number is None:
+            return None
+        prediction_id = row_id(prediction_id, "prediction", "Nothing to judge: the queue has no text left.")
+        labels = self.policy_of(self.store.prediction(prediction_id)).labels
+        if not isinstance(number, int) or not 1 <= number <= len(labels):
+            raise InvalidInput(f"No label number {number!r}: this text's policy has labels 1 to {len(labels)}.",
+                               "label")
+        return labels[number - 1]
+
     def judge(self, prediction_id, label=None, *, reviewer) -> dict:
         """A verdict given by picking the correct label: "right" when it is None or the model's own label, else a
         correction to ``label``; returns the stored verdict once it is on disk."""
@@ -414,22 +455,29 @@ class PlaygroundService:
 
     def stats(self) -> dict:
         """Every figure of the feedback: counts, label mix, confusion, agreement, daily figures, the queue."""
-        return summary(self.store)
+        return summary(self.store, self._settings.policy)
     # Evaluation
 
-    def gold_set(self, source: str, path: str | Path | None = None) -> evaluation.GoldSet:
+    def gold_set(self, source: str, path: str | Path | None = None, policy: Policy | None = None
+                 ) -> evaluation.GoldSet:
         """The gold set of ``source`` (one of ``GOLD_SOURCES``: the held-out set, accepted verdicts, or the
-        labelled file at ``path``)."""
+        labelled file at ``path``) in ``policy`` (default: the default settings'): the accepted verdicts made in
+        it; the held-out set only in the card's labels."""
+        policy = policy or self._settings.policy
         if source == evaluation.ACCEPTED_NAME:
-            return evaluation.gold_from_verdicts(self.store.evaluations.accepted_labels())
+            return evaluation.gold_from_verdicts(self.store.evaluations.accepted_labels(policy), policy)
         if source == evaluation.HELDOUT_NAME:
-            return evaluation.heldout_gold()
+            held_out = evaluation.heldout_gold()
+            if held_out.policy.labels != policy.labels:
+                raise InvalidInput(f"The {held_out.name} is labelled in the card's policy, not in {policy.name!r}: "
+                                   "evaluate on accepted verdicts or on a gold file in that policy.", "gold")
+            return held_out
         if source != evaluation.FILE_SOURCE:
             raise InvalidInput(f"Unknown gold set {source!r}: choose one of {', '.join(evaluation.GOLD_SOURCES)}.",
                                "gold")
         if not path:
             raise InvalidInput("Upload a gold file first: jsonl of {\"text\", \"label\"} lines.", "gold")
-        return evaluation.read_gold(path)
+        return evaluation.read_gold(path, policy)
 
     def evaluate(self, gold: evaluation.GoldSet, *, settings: Settings | None = None, mode: str = "score",
                  progress: evaluation.Progress | None = None) -> dict:
@@ -458,9 +506,19 @@ class PlaygroundService:
     # Retraining and versions
 
     def gate_set(self) -> evaluation.GoldSet:
-        """The texts a version is judged on: the accepted verdicts of the test split (and of the texts a shadow
-        disagreed on), and the held-out set (``eval_data``, by default the shipped one)."""
-        return evaluation.gate_gold(self.store.evaluations.judging_labels(), self.held_out)
+        """The texts a version is judged on, in the published policy: the accepted verdicts of the test split (and of
+        the texts a shadow disagreed on) made in it, and the held-out set (``eval_data``, by default the shipped one)
+        when it is in that policy's labels (else those verdicts alone; InvalidInput when there are none)."""
+        policy = self._settings.policy
+        judging = self.store.evaluations.judging_labels(policy)
+        if self.held_out.policy.labels == policy.labels:
+            return evaluation.gate_gold(judging, self.held_out)
+        if not judging:
+            raise InvalidInput(f"No accepted verdicts of the test split in the policy {policy.name!r} to judge a "
+                               f"version on: the {self.held_out.name} is in another policy's labels, so a version in "
+                               f"{policy.name!r} is judged on its accepted test-split verdicts alone. Accept more "
+                               "verdicts in the Review tab (a share of the texts goes to the test split).", "gate")
+        return evaluation.gold_from_verdicts(judging, policy)
 
     def retrain(self, *, reviewer=None) -> Job:
         """Start fine-tuning the base model on the accepted verdicts of the train split (with LoRA, the seed set
@@ -473,14 +531,20 @@ class PlaygroundService:
         name = "retrain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         self.jobs.folder.mkdir(parents=True, exist_ok=True)
         data, judged = (self.jobs.folder / f"{name}{suffix}.jsonl" for suffix in ("", "-gate-set"))
-        if not write_export(self.store, data, format="oig", status="accepted", split="train"):
+        policy_file = self.jobs.folder / f"{name}-policy.toml"
+        gate_set = self.gate_set()
+        policy = self._settings.policy
+        if not write_export(self.store, data, format="oig", status="accepted", split="train", policy=policy):
             data.unlink(missing_ok=True)
-            raise InvalidInput("No accepted verdicts in the train split to train on: accept more in the Review tab "
-                               "(a share of the texts goes to the test split, which judges the version).")
+            raise InvalidInput("No accepted verdicts in the train split to train on: accept more in the Review tab, on "
+                               f"predictions in the published policy {policy.name!r} (a share of the texts goes to "
+                               "the test split, which judges the version).")
         with written_atomically(judged) as out:
-            out.writelines(json.dumps({"text": text, "label": label}) + "\n" for text, label in self.gate_set().items)
+            out.writelines(json.dumps({"text": text, "label": label}) + "\n" for text, label in gate_set.items)
+        with written_atomically(policy_file) as out:
+            out.write(policy.to_toml())
         return self.jobs.start(name, ["--model", source, "--data", str(data), "--eval-data", str(judged), "--lora",
-                                      "--started-by", self.reviewer_name(reviewer)])
+                                      "--policy", str(policy_file), "--started-by", self.reviewer_name(reviewer)])
 
     def training(self) -> Job | None:
         """The latest retraining job as it stands (None before the first)."""
@@ -492,10 +556,10 @@ class PlaygroundService:
 
     def versions(self) -> list[dict]:
         """The versions trained here, newest first: each one's ``folder`` (its name), ``name``, ``kind``, ``base``,
-        ``created``, ``started_by``, how many ``trained_texts``, and its ``report``'s figures on the gate set
-        (:func:`~playground.jobs.version_report`)."""
+        ``created``, ``started_by``, how many ``trained_texts``, the ``policy`` it was trained in (and serves with), and
+        its ``report``'s figures on the gate set (:func:`~playground.jobs.version_report`)."""
         return [{"folder": path.name, "name": version.name, "kind": version.kind, "base": version.base_name,
-                 "created": version.created, "started_by": version.started_by,
+                 "created": version.created, "started_by": version.started_by, "policy": version.trained_policy,
                  "trained_texts": len(version.trained_texts), "report": version_report(path)}
                 for path, version in self.jobs.versions()]
 

@@ -10,6 +10,7 @@ import sqlite_utils
 from playwright.sync_api import expect
 
 from feedback.splits import TEST_SHARE, split_for
+from moderation.policy import CARD
 
 pytestmark = pytest.mark.browser
 
@@ -83,7 +84,8 @@ def test_reviewer_moderates_corrects_curates_and_exports(page, tmp_path):
     path = tmp_path / "export.jsonl"
     download.value.save_as(path)
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert lines == [{"text": f"Input: {text}\nOutput: {correct}", "split": split_for(text, TEST_SHARE)}]
+    assert lines == [{"text": f"Input: {text}\nOutput: {correct}", "split": split_for(text, TEST_SHARE),
+                      "policy": {"name": "prosocial", "id": CARD.id}}]
 
 
 def remote_requests(page) -> list[str]:

@@ -14,6 +14,7 @@ from feedback.__main__ import main as feedback_main
 from feedback.retention import DailySweep
 from feedback.store import FeedbackStore
 from moderation.labels import LABELS
+from moderation.template import PromptTemplate
 
 SCORES = {label: 0.2 for label in LABELS}
 SECRET = "Call Zyxwvut Quibbleton at 555-0199 tonight"
@@ -47,7 +48,7 @@ def evaluation_run(texts) -> dict:
 def test_forget_erases_a_text_to_the_last_byte_while_the_app_has_the_database_open(tmp_path, cli):
     path = tmp_path / "feedback.db"
     with FeedbackStore(path) as app:  # the app's connection, open: what it wrote is still in the write-ahead log
-        app.save_template("card", "the card's template")
+        app.save_template("card", PromptTemplate().to_json())
         secret_ids = [record(app, SECRET), record(app, SECRET, role="user")]
         kept = record(app, "Keep this one about the weather")
         app.add_verdict(secret_ids[0], verdict="wrong", label="needs caution", reviewer="ana", idempotency_key="v")
@@ -80,7 +81,7 @@ def test_forget_erases_a_text_to_the_last_byte_while_the_app_has_the_database_op
 def test_forget_a_pattern_erases_every_text_that_contains_it_case_aside(tmp_path, cli):
     path = tmp_path / "feedback.db"
     with FeedbackStore(path) as store:
-        store.save_template("card", "the card's template")
+        store.save_template("card", PromptTemplate().to_json())
         for text in ("Mail ANA.B@example.org now", "ana.b@example.org wrote this", "Nobody's address here"):
             record(store, text)
     run = cli(feedback_main, "forget", "--match", "Ana.B@Example.org", "--db", path)
@@ -98,7 +99,7 @@ def test_forget_names_the_prompt_templates_that_hold_the_text(tmp_path, cli):
 
 def test_the_sweep_keeps_judged_and_recent_predictions_and_drops_expired_keys(tmp_path):
     with FeedbackStore(tmp_path / "feedback.db") as store:
-        store.save_template("card", "the card's template")
+        store.save_template("card", PromptTemplate().to_json())
         old, judged, recent = (record(store, text) for text in ("old unjudged", "old judged", "recent unjudged"))
         store.add_verdict(judged, verdict="right", reviewer="ana")
         store.save_once("old key", "request", "modr-1", None, {})
@@ -121,7 +122,7 @@ def test_the_sweep_keeps_judged_and_recent_predictions_and_drops_expired_keys(tm
 
 def test_the_sweep_comes_back_every_day(tmp_path):
     with FeedbackStore(tmp_path / "feedback.db") as store:
-        store.save_template("card", "the card's template")
+        store.save_template("card", PromptTemplate().to_json())
         sweep = DailySweep(store, 1, every=0.05)
         try:
             first = record(store, "aged while the app ran")
@@ -141,7 +142,7 @@ def test_the_sweep_comes_back_every_day(tmp_path):
 
 def test_the_app_deletes_old_unjudged_predictions_at_start(tmp_path):
     with FeedbackStore(tmp_path / "feedback.db") as store:
-        store.save_template("card", "the card's template")
+        store.save_template("card", PromptTemplate().to_json())
         record(store, "a month old")
         judged = record(store, "a month old, judged")
         store.add_verdict(judged, verdict="right", reviewer="ana")

@@ -11,6 +11,7 @@ from feedback.__main__ import main as feedback_main
 from feedback.export import export_jsonl, verdict_rows
 from feedback.store import FeedbackStore
 from moderation.labels import LABELS
+from moderation.policy import CARD
 
 SCORES = {label: 0.2 for label in LABELS}
 OIG_LINE = re.compile(r"^Input: [^\n]+\nOutput: (" + "|".join(map(re.escape, LABELS)) + r")$")
@@ -126,7 +127,8 @@ def test_oig_lines(store, tmp_path, monkeypatch):
     rows = read_lines(path)
     expected = [label or model_label for _, model_label, _, label in REVIEWED]
     for row, label in zip(rows, expected):
-        assert list(row) == ["text", "split"] and row["split"] is None, "no text is accepted: none has a split yet"
+        assert list(row) == ["text", "split", "policy"] and row["split"] is None, "no text is accepted: no split yet"
+        assert row["policy"] == {"name": "prosocial", "id": CARD.id}, "made without a template: the card's policy"
         assert OIG_LINE.match(row["text"]), row["text"]
         assert row["text"].endswith(f"\nOutput: {label}")
     folded = "Input: I hate my job and I don't want to go there.\nOutput: possibly needs caution"

@@ -11,6 +11,7 @@ from feedback.rows import STATUSES
 from feedback.stats import summary
 from feedback.store import FeedbackStore
 from moderation.labels import LABELS
+from moderation.template import PromptTemplate
 
 SCORES = {label: 0.2 for label in LABELS}
 
@@ -102,8 +103,8 @@ def test_an_older_database_upgrades_and_keeps_its_rows(tmp_path):
 
 
 def test_round_trip(store):
-    store.save_template("t1", '{"examples": []}')
-    store.save_template("t1", '{"examples": []}')
+    store.save_template("t1", PromptTemplate().to_json())
+    store.save_template("t1", PromptTemplate().to_json())
     prediction_id = predict(store, template="t1")
     verdict = store.add_verdict(
         prediction_id, verdict="wrong", label="needs caution", note="threat", reviewer="  ann "

@@ -486,6 +486,11 @@ def run_verdict(case, ctx: Context):
     return 0, 0 if replaced else 1  # a reviewer's second verdict on a prediction replaces the first
 
 
+CARD_POLICY = ({"headers": ["label", "description"],
+                "data": [[label, CARD.description(label)] for label in CARD.labels]}, CARD.name, CARD.ordinal)
+"""The Prompt tab's policy fields as the card's policy fills them (its labels, descriptions, name, ordinal)."""
+
+
 def run_set_prompt(case, ctx: Context):
     client = ctx.fixture("client")
     spec = expand(case["input"])
@@ -493,7 +498,7 @@ def run_set_prompt(case, ctx: Context):
     before = counts(ctx.db_path)["templates"]
 
     def call():
-        return predict(ctx, "/set_prompt", table, spec.get("threshold", "needs caution"))
+        return predict(ctx, "/set_prompt", table, spec.get("threshold", "needs caution"), *CARD_POLICY)
 
     def probe(examples, prefix):
         _, _, prompt, prediction_id = client.predict("probe after set_prompt", "score", api_name="/moderate")
@@ -513,7 +518,8 @@ def run_set_prompt(case, ctx: Context):
             probe(case["examples"], preview.removesuffix(" <text>\nOutput:"))
     finally:  # whatever happened, the next case starts from the card's template
         card = [[example.text, example.label] for example in CARD.examples]
-        client.predict({"headers": ["text", "label"], "data": card}, "needs caution", api_name="/set_prompt")
+        client.predict({"headers": ["text", "label"], "data": card}, "needs caution", *CARD_POLICY,
+                       api_name="/set_prompt")
     return 1, 0
 
 

@@ -7,6 +7,7 @@ import sqlite_utils
 from feedback.__main__ import main as feedback_main
 from feedback.store import FeedbackStore
 from moderation.labels import LABELS
+from moderation.template import PromptTemplate
 
 SCORES = {label: 0.2 for label in LABELS}
 
@@ -14,7 +15,7 @@ SCORES = {label: 0.2 for label in LABELS}
 def replica(path, texts, reviewer):
     """A replica's database: the same template, its own predictions, a verdict on each, one with a key."""
     with FeedbackStore(path) as store:
-        store.save_template("card", "the card's template")
+        store.save_template("card", PromptTemplate().to_json())
         for number, text in enumerate(texts):
             prediction = store.save_prediction(text=text, label="casual", scores=SCORES, prompt=f"Input: {text}",
                                                  model="demo", template="card", role="user" if number else None)

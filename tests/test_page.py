@@ -75,7 +75,8 @@ def test_moderate_flag_review_accept_export(client, fake_app):
 
     path, count = client.predict("oig", "accepted", "", api_name="/export")
     lines = [json.loads(line) for line in open(path, encoding="utf-8")]
-    assert {"text": f"Input: {text}\nOutput: probably needs caution", "split": split_for(text, TEST_SHARE)} in lines
+    assert {"text": f"Input: {text}\nOutput: probably needs caution", "split": split_for(text, TEST_SHARE),
+            "policy": {"name": "prosocial", "id": PromptTemplate().policy.id}} in lines
     assert count == f"{len(lines)} texts exported as oig."
 
 
@@ -127,7 +128,7 @@ def test_generate_mode_is_recorded_with_its_text(client, fake_app):
     label, decision, _, prediction_id = moderate(client, "gibberish please", mode="generate")
     prediction = sqlite_utils.Database(fake_app.db_path)["predictions"].get(prediction_id)
     assert (prediction["mode"], prediction["label"], prediction["generated"]) == ("generate", None, " blah blah")
-    assert label["label"] == "no label" and "no label (the model's text is not one of the five)" in decision
+    assert label["label"] == "no label" and "no label (the model's text is none of the policy's labels)" in decision
 
 
 def test_a_draft_belongs_to_its_session_until_it_is_published(fake_app):
@@ -196,7 +197,8 @@ def test_a_choice_not_offered_is_a_message_and_no_traceback(client, capfd):
     capfd.readouterr()
     with pytest.raises(AppError, match="Mode: 'fast' is not in the list of choices; choose one of: score, generate."):
         client.predict("hello", "fast", api_name="/moderate")
-    with pytest.raises(AppError, match="Correct label: 'fine' is not in the list of choices"):
+    with pytest.raises(AppError, match="Prediction #1 is in the policy 'prosocial': Unknown label 'fine': choose one "
+                                       "of casual, needs caution, needs intervention, possibly needs caution"):
         client.predict(1, "fine", "", "ana", api_name="/flag")
     time.sleep(0.1)  # Gradio writes a failed event's traceback just after answering
     assert "Traceback" not in capfd.readouterr().err

@@ -11,6 +11,9 @@ from servers import running_in_process
 from test_browser import SCREENSHOTS, snap
 
 from moderation.labels import SEVERITY
+from moderation.policy import POLICIES, read_policy
+from moderation.settings import Settings
+from moderation.template import PromptTemplate
 
 pytestmark = pytest.mark.browser
 
@@ -79,3 +82,38 @@ def test_the_queue_saves_verdicts_from_key_presses_alone(tmp_path, browser_page)
     assert first == "I will hurt you", "key 1 saves the least severe label, on a text the model finds the most severe"
     assert {row["reviewer"] for row in rows} == {"kim"}
     assert skipped not in {first, second, third}
+
+
+def test_the_keys_follow_the_policy_of_the_text_shown(tmp_path, browser_page):
+    """The page is built while the card's policy is published; once the community one is, its texts are judged with
+    keys 1 to 5 in its order of severity, and a key beyond its labels does nothing."""
+    page = browser_page
+    community = read_policy(POLICIES / "community.toml")
+    texts = ["threat number one", "what a nice meetup", "more spam here", "pure hate", "harassment again"]
+    with running_in_process(tmp_path) as app:
+        app.service.publish(Settings(PromptTemplate(community)))
+        httpx.post(app.url + "v1/moderations", json={"input": texts}).raise_for_status()
+        app.service.writer.flush()
+        page.goto(app.url)
+        page.get_by_label("Reviewer", exact=True).fill("kim")
+        page.get_by_role("tab", name="Queue").click()
+        card = page.get_by_label("Text to judge", exact=True)
+        last = page.get_by_label("Last verdict", exact=True)
+        expect(page.get_by_text("1 ok, 2 spam, 3 harassment, 4 hate, 5 threat")).to_be_visible()
+        buttons = page.locator("button[id^='queue-label-']")
+        expect(buttons).to_have_count(5)
+        assert buttons.all_inner_texts() == [f"{n} {label}" for n, label in enumerate(community.labels, 1)]
+        judged = []
+        for number in range(1, 6):
+            expect(card).not_to_have_value("")
+            judged.append(card.input_value())
+            page.locator("body").click(position={"x": 5, "y": 5})
+            page.keyboard.press("6")  # no sixth label: nothing is saved
+            page.keyboard.press(str(number))
+            expect(last).to_have_value(re.compile(rf"Saved verdict #{number} on prediction #\d+: \w+, "
+                                                  rf"{community.labels[number - 1]}\."))
+        snap(page, "queue-04-community-policy")
+        rows = list(sqlite_utils.Database(app.db_path).query(
+            "select predictions.text, verdicts.label from verdicts join predictions on predictions.id = "
+            "verdicts.prediction_id order by verdicts.id"))
+    assert [(row["text"], row["label"]) for row in rows] == list(zip(judged, community.labels))

@@ -11,6 +11,7 @@ from feedback.queue import QUEUE_ORDERS, intervene_margin, margin
 from feedback.store import FeedbackStore
 from moderation.errors import Conflict
 from moderation.labels import LABELS
+from moderation.policy import CARD
 
 
 def probabilities(**given) -> dict:
@@ -46,9 +47,9 @@ def test_margins_by_hand():
     assert margin(probabilities(casual=0.2, needs_caution=0.2, needs_intervention=0.2)) == pytest.approx(0)
     # at "needs caution", needs caution and needs intervention intervene: 0.35 against the best of the rest, 0.4
     scores = probabilities(casual=0.4, needs_caution=0.35, needs_intervention=0.05, possibly_needs_caution=0.1)
-    assert intervene_margin(scores, "needs caution") == pytest.approx(0.05)
-    assert intervene_margin(scores, "needs intervention") == pytest.approx(0.35)
-    assert intervene_margin(scores, "never") is None and intervene_margin(scores, "casual") is None
+    assert intervene_margin(scores, "needs caution", CARD) == pytest.approx(0.05)
+    assert intervene_margin(scores, "needs intervention", CARD) == pytest.approx(0.35)
+    assert intervene_margin(scores, "never", CARD) is None and intervene_margin(scores, "casual", CARD) is None
 
 
 def test_most_uncertain_first_and_newest(store):

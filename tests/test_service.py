@@ -197,7 +197,8 @@ def test_verdicts_and_curation(service):
     assert service.relabel(2.0, "needs caution")["verdict"] == "wrong"
     path, count = service.export(status="accepted")
     assert count == 1 and path.read_text() == json.dumps({"text": "Input: I hate mondays\nOutput: casual",
-                                                          "split": split_for("I hate mondays", TEST_SHARE)}) + "\n"
+                                                          "split": split_for("I hate mondays", TEST_SHARE),
+                                                          "policy": {"name": "prosocial", "id": CARD.id}}) + "\n"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 

@@ -16,7 +16,7 @@ from ..service import PlaygroundService
 from .admission import Admission
 from .errors import ApiError, documented
 from .patterns import HTTP_WHITESPACE, header_token
-from .protocol import ChatResponse, ModelList, ModerationResponse, Result, absent_or, request_models
+from .protocol import ChatResponse, ModelList, ModerationResponse, PolicyCard, Result, absent_or, request_models
 
 bearer = HTTPBearer(auto_error=False, description="An API key (see --api-keys).")
 IDEMPOTENCY = Header(None, description=f"Any unique string of up to {MAX_KEY} printable characters (a UUID): a retry "
@@ -61,7 +61,7 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
     @router.post("/v1/moderations", response_model=ModerationResponse, responses=answers, tags=["moderation"],
                  dependencies=keyed)
     async def moderations(request: ModerationRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
-        """Label one text or a list of texts with the five moderation labels."""
+        """Label one text or a list of texts with the labels of the published policy (the card's five by default)."""
         served(request.model)
         texts = [request.input] if isinstance(request.input, str) else request.input
         fields = ["input"] if isinstance(request.input, str) else [f"input[{n}]" for n in range(len(texts))]
@@ -89,12 +89,13 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
     def models() -> dict:
         """The model this server labels with, the shadow beside it (if one runs), and the other versions trained
         here (which can be served through the gate)."""
-        serving, shadow = service.moderator.name, service.serving.shadow
-        roles = {serving: "serving", **({shadow.name: "shadow"} if shadow else {})}
+        serving, shadow, published = service.moderator.name, service.serving.shadow, service.settings.policy
+        roles = {serving: ("serving", published), **({shadow.name: ("shadow", published)} if shadow else {})}
         for version in service.versions():
-            roles.setdefault(version["name"], "trained")
+            roles.setdefault(version["name"], ("trained", version["policy"]))
         return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "moderation-playground",
-                                            "role": role} for name, role in roles.items()]}
+                                            "role": role, "policy": PolicyCard.of(policy)}
+                                           for name, (role, policy) in roles.items()]}
 
     return router
 

@@ -1,4 +1,5 @@
-"""What the REST API takes and answers, shaped like OpenAI's moderation API (our five labels are the categories).
+"""What the REST API takes and answers, shaped like OpenAI's moderation API (the labels of the result's policy are the
+categories: the card's five unless another policy is published).
 
 The requests are made for one server's limits (``--max-chars``, ``--max-inputs``), so that its OpenAPI document states
 them; the service checks them, with messages that say what to change."""
@@ -10,12 +11,14 @@ from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from feedback.curation import MAX_CHANGE
 from feedback.ids import LARGEST
 from feedback.rows import STATUSES
-from moderation.labels import LABELS
+from moderation.policy import Policy
 from moderation.results import ModerationResult
 
 from ..service import SHOWN_CHARS, Limits
 from .patterns import blank_text
 
+MAX_LABEL = 200
+"""The longest label a curation request may name (a policy's labels are short; the store names them when refused)."""
 MODEL = Field(None, description="The served model's id (see GET /v1/models); another gets 404. Optional.")
 MOMENTS = ({"type": "string", "format": "date"}, {"type": "string", "format": "date-time"},
            {"type": "string", "maxLength": 0})
@@ -56,9 +59,11 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
 
 
 class Result(BaseModel):
-    flagged: bool = Field(description="The label is anything but casual.")
-    categories: dict[str, bool] = Field(description="Each label: true for the predicted one.")
-    category_scores: dict[str, float] = Field(description="Each label's probability; they sum to 1.")
+    flagged: bool = Field(description="The label is anything but the policy's least severe one (casual, for the "
+                          "card's policy).")
+    categories: dict[str, bool] = Field(description="Each label of the policy that labelled the text (GET /v1/models "
+                                        "names it): true for the predicted one.")
+    category_scores: dict[str, float] = Field(description="Each label of the policy: its probability; they sum to 1.")
     label: str
     intervene: bool = Field(description="The label reaches the intervention threshold.")
 
@@ -67,7 +72,7 @@ class Result(BaseModel):
         """The API's view of a result, as the plain dict that is serialised (the model documents its shape)."""
         return {
             "flagged": result.flagged,
-            "categories": {name: name == result.label for name in LABELS},
+            "categories": {name: name == result.label for name in result.scores},
             "category_scores": result.scores,
             "label": result.label,
             "intervene": result.intervene,
@@ -90,6 +95,17 @@ class ChatResponse(BaseModel):
     triggered_by: list[str] = Field(description="The sides (user, bot) that reached the threshold.")
 
 
+class PolicyCard(BaseModel):
+    name: str
+    id: str = Field(description="A hash of everything the policy is: it changes with any change of it.")
+    labels: list[str] = Field(description="Its labels, least severe first: the categories of a result.")
+
+    @staticmethod
+    def of(policy: Policy) -> dict:
+        """The API's view of a policy."""
+        return {"name": policy.name, "id": policy.id, "labels": list(policy.labels)}
+
+
 class ModelCard(BaseModel):
     id: str = Field(description="The model's name: the serving one's is what to give as ``model``.")
     object: Literal["model"]
@@ -97,6 +113,8 @@ class ModelCard(BaseModel):
     role: Literal["serving", "shadow", "trained"] = Field(
         description="serving: it answers; shadow: it labels the same texts beside it, off the request path; trained: "
         "a version trained here, which can be served (POST /v1/versions/{version}/serve).")
+    policy: PolicyCard = Field(description="The policy it labels in: the published one for the serving model and the "
+                               "shadow, the one it was trained in for a trained version (it serves only with it).")
 
 
 class ModelList(BaseModel):
@@ -160,16 +178,18 @@ def curation_request(limits: Limits) -> type[BaseModel]:
 
     class Filters(BaseModel):
         status: Literal[STATUSES] = Field(None, json_schema_extra=_no_default, description="Only this status.")
-        label: Literal[LABELS] = Field(None, json_schema_extra=_no_default, description="Only this reviewer label.")
+        label: str = Field(None, min_length=1, max_length=MAX_LABEL, json_schema_extra=_no_default,
+                           description="Only this reviewer label.")
         disagree: bool = Field(False, strict=True, description="Only verdicts whose label differs from the model's.")
         search: str = Field(None, max_length=limits.max_chars, json_schema_extra=_no_default,
                             description="Only texts with this phrase (full-text search; blank: any text).")
 
     class CurationChange(BaseModel):
         status: Literal[STATUSES] = Field(None, json_schema_extra=_no_default, description="The status to set.")
-        label: Literal[LABELS] = Field(None, json_schema_extra=_no_default,
-                                       description="The label to set (a verdict becomes right when it is the "
-                                       "model's label, else wrong).")
+        label: str = Field(None, min_length=1, max_length=MAX_LABEL, json_schema_extra=_no_default,
+                           description="The label to set, one of each verdict's policy (that of its prediction; "
+                           "another is refused with 400): a verdict becomes right when it is the model's label, "
+                           "else wrong.")
         verdicts: list[Shown] = Field(None, min_length=1, max_length=MAX_CHANGE, json_schema_extra=_no_default,
                                       description=f"The verdicts to change (at most {MAX_CHANGE:,}).")
         filters: Filters = Field(None, json_schema_extra=_no_default,

@@ -4,7 +4,7 @@ page: how many rows got each label, and the first rows in a table to sort."""
 import gradio as gr
 
 from moderation.batch_files import MAX_ROWS, OUTPUTS, BatchRun
-from moderation.labels import SEVERITY
+from moderation.policy import Policy
 from moderation.settings import Settings
 
 from .common import Page, download, shown_errors
@@ -46,15 +46,16 @@ def build(page: Page) -> None:
                                               progress=advance, first=SHOWN_ROWS)
         kept = ", kept for review" if keep else ""
         return str(out), (f"{run.labelled} of {run.rows} rows labelled ({run.errors} with an error{kept}) in "
-                          f"{run.seconds:.1f} s."), label_counts(run), first_rows(run)
+                          f"{run.seconds:.1f} s."), label_counts(run, page.settings(draft).policy), first_rows(run)
 
     button.click(label_batch, [upload, format_choice, record, page.draft], [file, summary, counts, rows],
                  api_name="batch")
 
 
-def label_counts(run: BatchRun) -> list[list]:
-    """How many rows got each label, least severe first, then the rows with an error: count and share."""
-    counted = [(label, run.labels.get(label, 0)) for label in SEVERITY] + [("error", run.errors)]
+def label_counts(run: BatchRun, policy: Policy) -> list[list]:
+    """How many rows got each label of ``policy`` (the run's), least severe first, then the rows with an error: count
+    and share."""
+    counted = [(label, run.labels.get(label, 0)) for label in policy.labels] + [("error", run.errors)]
     return [[name, count, f"{count / run.rows:.1%}"] for name, count in counted]
 
 

@@ -4,7 +4,7 @@ and a verdict on either side."""
 import gradio as gr
 
 from moderation.errors import InvalidInput
-from moderation.labels import LABELS
+from moderation.policy import MAX_LABELS
 from moderation.results import ROLES
 from moderation.settings import Settings
 
@@ -24,8 +24,8 @@ def build(page: Page) -> None:
                 decision = gr.Markdown()
                 shown_reply = gr.Textbox(label="Reply the user sees", interactive=False)
         with gr.Row():
-            user_label = gr.Label(label="User message label", num_top_classes=len(LABELS))
-            bot_label = gr.Label(label="Bot reply label", num_top_classes=len(LABELS))
+            user_label = gr.Label(label="User message label", num_top_classes=MAX_LABELS)
+            bot_label = gr.Label(label="Bot reply label", num_top_classes=MAX_LABELS)
         with gr.Row():
             user_id = gr.Number(label="User prediction", interactive=False)
             bot_id = gr.Number(label="Bot prediction", interactive=False)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import gradio as gr
 
 from moderation.errors import USER_ERRORS
-from moderation.labels import LABELS
 from moderation.markdown import markdown_text
+from moderation.policy import Policy
 from moderation.settings import Settings
 
 from ..service import PlaygroundService
@@ -94,6 +94,17 @@ def model_text(moderator) -> str:
     return f"{markdown_text(moderator.name)}{on}"
 
 
+def label_choice(policy: Policy, label: str) -> gr.Dropdown:
+    """A dropdown of ``policy``'s labels (in its prompt's order). It takes any text, as labels follow the policy of
+    what is judged: the service checks a label against that policy, and its refusal names the policy's labels."""
+    return gr.Dropdown(list(policy.listed), label=label, value=None, allow_custom_value=True)
+
+
+def label_choices(policy: Policy, value=None) -> gr.Dropdown:
+    """A label dropdown's choices set to ``policy``'s labels (an event's output)."""
+    return gr.Dropdown(choices=list(policy.listed), value=value)
+
+
 def saved(row: dict) -> str:
     """What the page says once a verdict is on disk."""
     return f"Saved verdict #{row['id']} on prediction #{row['prediction_id']}: {row['verdict']}, {row['label']}."
@@ -115,7 +126,7 @@ class VerdictForm:
 def verdict_form(page: Page) -> VerdictForm:
     """Correct label, note, the two buttons and the confirmation, as one group; the reviewer is the page's name."""
     with gr.Group():
-        label = gr.Dropdown(list(LABELS), label="Correct label", value=None)
+        label = label_choice(page.service.settings.policy, "Correct label")
         note = gr.Textbox(label="Note", placeholder="Why the label is right or wrong (optional)")
         with gr.Row():
             right = gr.Button("Label is right")

@@ -6,7 +6,6 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from feedback.stats import as_figure, as_share
-from moderation.labels import SEVERITY
 from moderation.markdown import markdown_text
 
 from .common import Page, shown_errors
@@ -47,9 +46,10 @@ def build(page: Page) -> None:
 
 def _overview(stats: dict) -> str:
     agreement, shadow = stats["agreement"], stats["shadow"]
+    level = "ordinal" if stats["ordinal"] else "nominal"
     overview = (f"**{stats['predictions']}** predictions, **{stats['queue']}** awaiting a first verdict · "
                 f"**{stats['verdicts']}** verdicts, the model's label right in {as_share(stats['model_agreement'])} · "
-                f"Krippendorff's alpha (ordinal) **{as_figure(agreement['krippendorff_alpha'])}** on "
+                f"Krippendorff's alpha ({level}) **{as_figure(agreement['krippendorff_alpha'])}** on "
                 f"{agreement['items']} texts judged by several reviewers")
     if shadow:
         overview += (f" · the shadow {markdown_text(shadow['model'])} agrees with the serving model on "
@@ -58,28 +58,35 @@ def _overview(stats: dict) -> str:
 
 
 def _mix(stats: dict) -> go.Figure:
-    figure = go.Figure([go.Bar(name=who, x=list(SEVERITY), y=[stats["label_mix"][who][label] for label in SEVERITY])
+    labels = stats["labels"]
+    figure = go.Figure([go.Bar(name=who, x=_plot_labels(labels), y=[stats["label_mix"][who][label] for label in labels])
                         for who in ("model", "reviewers")])
     return figure.update_layout(barmode="group", title="Labels of judged predictions: model and reviewers")
 
 
 def _confusion(stats: dict) -> go.Figure:
-    counts = [[stats["confusion"][model][label] for label in SEVERITY] for model in SEVERITY]
-    figure = go.Figure(go.Heatmap(z=counts, x=list(SEVERITY), y=list(SEVERITY), text=counts, texttemplate="%{text}",
-                                  colorscale="Blues"))
-    return figure.update_layout(title="Verdicts: model label (rows) against reviewer label (columns)",
-                                xaxis_title="reviewer", yaxis_title="model")
+    title = "Verdicts: model label (rows) against reviewer label (columns)"
+    return _heatmap(stats["confusion"]).update_layout(title=title, xaxis_title="reviewer", yaxis_title="model")
 
 
 def _shadow(stats: dict) -> go.Figure:
     shadow = stats["shadow"]
     if shadow is None:
         return go.Figure().update_layout(title="No shadow has labelled a text yet (Retrain tab: Shadow this version)")
-    counts = [[shadow["confusion"][serving][label] for label in SEVERITY] for serving in SEVERITY]
-    figure = go.Figure(go.Heatmap(z=counts, x=list(SEVERITY), y=list(SEVERITY), text=counts, texttemplate="%{text}",
-                                  colorscale="Blues"))
-    return figure.update_layout(title=f"Serving model (rows) against the shadow {_plot_text(shadow['model'])} "
-                                f"(columns), {shadow['texts']} texts", xaxis_title="shadow", yaxis_title="serving")
+    title = f"Serving model (rows) against the shadow {_plot_text(shadow['model'])} (columns), {shadow['texts']} texts"
+    return _heatmap(shadow["confusion"]).update_layout(title=title, xaxis_title="shadow", yaxis_title="serving")
+
+
+def _heatmap(confusion: dict[str, dict[str, int]]) -> go.Figure:
+    """Counts of one label (rows) against another (columns), over the labels the figures hold, least severe first."""
+    labels = list(confusion)
+    counts = [[confusion[row][column] for column in labels] for row in labels]
+    return go.Figure(go.Heatmap(z=counts, x=_plot_labels(labels), y=_plot_labels(labels), text=counts,
+                                texttemplate="%{text}", colorscale="Blues"))
+
+
+def _plot_labels(labels) -> list[str]:
+    return [_plot_text(label) for label in labels]
 
 
 def _by_day(stats: dict, key: str, title: str) -> go.Figure:

@@ -3,9 +3,7 @@ which the export uses."""
 
 import gradio as gr
 
-from moderation.labels import LABELS
-
-from .common import Page, shown_errors
+from .common import Page, label_choice, label_choices, shown_errors
 
 COLUMNS = ["text", "final label", "reviewers' labels", "model label"]
 """The table's columns, what a curator needs first leftmost."""
@@ -26,7 +24,7 @@ def build(page: Page) -> None:
                              column_widths=WIDTHS, label="Disagreements", elem_id="disagreements-table")
         with gr.Row():
             selected = gr.Textbox(label="Selected text", interactive=False, lines=2)
-            final = gr.Dropdown(list(LABELS), label="Final label", value=None)
+            final = label_choice(service.settings.policy, "Final label")
         settle = gr.Button("Set final label", variant="primary")
         result = gr.Textbox(label="Settled", interactive=False)
 
@@ -45,7 +43,8 @@ def build(page: Page) -> None:
 
     refresh.click(disagreements, None, table, api_name="disagreements")
     tab.select(disagreements, None, table, api_visibility="private")
-    table.select(_selected_text, None, selected, api_visibility="private")
+    table.select(_selected_text, None, selected, api_visibility="private").then(
+        lambda text: label_choices(service.text_policy(text)), selected, final, api_visibility="private")
     settle.click(set_final_label, [selected, final, page.name], result, api_name="set_final_label").success(
         disagreements, None, table, api_visibility="private")
 

@@ -52,8 +52,9 @@ def build(page: Page) -> None:
         """Label the gold set with this session's settings and store the run; returns its summary, the three
         figures, and the run pickers set to the previous run and this one."""
         progress(0, desc="Evaluating")
-        gold = service.gold_set(source, path)
-        run = service.evaluate(gold, settings=page.settings(draft), mode=mode,
+        settings = page.settings(draft)
+        gold = service.gold_set(source, path, settings.policy)
+        run = service.evaluate(gold, settings=settings, mode=mode,
                                progress=lambda done, total: progress((done, total), desc="Evaluating", unit="texts"))
         previous = next((other["id"] for other in service.runs(2) if other["id"] != run["id"]), None)
         metrics = run["metrics"]

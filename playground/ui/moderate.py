@@ -1,13 +1,13 @@
-"""The Moderate tab: a text, its label with the five probabilities, the decision, the prompt, and a verdict."""
+"""The Moderate tab: a text, its label with the probability of each label of the policy, the decision, the prompt, and
+a verdict (its label one of the policy's)."""
 
 import gradio as gr
 
-from moderation.labels import LABELS
-from moderation.policy import CARD
+from moderation.policy import CARD, MAX_LABELS
 from moderation.results import MODES, ModerationResult
 from moderation.settings import Settings
 
-from .common import Page, saved, shown_errors, verdict_form
+from .common import Page, label_choices, saved, shown_errors, verdict_form
 
 MAX_CONCURRENT = 64
 CARD_TEXTS = [[example.text] for example in CARD.examples] + [
@@ -29,7 +29,7 @@ def build(page: Page) -> None:
                 button = gr.Button("Moderate", variant="primary")
                 gr.Examples(CARD_TEXTS, inputs=[text], label="The card's examples")
             with gr.Column():
-                label = gr.Label(label="Label", num_top_classes=len(LABELS))
+                label = gr.Label(label="Label", num_top_classes=MAX_LABELS)
                 decision_box = gr.Markdown()
                 prediction_id = gr.Number(label="Prediction", interactive=False)
         prompt = gr.Code(label="Prompt sent to the model", language=None, interactive=False)
@@ -57,8 +57,10 @@ def build(page: Page) -> None:
 
     event = dict(fn=moderate, inputs=[text, mode, page.draft], outputs=[label, decision_box, prompt, prediction_id],
                  concurrency_limit=MAX_CONCURRENT)
-    button.click(**event, api_name="moderate")
-    text.submit(**event, api_visibility="private")
+    choices = dict(fn=lambda draft: label_choices(page.settings(draft).policy), inputs=page.draft,
+                   outputs=form.label, api_visibility="private")
+    button.click(**event, api_name="moderate").then(**choices)
+    text.submit(**event, api_visibility="private").then(**choices)
     form.right.click(confirm, [prediction_id, form.note, form.reviewer, form.idempotency_key], form.saved,
                      api_name="confirm")
     form.correction.click(flag, [prediction_id, form.label, form.note, form.reviewer, form.idempotency_key], form.saved,
@@ -66,7 +68,7 @@ def build(page: Page) -> None:
 
 
 def label_value(result: ModerationResult):
-    """What the Label component shows: the five probabilities, or the generated label."""
+    """What the Label component shows: the probability of each label, or the generated label."""
     return result.scores if result.mode == "score" else (result.label or "no label")
 
 
@@ -78,5 +80,5 @@ def decision(result: ModerationResult, settings: Settings) -> str:
     ]
     if result.mode == "generate":
         parts.append("**Generated:** see the prompt's continuation below" if result.label else
-                     "**Generated:** no label (the model's text is not one of the five)")
+                     "**Generated:** no label (the model's text is none of the policy's labels)")
     return " · ".join(parts)

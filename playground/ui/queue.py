@@ -1,24 +1,30 @@
 """The Queue tab: recorded predictions this reviewer has not judged, one at a time, in the order they choose,
-judged from the keyboard (1-5 pick the correct label, from the least severe to the most, Enter says the label is
-right, s skips the text until the reviewer clears their skips, u undoes)."""
+judged from the keyboard (1 to n pick the correct label in the policy of the text's prediction, from the least severe
+to the most, Enter says the label is right, s skips the text until the reviewer clears their skips, u undoes)."""
 
 import gradio as gr
 
 from feedback.queue import QUEUE_ORDERS
-from moderation.labels import SEVERITY
 from moderation.markdown import markdown_text
+from moderation.policy import MAX_LABELS, Policy
 
 from .common import Page, saved, shown_errors
 
-KEYS = {**{str(number): f"queue-label-{number}" for number in range(1, len(SEVERITY) + 1)},
+NUMBERS = range(1, MAX_LABELS + 1)
+"""The number keys: one for each label a policy may have (the buttons of the labels a policy lacks are hidden)."""
+KEYS = {**{str(number): f"queue-label-{number}" for number in NUMBERS},
         "Enter": "queue-right", "s": "queue-skip", "u": "queue-undo"}
 """Each key, and the element id of the button it presses: the number keys pick the labels by severity, 1 the least
-severe (the card's prompt keeps its own order of the labels)."""
+severe (a prompt may list them in another order, as the card's does); a key without a shown button does nothing."""
 
-KEYS_HELP = ("**Keys** (with the focus outside a text field): **1**-**5** the correct label, from the least severe "
-             "to the most (" + ", ".join(f"**{number}** {name}" for number, name in enumerate(SEVERITY, 1)) +
-             "; the model's own label saves \"right\"), **Enter** label is right, **s** skip (until you clear your "
-             "skips), **u** undo your last verdict. The next text appears after each.")
+
+def keys_help(policy: Policy) -> str:
+    """What the keys do, for a text in ``policy``."""
+    return (f"**Keys** (with the focus outside a text field): **1**-**{len(policy.labels)}** the correct label, from "
+            "the least severe to the most (" + ", ".join(f"**{number}** {markdown_text(name)}"
+                                                        for number, name in enumerate(policy.labels, 1)) +
+            "; the model's own label saves \"right\"), **Enter** label is right, **s** skip (until you clear your "
+            "skips), **u** undo your last verdict. The next text appears after each.")
 
 KEYS_JS = """
 () => {
@@ -39,22 +45,24 @@ KEYS_JS = """
 
 def build(page: Page) -> None:
     """The tab and its events: /queue_next, /queue_right, /queue_skip, /queue_undo and /queue_clear_skips, and
-    /queue_label for API clients (the page's five label buttons each pass their own label)."""
+    /queue_label for API clients (the page's label buttons each pass their number: the label of that severity in
+    the policy of the prediction shown)."""
     service = page.service
+    published = service.settings.policy
     with gr.Tab("Queue") as tab:
-        gr.Markdown(KEYS_HELP)
+        help_text = gr.Markdown(keys_help(published))
         order = gr.Radio(list(QUEUE_ORDERS), value="most uncertain", label="Order")
         left = gr.Markdown()
         with gr.Row():
             with gr.Column():
                 text = gr.Textbox(label="Text to judge", interactive=False, lines=3)
                 choices = gr.Markdown()
-            label = gr.Label(label="Model's label", num_top_classes=len(SEVERITY))
+            label = gr.Label(label="Model's label", num_top_classes=MAX_LABELS)
         with gr.Accordion("Prompt", open=False):
             prompt = gr.Code(label="Prompt sent to the model", language=None, interactive=False)
         with gr.Row():
-            pickers = [gr.Button(f"{number} {name}", elem_id=KEYS[str(number)], size="sm")
-                       for number, name in enumerate(SEVERITY, 1)]
+            pickers = [gr.Button(**_picker(published, number), elem_id=KEYS[str(number)], size="sm")
+                       for number in NUMBERS]
         with gr.Row():
             right = gr.Button("Label is right (Enter)", variant="primary", elem_id=KEYS["Enter"])
             skip = gr.Button("Skip (s)", elem_id=KEYS["s"])
@@ -63,20 +71,28 @@ def build(page: Page) -> None:
         last = gr.Textbox(label="Last verdict", interactive=False)
         current = gr.Number(label="Prediction", interactive=False)
         given = gr.State([])  # this session's verdicts, for undo
-        picked, model_label = [gr.State(name) for name in SEVERITY], gr.State(None)
+        picked, model_label = [gr.State(number) for number in NUMBERS], gr.State(None)
 
     def card(item: dict | None, reviewer: str):
-        """The card's fields for ``item``, or an empty card saying the queue is done."""
+        """The card's fields for ``item`` (the help and the label buttons in its policy), or an empty card saying
+        the queue is done (in the published policy)."""
         waiting, skipped = service.queue_size(reviewer), service.skipped(reviewer)
         aside = f"; you skipped {skipped} texts: Clear my skips brings them back" if skipped else ""
         if item is None:
             done = f"Nothing left to judge in this order ({waiting} waiting for you{aside})."
             return None, "", None, "", "", done
+        policy = service.policy_of(item)
         numbered = "\n".join(f"{number} {name}{'  ← the model' if name == item['label'] else ''}"
-                             for number, name in enumerate(SEVERITY, 1))
+                             for number, name in enumerate(policy.labels, 1))
         return (item["id"], item["text"], item["scores"], f"Keys, least severe first:\n```\n{numbered}\n```",
                 item["prompt"], f"{waiting} waiting for you{aside} · prediction #{item['id']} · "
                 f"{markdown_text(item['model'])}")
+
+    def keys_of(prediction):
+        """The help and the label buttons in the policy of the prediction shown (the published one when none is)."""
+        policy = (service.policy_of(service.prediction(prediction)) if prediction is not None
+                  else service.settings.policy)
+        return keys_help(policy), *(gr.Button(**_picker(policy, number)) for number in NUMBERS)
 
     def following(reviewer: str, order_name: str):
         return card(service.next_in_queue(reviewer, order=order_name), reviewer)
@@ -87,10 +103,11 @@ def build(page: Page) -> None:
         return following(page.reviewer(name, request), order_name)
 
     @shown_errors
-    def pick(prediction, correct: str | None, order_name: str, history: list, name: str, request: gr.Request):
-        """Save the correct label (None or the model's own: "right"), then show the next prediction."""
+    def pick(prediction, number: int | None, order_name: str, history: list, name: str, request: gr.Request):
+        """Save the label of severity ``number`` (1 the least severe) in the prediction's policy as the correct one
+        (None or the model's own: "right"), then show the next prediction."""
         reviewer = page.reviewer(name, request)
-        row = service.judge(prediction, correct, reviewer=reviewer)
+        row = service.judge(prediction, service.label_of_number(prediction, number), reviewer=reviewer)
         return (saved(row), history + [row["id"]], *following(reviewer, order_name))
 
     @shown_errors
@@ -131,5 +148,12 @@ def build(page: Page) -> None:
     skip.click(skip_item, [current, order, *named], shown, api_name="queue_skip")
     clear.click(clear_skips, [order, *named], [last, *shown], api_name="queue_clear_skips")
     undo.click(undo_last, [given, *named], [last, given, *shown], api_name="queue_undo")
+    current.change(keys_of, current, [help_text, *pickers], api_visibility="private")
     with tab:
         gr.api(queue_label, api_name="queue_label")
+
+
+def _picker(policy: Policy, number: int) -> dict:
+    """The label button of severity ``number`` in ``policy``: shown with its label, or hidden when it has none."""
+    shown = number <= len(policy.labels)
+    return {"value": f"{number} {policy.labels[number - 1]}" if shown else str(number), "visible": shown}

@@ -7,10 +7,9 @@ import gradio as gr
 
 from feedback.rows import STATUSES, named
 from moderation.errors import InvalidInput, NotFound
-from moderation.labels import LABELS
 from moderation.markdown import markdown_text
 
-from .common import ANY, Page, optional, shown_errors
+from .common import ANY, Page, label_choice, label_choices, optional, shown_errors
 
 COLUMNS = ["✓", "id", "text", "reviewer label", "status", "split", "model label", "reviewer"]
 """The table's columns, those a curator needs first leftmost; the time, the verdict and the note show on selection."""
@@ -37,7 +36,8 @@ def build(page: Page) -> None:
         gr.Markdown(HELP)
         with gr.Row():
             status = gr.Dropdown([ANY, *STATUSES], value=ANY, label="Status")
-            label = gr.Dropdown([ANY, *LABELS], value=ANY, label="Reviewer label")
+            label = gr.Dropdown([ANY, *service.settings.policy.listed], value=ANY, label="Reviewer label",
+                                allow_custom_value=True)
             disagree = gr.Checkbox(label="Model label differs from reviewer label")
             search = gr.Textbox(label="Search texts", placeholder="Type: the table narrows as you type")
             refresh = gr.Button("Refresh", size="sm", scale=0)
@@ -56,7 +56,7 @@ def build(page: Page) -> None:
                               placeholder="Click a row to see its verdict here")
             details = gr.Markdown(elem_id="review-details")
         with gr.Row():
-            new_label = gr.Dropdown(list(LABELS), label="New label (for Relabel)", value=None)
+            new_label = label_choice(service.settings.policy, "New label (for Relabel)")
             accept = gr.Button("Accept", variant="primary")
             discard = gr.Button("Discard", variant="stop")
             relabel_button = gr.Button("Relabel")
@@ -176,6 +176,8 @@ def build(page: Page) -> None:
     gr.on([tab.select, refresh.click, status.change, label.change, disagree.change, search.change], review, filters,
           reviewed, api_name="review", trigger_mode="always_last", show_progress="hidden")
     table.select(select, [listed, checked], [table, checked, summary, *selected], api_visibility="private")
+    verdict_id.change(lambda verdict: label_choices(service.verdict_policy(verdict)), verdict_id, new_label,
+                      api_visibility="private")
     select_all.click(select_matching, [*filters, listed], [table, checked, summary], api_name="select_all")
     clear.click(clear_checks, listed, [table, checked, summary], api_visibility="private")
     checked.change(buttons, checked, [bulk, bulk_accept, bulk_discard, bulk_relabel], api_visibility="private")
