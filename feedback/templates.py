@@ -3,7 +3,7 @@ names its template, and its template names the policy it was made in (the card's
 
 from moderation.errors import InvalidInput
 from moderation.policy import CARD, Policy
-from moderation.template import PromptTemplate
+from moderation.templates import Template, template_from_json
 
 from .connection import Connection
 from .rows import now
@@ -15,22 +15,22 @@ class Templates:
     def __init__(self, connection: Connection):
         self.connection = connection
         self.db = connection.db
-        self._read: dict[str, PromptTemplate] = {}
+        self._read: dict[str, Template] = {}
 
-    def get(self, template_id: str) -> PromptTemplate:
+    def get(self, template_id: str) -> Template:
         """The template saved as ``template_id``; InvalidInput when there is none."""
         if template_id not in self._read:
             with self.connection.lock:
                 return self.held(template_id)
         return self._read[template_id]
 
-    def held(self, template_id: str) -> PromptTemplate:
+    def held(self, template_id: str) -> Template:
         """:meth:`get`, for a caller that holds the connection's lock."""
         if template_id not in self._read:
             row = self.db.execute("select text from templates where id = ?", [template_id]).fetchone()
             if row is None:
                 raise InvalidInput(f"No template {template_id!r}: save it with save_template() first.")
-            self._read[template_id] = PromptTemplate.from_json(row[0])
+            self._read[template_id] = template_from_json(row[0])
         return self._read[template_id]
 
     def policy(self, template_id: str | None) -> Policy:
@@ -47,7 +47,7 @@ class Templates:
         if not template_id:
             raise ValueError("Empty template id: pass the template's short hash.")
         if template_id not in self._read:
-            self._read[template_id] = PromptTemplate.from_json(text)
+            self._read[template_id] = template_from_json(text)
         with self.connection.lock, self.connection.transaction():
             self.db["templates"].insert({"id": template_id, "text": text, "created": now()}, ignore=True)
 

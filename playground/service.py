@@ -544,7 +544,8 @@ class PlaygroundService:
         with written_atomically(policy_file) as out:
             out.write(policy.to_toml())
         return self.jobs.start(name, ["--model", source, "--data", str(data), "--eval-data", str(judged), "--lora",
-                                      "--policy", str(policy_file), "--started-by", self.reviewer_name(reviewer)])
+                                      "--policy", str(policy_file), "--format", self._settings.template.format,
+                                      "--started-by", self.reviewer_name(reviewer)])
 
     def training(self) -> Job | None:
         """The latest retraining job as it stands (None before the first)."""

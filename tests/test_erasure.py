@@ -14,7 +14,7 @@ from feedback.__main__ import main as feedback_main
 from feedback.retention import DailySweep
 from feedback.store import FeedbackStore
 from moderation.labels import LABELS
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 SCORES = {label: 0.2 for label in LABELS}
 SECRET = "Call Zyxwvut Quibbleton at 555-0199 tonight"

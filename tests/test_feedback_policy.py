@@ -9,7 +9,7 @@ from feedback.export import export_lines
 from feedback.stats import summary
 from feedback.store import FeedbackStore
 from moderation.policy import POLICIES, read_policy
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 COMMUNITY = read_policy(POLICIES / "community.toml")
 TEMPLATE = PromptTemplate(COMMUNITY)

@@ -11,7 +11,7 @@ from feedback.rows import STATUSES
 from feedback.stats import summary
 from feedback.store import FeedbackStore
 from moderation.labels import LABELS
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 SCORES = {label: 0.2 for label in LABELS}
 

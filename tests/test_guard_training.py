@@ -8,12 +8,10 @@ import pytest
 from conftest import ROOT
 
 from moderation.errors import InvalidInput
-from moderation.loader import open_moderator
 from moderation.models import ModelSpec, open_served
 from moderation.policy import Policy, read_policy
 from moderation.prompt import normalize_text
-from moderation.settings import Settings
-from moderation.templates import LlamaGuardTemplate, PromptTemplate, YesNoTemplate, template_for
+from moderation.templates import LlamaGuardTemplate, PromptTemplate, YesNoTemplate
 from moderation.training.__main__ import main as train
 from moderation.training.data import IGNORE, training_sequences
 from moderation.training.recipe import Recipe
@@ -109,20 +107,33 @@ def test_lora_learns_the_policys_answers_in_the_format(family_model_dirs, tmp_pa
     version = ModelVersion.read(adapter)
     assert version.format == format and version.trained_policy.labels == COMMUNITY.labels
 
-    texts = [text for text, _ in records[: len(COMMUNITY.examples)]]
-    gold = [label for _, label in records[: len(COMMUNITY.examples)]]
-    settings = Settings(template_for(format, COMMUNITY))
-
-    def right(moderator) -> float:
-        """The mean probability of each text's own label."""
-        results = moderator.moderate(texts, settings)
-        return sum(result.scores[label] for result, label in zip(results, gold)) / len(gold)
-
     served = open_served(ModelSpec("tuned", base, adapter=str(adapter)))  # the version's format and policy
     assert (served.settings.template.format, served.settings.policy.labels) == (format, COMMUNITY.labels)
-    assert right(served.moderator) > right(open_moderator(base)) + 0.2
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    sequences = training_sequences(tokenizer, records[: len(COMMUNITY.examples)], 5, 2048, served.settings.template)
+    before = answer_loss(AutoModelForCausalLM.from_pretrained(base), sequences)
+    after = answer_loss(served.moderator.backend.model, sequences)
+    # 30 steps on a random 2-layer checkpoint move it measurably (about half a nat), not far
+    assert after < before - 0.25, f"the answers' loss falls from {before:.3f} to {after:.3f}"
     with pytest.raises(InvalidInput, match=f"trained to answer in the {format} format"):
         open_served(ModelSpec("wrong", base, format="card", adapter=str(adapter)), COMMUNITY)
+
+
+def answer_loss(model, sequences) -> float:
+    """The mean cross-entropy of the answer tokens of ``sequences`` (what training learns) under ``model``."""
+    import torch
+
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ids, targets in sequences:
+            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1]
+            wanted = torch.tensor(targets[1:])
+            learned = wanted != IGNORE
+            total += float(torch.nn.functional.cross_entropy(logits[learned].float(), wanted[learned], reduction="sum"))
+            count += int(learned.sum())
+    return total / count
 
 
 LLAMA_PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}

@@ -7,7 +7,7 @@ import sqlite_utils
 from feedback.__main__ import main as feedback_main
 from feedback.store import FeedbackStore
 from moderation.labels import LABELS
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 SCORES = {label: 0.2 for label in LABELS}
 

@@ -11,7 +11,7 @@ from servers import make_service
 
 from moderation.policy import CARD, POLICIES, read_policy
 from moderation.settings import Settings
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 from playground.server import create_app
 
 COMMUNITY = read_policy(POLICIES / "community.toml")

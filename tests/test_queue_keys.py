@@ -13,7 +13,7 @@ from test_browser import SCREENSHOTS, snap
 from moderation.labels import SEVERITY
 from moderation.policy import POLICIES, read_policy
 from moderation.settings import Settings
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,7 @@ import gradio as gr
 from moderation.errors import InvalidInput
 from moderation.policy import NEVER, Policy, read_policy
 from moderation.settings import Settings
-from moderation.template import PromptTemplate
+from moderation.templates import PromptTemplate
 
 from .common import Page, shown_errors
 from .evaluate import build_workbench
