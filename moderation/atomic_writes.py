@@ -10,6 +10,8 @@ from .errors import InvalidInput
 
 BUILDING = "-building-"
 """In the name of a folder being written beside its target: ``.TARGET-building-XXXX``."""
+_FILLING: set[Path] = set()
+"""The folders :func:`written_whole` is filling in this process."""
 
 
 @contextlib.contextmanager
@@ -46,12 +48,21 @@ def written_whole(target: Path, *, replace: bool = False):
     check_free(target, replace=replace)
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{BUILDING}"))
+    _FILLING.add(building)
     try:
         yield building
         check_free(target, replace=replace)
         shutil.rmtree(target, ignore_errors=True)
         building.rename(target)
     finally:
+        _FILLING.discard(building)
+        shutil.rmtree(building, ignore_errors=True)
+
+
+def remove_unfinished() -> None:
+    """Remove the folders :func:`written_whole` is filling in this process, for a stop that cannot wait for its
+    ``finally`` (a signal handler that ends the process at once)."""
+    for building in list(_FILLING):
         shutil.rmtree(building, ignore_errors=True)
 
 

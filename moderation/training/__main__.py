@@ -9,12 +9,13 @@ names the version, the model it was trained from and the hashes of the texts it 
 """
 
 import argparse
+import os
 import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..atomic_writes import check_free, written_whole
+from ..atomic_writes import check_free, remove_unfinished, written_whole
 from ..backends.local.adapters import fingerprint
 from ..backends.local.loading import load_model
 from ..errors import USER_ERRORS, InvalidInput
@@ -95,8 +96,14 @@ def recipe_from(args: argparse.Namespace) -> Recipe:
 
 
 def stop_cleanly_on_sigterm() -> None:
-    """Make SIGTERM exit through ``finally`` blocks (as Ctrl-C does), so half-written folders are removed."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    """Make SIGTERM remove the half-written version and end the process at once. Not by raising SystemExit: an
+    exception raised by a signal handler is lost when the handler happens to run inside a ``__del__``."""
+
+    def stop(*_):
+        remove_unfinished()
+        os._exit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def main(argv=None) -> int:
