@@ -7,7 +7,6 @@ import json
 import pytest
 from conftest import ROOT
 
-from moderation.demo.recipe import split_seed
 from moderation.errors import InvalidInput
 from moderation.loader import open_moderator
 from moderation.models import ModelSpec, open_served
@@ -83,19 +82,20 @@ def test_the_cards_format_still_packs_records_under_the_header(tiny_model_dir):
     assert learned(tokenizer, packed) == " casual\n needs caution\n"
 
 
-def community_records() -> list[tuple[str, str]]:
-    """Texts in the community policy: the policy's examples, repeated so training sees each label often."""
-    return [(example.text, example.label) for example in COMMUNITY.examples] * 4
-
-
 HELD_OUT = [("Is the meetup still on for Friday?", "ok"), ("Cheap followers here, click my profile link!", "spam"),
-            ("You're a loser and nobody wants you here.", "harassment"), ("Watch your back, I will find you.", "threat")]
+            ("You're a loser and nobody wants you here.", "harassment"),
+            ("Watch your back, I will find you.", "threat")]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("format", ["llama-guard", "yes-no"])
 def test_lora_learns_the_policys_answers_in_the_format(family_model_dirs, tmp_path, cli, format):
-    records = community_records()
+    """A LoRA trained by the command line in the format, on the community policy's examples, raises the mean
+    probability of each example's own label clearly over the base model's; the version records its format and
+    policy and serves in them, and refuses another format. (A step sees all eight examples; the held-out loss is
+    measured once, at the end, so the version kept is the last: the random base cannot carry what it learns of
+    eight texts over to other texts, and an earlier checkpoint would win on them.)"""
+    records = [(example.text, example.label) for example in COMMUNITY.examples]
     data = tmp_path / "export.jsonl"
     held_out = tmp_path / "held-out.jsonl"
     for path, rows in ((data, records), (held_out, HELD_OUT)):
@@ -103,14 +103,14 @@ def test_lora_learns_the_policys_answers_in_the_format(family_model_dirs, tmp_pa
     adapter = tmp_path / "adapter"
     base = str(family_model_dirs[format])
     run = cli(train, "--model", base, "--data", data, "--eval-data", held_out, "--out", adapter, "--lora",
-              "--policy", ROOT / "policies" / "community.toml", "--max-steps", "30", "--eval-steps", "10",
-              "--learning-rate", "3e-2", "--replay-ratio", "0")
+              "--policy", ROOT / "policies" / "community.toml", "--max-steps", "50", "--eval-steps", "50",
+              "--learning-rate", "1e-2", "--replay-ratio", "0")
     assert run.returncode == 0, run.stderr
     version = ModelVersion.read(adapter)
     assert version.format == format and version.trained_policy.labels == COMMUNITY.labels
 
-    texts = [text for text, _ in records[: len(COMMUNITY.examples)]]
-    gold = [label for _, label in records[: len(COMMUNITY.examples)]]
+    texts = [text for text, _ in records]
+    gold = [label for _, label in records]
     settings = Settings(template_for(format, COMMUNITY))
 
     def right(moderator) -> float:
