@@ -45,6 +45,12 @@ FAMILIES = {
     "yes-no": ("shieldgemma-9b", ["<bos>", "<start_of_turn>", "<end_of_turn>"]),
 }
 """Each format's family: its chat template and its special tokens (the first its tokenizer's BOS)."""
+SHARPER_ATTENTION, SURER_OUTPUT = 20, 30
+"""How much a family model's query and key projections, and its output layer, are scaled up from a random GPT-J's,
+to a trained model's reach: at the random scale (0.02 wide) attention is even over a guard prompt's 300 to 600
+tokens, so the answer's position barely tells one text or question from another (its state varies by 1.5%), and
+the 32-wide output layer cannot make any token more than a few times likelier than the 400 others. LoRA trains
+neither the embeddings nor the output layer, so without these a LoRA can learn nothing a test could see."""
 
 
 def pytest_sessionstart(session):
@@ -125,7 +131,11 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def family_model_dirs(tmp_path_factory):
     """A random GPT-J per format, whose tokenizer has the family's special tokens (one token each) and chat
-    template, saved and loaded as transformers saves any checkpoint."""
+    template, saved and loaded as transformers saves any checkpoint. Its attention and output layer are scaled up
+    (:data:`SHARPER_ATTENTION`, :data:`SURER_OUTPUT`); its seed is one whose untrained answers are not Yes to every
+    question (a random model that says Yes to all scores 3/4 on the yes-no format's own labels untrained)."""
+    import torch
+
     from moderation.demo.build import new_gptj, train_tokenizer
     from moderation.demo.recipe import split_seed
 
@@ -136,7 +146,12 @@ def family_model_dirs(tmp_path_factory):
         tokenizer = train_tokenizer(records, vocab_size=400)
         tokenizer.add_special_tokens({"bos_token": special_tokens[0], "additional_special_tokens": special_tokens[1:]})
         tokenizer.chat_template = (CHAT_TEMPLATES / f"{chat_template}.jinja").read_text()
-        model = new_gptj(tokenizer, n_embd=32, n_layer=2, n_head=2, rotary_dim=8, n_positions=2048, seed=3)
+        model = new_gptj(tokenizer, n_embd=32, n_layer=2, n_head=2, rotary_dim=8, n_positions=2048, seed=0)
+        with torch.no_grad():
+            for block in model.transformer.h:
+                block.attn.q_proj.weight.mul_(SHARPER_ATTENTION)
+                block.attn.k_proj.weight.mul_(SHARPER_ATTENTION)
+            model.lm_head.weight.mul_(SURER_OUTPUT)
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)
     return folders

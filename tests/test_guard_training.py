@@ -8,10 +8,12 @@ import pytest
 from conftest import ROOT
 
 from moderation.errors import InvalidInput
+from moderation.loader import open_moderator
 from moderation.models import ModelSpec, open_served
 from moderation.policy import Policy, read_policy
 from moderation.prompt import normalize_text
-from moderation.templates import LlamaGuardTemplate, PromptTemplate, YesNoTemplate
+from moderation.settings import Settings
+from moderation.templates import LlamaGuardTemplate, PromptTemplate, YesNoTemplate, template_for
 from moderation.training.__main__ import main as train
 from moderation.training.data import IGNORE, training_sequences
 from moderation.training.recipe import Recipe
@@ -80,11 +82,6 @@ def test_the_cards_format_still_packs_records_under_the_header(tiny_model_dir):
     assert learned(tokenizer, packed) == " casual\n needs caution\n"
 
 
-def community_records() -> list[tuple[str, str]]:
-    """Texts in the community policy: the policy's examples, repeated so training sees each label often."""
-    return [(example.text, example.label) for example in COMMUNITY.examples] * 4
-
-
 HELD_OUT = [("Is the meetup still on for Friday?", "ok"), ("Cheap followers here, click my profile link!", "spam"),
             ("You're a loser and nobody wants you here.", "harassment"),
             ("Watch your back, I will find you.", "threat")]
@@ -93,7 +90,12 @@ HELD_OUT = [("Is the meetup still on for Friday?", "ok"), ("Cheap followers here
 @pytest.mark.slow
 @pytest.mark.parametrize("format", ["llama-guard", "yes-no"])
 def test_lora_learns_the_policys_answers_in_the_format(family_model_dirs, tmp_path, cli, format):
-    records = community_records()
+    """A LoRA trained by the command line in the format, on the community policy's examples, raises the mean
+    probability of each example's own label clearly over the base model's; the version records its format and
+    policy and serves in them, and refuses another format. (A step sees all eight examples; the held-out loss is
+    measured once, at the end, so the version kept is the last: the random base cannot carry what it learns of
+    eight texts over to other texts, and an earlier checkpoint would win on them.)"""
+    records = [(example.text, example.label) for example in COMMUNITY.examples]
     data = tmp_path / "export.jsonl"
     held_out = tmp_path / "held-out.jsonl"
     for path, rows in ((data, records), (held_out, HELD_OUT)):
@@ -101,39 +103,26 @@ def test_lora_learns_the_policys_answers_in_the_format(family_model_dirs, tmp_pa
     adapter = tmp_path / "adapter"
     base = str(family_model_dirs[format])
     run = cli(train, "--model", base, "--data", data, "--eval-data", held_out, "--out", adapter, "--lora",
-              "--policy", ROOT / "policies" / "community.toml", "--max-steps", "30", "--eval-steps", "10",
-              "--learning-rate", "3e-2", "--replay-ratio", "0")
+              "--policy", ROOT / "policies" / "community.toml", "--max-steps", "50", "--eval-steps", "50",
+              "--learning-rate", "1e-2", "--replay-ratio", "0")
     assert run.returncode == 0, run.stderr
     version = ModelVersion.read(adapter)
     assert version.format == format and version.trained_policy.labels == COMMUNITY.labels
 
+    texts = [text for text, _ in records]
+    gold = [label for _, label in records]
+    settings = Settings(template_for(format, COMMUNITY))
+
+    def right(moderator) -> float:
+        """The mean probability of each text's own label."""
+        results = moderator.moderate(texts, settings)
+        return sum(result.scores[label] for result, label in zip(results, gold)) / len(gold)
+
     served = open_served(ModelSpec("tuned", base, adapter=str(adapter)))  # the version's format and policy
     assert (served.settings.template.format, served.settings.policy.labels) == (format, COMMUNITY.labels)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    sequences = training_sequences(tokenizer, records[: len(COMMUNITY.examples)], 5, 2048, served.settings.template)
-    before = answer_loss(AutoModelForCausalLM.from_pretrained(base), sequences)
-    after = answer_loss(served.moderator.backend.model, sequences)
-    # 30 steps on a random 2-layer checkpoint move it measurably (about half a nat), not far
-    assert after < before - 0.25, f"the answers' loss falls from {before:.3f} to {after:.3f}"
+    assert right(served.moderator) > right(open_moderator(base)) + 0.2
     with pytest.raises(InvalidInput, match=f"trained to answer in the {format} format"):
         open_served(ModelSpec("wrong", base, format="card", adapter=str(adapter)), COMMUNITY)
-
-
-def answer_loss(model, sequences) -> float:
-    """The mean cross-entropy of the answer tokens of ``sequences`` (what training learns) under ``model``."""
-    import torch
-
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for ids, targets in sequences:
-            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1]
-            wanted = torch.tensor(targets[1:])
-            learned = wanted != IGNORE
-            total += float(torch.nn.functional.cross_entropy(logits[learned].float(), wanted[learned], reduction="sum"))
-            count += int(learned.sum())
-    return total / count
 
 
 LLAMA_PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}

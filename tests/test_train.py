@@ -61,7 +61,7 @@ def test_the_loss_at_the_label_positions_alone_is_the_models_own(tiny_model_dir,
     gradients equal those of the model's own loss over the packed labels (every position's logits)."""
     model, tokenizer = load_model(str(tiny_model_dir))
     if method == "lora":
-        model = with_lora(model, Recipe(lora_r=4, lora_dropout=0.0))  # no dropout: both passes see one model
+        model = with_lora(model, Recipe(lora_r=4, lora_dropout=0.0))  # both passes see the same weights
     batch = PackingCollator(tokenizer, per_sequence=3, max_length=256, template=PromptTemplate())(split_seed()[0][:10])
     trainer = LabelLossTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
                                                                    report_to="none"))
@@ -157,8 +157,8 @@ def test_lora_training_writes_an_adapter_with_its_version(cli, tiny_model_dir, t
     assert "step 3/6 eval_loss" in run.stdout
     config = json.loads((out / "adapter_config.json").read_text())
     assert (config["r"], config["lora_alpha"]) == (4, 8)
-    assert {name.rsplit(".", 1)[-1] for name in config["target_modules"]} == {
-        "q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"}, "GPT-J's attention and MLP projections"
+    adapted = {name.rsplit(".", 1)[-1] for name in config["target_modules"]}  # peft lists each layer's in full
+    assert adapted == {"q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"}
     version = ModelVersion.read(out)
     assert (version.kind, version.base_model, version.training["held_out"]) == ("lora", str(tiny_model_dir), 12)
     assert version.name.startswith(f"{tiny_model_dir.name}-lora-") and f"Saved {version.name} (lora)" in run.stdout
