@@ -42,6 +42,7 @@ from moderation.demo.recipe import split_seed
 from moderation.engine import Moderator
 from moderation.labels import parse_label
 from moderation.loader import open_moderator
+from moderation.settings import Settings
 from moderation.templates import PromptTemplate
 from playground.batcher import MicroBatcher
 
@@ -53,6 +54,8 @@ VOCAB_SIZE = 8000
 BASELINE_TEXTS = 16
 CONCURRENCY = 32
 MAX_WAIT = 0.002
+SETTINGS = Settings()
+"""The card's prompt: the settings every text is labelled with (the micro-batcher's key)."""
 TARGETS = {"speedup": 10.0, "p50_ratio": 0.3, "agreement": 0.99, "flops_fraction": 0.4}
 
 
@@ -139,11 +142,11 @@ def counting_batcher(moderator: Moderator) -> tuple[MicroBatcher, list[int]]:
 
 def run_single(batcher: MicroBatcher, texts: list[str]) -> dict:
     """Each text submitted alone, one after another."""
-    batcher.submit(texts[:1])
+    batcher.submit(texts[:1], SETTINGS)
     latencies = []
     for text in texts:
         start = time.perf_counter()
-        batcher.submit([text])
+        batcher.submit([text], SETTINGS)
         sync()
         latencies.append(time.perf_counter() - start)
     return latency_row(len(texts), sum(latencies), latencies)
@@ -158,7 +161,7 @@ def queued_round(batcher: MicroBatcher, texts: list[str]) -> tuple[float, list[f
     def request(index):
         barrier.wait()
         start = time.perf_counter()
-        labels[index] = batcher.submit([texts[index]])[0].label
+        labels[index] = batcher.submit([texts[index]], SETTINGS)[0].label
         sync()
         spans[index] = (start, time.perf_counter())
 
@@ -413,13 +416,14 @@ def report(figures: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None):
-    """Measure, then print the report (or the JSON object)."""
+def main(argv=None) -> int:
+    """Measure, then print the report (or the JSON object); returns the exit code."""
     args = parse_args(argv)
     quiet_torch(args.threads)
     figures = measure(args)
     print(json.dumps(figures, indent=2) if args.json else report(figures))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
