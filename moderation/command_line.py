@@ -4,6 +4,7 @@ import argparse
 from dataclasses import replace
 
 from .errors import InvalidInput
+from .evaluate.gate import MAX_BENIGN_REGRESSIONS, MIN_GATE_TEXTS
 from .labelled_files import read_examples
 from .loader import BACKENDS
 from .models import ModelSpec, ServedModel, check_names, open_served, parse_spec, read_specs
@@ -44,6 +45,23 @@ def add_settings_options(parser: argparse.ArgumentParser, *, chat: bool = False)
                             help="the reply a user sees instead of the bot's when a turn intervenes")
     else:
         parser.set_defaults(intervention=DEFAULT_INTERVENTION)
+
+
+def add_gate_options(parser: argparse.ArgumentParser) -> None:
+    """``--max-benign-regressions`` and ``--min-gate-texts``: the rules of the gate a version passes before it
+    serves (:class:`~moderation.evaluate.gate.GateRules`)."""
+    parser.add_argument("--max-benign-regressions", type=at_least_zero, default=MAX_BENIGN_REGRESSIONS, metavar="N",
+                        help="the gate refuses a version that flags more texts than this that the serving model and "
+                        "gold call benign (default: %(default)s)")
+    parser.add_argument("--min-gate-texts", type=at_least_zero, default=MIN_GATE_TEXTS, metavar="N",
+                        help="the gate refuses to judge on fewer texts than this (default: %(default)s)")
+
+
+def at_least_zero(text: str) -> int:
+    """An option's type: a whole number, 0 or more, else a message that says so."""
+    if not text.isdigit() or not text.isascii():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number, 0 or more")
+    return int(text)
 
 
 def add_mode_option(parser: argparse.ArgumentParser) -> None:

@@ -3,6 +3,7 @@ progress and log for the page. Whatever becomes of a job, what the app serves ch
 served; a job's version folder appears whole or not at all. A job lives no longer than the app: closing the runner
 stops it, and on Linux the kernel stops it if the app dies outright."""
 
+import contextlib
 import ctypes
 import json
 import os
@@ -141,10 +142,8 @@ class JobRunner:
         deadline = time.monotonic() + STOP_WAIT_S
         while self._process.poll() is None and time.monotonic() < deadline:
             self._process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=min(TERM_AGAIN_S, max(deadline - time.monotonic(), 0)))
-            except subprocess.TimeoutExpired:
-                pass
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()

@@ -23,10 +23,16 @@ from feedback.idempotency import KEY_HOURS
 from feedback.reviewers import Reviewers
 from feedback.splits import TEST_SHARE, check_test_share
 from feedback.store import FeedbackStore
-from moderation.command_line import add_model_options, add_settings_options, open_models, shared_policy
+from moderation.command_line import (
+    add_gate_options,
+    add_model_options,
+    add_settings_options,
+    open_models,
+    shared_policy,
+)
 from moderation.errors import USER_ERRORS, InvalidInput
 from moderation.evaluate import read_gold
-from moderation.evaluate.gate import MAX_BENIGN_REGRESSIONS, MIN_GATE_TEXTS, GateRules
+from moderation.evaluate.gate import GateRules
 from moderation.loader import open_reference
 from moderation.models import ModelSpec, ServedModel, served_as
 
@@ -175,13 +181,6 @@ def above_zero(kind):
     return parse
 
 
-def at_least_zero(text: str) -> int:
-    """An option's type: a whole number, 0 or more, else a message that says so."""
-    if not text.isdigit() or not text.isascii():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number, 0 or more")
-    return int(text)
-
-
 def share(text: str) -> float:
     """An option's type: a share of accepted texts, above 0 and below 1, else a message that says so."""
     try:
@@ -203,11 +202,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="folder for the versions retrained from the page, with their logs and data")
     parser.add_argument("--eval-data", metavar="FILE", help="held-out texts (jsonl of {text, label}) that judge a "
                         "version with the test split, in place of the shipped held-out set")
-    parser.add_argument("--max-benign-regressions", type=at_least_zero, default=MAX_BENIGN_REGRESSIONS, metavar="N",
-                        help="the gate refuses a version that flags more texts than this that the serving model and "
-                        "gold call casual (default: %(default)s)")
-    parser.add_argument("--min-gate-texts", type=at_least_zero, default=MIN_GATE_TEXTS, metavar="N",
-                        help="the gate refuses to judge on fewer texts than this (default: %(default)s)")
+    add_gate_options(parser)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--max-batch-size", type=int, default=32, help="texts per forward pass at most")

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from feedback.store import FeedbackStore
 
 from ..command_line import (
+    add_gate_options,
     add_mode_option,
     add_model_options,
     add_settings_options,
@@ -34,7 +35,7 @@ from ..errors import USER_ERRORS
 from ..loader import open_reference
 from ..models import ModelSpec, ServedModel, declared_policy, served_as
 from . import compare, evaluate, gate_gold, gold_from_verdicts, heldout_gold, read_gold
-from .gate import MAX_BENIGN_REGRESSIONS, MIN_GATE_TEXTS, GateRules, gate, gate_runs
+from .gate import GateRules, gate, gate_runs
 from .gold import GoldSet
 from .leaderboard import leaderboard, timed_run
 from .report import comparison_report, gate_report, leaderboard_report, run_report
@@ -64,11 +65,7 @@ def main(argv=None) -> int:
                         "(default: %(default)s)")
     parser.add_argument("--include-trained", action="store_true", help="keep the gold texts that the version "
                         "evaluated trained on (by default they are left out; the report says how many either way)")
-    parser.add_argument("--max-benign-regressions", type=int, default=MAX_BENIGN_REGRESSIONS, metavar="N",
-                        help="--gate refuses a candidate that flags more texts than this that the serving model and "
-                        "gold call casual (default: %(default)s)")
-    parser.add_argument("--min-gate-texts", type=int, default=MIN_GATE_TEXTS, metavar="N",
-                        help="--gate refuses on fewer gold texts than this (default: %(default)s)")
+    add_gate_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if not (args.compare or args.data or args.accepted):
