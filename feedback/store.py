@@ -137,44 +137,61 @@ class FeedbackStore:
         same ``idempotency_key`` returns the verdict the first call stored, and writes nothing.
         """
         choice(verdict, VERDICTS, "verdict")
-        reviewer = (reviewer or "").strip()
-        if is_blank(reviewer):
-            raise InvalidInput("Enter your name as reviewer, so your verdicts can be told apart.")
+        reviewer = _reviewer(reviewer)
         request = json.dumps(["verdict", prediction_id, verdict, label, note or "", reviewer])
         with self.connection.lock:
             first = self.keys.find(idempotency_key, request)
             if first is not None:
                 return self.keys.verdict(idempotency_key, first["verdict_id"])
-            judged = prediction(self.db, prediction_id)
-            said = judged["label"]
-            if verdict == "right":
-                if said is None:
-                    raise InvalidInput("The model gave no label: choose the correct label and save a correction.")
-                if label not in (None, said):
-                    raise InvalidInput(
-                        f"The model said {said!r}: choose 'Label is wrong' to give {label!r}."
-                    )
-                label = said
-            else:
-                policy = self.templates.policy_held(judged["template"])
-                if label is None:
-                    raise InvalidInput(f"Choose the correct label: one of {', '.join(policy.listed)}.")
-                checked_label(policy, label, f"Prediction #{prediction_id}")
-                if label == said:
-                    raise InvalidInput(
-                        f"{label!r} is the model's own label: use 'Label is right' instead."
-                    )
-            created = now()
-            replaced = self.db.execute("select status from verdicts where prediction_id = ? and reviewer = ?",
-                                       [prediction_id, reviewer]).fetchone()
+            label = self._checked_verdict(prediction_id, verdict, label)
             with self.connection.transaction() as moved:
-                self.db.execute(_UPSERT_VERDICT, [prediction_id, verdict, label, note or "", reviewer, created])
-                moved["pending"] += 1
-                if replaced:
-                    moved[replaced[0]] -= 1
-                stored = self._reviewers_verdict(prediction_id, reviewer)
+                stored = self._upsert_verdict(moved, prediction_id, verdict, label, note, reviewer)
                 self.keys.remember(idempotency_key, request, verdict_id=stored["id"])
             return stored
+
+    def add_verdicts(self, verdicts: list[tuple[int, str, str | None]], *, reviewer) -> list[dict]:
+        """Record several verdicts of one reviewer, each ``(prediction id, verdict, label)`` as :meth:`add_verdict`
+        takes them: every one checked first, then all written in one transaction (or none)."""
+        reviewer = _reviewer(reviewer)
+        with self.connection.lock:
+            checked = [(prediction_id, kind, self._checked_verdict(prediction_id, choice(kind, VERDICTS, "verdict"),
+                                                                   label))
+                       for prediction_id, kind, label in verdicts]
+            with self.connection.transaction() as moved:
+                return [self._upsert_verdict(moved, prediction_id, kind, label, "", reviewer)
+                        for prediction_id, kind, label in checked]
+
+    def _checked_verdict(self, prediction_id: int, verdict: str, label):
+        """The label a verdict saves (the model's own for "right"), or InvalidInput saying what to choose instead."""
+        judged = prediction(self.db, prediction_id)
+        said = judged["label"]
+        if verdict == "right":
+            if said is None:
+                raise InvalidInput("The model gave no label: choose the correct label and save a correction.")
+            if label not in (None, said):
+                raise InvalidInput(
+                    f"The model said {said!r}: choose 'Label is wrong' to give {label!r}."
+                )
+            return said
+        policy = self.templates.policy_held(judged["template"])
+        if label is None:
+            raise InvalidInput(f"Choose the correct label: one of {', '.join(policy.listed)}.")
+        checked_label(policy, label, f"Prediction #{prediction_id}")
+        if label == said:
+            raise InvalidInput(
+                f"{label!r} is the model's own label: use 'Label is right' instead."
+            )
+        return label
+
+    def _upsert_verdict(self, moved, prediction_id: int, verdict: str, label, note, reviewer: str) -> dict:
+        """Write a checked verdict (in the caller's transaction, whose counter ``moved`` it updates); the stored row."""
+        replaced = self.db.execute("select status from verdicts where prediction_id = ? and reviewer = ?",
+                                   [prediction_id, reviewer]).fetchone()
+        self.db.execute(_UPSERT_VERDICT, [prediction_id, verdict, label, note or "", reviewer, now()])
+        moved["pending"] += 1
+        if replaced:
+            moved[replaced[0]] -= 1
+        return self._reviewers_verdict(prediction_id, reviewer)
 
     def withdraw_verdict(self, verdict_id, reviewer: str) -> dict:
         """Take back (delete) a reviewer's own pending verdict; returns it as it was."""
@@ -270,3 +287,11 @@ def _probabilities(scores, labels: tuple[str, ...]):
         if isinstance(score, bool) or not isinstance(score, numbers.Real) or not 0 <= score <= 1:
             raise ValueError(f"Bad score {score!r} for {label!r}: give a probability from 0 to 1.")
     return {label: float(scores[label]) for label in labels}
+
+
+def _reviewer(name) -> str:
+    """A verdict's reviewer, stripped; InvalidInput when blank."""
+    name = (name or "").strip()
+    if is_blank(name):
+        raise InvalidInput("Enter your name as reviewer, so your verdicts can be told apart.")
+    return name

@@ -30,7 +30,7 @@ from moderation.command_line import (
     open_models,
     shared_policy,
 )
-from moderation.errors import USER_ERRORS, InvalidInput
+from moderation.errors import USER_ERRORS
 from moderation.evaluate import read_gold
 from moderation.evaluate.gate import GateRules
 from moderation.loader import open_reference
@@ -239,10 +239,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def open_serving(args: argparse.Namespace, store: FeedbackStore) -> tuple[ServedModel, Path | None]:
-    """The model to serve at start, and its version's folder: the one the command line (or ``$MODERATION_MODEL``)
-    names, else the version promoted last (its adapter on the model it was trained on, in its format and policy),
-    else the default model. The log says which, and why. The page and the API serve one model."""
+def open_serving(args: argparse.Namespace, store: FeedbackStore) -> tuple[list[ServedModel], Path | None]:
+    """The models to serve at start, the default first, and the default's version folder: those the command line (or
+    ``$MODERATION_MODEL``) names, else the version promoted last (its adapter on the model it was trained on, in its
+    format and policy), else the default model. The log says which, and why, and what each model takes."""
     promoted = store.serving.promoted()
     folder = promoted and promoted["folder"]
     chosen = args.model or args.models or args.adapter or os.environ.get("MODERATION_MODEL")
@@ -255,16 +255,21 @@ def open_serving(args: argparse.Namespace, store: FeedbackStore) -> tuple[Served
         print(f"Serving {last}.", flush=True)
         moderator = open_reference(folder, backend=args.backend, base_url=args.base_url)
         shared = shared_policy(args)
-        return served_as(ModelSpec(None, folder), moderator, shared, threshold=args.threshold,
-                         intervention=args.intervention), Path(folder)
+        models = [served_as(ModelSpec(None, folder), moderator, shared, threshold=args.threshold,
+                            intervention=args.intervention)]
+        return described(models), Path(folder)
     models = open_models(args)
-    if len(models) > 1:
-        raise InvalidInput(f"The page and the API serve one model; {len(models)} were given: give one --model "
-                           "(python -m moderation and python -m moderation.evaluate take several).", "model")
     if folder and chosen:
         print(f"Serving {models[0].name}, as the command line says (--model, --adapter or $MODERATION_MODEL win): "
               f"not {last}.", flush=True)
-    return models[0], Path(args.adapter) if args.adapter else None
+    return described(models), Path(args.adapter) if args.adapter else None
+
+
+def described(models: list[ServedModel]) -> list[ServedModel]:
+    """``models``, once the log says what each is and the memory it takes (the first is the default)."""
+    for number, model in enumerate(models):
+        print(f"{'Default model' if number == 0 else 'Also serving'} {model.describe()}", flush=True)
+    return models
 
 
 def shadow_again(service: PlaygroundService) -> None:
@@ -304,7 +309,7 @@ def main(argv=None) -> int:
         reviewers = Reviewers(args.auth) if args.auth else None
         api_keys = ApiKeys(args.api_keys) if args.api_keys else None
         store = FeedbackStore(args.db, key_hours=args.key_hours, test_share=args.test_share)
-        served, folder = open_serving(args, store)
+        (served, *others), folder = open_serving(args, store)
         moderator, settings = served.moderator, served.settings
         held_out = read_gold(args.eval_data, settings.policy) if args.eval_data else None
         service = PlaygroundService(
@@ -312,7 +317,7 @@ def main(argv=None) -> int:
             limits=Limits(args.max_inputs, args.max_chars, args.max_waiting),
             max_batch_size=args.max_batch_size, max_wait=args.max_wait_ms / 1000, versions_dir=args.versions,
             keep_days=args.keep_days, rules=GateRules(args.max_benign_regressions, args.min_gate_texts),
-            held_out=held_out, served_folder=folder,
+            held_out=held_out, served_folder=folder, others=others,
         )
         shadow_again(service)
     except (*USER_ERRORS, OSError) as error:
@@ -320,7 +325,7 @@ def main(argv=None) -> int:
         return 2
     app = create_app(service, reviewers=reviewers, record_api=not args.no_record_api, max_body=args.max_body,
                      max_upload=args.max_upload, max_uploads=args.max_uploads, api_keys=api_keys)
-    print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {moderator.name}, db: {args.db})",
-          flush=True)
+    print(f"Moderation Playground: http://{args.host}:{args.port}/ (model: {', '.join(service.model_names)}, db: "
+          f"{args.db})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, **uvicorn_options(args.forwarded_allow_ips))
     return 0

@@ -10,9 +10,10 @@ back, through :mod:`playground.serving`.
 
 import asyncio
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from moderation.batch_files import MAX_CHARS, BatchRun, label_file, output_forma
 from moderation.engine import Moderator
 from moderation.errors import Conflict, InvalidInput, NotFound, Unavailable
 from moderation.evaluate.gate import GateRefused, GateRules, gate, gate_runs, gate_summary
+from moderation.evaluate.leaderboard import leaderboard, timed_run
+from moderation.models import ServedModel
 from moderation.policy import Policy
 from moderation.prompt import NormalizedText, is_blank, normalize_text
 from moderation.results import ModerationResult, TurnResult
@@ -79,8 +82,19 @@ class Prediction:
     id: int | None
 
 
+@dataclass(frozen=True)
+class Compared:
+    """One served model's predictions on the texts compared, and how long it took to give them."""
+
+    model: str
+    predictions: list[Prediction]
+    seconds: float
+
+
 class PlaygroundService:
-    """One Moderator and one FeedbackStore behind the page and the API; files to download (and the page's uploads)
+    """One FeedbackStore behind the page and the API, and the models that serve: ``moderator``, the default one
+    (which retraining, the gate, versions and the shadow are about), and ``others`` beside it, each in its own format
+    and policy (chosen by name: REST's ``model``, the page's model choice). Files to download (and the page's uploads)
     go in the ``scratch`` folder, which it removes when it closes. A version is judged on the test split and
     ``held_out`` (by default the shipped held-out set) by the gate's ``rules``; ``served_folder`` is the folder of the
     version ``moderator`` is, if it is one."""
@@ -100,6 +114,7 @@ class PlaygroundService:
         rules: GateRules = GateRules(),
         held_out: evaluation.GoldSet | None = None,
         served_folder: Path | None = None,
+        others: Sequence[ServedModel] = (),
     ):
         self.store = store
         self.scratch = scratch
@@ -113,6 +128,8 @@ class PlaygroundService:
         self.sweep = DailySweep(store, keep_days)
         self.metrics = Metrics()
         self._settings = self.prepare(settings)
+        self.others = {model.name: replace(model, settings=self.prepare(model.settings, model.moderator))
+                       for model in others}
         self.metrics.watch(self)
 
     def close(self) -> None:
@@ -137,11 +154,30 @@ class PlaygroundService:
         """The server's default settings: what the API and every page without a draft use."""
         return self._settings
 
-    def prepare(self, settings: Settings) -> Settings:
-        """``settings`` once checked against the model's context and its template saved: ready to be used."""
-        self.moderator.check_settings(settings)
+    def prepare(self, settings: Settings, moderator: Moderator | None = None) -> Settings:
+        """``settings`` once checked against ``moderator`` (default: the default model) and its template saved: ready
+        to be used."""
+        (moderator or self.moderator).check_settings(settings)
         self.store.save_template(settings.template.id, settings.template.to_json())
         return settings
+
+    # The served models
+
+    @property
+    def model_names(self) -> list[str]:
+        """The names of the models that serve, the default first (its name changes when a version is served)."""
+        return [self.moderator.name, *self.others]
+
+    def served(self, model: str | None = None, settings: Settings | None = None) -> tuple[Moderator, Settings]:
+        """The Moderator named ``model`` (None: the default) and the settings it labels with: for the default,
+        ``settings`` (a session's draft) or the server's default; another model's own. NotFound listing the served
+        models for any other name."""
+        if model is None or model == self.moderator.name:
+            return self.moderator, settings or self._settings
+        if isinstance(model, str) and model in self.others:
+            return self.others[model].moderator, self.others[model].settings
+        raise NotFound(f"The model {model!r} is not served here: choose one of {', '.join(self.model_names)} (GET "
+                       "/v1/models lists them), or leave it out for the default.", "model")
 
     def draft(self, examples: list[dict], threshold: str, policy: Policy | None = None) -> Settings:
         """Prepared settings with these few-shot examples and threshold in ``policy`` (default: the default's), and
@@ -189,23 +225,37 @@ class PlaygroundService:
         mode: str = "score",
         roles: list[str | None] | None = None,
         record: bool = True,
+        model: str | None = None,
     ) -> list[Prediction]:
-        """Label the texts as ``settings`` (the default's when None) say, and record what was shown.
+        """Label the texts with the served ``model`` (see :meth:`served`: the default in ``settings``, else the
+        server's default settings), and record what was shown.
 
         ``fields`` name the texts in errors (``text``, or ``text 1``, ``text 2``...); ``roles`` give
-        each text's side of a chat turn.
+        each text's side of a chat turn (a bot's reply is shown to a guard format with the user's message before it).
         """
         fields = fields or (["text"] if len(texts) == 1 else [f"text {n}" for n in range(1, len(texts) + 1)])
         cleaned = self.clean(texts, fields)
-        settings = settings or self._settings
+        moderator, settings = self.served(model, settings)
         if mode == "score":
-            results = self.batcher.submit(cleaned, settings)
+            results = self.batcher.submit(in_turn(cleaned, roles), (moderator, settings))
         else:
-            results = self._counted(self.moderator.moderate(cleaned, settings, mode=mode))
+            results = self._counted(moderator.moderate(cleaned, settings, mode=mode))
         ids = self.store.save_results(results, roles) if record else [None] * len(results)
         if record:
-            self.serving.offer(results, settings)
+            self._offer(results, (moderator, settings))
         return [Prediction(result, prediction_id) for result, prediction_id in zip(results, ids)]
+
+    def side_by_side(self, texts: list, *, fields: list[str] | None = None, roles: list[str | None] | None = None,
+                     settings: Settings | None = None) -> list[Compared]:
+        """The texts (one, or a chat turn's two with ``roles``) through every served model, the default first (in
+        ``settings``, a session's draft), each recorded and timed."""
+        compared = []
+        for name in self.model_names:
+            start = time.perf_counter()
+            predictions = self.moderate(texts, fields=fields, roles=roles, model=name,
+                                        settings=settings if name == self.moderator.name else None)
+            compared.append(Compared(name, predictions, time.perf_counter() - start))
+        return compared
 
     def check_turn(
         self, user: str, bot: str, *, fields: tuple[str, str] = ("user", "bot"), settings: Settings | None = None,
@@ -213,8 +263,7 @@ class PlaygroundService:
     ) -> tuple[TurnResult, Prediction, Prediction]:
         """Check a user's message and the bot's reply; the reply is replaced when either side intervenes."""
         settings = settings or self._settings
-        shown = self.moderate([user, bot], fields=list(fields), settings=settings, roles=["user", "bot"],
-                              record=record)
+        shown = self.moderate([user, bot], fields=list(fields), settings=settings, roles=list(TURN), record=record)
         turn = TurnResult.of(shown[0].result, shown[1].result, bot, settings.intervention)
         return turn, shown[0], shown[1]
 
@@ -223,28 +272,31 @@ class PlaygroundService:
     # database is known to fail, a request that would record is refused instead of answered and then lost.
 
     async def label_soon(self, texts: list, *, fields: list[str], roles: list[str] | None = None,
-                         record: bool = True, settings: Settings | None = None) -> list[ModerationResult]:
-        """The results for ``texts`` under ``settings`` (default: the server's default settings), checked at
-        once: InvalidInput naming the field; Unavailable when they should be recorded and the database is failing."""
+                         record: bool = True, served: tuple[Moderator, Settings] | None = None,
+                         ) -> list[ModerationResult]:
+        """The results for ``texts`` from the ``served`` model and settings (default: the default model in the
+        server's default settings), checked at once: InvalidInput naming the field; Unavailable when they should be
+        recorded and the database is failing."""
         cleaned = self.clean(texts, fields)
         if record and self.store.failure is not None:
             raise Unavailable(cannot_write(self.store.failure))
-        settings = settings or self._settings
-        future = self.batcher.enqueue(cleaned, settings)
+        served = served or self.served()
+        future = self.batcher.enqueue(in_turn(cleaned, roles), served)
         if record:  # handed to the writer before the answer is released: a flush or a clean stop after it has it
-            future.add_done_callback(lambda done: self._record_later(done, roles or [None] * len(cleaned), settings))
+            future.add_done_callback(lambda done: self._record_later(done, roles or [None] * len(cleaned), served))
         return await asyncio.wrap_future(future)
 
     async def answer(self, texts: list, *, fields: list[str], roles: list[str] | None = None, record: bool = True,
-                     response_id: str) -> "Answer":
-        """:meth:`label_soon` under the server's default settings, read once (a publish in between cannot mix two
-        settings in one answer)."""
-        settings = self._settings
-        results = await self.label_soon(texts, fields=fields, roles=roles, record=record, settings=settings)
-        return Answer(response_id, results, settings.intervention)
+                     response_id: str, model: str | None = None) -> "Answer":
+        """:meth:`label_soon` with the served ``model`` (the default when None) in its settings, read once (a publish
+        in between cannot mix two settings in one answer)."""
+        served = self.served(model)
+        results = await self.label_soon(texts, fields=fields, roles=roles, record=record, served=served)
+        return Answer(response_id, results, served[1].intervention)
 
     async def answer_once(self, idempotency_key: str, request: str, texts: list, *, fields: list[str],
-                          roles: list[str] | None = None, record: bool = True, response_id: str) -> "Answer":
+                          roles: list[str] | None = None, record: bool = True, response_id: str,
+                          model: str | None = None) -> "Answer":
         """The answer to ``request`` (``texts`` in it) made with ``idempotency_key``. A new key is answered as
         :meth:`answer` answers, its predictions (with ``record``) committed with the key before it returns; the key
         keeps a hash of the request and the answer's ids, never a text. A key seen before gets its first answer
@@ -252,39 +304,41 @@ class PlaygroundService:
         the same model and settings serve (the same labels; InvalidInput otherwise)."""
         first = await asyncio.to_thread(self.store.recall, idempotency_key, request)
         if first is None:
-            settings = self._settings
-            results = await self.label_soon(texts, fields=fields, record=False, settings=settings)
+            served = self.served(model)
+            results = await self.label_soon(texts, fields=fields, roles=roles, record=False, served=served)
             predictions = [prediction_fields(result, role)
                            for result, role in zip(results, roles or [None] * len(results))] if record else None
             first = await asyncio.to_thread(self.store.save_once, idempotency_key, request, response_id, predictions,
-                                            self._served(settings))
+                                            answered_by(*served))
             if first["response_id"] == response_id:
                 if record:
-                    self.serving.offer(results, settings)
-                return Answer(response_id, results, settings.intervention)
-        results = await self._results_again(first, texts, fields)
+                    self._offer(results, served)
+                return Answer(response_id, results, served[1].intervention)
+        results = await self._results_again(first, texts, fields, roles, model)
         return Answer(first["response_id"], results, first["settings"]["intervention"])
 
-    def _served(self, settings: Settings) -> dict:
-        """What decides an answer besides its texts: the model served and the settings (kept with a key)."""
-        return {"model": self.moderator.name, "template": settings.template.id, "threshold": settings.threshold,
-                "intervention": settings.intervention}
-
-    async def _results_again(self, first: dict, texts: list, fields: list[str]) -> list[ModerationResult]:
+    async def _results_again(self, first: dict, texts: list, fields: list[str], roles: list[str] | None,
+                             model: str | None) -> list[ModerationResult]:
         if first["predictions"] is not None:
             rows = await asyncio.to_thread(self.store.predictions, first["predictions"])
             return [stored_result(row, first["settings"]["threshold"], self.store.template(row["template"]).policy)
                     for row in rows]
-        settings = self._settings
-        if self._served(settings) != first["settings"]:
+        served = self.served(model)
+        if answered_by(*served) != first["settings"]:
             raise InvalidInput("This idempotency key's answer was not recorded (--no-record-api), and the model or "
                                "its settings changed since: send the request again with a new key.", "idempotency_key")
-        return await self.label_soon(texts, fields=fields, record=False, settings=settings)
+        return await self.label_soon(texts, fields=fields, roles=roles, record=False, served=served)
 
-    def _record_later(self, done: Future, roles: list[str | None], settings: Settings) -> None:
+    def _record_later(self, done: Future, roles: list[str | None], served: tuple[Moderator, Settings]) -> None:
         if done.exception() is None:
             self.writer.add([prediction_fields(result, role) for result, role in zip(done.result(), roles)])
-            self.serving.offer(done.result(), settings)
+            self._offer(done.result(), served)
+
+    def _offer(self, results: list[ModerationResult], served: tuple[Moderator, Settings]) -> None:
+        """Hand the default model's results to the shadow (another model's are not the shadow's to compare)."""
+        moderator, settings = served
+        if moderator is self.moderator:
+            self.serving.offer(results, settings)
 
     # Verdicts and curation
 
@@ -420,6 +474,18 @@ class PlaygroundService:
             return self.confirm(prediction_id, reviewer=reviewer)
         return self.flag(prediction_id, label, reviewer=reviewer)
 
+    def judge_all(self, prediction_ids: list, label=None, *, reviewer) -> list[dict]:
+        """One judgement for the predictions of one text by several models (the Compare tab): ``label`` is the
+        correct one (None: each model's own is right), so each prediction is "right" when it gave it and a
+        correction otherwise; all saved in one transaction once each is checked (none when one is refused)."""
+        if not prediction_ids:
+            raise InvalidInput("Compare a text first, then give one verdict for every model.", "prediction")
+        ids = [row_id(prediction_id, "prediction", "Compare a text first, then judge it.")
+               for prediction_id in prediction_ids]
+        verdicts = [(prediction_id, "right", None) if label is None or label == self.store.prediction(prediction_id)[
+            "label"] else (prediction_id, "wrong", label) for prediction_id in ids]
+        return self.store.add_verdicts(verdicts, reviewer=self.reviewer_name(reviewer))
+
     def take_back(self, verdict_id, *, reviewer) -> dict:
         """Delete this reviewer's own pending verdict (an undo); returns it as it was."""
         return self.store.withdraw_verdict(row_id(verdict_id, "verdict", "No verdict of yours to take back."),
@@ -438,19 +504,19 @@ class PlaygroundService:
         return self.store.curation.set_final_label(text, label, self.reviewer_name(curator))
 
     def moderate_file(self, path, *, format: str | None = None, settings: Settings | None = None, record: bool = True,
-                      progress=None, first: int = 0) -> tuple[Path, BatchRun]:
-        """Label a batch file (CSV, jsonl or txt) into a file in the export folder, one row per input row;
-        ``record`` keeps the predictions, where they join the review queue; the run keeps its ``first`` rows to
-        show. A bad file labels nothing."""
+                      progress=None, first: int = 0, model: str | None = None) -> tuple[Path, BatchRun]:
+        """Label a batch file (CSV, jsonl or txt) with the served ``model`` (see :meth:`served`) into a file in the
+        export folder, one row per input row; ``record`` keeps the predictions, where they join the review queue; the
+        run keeps its ``first`` rows to show. A bad file labels nothing."""
         if not path:
             raise InvalidInput("Upload a file first: CSV with a text column, jsonl with a text field, or txt.", "file")
-        settings = settings or self._settings
+        served = self.served(model, settings)
         format = output_format("", format or "jsonl")
         out = self.scratch.new_export("batch", format)
-        run = label_file(path, out, lambda texts: self.batcher.submit(texts, settings), format=format,
+        run = label_file(path, out, lambda texts: self.batcher.submit(in_turn(texts), served), format=format,
                          max_chars=self.limits.max_chars, chunk_size=self.batcher.max_batch_size,
-                         record=self._recorder(settings) if record else None, progress=progress, first=first,
-                         policy=settings.policy)
+                         record=self._recorder(served) if record else None, progress=progress, first=first,
+                         policy=served[1].policy)
         return out, run
 
     def stats(self) -> dict:
@@ -485,6 +551,17 @@ class PlaygroundService:
         settings = self.prepare(settings or self._settings)
         return self.store.evaluations.save(evaluation.evaluate(self.moderator, gold, settings, mode, progress))
 
+    def leaderboard(self, gold: evaluation.GoldSet, *, progress: evaluation.Progress | None = None) -> dict:
+        """Every served model on ``gold``, each in its own settings (the gold set's labels must be its policy's),
+        timed, each run stored: the models ranked (:func:`~moderation.evaluate.leaderboard.leaderboard`)."""
+        names, entries = self.model_names, []
+        for number, name in enumerate(names):
+            moderator, settings = self.served(name)
+            share = progress and part_of(progress, number, len(names))
+            run, speed = timed_run(moderator, gold, settings, progress=share)
+            entries.append((name, self.store.evaluations.save(run), speed))
+        return leaderboard(entries)
+
     def runs(self, limit: int = 50) -> list[dict]:
         """The latest stored evaluation runs, newest first, without their items."""
         return self.store.evaluations.recent(limit)
@@ -498,9 +575,8 @@ class PlaygroundService:
                      progress: evaluation.Progress | None = None) -> dict:
         """``settings`` (a draft) against the server's default on ``gold``: both runs stored, then compared, so the
         comparison says what the draft fixes and what it breaks."""
-        default = self.evaluate(gold, mode=mode, progress=progress and (lambda done, total: progress(done, 2 * total)))
-        tried = self.evaluate(gold, settings=settings, mode=mode,
-                              progress=progress and (lambda done, total: progress(total + done, 2 * total)))
+        default = self.evaluate(gold, mode=mode, progress=progress and part_of(progress, 0, 2))
+        tried = self.evaluate(gold, settings=settings, mode=mode, progress=progress and part_of(progress, 1, 2))
         return evaluation.compare(default, tried)
 
     # Retraining and versions
@@ -657,19 +733,24 @@ class PlaygroundService:
         runs = gate_runs(self.moderator, candidate, self.gate_set(), settings)
         return gate(*(self.store.evaluations.save(run) for run in runs), self.rules)
 
-    def _recorder(self, settings: Settings):
-        """What records a batch file's results (labelled with ``settings``): the store, then the shadow."""
+    def _recorder(self, served: tuple[Moderator, Settings]):
+        """What records a batch file's results (from the ``served`` model and settings): the store, then the
+        shadow."""
 
         def record(results: list[ModerationResult]) -> list[int]:
             ids = self.store.save_results(results)
-            self.serving.offer(results, settings)
+            self._offer(results, served)
             return ids
 
         return record
 
-    def _label(self, texts: list[NormalizedText], settings: Settings) -> list[ModerationResult]:
-        self.metrics.batch_size.observe(len(texts))
-        return self._counted(self.moderator.moderate(texts, settings))
+    def _label(self, items: list[tuple[NormalizedText, str | None]], served: tuple[Moderator, Settings]
+               ) -> list[ModerationResult]:
+        """The micro-batcher's batch: texts with the message each answers (or None), for one model in one settings."""
+        moderator, settings = served
+        self.metrics.batch_size.observe(len(items))
+        texts, contexts = zip(*items)
+        return self._counted(moderator.moderate(list(texts), settings, contexts=list(contexts)))
 
     def _counted(self, results: list[ModerationResult]) -> list[ModerationResult]:
         for result in results:
@@ -699,3 +780,26 @@ class PlaygroundService:
         if len(value) > limit:
             raise InvalidInput(f"The {name} has {len(value)} characters; the limit is {limit}.", name)
         return "".join(ch for ch in value if not "\ud800" <= ch <= "\udfff")
+
+
+TURN = ("user", "bot")
+"""The roles of a chat turn's two texts: the user's message, then the bot's reply to it."""
+
+
+def in_turn(texts: list[NormalizedText], roles: list[str | None] | None = None
+            ) -> list[tuple[NormalizedText, str | None]]:
+    """Each text with the message it answers: the user's for a chat turn's bot reply, else None."""
+    if roles is not None and list(roles) == list(TURN):
+        return [(texts[0], None), (texts[1], texts[0])]
+    return [(text, None) for text in texts]
+
+
+def answered_by(moderator: Moderator, settings: Settings) -> dict:
+    """What decides an answer besides its texts: the model that gave it and its settings (kept with a key)."""
+    return {"model": moderator.name, "template": settings.template.id, "threshold": settings.threshold,
+            "intervention": settings.intervention}
+
+
+def part_of(progress: evaluation.Progress, number: int, parts: int) -> evaluation.Progress:
+    """``progress`` for the part ``number`` (from 0) of ``parts`` equal runs, told as a share of them all."""
+    return lambda done, total: progress(number * total + done, parts * total)

@@ -14,7 +14,7 @@ from moderation.results import TurnResult
 
 from ..service import PlaygroundService
 from .admission import Admission
-from .errors import ApiError, documented
+from .errors import documented
 from .patterns import HTTP_WHITESPACE, header_token
 from .protocol import ChatResponse, ModelList, ModerationResponse, PolicyCard, Result, absent_or, request_models
 
@@ -43,26 +43,23 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
 
     async def answer(route: str, request, idempotency_key: str | None, texts: list[str], fields: list[str],
                      roles: list[str] | None, respond) -> Response:
-        """``respond(answer)`` as JSON: labelled now, or with an idempotency key, the key's answer."""
+        """``respond(answer)`` as JSON from the model the request names (404 listing them for another): labelled
+        now, or with an idempotency key, the key's answer."""
+        service.served(request.model)
         if idempotency_key is None:
             answered = await admission.run(service.answer, texts, fields=fields, roles=roles, record=record,
-                                           response_id=_id())
+                                           response_id=_id(), model=request.model)
         else:
             answered = await admission.run(service.answer_once, idempotency_key.strip(HTTP_WHITESPACE),
                                            f"{route} {request.model_dump_json()}", texts, fields=fields, roles=roles,
-                                           record=record, response_id=_id())
+                                           record=record, response_id=_id(), model=request.model)
         return _json(respond(answered))
-
-    def served(model: str | None) -> None:
-        name = service.moderator.name  # the version served now: it changes when another is served
-        if model not in (None, name):
-            raise ApiError(404, f"The model {model!r} is not served here: use {name!r} or leave it out.", "model")
 
     @router.post("/v1/moderations", response_model=ModerationResponse, responses=answers, tags=["moderation"],
                  dependencies=keyed)
     async def moderations(request: ModerationRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
-        """Label one text or a list of texts with the labels of the published policy (the card's five by default)."""
-        served(request.model)
+        """Label one text or a list of texts with the default model in the published policy (the card's five labels by
+        default), or with the served ``model`` named, in its own."""
         texts = [request.input] if isinstance(request.input, str) else request.input
         fields = ["input"] if isinstance(request.input, str) else [f"input[{n}]" for n in range(len(texts))]
         return await answer(
@@ -73,8 +70,8 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
     @router.post("/v1/moderations/chat", response_model=ChatResponse, responses=answers, tags=["moderation"],
                  dependencies=keyed)
     async def chat(request: ChatRequest, idempotency_key: str | None = IDEMPOTENCY) -> Response:
-        """Check a user's message and the bot's reply; the reply is replaced when either intervenes."""
-        served(request.model)
+        """Check a user's message and the bot's reply (shown to a guard format with the message it answers) with the
+        default model or the served ``model`` named; the reply is replaced when either intervenes."""
 
         def respond(answered):
             turn = TurnResult.of(*answered.results, request.bot, answered.intervention)
@@ -87,14 +84,17 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
 
     @router.get("/v1/models", response_model=ModelList, responses=documented(), tags=["service"])
     def models() -> dict:
-        """The model this server labels with, the shadow beside it (if one runs), and the other versions trained
-        here (which can be served through the gate)."""
-        serving, shadow, published = service.moderator.name, service.serving.shadow, service.settings.policy
-        roles = {serving: ("serving", published), **({shadow.name: ("shadow", published)} if shadow else {})}
+        """The models this server labels with (the default first, then those served beside it), the shadow beside
+        the default (if one runs), and the other versions trained here (which can be served through the gate)."""
+        roles = {name: ("serving", service.served(name)[1].policy) for name in service.model_names}
+        shadow = service.serving.shadow
+        if shadow:
+            roles.setdefault(shadow.name, ("shadow", service.settings.policy))
         for version in service.versions():
             roles.setdefault(version["name"], ("trained", version["policy"]))
+        default = service.moderator.name
         return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "moderation-playground",
-                                            "role": role, "policy": PolicyCard.of(policy)}
+                                            "role": role, "default": name == default, "policy": PolicyCard.of(policy)}
                                            for name, (role, policy) in roles.items()]}
 
     return router

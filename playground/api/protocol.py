@@ -19,7 +19,8 @@ from .patterns import blank_text
 
 MAX_LABEL = 200
 """The longest label a curation request may name (a policy's labels are short; the store names them when refused)."""
-MODEL = Field(None, description="The served model's id (see GET /v1/models); another gets 404. Optional.")
+MODEL = Field(None, description="Which served model labels (an id of GET /v1/models with the role serving); another "
+              "gets 404 listing them. Optional: the default model.")
 MOMENTS = ({"type": "string", "format": "date"}, {"type": "string", "format": "date-time"},
            {"type": "string", "maxLength": 0})
 """What ``since`` takes: a date, an RFC 3339 time (Python's ISO reader reads both), or nothing (no bound)."""
@@ -107,14 +108,17 @@ class PolicyCard(BaseModel):
 
 
 class ModelCard(BaseModel):
-    id: str = Field(description="The model's name: the serving one's is what to give as ``model``.")
+    id: str = Field(description="The model's name: a serving one's is what to give as ``model``.")
     object: Literal["model"]
     owned_by: str
     role: Literal["serving", "shadow", "trained"] = Field(
-        description="serving: it answers; shadow: it labels the same texts beside it, off the request path; trained: "
-        "a version trained here, which can be served (POST /v1/versions/{version}/serve).")
-    policy: PolicyCard = Field(description="The policy it labels in: the published one for the serving model and the "
-                               "shadow, the one it was trained in for a trained version (it serves only with it).")
+        description="serving: it answers (the default one when ``model`` is left out, or the one named); shadow: it "
+        "labels the default's texts beside it, off the request path; trained: a version trained here, which can be "
+        "served in place of the default (POST /v1/versions/{version}/serve).")
+    default: bool = Field(description="Whether it answers a request that names no ``model``.")
+    policy: PolicyCard = Field(description="The policy it labels in: the published one for the default model and the "
+                               "shadow, its own for a model served beside the default, the one it was trained in for a "
+                               "trained version (it serves only with it).")
 
 
 class ModelList(BaseModel):
