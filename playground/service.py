@@ -35,7 +35,7 @@ from moderation.evaluate.leaderboard import leaderboard, timed_run
 from moderation.models import ServedModel
 from moderation.policy import Policy
 from moderation.prompt import NormalizedText, is_blank, normalize_text
-from moderation.results import ModerationResult, TurnResult
+from moderation.results import ROLES, ModerationResult, TurnResult
 from moderation.settings import Settings
 from moderation.templates import PromptTemplate
 from moderation.versions import ModelVersion
@@ -259,11 +259,13 @@ class PlaygroundService:
 
     def check_turn(
         self, user: str, bot: str, *, fields: tuple[str, str] = ("user", "bot"), settings: Settings | None = None,
-        record: bool = True,
+        record: bool = True, model: str | None = None,
     ) -> tuple[TurnResult, Prediction, Prediction]:
-        """Check a user's message and the bot's reply; the reply is replaced when either side intervenes."""
-        settings = settings or self._settings
-        shown = self.moderate([user, bot], fields=list(fields), settings=settings, roles=list(TURN), record=record)
+        """Check a user's message and the bot's reply with the served ``model`` (see :meth:`served`); the reply is
+        replaced when either side intervenes."""
+        settings = self.served(model, settings)[1]
+        shown = self.moderate([user, bot], fields=list(fields), settings=settings, roles=list(ROLES), record=record,
+                              model=model)
         turn = TurnResult.of(shown[0].result, shown[1].result, bot, settings.intervention)
         return turn, shown[0], shown[1]
 
@@ -782,14 +784,10 @@ class PlaygroundService:
         return "".join(ch for ch in value if not "\ud800" <= ch <= "\udfff")
 
 
-TURN = ("user", "bot")
-"""The roles of a chat turn's two texts: the user's message, then the bot's reply to it."""
-
-
 def in_turn(texts: list[NormalizedText], roles: list[str | None] | None = None
             ) -> list[tuple[NormalizedText, str | None]]:
     """Each text with the message it answers: the user's for a chat turn's bot reply, else None."""
-    if roles is not None and list(roles) == list(TURN):
+    if roles is not None and list(roles) == list(ROLES):
         return [(texts[0], None), (texts[1], texts[0])]
     return [(text, None) for text in texts]
 

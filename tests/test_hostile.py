@@ -322,7 +322,7 @@ def used_upload(app_server):
     """An upload that a page call has used (and so removed)."""
     url, _ = app_server
     path = upload(url, "rows.txt", b"a text labelled once\n").json()[0]
-    assert call_page(url, "/batch", file_data(path), "jsonl", False)[0] == "complete"
+    assert call_page(url, "/batch", file_data(path), "jsonl", False, "")[0] == "complete"
     return path
 
 
@@ -416,7 +416,7 @@ def run_moderate(case, ctx: Context):
     mode = spec.get("mode", "score")
 
     def call():
-        return predict(ctx, "/moderate", spec["text"], mode)
+        return predict(ctx, "/moderate", spec["text"], mode, "")  # "": the default model
 
     if case["expect"] == "error":
         app_error(call, case)
@@ -439,7 +439,7 @@ def run_check_turn(case, ctx: Context):
     spec = expand(case["input"])
 
     def call():
-        return predict(ctx, "/check_turn", spec["user"], spec["bot"])
+        return predict(ctx, "/check_turn", spec["user"], spec["bot"], "")
 
     if case["expect"] == "error":
         app_error(call, case)

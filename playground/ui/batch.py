@@ -7,7 +7,7 @@ from moderation.batch_files import MAX_ROWS, OUTPUTS, BatchRun
 from moderation.policy import Policy
 from moderation.settings import Settings
 
-from .common import Page, download, shown_errors
+from .common import DEFAULT_MODEL, Page, download, shown_errors
 
 SHOWN_ROWS = 100
 """How many of a file's labelled rows the page shows (the file to download has them all)."""
@@ -35,20 +35,22 @@ def build(page: Page) -> None:
                             "column's menu (⋮) to sort by it", elem_id="batch-rows")
 
     @shown_errors
-    def label_batch(path: str | None, format: str, keep: bool, draft: Settings | None, progress=gr.Progress()):
-        """Label every row of the file; returns the labelled file and what it holds."""
+    def label_batch(path: str | None, format: str, keep: bool, draft: Settings | None, model: str = DEFAULT_MODEL,
+                    progress=gr.Progress()):
+        """Label every row of the file with the model chosen; returns the labelled file and what it holds."""
         progress(0, desc="Checking the file")
 
         def advance(done: int, total: int):
             progress((done, total), desc="Labelling", unit="rows")
 
-        out, run = page.service.moderate_file(path, format=format, settings=page.settings(draft), record=keep,
-                                              progress=advance, first=SHOWN_ROWS)
+        settings = page.settings(draft, model)
+        out, run = page.service.moderate_file(path, format=format, settings=settings, record=keep, progress=advance,
+                                              first=SHOWN_ROWS, model=model or None)
         kept = ", kept for review" if keep else ""
         return str(out), (f"{run.labelled} of {run.rows} rows labelled ({run.errors} with an error{kept}) in "
-                          f"{run.seconds:.1f} s."), label_counts(run, page.settings(draft).policy), first_rows(run)
+                          f"{run.seconds:.1f} s."), label_counts(run, settings.policy), first_rows(run)
 
-    button.click(label_batch, [upload, format_choice, record, page.draft], [file, summary, counts, rows],
+    button.click(label_batch, [upload, format_choice, record, page.draft, page.model], [file, summary, counts, rows],
                  api_name="batch")
 
 

@@ -8,7 +8,7 @@ from moderation.policy import MAX_LABELS
 from moderation.results import ROLES
 from moderation.settings import Settings
 
-from .common import Page, saved, shown_errors, verdict_form
+from .common import DEFAULT_MODEL, Page, saved, shown_errors, verdict_form
 from .moderate import MAX_CONCURRENT
 
 
@@ -33,12 +33,13 @@ def build(page: Page) -> None:
         form = verdict_form(page)
 
     @shown_errors
-    def check_turn(user: str, bot: str, draft: Settings | None, progress=gr.Progress()):
-        """Check both sides of a chat turn; returns both labels, the decision, the reply and prediction ids."""
+    def check_turn(user: str, bot: str, draft: Settings | None, model: str = DEFAULT_MODEL, progress=gr.Progress()):
+        """Check both sides of a chat turn with the model chosen; returns both labels, the decision, the reply and
+        prediction ids."""
         progress(0, desc="Checking the turn")
-        settings = page.settings(draft)
+        settings = page.settings(draft, model)
         turn, user_shown, bot_shown = page.service.check_turn(user, bot, fields=("User message", "Bot reply"),
-                                                              settings=settings)
+                                                              settings=settings, model=model or None)
         if turn.intervened:
             said = f"**Intervened:** the {' and the '.join(turn.triggered_by)} side reached the threshold"
         else:
@@ -58,7 +59,7 @@ def build(page: Page) -> None:
         return saved(page.service.flag(_side(chosen, user, bot), correct, note=note,
                                        reviewer=page.reviewer(reviewer, request), idempotency_key=key))
 
-    button.click(check_turn, [user_message, bot_reply, page.draft],
+    button.click(check_turn, [user_message, bot_reply, page.draft, page.model],
                  [user_label, bot_label, decision, shown_reply, user_id, bot_id],
                  api_name="check_turn", concurrency_limit=MAX_CONCURRENT)
     sides = [side, user_id, bot_id]

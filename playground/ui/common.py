@@ -17,6 +17,8 @@ from ..service import PlaygroundService
 log = logging.getLogger("playground.ui")
 
 ANY = "any"
+DEFAULT_MODEL = ""
+"""The model choice that means the default model (whose name changes when a version is served)."""
 INTERNAL = "Something went wrong on the server, and its log has the details. Try again, or tell whoever runs it."
 
 
@@ -28,17 +30,19 @@ browser read it back after the server restarts."""
 @dataclass(frozen=True)
 class Page:
     """What every tab builds on: the service, whether reviewers log in, this browser session's draft
-    settings (a ``gr.State``: None while the session follows the server's default), and the reviewer's name
-    as typed (optional, remembered by the browser; hidden when reviewers log in)."""
+    settings (a ``gr.State``: None while the session follows the server's default), the reviewer's name
+    as typed (optional, remembered by the browser; hidden when reviewers log in), and the model chosen."""
 
     service: PlaygroundService
     logins: bool
     draft: gr.State
     name: gr.Textbox
+    model: gr.Dropdown
 
-    def settings(self, draft: Settings | None) -> Settings:
-        """The settings a moderation from this session uses: its draft, else the server's default."""
-        return draft or self.service.settings
+    def settings(self, draft: Settings | None, model: str | None = None) -> Settings:
+        """The settings a moderation from this session uses with the model chosen (blank: the default): the default's
+        in this session's draft, else the server's default; another model's own."""
+        return self.service.served(model or None, draft)[1]
 
     def reviewer(self, typed: str, request: gr.Request) -> str:
         """Who gives a verdict: the logged-in reviewer when logins are on, else the name typed."""
@@ -55,6 +59,15 @@ def reviewer_name(blocks: gr.Blocks, logins: bool) -> gr.Textbox:
     blocks.load(lambda saved: saved or gr.skip(), remembered, name, api_visibility="private")
     name.change(lambda typed: typed, name, remembered, api_visibility="private")
     return name
+
+
+def model_choice(service: PlaygroundService) -> gr.Dropdown:
+    """The page's one choice of model, for every tab that moderates: the default (blank), or a model served beside it
+    by its name; shown only when several models serve."""
+    others = service.model_names[1:]
+    return gr.Dropdown([("the default model", DEFAULT_MODEL), *((name, name) for name in others)],
+                       value=DEFAULT_MODEL, label="Model", visible=bool(others),
+                       info="Which served model labels in Moderate, Chat check and Batch (Compare runs them all).")
 
 
 def shown_errors(handler):

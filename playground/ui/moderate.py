@@ -7,7 +7,7 @@ from moderation.policy import CARD, MAX_LABELS
 from moderation.results import MODES, ModerationResult
 from moderation.settings import Settings
 
-from .common import Page, label_choices, saved, shown_errors, verdict_form
+from .common import DEFAULT_MODEL, Page, label_choices, saved, shown_errors, verdict_form
 
 MAX_CONCURRENT = 64
 CARD_TEXTS = [[example.text] for example in CARD.examples] + [
@@ -36,11 +36,12 @@ def build(page: Page) -> None:
         form = verdict_form(page)
 
     @shown_errors
-    def moderate(text: str, mode: str, draft: Settings | None, progress=gr.Progress()):
-        """Label a text and record the prediction; returns label, decision, prompt and prediction id."""
+    def moderate(text: str, mode: str, draft: Settings | None, model: str = DEFAULT_MODEL, progress=gr.Progress()):
+        """Label a text with the model chosen and record the prediction; returns label, decision, prompt and
+        prediction id."""
         progress(0, desc="Moderating")
-        settings = page.settings(draft)
-        (shown,) = page.service.moderate([text], fields=["Text"], settings=settings, mode=mode)
+        settings = page.settings(draft, model)
+        (shown,) = page.service.moderate([text], fields=["Text"], settings=settings, mode=mode, model=model or None)
         return label_value(shown.result), decision(shown.result, settings), shown.result.prompt, shown.id
 
     @shown_errors
@@ -55,10 +56,10 @@ def build(page: Page) -> None:
         return saved(page.service.flag(prediction, correct, note=note, reviewer=page.reviewer(reviewer, request),
                                        idempotency_key=key))
 
-    event = dict(fn=moderate, inputs=[text, mode, page.draft], outputs=[label, decision_box, prompt, prediction_id],
-                 concurrency_limit=MAX_CONCURRENT)
-    choices = dict(fn=lambda draft: label_choices(page.settings(draft).policy), inputs=page.draft,
-                   outputs=form.label, api_visibility="private")
+    event = dict(fn=moderate, inputs=[text, mode, page.draft, page.model],
+                 outputs=[label, decision_box, prompt, prediction_id], concurrency_limit=MAX_CONCURRENT)
+    choices = dict(fn=shown_errors(lambda draft, model: label_choices(page.settings(draft, model).policy)),
+                   inputs=[page.draft, page.model], outputs=form.label, api_visibility="private")
     button.click(**event, api_name="moderate").then(**choices)
     text.submit(**event, api_visibility="private").then(**choices)
     form.right.click(confirm, [prediction_id, form.note, form.reviewer, form.idempotency_key], form.saved,

@@ -6,11 +6,11 @@ import gradio as gr
 from moderation.demo.recipe import DEMO_NOTICE
 
 from ..service import PlaygroundService
-from . import batch, chat, dashboard, disagreements, evaluate, export, moderate, prompt, queue, retrain, review
-from .common import Page, model_text, reviewer_name
+from . import batch, chat, compare, dashboard, disagreements, evaluate, export, moderate, prompt, queue, retrain, review
+from .common import Page, model_choice, model_text, reviewer_name
 from .inputs import refuse_clearly
 
-TABS = (moderate, queue, chat, review, disagreements, batch, dashboard, export, prompt, evaluate, retrain)
+TABS = (moderate, queue, chat, compare, review, disagreements, batch, dashboard, export, prompt, evaluate, retrain)
 PAGE_JS = queue.KEYS_JS
 """What the page runs when it loads: the Queue tab's keys."""
 
@@ -22,7 +22,7 @@ def build_page(service: PlaygroundService, *, logins: bool = False) -> gr.Blocks
                     elem_id="header")
         if service.moderator.demo:
             gr.Markdown(f"**{DEMO_NOTICE}**", elem_id="demo-notice")
-        page = Page(service, logins, gr.State(None), reviewer_name(blocks, logins))
+        page = Page(service, logins, gr.State(None), reviewer_name(blocks, logins), model_choice(service))
         for tab in TABS:
             tab.build(page)
     refuse_clearly(blocks)

@@ -1,0 +1,124 @@
+"""The page with several served models: the model choice of Moderate, Chat check and Batch through the real
+gradio_client (fake models), and the Compare tab in a real browser on three small checkpoints served as
+``python app.py --model ... --model ... --model ... --policy policies/community.toml`` opens them (card, llama-guard
+and yes-no): one text through all three side by side, then one judgement saved for all of them."""
+
+import re
+
+import pytest
+import sqlite_utils
+from conftest import ROOT
+from gradio_client.exceptions import AppError
+from playwright.sync_api import expect
+from servers import PageClient, running_in_process
+from test_browser import SCREENSHOTS, snap
+from test_served_models import COMMUNITY, GUARDS, guard
+
+from feedback.store import FeedbackStore
+from moderation.settings import Settings
+from moderation.templates import template_for
+from playground.server import open_serving, parse_args
+
+FORMAT_MARKS = {"card": "Possible labels:", "llama-guard": "<BEGIN UNSAFE CONTENT CATEGORIES>",
+                "yes-no": "Human Question:"}
+"""A line of each format's prompt."""
+
+
+@pytest.fixture(scope="module")
+def guarded_app(tmp_path_factory):
+    """The app on a fake default (card format, community policy) with a llama-guard and a yes-no fake beside it."""
+    with running_in_process(tmp_path_factory.mktemp("guarded"), settings=Settings(template_for("card", COMMUNITY)),
+                            others=[guard(name, format) for name, format in GUARDS.items()]) as app:
+        yield app
+
+
+def predictions(app) -> list[dict]:
+    app.service.writer.flush()
+    return list(sqlite_utils.Database(app.db_path).query("select * from predictions order by id"))
+
+
+def test_the_model_choice_picks_who_labels_in_moderate_chat_and_batch(guarded_app, tmp_path):
+    client = PageClient(guarded_app.url)
+    try:
+        before = len(predictions(guarded_app))
+        label, _, prompt, _ = client.predict("spam spam", "score", "lg", api_name="/moderate")
+        assert {item["label"] for item in label["confidences"]} == set(COMMUNITY.labels)
+        assert FORMAT_MARKS["llama-guard"] in prompt
+        client.predict("where are you?", "go away, harassment", "yn", api_name="/check_turn")
+        _, _, prompt, _ = client.predict("spam spam", "score", api_name="/moderate")  # the default when left out
+        assert FORMAT_MARKS["card"] in prompt
+        rows = predictions(guarded_app)[before:]
+        assert [(row["model"], row["role"]) for row in rows] == [("lg", None), ("yn", "user"), ("yn", "bot"),
+                                                                 ("fake-moderation", None)]
+        assert "where are you?" in rows[2]["prompt"], "the reply is asked with the message it answers"
+        with pytest.raises(AppError, match="not in the list of choices|not served here"):
+            client.predict("hello", "score", "gpt-4", api_name="/moderate")
+        assert len(predictions(guarded_app)) == before + 4
+    finally:
+        client.close()
+
+
+def test_compare_runs_every_model_and_one_judgement_covers_them(guarded_app):
+    client = PageClient(guarded_app.url)
+    try:
+        shown = client.predict("pure hate", "", api_name="/compare_models")
+        headings = shown[0::4]
+        assert [heading.splitlines()[0] for heading in headings] == ["### fake-moderation", "### lg", "### yn"]
+        assert all(re.search(r" format · \*\*\w+\*\* · [\d,]+ ms$", heading) for heading in headings)
+        assert [FORMAT_MARKS[format] in prompt for format, prompt in zip(("card", "llama-guard", "yes-no"),
+                                                                          shown[3::4])] == [True] * 3
+        said = client.predict("user", "hate", "kim", api_name="/judge_compared")
+        assert said.startswith("Saved 3 verdicts") and "the correct label is hate" in said
+        with pytest.raises(AppError, match="That side was not compared"):
+            client.predict("bot", "hate", "kim", api_name="/judge_compared")
+    finally:
+        client.close()
+
+
+def test_judging_before_comparing_is_a_clear_error(guarded_app):
+    client = PageClient(guarded_app.url)
+    try:
+        with pytest.raises(AppError, match="Compare a text first"):
+            client.predict("user", "hate", "kim", api_name="/judge_compared")
+    finally:
+        client.close()
+
+
+@pytest.mark.browser
+def test_three_served_checkpoints_side_by_side_in_a_browser(tmp_path, browser_page, demo_model_dir,
+                                                            family_model_dirs):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    args = parse_args(["--model", f"card={demo_model_dir}", "--model",
+                       f"lg={family_model_dirs['llama-guard']},format=llama-guard",
+                       "--model", f"yn={family_model_dirs['yes-no']},format=yes-no",
+                       "--policy", str(ROOT / "policies" / "community.toml")])
+    with FeedbackStore(tmp_path / "models.db") as store:
+        (default, *others), _ = open_serving(args, store)
+    page = browser_page
+    with running_in_process(tmp_path, default.moderator, settings=default.settings, others=others) as app:
+        page.goto(app.url)
+        page.get_by_label("Reviewer", exact=True).fill("kim")
+        page.get_by_role("tab", name="Compare").click()
+        page.get_by_label("Text, or the user's message").fill("buy cheap pills now, click this link")
+        page.get_by_role("button", name="Compare", exact=True).click()
+        for number, (name, format) in enumerate([("card", "card"), ("lg", "llama-guard"), ("yn", "yes-no")]):
+            heading = page.locator(f"#compared-{number}")
+            expect(heading).to_contain_text(name)
+            expect(heading).to_contain_text(f"{format} format")
+            expect(heading).to_contain_text(re.compile(r"\d ms"))
+        prompts = page.locator(".cm-content")
+        expect(prompts.nth(1)).to_contain_text("<BEGIN UNSAFE CONTENT CATEGORIES>")
+        expect(prompts.nth(2)).to_contain_text("Human Question:")
+        expect(page.locator("#compared").get_by_role("meter")).to_have_count(3 * len(COMMUNITY.labels))
+        snap(page, "compare-01-three-models")
+        page.get_by_label("Correct label, for every model").fill("spam")
+        page.keyboard.press("Enter")
+        page.get_by_role("button", name="Save this judgement for every model").click()
+        expect(page.get_by_label("Judgement saved")).to_have_value(re.compile(r"^Saved 3 verdicts .*spam\.$"))
+        snap(page, "compare-02-judged")
+        rows = list(sqlite_utils.Database(app.db_path).query(
+            "select predictions.model, predictions.label as said, verdicts.verdict, verdicts.label, verdicts.reviewer "
+            "from verdicts join predictions on predictions.id = verdicts.prediction_id order by verdicts.id"))
+    assert [row["model"] for row in rows] == ["card", "lg", "yn"]
+    assert all(row["label"] == "spam" and row["reviewer"] == "kim" for row in rows)
+    assert all(row["verdict"] == ("right" if row["said"] == "spam" else "wrong") for row in rows)
