@@ -555,8 +555,11 @@ class PlaygroundService:
 
     def leaderboard(self, gold: evaluation.GoldSet, *, progress: evaluation.Progress | None = None) -> dict:
         """Every served model on ``gold``, each in its own settings (the gold set's labels must be its policy's),
-        timed, each run stored: the models ranked (:func:`~moderation.evaluate.leaderboard.leaderboard`)."""
+        timed, each run stored: the models ranked (:func:`~moderation.evaluate.leaderboard.leaderboard`). A model
+        whose policy is not the gold set's is refused before any model runs."""
         names, entries = self.model_names, []
+        for name in names:
+            evaluation.check_policy(gold, self.served(name)[1], f"the model {name!r}")
         for number, name in enumerate(names):
             moderator, settings = self.served(name)
             share = progress and part_of(progress, number, len(names))

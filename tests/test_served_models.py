@@ -15,7 +15,7 @@ from servers import in_own_thread, make_service
 from moderation.errors import InvalidInput
 from moderation.evaluate import GoldSet
 from moderation.models import ModelSpec, served_as
-from moderation.policy import read_policy
+from moderation.policy import CARD, read_policy
 from moderation.prompt import normalize_text
 from moderation.settings import Settings
 from moderation.templates import template_for
@@ -174,3 +174,18 @@ def test_the_leaderboard_ranks_every_served_model_and_stores_each_run(tmp_path):
 def test_a_gold_set_in_another_policy_is_refused_for_the_leaderboard(served):
     with pytest.raises(InvalidInput):
         served.leaderboard(served.gold_set("held-out set"))
+
+
+def test_a_model_in_another_policy_refuses_the_leaderboard_before_any_run_is_stored(tmp_path):
+    service = make_service(tmp_path, settings=Settings(template_for("card", COMMUNITY)),
+                           others=[guard("lg", "llama-guard"),
+                                   served_as(ModelSpec("card-guard", None, format="llama-guard", policy=CARD),
+                                             fake_moderator("card-guard"))])
+    try:
+        gold = GoldSet("a gold file", ((normalize_text("spam spam"), "spam"),), policy=COMMUNITY)
+        with pytest.raises(InvalidInput) as refused:
+            service.leaderboard(gold)
+        assert service.runs() == [], "no model's run is stored"
+        assert "the policy of the model 'card-guard' is 'prosocial'" in str(refused.value)
+    finally:
+        service.close()

@@ -18,7 +18,7 @@ from .gold import (
     heldout_gold,
     read_gold,
 )
-from .runner import Progress, evaluate
+from .runner import Progress, check_policy, evaluate
 
-__all__ = ["ACCEPTED_NAME", "FILE_SOURCE", "GOLD_SOURCES", "HELDOUT_NAME", "GoldSet", "Progress", "compare", "evaluate",
-           "gate_gold", "gold_from_verdicts", "heldout_gold", "read_gold"]
+__all__ = ["ACCEPTED_NAME", "FILE_SOURCE", "GOLD_SOURCES", "HELDOUT_NAME", "GoldSet", "Progress", "check_policy",
+           "compare", "evaluate", "gate_gold", "gold_from_verdicts", "heldout_gold", "read_gold"]

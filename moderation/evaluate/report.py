@@ -130,23 +130,43 @@ def gate_report(decision: dict, *, text: Text = markdown_text) -> str:
                                                    text=text)])
 
 
+LEADERBOARD_COLUMNS = ["model", "accuracy", "macro-F1", "AUPRC flagged", "benign flags", "p50 ms (one text)",
+                       "labels/s", "run"]
+"""The header of the leaderboard's table of figures."""
+
+
 def leaderboard_report(board: dict, *, text: Text = markdown_text) -> str:
     """The leaderboard (:func:`~moderation.evaluate.leaderboard.leaderboard`): a row a model, best macro-F1 first,
     then every text some model gets wrong with each model's label."""
-    gold = board["gold"]
-    header = ["model", "accuracy", "macro-F1", "AUPRC flagged", "benign flags", "p50 ms (one text)", "labels/s", "run"]
-    rows = [[text(row["model"]), f"{row['accuracy']:.1%}", figure_text(row["macro_f1"]),
-             figure_text(row["auprc_flagged"]), str(row["benign_flags"]), f"{row['p50_ms']:.1f}",
-             f"{row['labels_per_second']:.1f}", f"#{row['run']}"] for row in board["rows"]]
-    lines = [f"**{len(board['rows'])} models on the {text(gold['name'])}** ({gold['size']} texts), best macro-F1 "
-             "first:", "", _table(header, rows)]
+    lines = [leaderboard_headline(board, text=text), "", _table(LEADERBOARD_COLUMNS, [
+        [text(row[0]), *row[1:]] for row in leaderboard_rows(board)])]
     if board["wrong"]:
-        names = [row["model"] for row in board["rows"]]
+        header, rows = wrong_rows(board)
         lines += ["", f"Texts some model gets wrong ({len(board['wrong'])}):", "",
-                  _table(["text", "gold", *map(text, names)],
-                         [[text(item["text"]), item["gold"], *(item["labels"][name] or "-" for name in names)]
-                          for item in board["wrong"]])]
+                  _table([*header[:2], *map(text, header[2:])], [[text(row[0]), *row[1:]] for row in rows])]
     return "\n".join(lines)
+
+
+def leaderboard_headline(board: dict, *, text: Text = markdown_text) -> str:
+    """What the leaderboard ranks: how many models, on which gold set and how many texts."""
+    gold, models = board["gold"], len(board["rows"])
+    return (f"**{models} model{'s' if models != 1 else ''} on the {text(gold['name'])}** ({gold['size']} texts), best "
+            "macro-F1 first:")
+
+
+def leaderboard_rows(board: dict) -> list[list[str]]:
+    """One row per model, best macro-F1 first: its figures (:data:`LEADERBOARD_COLUMNS`) and its stored run."""
+    return [[row["model"], f"{row['accuracy']:.1%}", figure_text(row["macro_f1"]), figure_text(row["auprc_flagged"]),
+             str(row["benign_flags"]), f"{row['p50_ms']:.1f}", f"{row['labels_per_second']:.1f}", f"#{row['run']}"]
+            for row in board["rows"]]
+
+
+def wrong_rows(board: dict) -> tuple[list[str], list[list[str]]]:
+    """The header (text, gold, then each model in the board's order) and one row per text some model gets wrong:
+    gold's label and each model's (``-`` where its run left the text out or gave no label)."""
+    names = [row["model"] for row in board["rows"]]
+    return ["text", "gold", *names], [[item["text"], item["gold"], *(item["labels"][name] or "-" for name in names)]
+                                      for item in board["wrong"]]
 
 
 def mcnemar_text(test: dict, a: str, b: str) -> str:

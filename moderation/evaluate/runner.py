@@ -26,6 +26,15 @@ def label_gold(moderator: Moderator, gold: GoldSet, settings: Settings, mode: st
     return results
 
 
+def check_policy(gold: GoldSet, settings: Settings, labeller: str = "the settings") -> None:
+    """InvalidInput unless ``gold`` is labelled in the labels of the policy ``settings`` apply (``labeller``: whose
+    settings they are, as the message names them)."""
+    if gold.policy.labels != settings.policy.labels:
+        raise InvalidInput(f"The {gold.name} is labelled in the policy {gold.policy.name!r} "
+                           f"({', '.join(gold.policy.labels)}), the policy of {labeller} is {settings.policy.name!r} "
+                           f"({', '.join(settings.policy.labels)}): evaluate with the policy of the gold set.")
+
+
 def evaluate(moderator: Moderator, gold: GoldSet, settings: Settings = Settings(), mode: str = "score",
              progress: Progress | None = None, *, include_trained: bool = False) -> dict:
     """A run of ``moderator`` with ``settings`` over ``gold``: what was measured, the figures and every item.
@@ -39,10 +48,7 @@ def evaluate(moderator: Moderator, gold: GoldSet, settings: Settings = Settings(
     ``trained_included`` (how many gold texts the version trained on were left out, or kept), ``metrics`` and
     ``items`` (each ``text``, ``gold``, ``label``, ``scores`` and ``generated``).
     """
-    if gold.policy.labels != settings.policy.labels:
-        raise InvalidInput(f"The {gold.name} is labelled in the policy {gold.policy.name!r} "
-                           f"({', '.join(gold.policy.labels)}), the settings apply {settings.policy.name!r} "
-                           f"({', '.join(settings.policy.labels)}): evaluate with the policy of the gold set.")
+    check_policy(gold, settings)
     trained = moderator.version.trained_texts if moderator.version else ()
     seen = gold.trained_on(trained)
     if seen and not include_trained:

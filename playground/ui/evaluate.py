@@ -4,7 +4,17 @@ compared) and the Prompt tab's workbench (a draft measured against the server's 
 import gradio as gr
 
 from moderation.evaluate import ACCEPTED_NAME, GOLD_SOURCES, HELDOUT_NAME
-from moderation.evaluate.report import comparison_report, describe, figure_rows, flip_rows, run_report
+from moderation.evaluate.report import (
+    LEADERBOARD_COLUMNS,
+    comparison_report,
+    describe,
+    figure_rows,
+    flip_rows,
+    leaderboard_headline,
+    leaderboard_rows,
+    run_report,
+    wrong_rows,
+)
 from moderation.results import MODES
 
 from .common import Page, shown_errors
@@ -16,7 +26,7 @@ FLIP_WIDTHS = ["40%", "15%", "15%", "15%", "15%"]
 
 
 def build(page: Page) -> None:
-    """The tab and its events: /evaluate, /runs (also when the tab opens) and /compare_runs."""
+    """The tab and its events: /evaluate, /leaderboard, /runs (also when the tab opens) and /compare_runs."""
     service = page.service
     with gr.Tab("Evaluate") as tab:
         gr.Markdown("Label a gold set with the model and this session's prompt; every run is stored. Then pick "
@@ -32,6 +42,14 @@ def build(page: Page) -> None:
             confusion = gr.Plot(label="Confusion matrix", elem_id="confusion")
             f1 = gr.Plot(label="F1 per label", elem_id="f1")
             reliability = gr.Plot(label="Reliability", elem_id="reliability")
+        gr.Markdown("### Leaderboard\nEvery served model on the gold set above, each in its own prompt and policy (the "
+                    "gold set's labels must be the default model's policy); each run is stored.")
+        rank_button = gr.Button("Rank every served model")
+        ranked = gr.Markdown(elem_id="leaderboard-summary")
+        board = gr.Dataframe(headers=LEADERBOARD_COLUMNS, datatype="str", interactive=False, label="Models",
+                             elem_id="leaderboard")
+        wrong = gr.Dataframe(headers=["text", "gold"], datatype="str", interactive=False, wrap=True,
+                             label="Where each model is wrong", elem_id="leaderboard-wrong")
         gr.Markdown("### Compare two runs")
         with gr.Row():
             run_a = gr.Dropdown([], label="Run A (before)", allow_custom_value=True)
@@ -62,6 +80,18 @@ def build(page: Page) -> None:
                 reliability_diagram(metrics), *runs(previous, run["id"]))
 
     @shown_errors
+    def leaderboard(source: str, path: str | None, progress=gr.Progress()):
+        """Every served model on the gold set (in the default's policy), each run stored: what was ranked, the
+        figures a model, where each is wrong, and the run pickers set to the runner-up's run and the best one's."""
+        progress(0, desc="Ranking")
+        ranking = service.leaderboard(service.gold_set(source, path), progress=lambda done, total: progress(
+            (done, total), desc="Ranking", unit="texts"))
+        best, *others = (row["run"] for row in ranking["rows"])
+        header, rows = wrong_rows(ranking)
+        return (leaderboard_headline(ranking), leaderboard_rows(ranking), {"headers": header, "data": rows},
+                *runs(others[0] if others else None, best))
+
+    @shown_errors
     def compare_runs(a, b):
         """Run B against run A: what changed, the flipped texts, and every figure side by side."""
         comparison = service.compare(a, b)
@@ -69,6 +99,7 @@ def build(page: Page) -> None:
 
     button.click(evaluate, [source, upload, mode, page.draft],
                  [summary, confusion, f1, reliability, run_a, run_b], api_name="evaluate")
+    rank_button.click(leaderboard, [source, upload], [ranked, board, wrong, run_a, run_b], api_name="leaderboard")
     tab.select(runs, [run_a, run_b], [run_a, run_b], api_name="runs")
     compare_button.click(compare_runs, [run_a, run_b], [verdict, flipped, figures], api_name="compare_runs")
 
