@@ -37,7 +37,7 @@ from moderation.policy import Policy
 from moderation.prompt import NormalizedText, is_blank, normalize_text
 from moderation.results import ROLES, ModerationResult, TurnResult
 from moderation.settings import Settings
-from moderation.templates import PromptTemplate
+from moderation.templates import PromptTemplate, template_for
 from moderation.versions import ModelVersion
 
 from .batcher import MicroBatcher
@@ -180,10 +180,19 @@ class PlaygroundService:
                        "/v1/models lists them), or leave it out for the default.", "model")
 
     def draft(self, examples: list[dict], threshold: str, policy: Policy | None = None) -> Settings:
-        """Prepared settings with these few-shot examples and threshold in ``policy`` (default: the default's), and
-        the default's intervention."""
-        template = PromptTemplate.from_examples(examples, policy or self._settings.policy)
+        """Prepared settings in the default's prompt format with ``policy`` (default: the default's), these few-shot
+        examples (the card format's: another format asks without examples) and threshold, and the default's
+        intervention."""
+        policy = policy or self._settings.policy
+        format = self._settings.template.format
+        template = PromptTemplate.from_examples(examples, policy) if format == "card" else template_for(format, policy)
         return self.prepare(Settings(template, threshold, self._settings.intervention))
+
+    def in_format(self, policy: Policy) -> Settings:
+        """Prepared settings with ``policy`` (its examples and threshold) in the default's prompt format, and the
+        default's intervention: a policy file loaded as a draft."""
+        template = template_for(self._settings.template.format, policy)
+        return self.prepare(Settings(template, policy.threshold, self._settings.intervention))
 
     def publish(self, settings: Settings, *, confirmed: bool = True) -> Settings:
         """Make ``settings`` the server's default: prepared first, then swapped in by one assignment. A policy whose

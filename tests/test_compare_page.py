@@ -7,11 +7,12 @@ import re
 
 import pytest
 import sqlite_utils
-from conftest import ROOT
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from playwright.sync_api import expect
 from servers import PageClient, running_in_process
 from test_browser import SCREENSHOTS, snap
+from test_policy_page import COMMUNITY_FILE, EXAMPLES
 from test_served_models import COMMUNITY, GUARDS, guard
 
 from feedback.store import FeedbackStore
@@ -86,14 +87,18 @@ def test_judging_before_comparing_is_a_clear_error(guarded_app):
 
 @pytest.mark.browser
 def test_three_served_checkpoints_side_by_side_in_a_browser(tmp_path, browser_page, demo_model_dir,
-                                                            family_model_dirs):
+                                                            family_model_dirs, capfd):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     args = parse_args(["--model", f"card={demo_model_dir}", "--model",
                        f"lg={family_model_dirs['llama-guard']},format=llama-guard",
-                       "--model", f"yn={family_model_dirs['yes-no']},format=yes-no",
-                       "--policy", str(ROOT / "policies" / "community.toml")])
+                       "--model", f"yn={family_model_dirs['yes-no']},format=yes-no", "--policy", str(COMMUNITY_FILE)])
     with FeedbackStore(tmp_path / "models.db") as store:
         (default, *others), _ = open_serving(args, store)
+    logged = capfd.readouterr().out
+    for name, format in [("Default model card", "card"), ("Also serving lg", "llama-guard"),
+                         ("Also serving yn", "yes-no")]:
+        assert re.search(rf"^{name}: .*, format {format}, policy community, [\d,]+ MiB of weights, loaded in ",
+                         logged, re.MULTILINE), logged
     page = browser_page
     with running_in_process(tmp_path, default.moderator, settings=default.settings, others=others) as app:
         page.goto(app.url)
@@ -122,3 +127,28 @@ def test_three_served_checkpoints_side_by_side_in_a_browser(tmp_path, browser_pa
     assert [row["model"] for row in rows] == ["card", "lg", "yn"]
     assert all(row["label"] == "spam" and row["reviewer"] == "kim" for row in rows)
     assert all(row["verdict"] == ("right" if row["said"] == "spam" else "wrong") for row in rows)
+
+
+def test_the_prompt_tab_keeps_a_guard_defaults_format(tmp_path):
+    """A llama-guard default: a draft with other labels, a published one and a loaded policy file all stay in its
+    format (the categories are the policy's labels after the first); its examples are the card format's alone."""
+    default = guard("lg", "llama-guard")
+    labels = {"headers": ["label", "description"], "data": [["fine", ""], ["rude", "Insults"], ["scam", ""]]}
+    with running_in_process(tmp_path, default.moderator, settings=default.settings) as app:
+        client = PageClient(app.url)
+        try:
+            preview, status = client.predict(EXAMPLES, "rude", labels, "shop", False, api_name="/set_prompt")
+            assert "S1: rude\nInsults\nS2: scam\n<END UNSAFE CONTENT CATEGORIES>" in preview
+            assert "the llama-guard format (no examples)" in status and "policy shop (fine, rude, scam)" in status
+            label, _, prompt, _ = client.predict("buy now, a scam", "score", api_name="/moderate")
+            assert {item["label"] for item in label["confidences"]} == {"fine", "rude", "scam"}
+            assert FORMAT_MARKS["llama-guard"] in prompt and "S2: scam" in prompt
+            client.predict(EXAMPLES, "rude", labels, "shop", False, True, api_name="/publish_prompt")
+            assert app.service.settings.template.format == "llama-guard"
+            assert app.service.settings.policy.labels == ("fine", "rude", "scam")
+            *_, loaded_status, loaded_preview = client.predict(handle_file(str(COMMUNITY_FILE)),
+                                                              api_name="/load_policy")
+            assert loaded_preview.startswith("<|begin_of_text|>") and "S1: spam" in loaded_preview
+            assert "the llama-guard format" in loaded_status
+        finally:
+            client.close()

@@ -7,7 +7,6 @@ import gradio as gr
 from moderation.errors import InvalidInput
 from moderation.policy import NEVER, Policy, read_policy
 from moderation.settings import Settings
-from moderation.templates import PromptTemplate
 
 from .common import Page, shown_errors
 from .evaluate import build_workbench
@@ -37,7 +36,8 @@ def build(page: Page) -> None:
                                   label="Labels, least severe first (2 to 9; the first means nothing is wrong)")
         examples = gr.Dataframe(_rows(service.settings), headers=["text", "label"], datatype="str", type="array",
                                 interactive=True, column_count=(2, "fixed"),
-                                label="Few-shot examples (label: one of the policy's labels)")
+                                label="Few-shot examples (label: one of the policy's labels)",
+                                visible=service.settings.template.format == "card")
         threshold = gr.Dropdown(_levels(service.settings.policy), value=service.settings.threshold,
                                 allow_custom_value=True, label="Intervene from this label up (never: observe only)")
         with gr.Row():
@@ -81,7 +81,7 @@ def build(page: Page) -> None:
         if not path:
             raise InvalidInput("Upload a policy file first (TOML, as in policies/).", "policy")
         policy = read_policy(path)
-        loaded = service.prepare(Settings(PromptTemplate(policy), policy.threshold, service.settings.intervention))
+        loaded = service.in_format(policy)
         return (*_policy_fields(policy), _rows(loaded), _threshold(loaded), _status(loaded, True),
                 loaded.template.layout(), loaded)
 
@@ -131,7 +131,7 @@ def _threshold(settings: Settings) -> gr.Dropdown:
 
 
 def _rows(settings: Settings) -> list[list[str]]:
-    return [[example.text, example.label] for example in settings.template.examples]
+    return [[example.text, example.label] for example in settings.policy.examples]
 
 
 def _examples(rows) -> list[dict]:
@@ -143,5 +143,7 @@ def _examples(rows) -> list[dict]:
 def _status(settings: Settings, draft: bool) -> str:
     whose = "this session's draft" if draft else "the server's default"
     policy = settings.policy
-    return (f"Template {settings.template.id} ({whose}): {len(settings.template.examples)} examples; intervene at "
-            f"{settings.threshold}; policy {policy.name} ({', '.join(policy.labels)}).")
+    examples = (f"{len(policy.examples)} examples" if settings.template.format == "card" else
+                f"the {settings.template.format} format (no examples)")
+    return (f"Template {settings.template.id} ({whose}): {examples}; intervene at {settings.threshold}; policy "
+            f"{policy.name} ({', '.join(policy.labels)}).")
