@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import os
 import platform
+import threading
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -46,6 +47,48 @@ def quiet_torch(threads: int | None) -> None:
         torch.set_num_threads(threads)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+
+
+class PeakMemory:
+    """The most memory a block of work takes above what was in use as it began, in MiB (``mib``, once it ends): on
+    a GPU, torch's peak allocation; on the CPU, the process's resident memory, sampled every ``every`` seconds from
+    ``/proc/self/statm`` (what the CPU allocator gave back to the system between samples is not seen)."""
+
+    def __init__(self, every: float = 0.002):
+        self.every = every
+        self.mib: float | None = None
+        self._done = threading.Event()
+
+    def __enter__(self) -> "PeakMemory":
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._start = torch.cuda.memory_allocated()
+        else:
+            self._start = self._peak = _resident()
+            self._sampler = threading.Thread(target=self._sample, daemon=True)
+            self._sampler.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated()
+        else:
+            self._done.set()
+            self._sampler.join()
+            peak = self._peak
+        self.mib = (peak - self._start) / 2**20
+
+    def _sample(self) -> None:
+        while not self._done.wait(self.every):
+            self._peak = max(self._peak, _resident())
+
+
+def _resident() -> int:
+    """This process's resident memory in bytes."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def sync():

@@ -1,5 +1,6 @@
-"""Each prompt format on one model: labels per second and milliseconds per text, for one policy, against the card's
-layout; and the memory the model's weights take (the same in every format: a format is a prompt, not a model).
+"""Each prompt format on one model: labels per second, milliseconds per text and the memory a round takes above the
+weights, for one policy, against the card's layout; and the memory the model's weights take (the same in every
+format: a format is a prompt, not a model).
 
 The card's layout asks one prompt a text and scores every label as its continuation; Llama Guard's asks one prompt
 and two answers (safe or unsafe, then which category); the yes-no format asks one prompt a label after the first
@@ -17,7 +18,7 @@ import os
 import statistics
 import time
 
-from bench.common import machine, quiet_torch
+from bench.common import PeakMemory, machine, quiet_torch
 from moderation.loader import open_moderator
 from moderation.policy import POLICIES, read_policy
 from moderation.prompt import normalize_text
@@ -38,17 +39,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def measure(moderator, settings: Settings, texts: list[str], rounds: int) -> dict:
     """The median labels per second and milliseconds per text of ``rounds`` rounds of ``texts`` in ``settings``,
-    each round in the batches the moderator makes."""
-    moderator.moderate(texts[: moderator.batch_size], settings)  # warm-up: the prefix cached, the kernels loaded
-    seconds = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for first in range(0, len(texts), moderator.batch_size):
-            moderator.moderate(texts[first : first + moderator.batch_size], settings)
-        seconds.append(time.perf_counter() - start)
-    median = statistics.median(seconds)
+    each round in the batches the moderator makes, and the most memory a round took above what was in use before
+    it (:class:`~bench.common.PeakMemory`)."""
+    seconds, peaks = [], []
+    for _ in range(rounds + 1):  # the first a warm-up: the prefix cached, the kernels loaded
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            for first in range(0, len(texts), moderator.batch_size):
+                moderator.moderate(texts[first : first + moderator.batch_size], settings)
+            seconds.append(time.perf_counter() - start)
+        peaks.append(memory.mib)
+    median = statistics.median(seconds[1:])
     return {"labels_per_second": len(texts) / median, "ms_per_text": 1000 * median / len(texts),
-            "queries_per_text": len(settings.template.queries(normalize_text(texts[0])))}
+            "peak_mib": max(peaks), "queries_per_text": len(settings.template.queries(normalize_text(texts[0])))}
 
 
 def main(argv=None) -> int:
@@ -78,6 +81,7 @@ def main(argv=None) -> int:
     for format, figures in formats.items():
         print(f"  {format:12} {figures['queries_per_text']} prompt(s) a text  "
               f"{figures['labels_per_second']:7.1f} labels/s  {figures['ms_per_text']:6.1f} ms/text  "
+              f"{figures['peak_mib']:6.1f} MiB at most above the weights  "
               f"{figures['cost_against_card']:.2f}x the card's time")
     return 0
 
