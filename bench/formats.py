@@ -39,8 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def measure(moderator, settings: Settings, texts: list[str], rounds: int) -> dict:
     """The median labels per second and milliseconds per text of ``rounds`` rounds of ``texts`` in ``settings``,
-    each round in the batches the moderator makes, and the most memory a round took above what was in use before
-    it (:class:`~bench.common.PeakMemory`)."""
+    each round in the batches the moderator makes, the most memory a round took above what was in use before it
+    (:class:`~bench.common.PeakMemory`), and how many tokens a text asks beyond the prompts' cached prefixes."""
     seconds, peaks = [], []
     for _ in range(rounds + 1):  # the first a warm-up: the prefix cached, the kernels loaded
         with PeakMemory() as memory:
@@ -50,8 +50,12 @@ def measure(moderator, settings: Settings, texts: list[str], rounds: int) -> dic
             seconds.append(time.perf_counter() - start)
         peaks.append(memory.mib)
     median = statistics.median(seconds[1:])
+    asked = [settings.template.queries(normalize_text(text)) for text in texts]
+    tokens = moderator.backend.tokens
     return {"labels_per_second": len(texts) / median, "ms_per_text": 1000 * median / len(texts),
-            "peak_mib": max(peaks), "queries_per_text": len(settings.template.queries(normalize_text(texts[0])))}
+            "peak_mib": max(peaks), "queries_per_text": len(asked[0]),
+            "tokens_per_text": statistics.mean(sum(len(tokens.encode(query.request)) for query in queries)
+                                               for queries in asked)}
 
 
 def main(argv=None) -> int:
@@ -79,7 +83,7 @@ def main(argv=None) -> int:
     print(f"{moderator.name}, policy {policy.name} ({len(policy.labels)} labels), {len(texts)} texts, median of "
           f"{args.rounds} rounds; weights {result['weights_mib'] or 0:,.0f} MiB in every format")
     for format, figures in formats.items():
-        print(f"  {format:12} {figures['queries_per_text']} prompt(s) a text  "
+        print(f"  {format:12} {figures['queries_per_text']} prompt(s), {figures['tokens_per_text']:.0f} tokens a text  "
               f"{figures['labels_per_second']:7.1f} labels/s  {figures['ms_per_text']:6.1f} ms/text  "
               f"{figures['peak_mib']:6.1f} MiB at most above the weights  "
               f"{figures['cost_against_card']:.2f}x the card's time")

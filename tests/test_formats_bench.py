@@ -16,4 +16,4 @@ def test_the_formats_bench_measures_every_format(cli, family_model_dirs):
     assert [formats[name]["queries_per_text"] for name in ("card", "llama-guard", "yes-no")] == [1, 2, 4]
     assert formats["card"]["cost_against_card"] == 1 and all(f["labels_per_second"] > 0 for f in formats.values())
     assert figures["weights_mib"] > 0
-    assert all(f["peak_mib"] >= 0 for f in formats.values())
+    assert formats["card"]["tokens_per_text"] < formats["llama-guard"]["tokens_per_text"], "the card asks the text"
