@@ -557,10 +557,12 @@ class PlaygroundService:
         return evaluation.read_gold(path, policy)
 
     def evaluate(self, gold: evaluation.GoldSet, *, settings: Settings | None = None, mode: str = "score",
-                 progress: evaluation.Progress | None = None) -> dict:
-        """Label ``gold`` as ``settings`` (the default's when None) say, and store the run; returns it as stored."""
-        settings = self.prepare(settings or self._settings)
-        return self.store.evaluations.save(evaluation.evaluate(self.moderator, gold, settings, mode, progress))
+                 progress: evaluation.Progress | None = None, model: str | None = None) -> dict:
+        """Label ``gold`` with the served ``model`` (see :meth:`served`: the default in ``settings``, else in the
+        server's default settings), and store the run; returns it as stored."""
+        moderator, settings = self.served(model, settings)
+        settings = self.prepare(settings, moderator)
+        return self.store.evaluations.save(evaluation.evaluate(moderator, gold, settings, mode, progress))
 
     def leaderboard(self, gold: evaluation.GoldSet, *, progress: evaluation.Progress | None = None) -> dict:
         """Every served model on ``gold``, each in its own settings (the gold set's labels must be its policy's),

@@ -5,6 +5,7 @@ and yes-no): one text through all three side by side, then one judgement saved f
 
 import re
 
+import httpx
 import pytest
 import sqlite_utils
 from gradio_client import handle_file
@@ -121,6 +122,10 @@ def test_three_served_checkpoints_side_by_side_in_a_browser(tmp_path, browser_pa
         page.get_by_role("button", name="Save this judgement for every model").click()
         expect(page.get_by_label("Judgement saved")).to_have_value(re.compile(r"^Saved 3 verdicts .*spam\.$"))
         snap(page, "compare-02-judged")
+        for name, format in [("card", "card"), ("lg", "llama-guard"), ("yn", "yes-no")]:  # REST picks each
+            answer = httpx.post(app.url + "v1/moderations", json={"input": "see you at the meetup", "model": name})
+            assert answer.status_code == 200 and answer.json()["model"] == name
+            assert set(answer.json()["results"][0]["category_scores"]) == set(COMMUNITY.labels)
         rows = list(sqlite_utils.Database(app.db_path).query(
             "select predictions.model, predictions.label as said, verdicts.verdict, verdicts.label, verdicts.reviewer "
             "from verdicts join predictions on predictions.id = verdicts.prediction_id order by verdicts.id"))

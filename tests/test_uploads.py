@@ -108,7 +108,7 @@ def test_uploads_past_a_clients_share_are_refused_and_the_folder_stays_within_it
         assert refusal.startswith("Your uploads would exceed 250,000 bytes, the most one client may keep")
         assert answers[2].headers["Retry-After"]
         assert uploaded_bytes(folder) <= share
-        event, (_, summary, *_) = call_page(app.url, "/batch", file_data(answers[0].json()[0]), "jsonl", False)
+        event, (_, summary, *_) = call_page(app.url, "/batch", file_data(answers[0].json()[0]), "jsonl", False, "")
         assert event == "complete" and summary.startswith("900 of 900 rows labelled")
         assert upload(app.url, "rows-again.txt", rows).status_code == 200, "the upload used by a call freed room"
         assert uploaded_bytes(folder) <= share
@@ -171,8 +171,8 @@ def test_a_used_upload_is_removed_and_a_cut_one_leaves_nothing(tmp_path):
         assert list(folder.iterdir()) == []
         client.close()
         stored = upload(app.url, "rows.csv", rows.read_bytes()).json()[0]
-        assert call_page(app.url, "/batch", file_data(stored), "jsonl", False)[0] == "complete"
-        event, message = call_page(app.url, "/batch", file_data(stored), "jsonl", False)
+        assert call_page(app.url, "/batch", file_data(stored), "jsonl", False, "")[0] == "complete"
+        event, message = call_page(app.url, "/batch", file_data(stored), "jsonl", False, "")
         assert event == "error" and message.endswith("that upload is no longer on the server (an upload serves one "
                                                      "call, and any upload is removed within the hour): upload the "
                                                      "file again.")

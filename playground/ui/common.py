@@ -67,7 +67,8 @@ def model_choice(service: PlaygroundService) -> gr.Dropdown:
     others = service.model_names[1:]
     return gr.Dropdown([("the default model", DEFAULT_MODEL), *((name, name) for name in others)],
                        value=DEFAULT_MODEL, label="Model", visible=bool(others),
-                       info="Which served model labels in Moderate, Chat check and Batch (Compare runs them all).")
+                       info="Which served model labels in Moderate, Chat check, Batch and Evaluate (Compare and the "
+                       "leaderboard run them all).")
 
 
 def shown_errors(handler):

@@ -17,7 +17,7 @@ from moderation.evaluate.report import (
 )
 from moderation.results import MODES
 
-from .common import Page, shown_errors
+from .common import DEFAULT_MODEL, Page, shown_errors
 from .figures import confusion_heatmap, f1_bars, reliability_diagram
 
 FIGURE_COLUMNS = ["figure", "A", "B", "B - A"]
@@ -66,13 +66,13 @@ def build(page: Page) -> None:
         return gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=choices, value=b)
 
     @shown_errors
-    def evaluate(source: str, path: str | None, mode: str, draft, progress=gr.Progress()):
-        """Label the gold set with this session's settings and store the run; returns its summary, the three
-        figures, and the run pickers set to the previous run and this one."""
+    def evaluate(source: str, path: str | None, mode: str, draft, model: str = DEFAULT_MODEL, progress=gr.Progress()):
+        """Label the gold set with the model chosen in this session's settings and store the run; returns its
+        summary, the three figures, and the run pickers set to the previous run and this one."""
         progress(0, desc="Evaluating")
-        settings = page.settings(draft)
+        settings = page.settings(draft, model)
         gold = service.gold_set(source, path, settings.policy)
-        run = service.evaluate(gold, settings=settings, mode=mode,
+        run = service.evaluate(gold, settings=settings, mode=mode, model=model or None,
                                progress=lambda done, total: progress((done, total), desc="Evaluating", unit="texts"))
         previous = next((other["id"] for other in service.runs(2) if other["id"] != run["id"]), None)
         metrics = run["metrics"]
@@ -97,7 +97,7 @@ def build(page: Page) -> None:
         comparison = service.compare(a, b)
         return comparison_report(comparison, flips=False), flip_rows(comparison), figure_rows(comparison)
 
-    button.click(evaluate, [source, upload, mode, page.draft],
+    button.click(evaluate, [source, upload, mode, page.draft, page.model],
                  [summary, confusion, f1, reliability, run_a, run_b], api_name="evaluate")
     rank_button.click(leaderboard, [source, upload], [ranked, board, wrong, run_a, run_b], api_name="leaderboard")
     tab.select(runs, [run_a, run_b], [run_a, run_b], api_name="runs")
