@@ -46,16 +46,19 @@ def test_the_model_choice_picks_who_labels_in_moderate_chat_and_batch(guarded_ap
         label, _, prompt, _ = client.predict("spam spam", "score", "lg", api_name="/moderate")
         assert {item["label"] for item in label["confidences"]} == set(COMMUNITY.labels)
         assert FORMAT_MARKS["llama-guard"] in prompt
+        label, decision, _, _ = client.predict("a nice day", "score", "yn", api_name="/moderate")
+        assert decision.startswith("**Label:** threat (its format's rule chose it, not the highest bar) · ")
+        assert label["label"] != "threat", "the fake's yes-no answers: Yes to every label, threat the most severe"
         client.predict("where are you?", "go away, harassment", "yn", api_name="/check_turn")
         _, _, prompt, _ = client.predict("spam spam", "score", api_name="/moderate")  # the default when left out
         assert FORMAT_MARKS["card"] in prompt
         rows = predictions(guarded_app)[before:]
-        assert [(row["model"], row["role"]) for row in rows] == [("lg", None), ("yn", "user"), ("yn", "bot"),
-                                                                 ("fake-moderation", None)]
-        assert "where are you?" in rows[2]["prompt"], "the reply is asked with the message it answers"
+        assert [(row["model"], row["role"]) for row in rows] == [("lg", None), ("yn", None), ("yn", "user"),
+                                                                 ("yn", "bot"), ("fake-moderation", None)]
+        assert "where are you?" in rows[3]["prompt"], "the reply is asked with the message it answers"
         with pytest.raises(AppError, match="not in the list of choices|not served here"):
             client.predict("hello", "score", "gpt-4", api_name="/moderate")
-        assert len(predictions(guarded_app)) == before + 4
+        assert len(predictions(guarded_app)) == before + 5
     finally:
         client.close()
 
@@ -103,6 +106,7 @@ def test_three_served_checkpoints_side_by_side_in_a_browser(tmp_path, browser_pa
     page = browser_page
     with running_in_process(tmp_path, default.moderator, settings=default.settings, others=others) as app:
         page.goto(app.url)
+        expect(page.locator("#header")).to_contain_text("Model: card · also serving lg, yn")
         page.get_by_label("Reviewer", exact=True).fill("kim")
         page.get_by_role("tab", name="Compare").click()
         page.get_by_label("Text, or the user's message").fill("buy cheap pills now, click this link")

@@ -108,6 +108,12 @@ def model_text(moderator) -> str:
     return f"{markdown_text(moderator.name)}{on}"
 
 
+def also_serving(service: PlaygroundService) -> str:
+    """The models served beside the default, for the page's header (nothing when it serves alone)."""
+    others = service.model_names[1:]
+    return f" · also serving {', '.join(map(markdown_text, others))}" if others else ""
+
+
 def label_choice(policy: Policy, label: str) -> gr.Dropdown:
     """A dropdown of ``policy``'s labels (in its prompt's order). It takes any text, as labels follow the policy of
     what is judged: the service checks a label against that policy, and its refusal names the policy's labels."""

@@ -3,6 +3,7 @@ a verdict (its label one of the policy's)."""
 
 import gradio as gr
 
+from moderation.markdown import markdown_text
 from moderation.policy import CARD, MAX_LABELS
 from moderation.results import MODES, ModerationResult
 from moderation.settings import Settings
@@ -74,11 +75,14 @@ def label_value(result: ModerationResult):
 
 
 def decision(result: ModerationResult, settings: Settings) -> str:
-    """Flagged, would intervene (at which threshold), and in generate mode what was generated."""
+    """Flagged, would intervene (at which threshold), and in generate mode what was generated; the label first when
+    the format's rule chose another than the most probable (the yes-no format's probabilities are each label's own)."""
     parts = [
         f"**Flagged:** {'yes' if result.flagged else 'no'}",
         f"**Would intervene:** {'yes' if result.intervene else 'no'} (threshold: {settings.threshold})",
     ]
+    if result.scores and result.label and result.label != max(result.scores, key=result.scores.get):
+        parts.insert(0, f"**Label:** {markdown_text(result.label)} (its format's rule chose it, not the highest bar)")
     if result.mode == "generate":
         parts.append("**Generated:** see the prompt's continuation below" if result.label else
                      "**Generated:** no label (the model's text is none of the policy's labels)")
