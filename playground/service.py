@@ -485,16 +485,19 @@ class PlaygroundService:
             return self.confirm(prediction_id, reviewer=reviewer)
         return self.flag(prediction_id, label, reviewer=reviewer)
 
-    def judge_all(self, prediction_ids: list, label=None, *, reviewer) -> list[dict]:
+    def judge_all(self, prediction_ids: list, label, *, reviewer) -> list[dict]:
         """One judgement for the predictions of one text by several models (the Compare tab): ``label`` is the
-        correct one (None: each model's own is right), so each prediction is "right" when it gave it and a
-        correction otherwise; all saved in one transaction once each is checked (none when one is refused)."""
+        correct one, so each prediction is "right" where its model gave it and a correction elsewhere; all saved in
+        one transaction once each is checked (none when one is refused)."""
         if not prediction_ids:
             raise InvalidInput("Compare a text first, then give one verdict for every model.", "prediction")
+        if not label:
+            raise InvalidInput("Choose the correct label first: one verdict with it is saved for every model.",
+                               "label")
         ids = [row_id(prediction_id, "prediction", "Compare a text first, then judge it.")
                for prediction_id in prediction_ids]
-        verdicts = [(prediction_id, "right", None) if label is None or label == self.store.prediction(prediction_id)[
-            "label"] else (prediction_id, "wrong", label) for prediction_id in ids]
+        verdicts = [(prediction_id, "right" if label == self.store.prediction(prediction_id)["label"] else "wrong",
+                     label) for prediction_id in ids]
         return self.store.add_verdicts(verdicts, reviewer=self.reviewer_name(reviewer))
 
     def take_back(self, verdict_id, *, reviewer) -> dict:

@@ -68,10 +68,9 @@ def build(page: Page) -> None:
         if chosen_side not in compared_ids:
             raise InvalidInput("That side was not compared: choose 'user' for a text alone.", "side")
         reviewer = page.reviewer(reviewer, request)
-        verdicts = service.judge_all(compared_ids[chosen_side], label or None, reviewer=reviewer)
+        verdicts = service.judge_all(compared_ids[chosen_side], label, reviewer=reviewer)
         said = ", ".join(f"#{row['id']} {row['verdict']}" for row in verdicts)
-        judged = f"the correct label is {verdicts[0]['label']}" if label else "each model's own label is right"
-        return f"Saved {len(verdicts)} verdicts ({said}): {judged}."
+        return f"Saved {len(verdicts)} verdicts ({said}): the correct label is {verdicts[0]['label']}."
 
     outputs = [part for column in columns for part in column]
     button.click(compare, [text, reply, page.draft], [*outputs, compared], api_name="compare_models")
