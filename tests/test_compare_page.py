@@ -80,6 +80,25 @@ def test_compare_runs_every_model_and_one_judgement_covers_them(guarded_app):
         client.close()
 
 
+def test_compare_checks_a_chat_turn_and_judges_either_side(guarded_app):
+    client = PageClient(guarded_app.url)
+    try:
+        shown = client.predict("where do you live?", "far from you, spam", api_name="/compare_models")
+        replies, prompts = shown[2::4], shown[3::4]
+        assert all(reply["visible"] and {item["label"] for item in reply["value"]["confidences"]}
+                   == set(COMMUNITY.labels) for reply in replies), "the reply's label is shown beside the message's"
+        assert "where do you live?" not in prompts[0], "the card format judges the reply alone"
+        assert all("where do you live?" in prompt and "far from you, spam" in prompt for prompt in prompts[1:])
+        said = client.predict("bot", "spam", "kim", api_name="/judge_compared")
+        assert said.startswith("Saved 3 verdicts")
+        judged = predictions(guarded_app)[-6:]
+        verdicts = list(sqlite_utils.Database(guarded_app.db_path).query(
+            "select prediction_id from verdicts order by id desc limit 3"))
+        assert {row["prediction_id"] for row in verdicts} == {row["id"] for row in judged if row["role"] == "bot"}
+    finally:
+        client.close()
+
+
 def test_judging_before_comparing_is_a_clear_error(guarded_app):
     client = PageClient(guarded_app.url)
     try:
