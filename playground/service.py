@@ -84,9 +84,11 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Compared:
-    """One served model's predictions on the texts compared, and how long it took to give them."""
+    """One served model's predictions on the texts compared (in its prompt ``format``), and how long it took to give
+    them."""
 
     model: str
+    format: str
     predictions: list[Prediction]
     seconds: float
 
@@ -163,10 +165,16 @@ class PlaygroundService:
 
     # The served models
 
+    def served_models(self) -> list[ServedModel]:
+        """The models that serve, the default first in the server's default settings (its name changes when a version
+        is served), then each served beside it in its own."""
+        moderator = self.moderator
+        return [ServedModel(moderator.name, moderator, self._settings), *self.others.values()]
+
     @property
     def model_names(self) -> list[str]:
-        """The names of the models that serve, the default first (its name changes when a version is served)."""
-        return [self.moderator.name, *self.others]
+        """The names of the models that serve, the default first."""
+        return [model.name for model in self.served_models()]
 
     def served(self, model: str | None = None, settings: Settings | None = None) -> tuple[Moderator, Settings]:
         """The Moderator named ``model`` (None: the default) and the settings it labels with: for the default,
@@ -184,15 +192,15 @@ class PlaygroundService:
         examples (the card format's: another format asks without examples) and threshold, and the default's
         intervention."""
         policy = policy or self._settings.policy
-        format = self._settings.template.format
-        template = PromptTemplate.from_examples(examples, policy) if format == "card" else template_for(format, policy)
-        return self.prepare(Settings(template, threshold, self._settings.intervention))
+        if self._settings.template.format == "card":
+            policy = PromptTemplate.from_examples(examples, policy).policy
+        return self.in_format(policy, threshold)
 
-    def in_format(self, policy: Policy) -> Settings:
-        """Prepared settings with ``policy`` (its examples and threshold) in the default's prompt format, and the
-        default's intervention: a policy file loaded as a draft."""
+    def in_format(self, policy: Policy, threshold: str | None = None) -> Settings:
+        """Prepared settings with ``policy`` (its examples, and ``threshold``, by default its own) in the default's
+        prompt format, and the default's intervention: a policy file loaded as a draft."""
         template = template_for(self._settings.template.format, policy)
-        return self.prepare(Settings(template, policy.threshold, self._settings.intervention))
+        return self.prepare(Settings(template, threshold, self._settings.intervention))
 
     def publish(self, settings: Settings, *, confirmed: bool = True) -> Settings:
         """Make ``settings`` the server's default: prepared first, then swapped in by one assignment. A policy whose
@@ -259,11 +267,12 @@ class PlaygroundService:
         """The texts (one, or a chat turn's two with ``roles``) through every served model, the default first (in
         ``settings``, a session's draft), each recorded and timed."""
         compared = []
-        for name in self.model_names:
+        for number, served in enumerate(self.served_models()):
+            used = (settings or served.settings) if number == 0 else served.settings
             start = time.perf_counter()
-            predictions = self.moderate(texts, fields=fields, roles=roles, model=name,
-                                        settings=settings if name == self.moderator.name else None)
-            compared.append(Compared(name, predictions, time.perf_counter() - start))
+            predictions = self.moderate(texts, fields=fields, roles=roles, model=served.name if number else None,
+                                        settings=used)
+            compared.append(Compared(served.name, used.template.format, predictions, time.perf_counter() - start))
         return compared
 
     def check_turn(
@@ -571,14 +580,13 @@ class PlaygroundService:
         """Every served model on ``gold``, each in its own settings (the gold set's labels must be its policy's),
         timed, each run stored: the models ranked (:func:`~moderation.evaluate.leaderboard.leaderboard`). A model
         whose policy is not the gold set's is refused before any model runs."""
-        names, entries = self.model_names, []
-        for name in names:
-            evaluation.check_policy(gold, self.served(name)[1], f"the model {name!r}")
-        for number, name in enumerate(names):
-            moderator, settings = self.served(name)
-            share = progress and part_of(progress, number, len(names))
-            run, speed = timed_run(moderator, gold, settings, progress=share)
-            entries.append((name, self.store.evaluations.save(run), speed))
+        models, entries = self.served_models(), []
+        for model in models:
+            evaluation.check_policy(gold, model.settings, f"the model {model.name!r}")
+        for number, model in enumerate(models):
+            share = progress and part_of(progress, number, len(models))
+            run, speed = timed_run(model.moderator, gold, model.settings, progress=share)
+            entries.append((model.name, self.store.evaluations.save(run), speed))
         return leaderboard(entries)
 
     def runs(self, limit: int = 50) -> list[dict]:

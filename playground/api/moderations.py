@@ -86,13 +86,14 @@ def moderation_router(service: PlaygroundService, *, record: bool = True, api_ke
     def models() -> dict:
         """The models this server labels with (the default first, then those served beside it), the shadow beside
         the default (if one runs), and the other versions trained here (which can be served through the gate)."""
-        roles = {name: ("serving", service.served(name)[1].policy) for name in service.model_names}
+        served = service.served_models()
+        roles = {model.name: ("serving", model.settings.policy) for model in served}
         shadow = service.serving.shadow
         if shadow:
-            roles.setdefault(shadow.name, ("shadow", service.settings.policy))
+            roles.setdefault(shadow.name, ("shadow", served[0].settings.policy))
         for version in service.versions():
             roles.setdefault(version["name"], ("trained", version["policy"]))
-        default = service.moderator.name
+        default = served[0].name
         return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "moderation-playground",
                                             "role": role, "default": name == default, "policy": PolicyCard.of(policy)}
                                            for name, (role, policy) in roles.items()]}

@@ -53,7 +53,7 @@ def build(page: Page) -> None:
         shown = []
         for entry in entries:
             first, *second = entry.predictions
-            shown += [heading_of(entry, service.served(entry.model)[1].template.format), first.result.scores,
+            shown += [heading_of(entry), first.result.scores,
                       gr.Label(value=second[0].result.scores if second else None, visible=turn),
                       (second or [first])[0].result.prompt]
         ids = {role: [entry.predictions[number].id for entry in entries]
@@ -77,8 +77,8 @@ def build(page: Page) -> None:
     judge.click(judge_all, [compared, side, correct, page.name], saved, api_name="judge_compared")
 
 
-def heading_of(entry: Compared, format: str) -> str:
-    """A column's heading: the model, its prompt ``format``, its label (the reply's in a turn) and its latency."""
+def heading_of(entry: Compared) -> str:
+    """A column's heading: the model, its prompt format, its label (the reply's in a turn) and its latency."""
     label = entry.predictions[-1].result.label or "no label"
-    return (f"### {markdown_text(entry.model)}\n{format} format · **{markdown_text(label)}** · "
+    return (f"### {markdown_text(entry.model)}\n{entry.format} format · **{markdown_text(label)}** · "
             f"{entry.seconds * 1000:,.0f} ms")
