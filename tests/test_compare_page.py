@@ -34,78 +34,76 @@ def guarded_app(tmp_path_factory):
         yield app
 
 
+@pytest.fixture
+def client(guarded_app):
+    """The real gradio_client on the guarded app: a session of its own."""
+    client = PageClient(guarded_app.url)
+    yield client
+    client.close()
+
+
 def predictions(app) -> list[dict]:
     app.service.writer.flush()
     return list(sqlite_utils.Database(app.db_path).query("select * from predictions order by id"))
 
 
-def test_the_model_choice_picks_who_labels_in_moderate_chat_and_batch(guarded_app, tmp_path):
-    client = PageClient(guarded_app.url)
-    try:
-        before = len(predictions(guarded_app))
-        label, _, prompt, _ = client.predict("spam spam", "score", "lg", api_name="/moderate")
-        assert {item["label"] for item in label["confidences"]} == set(COMMUNITY.labels)
-        assert FORMAT_MARKS["llama-guard"] in prompt
-        label, decision, _, _ = client.predict("a nice day", "score", "yn", api_name="/moderate")
-        assert decision.startswith("**Label:** threat (its format's rule chose it, not the highest bar) · ")
-        assert label["label"] != "threat", "the fake's yes-no answers: Yes to every label, threat the most severe"
-        client.predict("where are you?", "go away, harassment", "yn", api_name="/check_turn")
-        _, _, prompt, _ = client.predict("spam spam", "score", api_name="/moderate")  # the default when left out
-        assert FORMAT_MARKS["card"] in prompt
-        rows = predictions(guarded_app)[before:]
-        assert [(row["model"], row["role"]) for row in rows] == [("lg", None), ("yn", None), ("yn", "user"),
-                                                                 ("yn", "bot"), ("fake-moderation", None)]
-        assert "where are you?" in rows[3]["prompt"], "the reply is asked with the message it answers"
-        with pytest.raises(AppError, match="not in the list of choices|not served here"):
-            client.predict("hello", "score", "gpt-4", api_name="/moderate")
-        assert len(predictions(guarded_app)) == before + 5
-    finally:
-        client.close()
+def test_the_model_choice_picks_who_labels_in_moderate_chat_and_batch(guarded_app, client, tmp_path):
+    before = len(predictions(guarded_app))
+    label, _, prompt, _ = client.predict("spam spam", "score", "lg", api_name="/moderate")
+    assert {item["label"] for item in label["confidences"]} == set(COMMUNITY.labels)
+    assert FORMAT_MARKS["llama-guard"] in prompt
+    label, decision, _, _ = client.predict("a nice day", "score", "yn", api_name="/moderate")
+    assert decision.startswith("**Label:** threat (its format's rule chose it, not the highest bar) · ")
+    assert label["label"] != "threat", "the fake's yes-no answers: Yes to every label, threat the most severe"
+    client.predict("where are you?", "go away, harassment", "yn", api_name="/check_turn")
+    _, _, prompt, _ = client.predict("spam spam", "score", api_name="/moderate")  # the default when left out
+    assert FORMAT_MARKS["card"] in prompt
+    rows = predictions(guarded_app)[before:]
+    assert [(row["model"], row["role"]) for row in rows] == [("lg", None), ("yn", None), ("yn", "user"),
+                                                             ("yn", "bot"), ("fake-moderation", None)]
+    assert "where are you?" in rows[3]["prompt"], "the reply is asked with the message it answers"
+    texts = tmp_path / "texts.txt"
+    texts.write_text("buy spam now\nsee you soon\n", encoding="utf-8")
+    _, summary, counts, _ = client.predict(handle_file(str(texts)), "jsonl", True, "lg", api_name="/batch")
+    assert summary.startswith("2 of 2 rows labelled")
+    assert [row[0] for row in counts["data"]] == [*COMMUNITY.labels, "error"], "each label of the policy, then the errors"
+    assert [row["model"] for row in predictions(guarded_app)[before + 5:]] == ["lg", "lg"]
+    with pytest.raises(AppError, match="not in the list of choices|not served here"):
+        client.predict("hello", "score", "gpt-4", api_name="/moderate")
+    assert len(predictions(guarded_app)) == before + 7
 
 
-def test_compare_runs_every_model_and_one_judgement_covers_them(guarded_app):
-    client = PageClient(guarded_app.url)
-    try:
-        shown = client.predict("pure hate", "", api_name="/compare_models")
-        headings = shown[0::4]
-        assert [heading.splitlines()[0] for heading in headings] == ["### fake-moderation", "### lg", "### yn"]
-        assert all(re.search(r" format · \*\*\w+\*\* · [\d,]+ ms$", heading) for heading in headings)
-        assert [FORMAT_MARKS[format] in prompt for format, prompt in zip(("card", "llama-guard", "yes-no"),
-                                                                          shown[3::4])] == [True] * 3
-        said = client.predict("user", "hate", "kim", api_name="/judge_compared")
-        assert said.startswith("Saved 3 verdicts") and "the correct label is hate" in said
-        with pytest.raises(AppError, match="That side was not compared"):
-            client.predict("bot", "hate", "kim", api_name="/judge_compared")
-    finally:
-        client.close()
+def test_compare_runs_every_model_and_one_judgement_covers_them(guarded_app, client):
+    shown = client.predict("pure hate", "", api_name="/compare_models")
+    headings = shown[0::4]
+    assert [heading.splitlines()[0] for heading in headings] == ["### fake-moderation", "### lg", "### yn"]
+    assert all(re.search(r" format · \*\*\w+\*\* · [\d,]+ ms$", heading) for heading in headings)
+    assert [FORMAT_MARKS[format] in prompt for format, prompt in zip(("card", "llama-guard", "yes-no"),
+                                                                      shown[3::4])] == [True] * 3
+    said = client.predict("user", "hate", "kim", api_name="/judge_compared")
+    assert said.startswith("Saved 3 verdicts") and "the correct label is hate" in said
+    with pytest.raises(AppError, match="That side was not compared"):
+        client.predict("bot", "hate", "kim", api_name="/judge_compared")
 
 
-def test_compare_checks_a_chat_turn_and_judges_either_side(guarded_app):
-    client = PageClient(guarded_app.url)
-    try:
-        shown = client.predict("where do you live?", "far from you, spam", api_name="/compare_models")
-        replies, prompts = shown[2::4], shown[3::4]
-        assert all(reply["visible"] and {item["label"] for item in reply["value"]["confidences"]}
-                   == set(COMMUNITY.labels) for reply in replies), "the reply's label is shown beside the message's"
-        assert "where do you live?" not in prompts[0], "the card format judges the reply alone"
-        assert all("where do you live?" in prompt and "far from you, spam" in prompt for prompt in prompts[1:])
-        said = client.predict("bot", "spam", "kim", api_name="/judge_compared")
-        assert said.startswith("Saved 3 verdicts")
-        judged = predictions(guarded_app)[-6:]
-        verdicts = list(sqlite_utils.Database(guarded_app.db_path).query(
-            "select prediction_id from verdicts order by id desc limit 3"))
-        assert {row["prediction_id"] for row in verdicts} == {row["id"] for row in judged if row["role"] == "bot"}
-    finally:
-        client.close()
+def test_compare_checks_a_chat_turn_and_judges_the_reply_for_every_model(guarded_app, client):
+    shown = client.predict("where do you live?", "far from you, spam", api_name="/compare_models")
+    replies, prompts = shown[2::4], shown[3::4]
+    assert all(reply["visible"] and {item["label"] for item in reply["value"]["confidences"]}
+               == set(COMMUNITY.labels) for reply in replies), "the reply's label is shown beside the message's"
+    assert "where do you live?" not in prompts[0], "the card format judges the reply alone"
+    assert all("where do you live?" in prompt and "far from you, spam" in prompt for prompt in prompts[1:])
+    said = client.predict("bot", "spam", "kim", api_name="/judge_compared")
+    assert said.startswith("Saved 3 verdicts")
+    judged = predictions(guarded_app)[-6:]
+    verdicts = list(sqlite_utils.Database(guarded_app.db_path).query(
+        "select prediction_id from verdicts order by id desc limit 3"))
+    assert {row["prediction_id"] for row in verdicts} == {row["id"] for row in judged if row["role"] == "bot"}
 
 
-def test_judging_before_comparing_is_a_clear_error(guarded_app):
-    client = PageClient(guarded_app.url)
-    try:
-        with pytest.raises(AppError, match="Compare a text first"):
-            client.predict("user", "hate", "kim", api_name="/judge_compared")
-    finally:
-        client.close()
+def test_judging_before_comparing_is_a_clear_error(guarded_app, client):
+    with pytest.raises(AppError, match="Compare a text first"):
+        client.predict("user", "hate", "kim", api_name="/judge_compared")
 
 
 @pytest.mark.browser
