@@ -66,7 +66,7 @@ def test_the_model_choice_picks_who_labels_in_moderate_chat_and_batch(guarded_ap
     texts.write_text("buy spam now\nsee you soon\n", encoding="utf-8")
     _, summary, counts, _ = client.predict(handle_file(str(texts)), "jsonl", True, "lg", api_name="/batch")
     assert summary.startswith("2 of 2 rows labelled")
-    assert [row[0] for row in counts["data"]] == [*COMMUNITY.labels, "error"], "each label of the policy, then the errors"
+    assert [row[0] for row in counts["data"]] == [*COMMUNITY.labels, "error"]
     assert [row["model"] for row in predictions(guarded_app)[before + 5:]] == ["lg", "lg"]
     with pytest.raises(AppError, match="not in the list of choices|not served here"):
         client.predict("hello", "score", "gpt-4", api_name="/moderate")

@@ -171,11 +171,6 @@ def test_the_leaderboard_ranks_every_served_model_and_stores_each_run(tmp_path):
         service.close()
 
 
-def test_a_gold_set_in_another_policy_is_refused_for_the_leaderboard(served):
-    with pytest.raises(InvalidInput):
-        served.leaderboard(served.gold_set("held-out set"))
-
-
 def test_a_model_in_another_policy_refuses_the_leaderboard_before_any_run_is_stored(tmp_path):
     service = make_service(tmp_path, settings=Settings(template_for("card", COMMUNITY)),
                            others=[guard("lg", "llama-guard"),

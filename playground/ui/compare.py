@@ -55,7 +55,7 @@ def build(page: Page) -> None:
             first, *second = entry.predictions
             shown += [heading_of(entry), first.result.scores,
                       gr.Label(value=second[0].result.scores if second else None, visible=turn),
-                      (second or [first])[0].result.prompt]
+                      entry.predictions[-1].result.prompt]
         ids = {role: [entry.predictions[number].id for entry in entries]
                for number, role in enumerate(ROLES if turn else ROLES[:1])}
         return *shown, ids
